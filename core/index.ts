@@ -1,0 +1,36 @@
+export {
+  type AdvanceOptions,
+  type Clock,
+  RealClock,
+  type SettleMode,
+  type Timer,
+  VirtualClock,
+} from "./clock.js";
+export {
+  AlreadyExistsError,
+  ConflictError,
+  DeadlineExceededError,
+  type ErrorKind,
+  errorMessage,
+  FailedPreconditionError,
+  InternalError,
+  InvalidArgumentError,
+  isLeaseBrokerError,
+  LeaseBrokerError,
+  type LeaseBrokerErrorOptions,
+  NotFoundError,
+  NotLeaderError,
+  PermissionDeniedError,
+  ResourceExhaustedError,
+  UnauthenticatedError,
+  UnavailableError,
+} from "./errors.js";
+export {
+  createLogger,
+  isLogLevel,
+  LOG_LEVELS,
+  type Logger,
+  type LoggerOptions,
+  type LogLevel,
+  silentLogger,
+} from "./log.js";
