@@ -7,6 +7,18 @@ export {
   VirtualClock,
 } from "./clock.js";
 export {
+  ConfigError,
+  EXIT_CONFIG,
+  formatDuration,
+  type OptionSpec,
+  type OptionSpecs,
+  optionsHelp,
+  type ParsedOptions,
+  type ParseResult,
+  parseDuration,
+  parseOptions,
+} from "./config.js";
+export {
   AlreadyExistsError,
   ConflictError,
   DeadlineExceededError,
