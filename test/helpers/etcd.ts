@@ -1,0 +1,161 @@
+/**
+ * A real, single-member etcd for integration tests: free loopback ports, its own temp dir, logs in
+ * a file there (not in the test output).
+ */
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { ETCD, requireBinary } from "./binaries.js";
+import { HandleStoppedError } from "./errors.js";
+import { freePorts, LOOPBACK } from "./ports.js";
+import { type ManagedProcess, spawnManaged } from "./process.js";
+import { makeTempDir, removeDir } from "./temp.js";
+
+export interface StartEtcdOptions {
+  /** Member name; default `etcd-<random>`. */
+  name?: string;
+  /** Bound on startup (and on each restart); default 30 s. */
+  readyTimeoutMs?: number;
+  /** Grace between SIGTERM and SIGKILL on stop/restart; default 5 s. */
+  stopGraceMs?: number;
+  /** More etcd flags (`--auto-compaction-retention=1`, ...). */
+  extraArgs?: readonly string[];
+  /** More environment for etcd (inherited ETCD_* / ETCDCTL_* variables are removed). */
+  env?: Readonly<Record<string, string>>;
+}
+
+export interface EtcdHandle {
+  readonly name: string;
+  /** `127.0.0.1:<port>`: a client endpoint (etcd3's `hosts` takes it, as it takes `clientUrl`). */
+  readonly endpoint: string;
+  /** `http://127.0.0.1:<port>`. */
+  readonly clientUrl: string;
+  readonly clientPort: number;
+  readonly peerUrl: string;
+  readonly peerPort: number;
+  /** The temp dir: etcd's data in `<dataDir>/etcd`, its log in `<dataDir>/etcd.log`. */
+  readonly dataDir: string;
+  readonly logFile: string;
+  /** The pid of the current etcd process (a new one after `restart()`). */
+  readonly pid: number;
+  readonly running: boolean;
+  /** The last lines etcd printed (also in `logFile`). */
+  outputTail(lines?: number): string;
+  /** SIGTERM, SIGKILL after the grace, then removes `dataDir`. Idempotent; the handle is done. */
+  stop(): Promise<void>;
+  /** SIGKILL (a crash); data stays, `restart()` brings it back. */
+  kill(): Promise<void>;
+  /** Stops etcd gracefully if it runs, and starts it again: same ports, same data. */
+  restart(): Promise<void>;
+}
+
+/** Go's name for this machine's architecture (what etcd's ETCD_UNSUPPORTED_ARCH must equal). */
+function goArch(): string {
+  switch (process.arch) {
+    case "x64":
+      return "amd64";
+    case "ia32":
+      return "386";
+    case "ppc64":
+      return "ppc64le";
+    default:
+      return process.arch;
+  }
+}
+
+function etcdEnv(
+  extra: Readonly<Record<string, string>> | undefined,
+): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = {};
+  // etcd reads ETCD_* variables as flags: an outer ETCD_DATA_DIR would fight ours, and ETCD_BIN
+  // makes it warn. Start from none of them.
+  for (const key of Object.keys(process.env)) {
+    if (key.startsWith("ETCD_") || key.startsWith("ETCDCTL_")) env[key] = undefined;
+  }
+  // etcd 3.4 refuses to start on architectures other than amd64 and ppc64le unless told.
+  const arch = goArch();
+  if (arch !== "amd64" && arch !== "ppc64le") env.ETCD_UNSUPPORTED_ARCH = arch;
+  return { ...env, ...extra };
+}
+
+async function isHealthy(clientUrl: string): Promise<boolean> {
+  const response = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(2_000) });
+  if (!response.ok) return false;
+  const body: unknown = await response.json();
+  return typeof body === "object" && body !== null && "health" in body && body.health === "true";
+}
+
+/** Starts etcd and resolves once `/health` says it is healthy (it has a leader and serves reads). */
+export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdHandle> {
+  const binary = requireBinary(ETCD);
+  const name = options.name ?? `etcd-${randomBytes(4).toString("hex")}`;
+  const [clientPort, peerPort] = await freePorts(2);
+  if (clientPort === undefined || peerPort === undefined) throw new Error("freePorts(2)");
+  const clientUrl = `http://${LOOPBACK}:${clientPort}`;
+  const peerUrl = `http://${LOOPBACK}:${peerPort}`;
+  const dataDir = await makeTempDir("etcd");
+  const logFile = join(dataDir, "etcd.log");
+  const args = [
+    `--name=${name}`,
+    `--data-dir=${join(dataDir, "etcd")}`,
+    `--listen-client-urls=${clientUrl}`,
+    `--advertise-client-urls=${clientUrl}`,
+    `--listen-peer-urls=${peerUrl}`,
+    `--initial-advertise-peer-urls=${peerUrl}`,
+    `--initial-cluster=${name}=${peerUrl}`,
+    "--initial-cluster-state=new",
+    `--initial-cluster-token=${name}`,
+    "--logger=zap",
+    "--log-outputs=stderr",
+    ...(options.extraArgs ?? []),
+  ];
+  const spawnOptions = {
+    name,
+    env: etcdEnv(options.env),
+    logFile,
+    readyWhen: () => isHealthy(clientUrl),
+    readyTimeoutMs: options.readyTimeoutMs ?? 30_000,
+    stopGraceMs: options.stopGraceMs ?? 5_000,
+  };
+
+  let proc: ManagedProcess;
+  try {
+    proc = await spawnManaged(binary, args, spawnOptions);
+  } catch (error) {
+    await removeDir(dataDir);
+    throw error;
+  }
+  let stopped: Promise<void> | undefined;
+
+  return {
+    name,
+    endpoint: `${LOOPBACK}:${clientPort}`,
+    clientUrl,
+    clientPort,
+    peerUrl,
+    peerPort,
+    dataDir,
+    logFile,
+    get pid() {
+      return proc.pid;
+    },
+    get running() {
+      return proc.running;
+    },
+    outputTail: (lines) => proc.outputTail(lines),
+    stop() {
+      stopped ??= (async () => {
+        await proc.stop();
+        await removeDir(dataDir);
+      })();
+      return stopped;
+    },
+    async kill() {
+      await proc.kill();
+    },
+    async restart() {
+      if (stopped !== undefined) throw new HandleStoppedError(`${name}: restart() after stop()`);
+      await proc.stop();
+      proc = await spawnManaged(binary, args, spawnOptions);
+    },
+  };
+}
