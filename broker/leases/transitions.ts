@@ -11,103 +11,64 @@
 import { FailedPreconditionError } from "../../core/index.js";
 
 export type LeaseState =
-  | "LEASE_STATE_UNSPECIFIED"
-  | "LEASE_STATE_PENDING"
-  | "LEASE_STATE_RESERVED"
-  | "LEASE_STATE_STARTING"
-  | "LEASE_STATE_ACTIVE"
-  | "LEASE_STATE_MIGRATING"
-  | "LEASE_STATE_SUSPENDED"
-  | "LEASE_STATE_ENDING"
-  | "LEASE_STATE_ENDED"
-  | "LEASE_STATE_CANCELLED"
-  | "LEASE_STATE_REJECTED"
-  | "LEASE_STATE_FAILED"
-  | "LEASE_STATE_PREEMPTED";
+  /** Not yet written: the state a lease comes from when it is created. */
+  | "NEW"
+  | "PENDING"
+  | "RESERVED"
+  | "STARTING"
+  | "ACTIVE"
+  | "MIGRATING"
+  | "SUSPENDED"
+  | "ENDING"
+  | "ENDED"
+  | "CANCELLED"
+  | "REJECTED"
+  | "FAILED"
+  | "PREEMPTED";
 
 const TABLE: Readonly<Record<LeaseState, readonly LeaseState[]>> = {
-  LEASE_STATE_UNSPECIFIED: ["LEASE_STATE_PENDING", "LEASE_STATE_RESERVED", "LEASE_STATE_STARTING"],
+  NEW: ["PENDING", "RESERVED", "STARTING"],
   // Queued: placed later (into the future, or now), or given up.
-  LEASE_STATE_PENDING: [
-    "LEASE_STATE_RESERVED",
-    "LEASE_STATE_STARTING",
-    "LEASE_STATE_REJECTED",
-    "LEASE_STATE_CANCELLED",
-  ],
+  PENDING: ["RESERVED", "STARTING", "REJECTED", "CANCELLED"],
   // Capacity held in a host's future timeline. Back to PENDING when its host is lost and no other
   // host can take the reservation yet.
-  LEASE_STATE_RESERVED: [
-    "LEASE_STATE_STARTING",
-    "LEASE_STATE_PENDING",
-    "LEASE_STATE_CANCELLED",
-    "LEASE_STATE_PREEMPTED",
-    "LEASE_STATE_FAILED",
-  ],
+  RESERVED: ["STARTING", "PENDING", "CANCELLED", "PREEMPTED", "FAILED"],
   // Asked the host to start it. STARTING → STARTING is a restart on another host.
-  LEASE_STATE_STARTING: [
-    "LEASE_STATE_ACTIVE",
-    "LEASE_STATE_STARTING",
-    "LEASE_STATE_ENDING",
-    "LEASE_STATE_FAILED",
-    "LEASE_STATE_PREEMPTED",
-  ],
-  LEASE_STATE_ACTIVE: [
-    "LEASE_STATE_MIGRATING",
-    "LEASE_STATE_SUSPENDED",
-    "LEASE_STATE_ENDING",
-    "LEASE_STATE_STARTING",
-    "LEASE_STATE_FAILED",
-    "LEASE_STATE_PREEMPTED",
-  ],
-  LEASE_STATE_MIGRATING: [
-    "LEASE_STATE_ACTIVE",
-    "LEASE_STATE_ENDING",
-    "LEASE_STATE_STARTING",
-    "LEASE_STATE_FAILED",
-  ],
+  STARTING: ["ACTIVE", "STARTING", "ENDING", "FAILED", "PREEMPTED"],
+  ACTIVE: ["MIGRATING", "SUSPENDED", "ENDING", "STARTING", "FAILED", "PREEMPTED"],
+  MIGRATING: ["ACTIVE", "ENDING", "STARTING", "FAILED"],
   // Memory saved to the host's disk; resumed through STARTING, on the same or another host.
-  LEASE_STATE_SUSPENDED: [
-    "LEASE_STATE_STARTING",
-    "LEASE_STATE_ENDED",
-    "LEASE_STATE_CANCELLED",
-    "LEASE_STATE_PREEMPTED",
-    "LEASE_STATE_FAILED",
-  ],
+  SUSPENDED: ["STARTING", "ENDED", "CANCELLED", "PREEMPTED", "FAILED"],
   // Stopping; the final state says why (the end came, a cancel, a preemption, a failure).
-  LEASE_STATE_ENDING: [
-    "LEASE_STATE_ENDED",
-    "LEASE_STATE_CANCELLED",
-    "LEASE_STATE_PREEMPTED",
-    "LEASE_STATE_FAILED",
-  ],
-  LEASE_STATE_ENDED: [],
-  LEASE_STATE_CANCELLED: [],
-  LEASE_STATE_REJECTED: [],
-  LEASE_STATE_FAILED: [],
-  LEASE_STATE_PREEMPTED: [],
+  ENDING: ["ENDED", "CANCELLED", "PREEMPTED", "FAILED"],
+  ENDED: [],
+  CANCELLED: [],
+  REJECTED: [],
+  FAILED: [],
+  PREEMPTED: [],
 };
 
 export const TERMINAL_STATES: ReadonlySet<LeaseState> = new Set(
-  (Object.keys(TABLE) as LeaseState[]).filter(
-    (s) => TABLE[s].length === 0 && s !== "LEASE_STATE_UNSPECIFIED",
-  ),
+  (Object.keys(TABLE) as LeaseState[]).filter((s) => TABLE[s].length === 0 && s !== "NEW"),
 );
 
-/** States in which the lease holds capacity on a host (its timeline is charged). */
+/**
+ * States in which the lease holds capacity on a host (its timeline is charged). Not ENDING: a
+ * lease's capacity is freed the moment it is asked to stop.
+ */
 export const HOLDING_STATES: ReadonlySet<LeaseState> = new Set<LeaseState>([
-  "LEASE_STATE_RESERVED",
-  "LEASE_STATE_STARTING",
-  "LEASE_STATE_ACTIVE",
-  "LEASE_STATE_MIGRATING",
-  "LEASE_STATE_ENDING",
+  "RESERVED",
+  "STARTING",
+  "ACTIVE",
+  "MIGRATING",
 ]);
 
 /** States in which a workload runs, or is being started or stopped, on a host. */
 export const RUNNING_STATES: ReadonlySet<LeaseState> = new Set<LeaseState>([
-  "LEASE_STATE_STARTING",
-  "LEASE_STATE_ACTIVE",
-  "LEASE_STATE_MIGRATING",
-  "LEASE_STATE_ENDING",
+  "STARTING",
+  "ACTIVE",
+  "MIGRATING",
+  "ENDING",
 ]);
 
 export function isTerminal(state: LeaseState): boolean {
@@ -122,18 +83,13 @@ export function nextStates(from: LeaseState): readonly LeaseState[] {
   return TABLE[from];
 }
 
-/** Short, user-facing name: `LEASE_STATE_ACTIVE` → `ACTIVE`. */
-export function stateName(state: LeaseState): string {
-  return state.replace(/^LEASE_STATE_/, "");
-}
-
 export class IllegalTransitionError extends FailedPreconditionError {
   constructor(
     readonly leaseId: string,
     readonly from: LeaseState,
     readonly to: LeaseState,
   ) {
-    super(`lease ${leaseId} is ${stateName(from)}: it cannot become ${stateName(to)}`);
+    super(`lease ${leaseId} is ${from}: it cannot become ${to}`);
   }
 }
 

@@ -1,0 +1,332 @@
+/**
+ * Between the v1 contract (proto output/input shapes) and the broker's domain model. Only shape
+ * and units change here; the rules are checked by the admission validator.
+ */
+import { InvalidArgumentError } from "../../core/index.js";
+import type {
+  PlacementExplanation as DomainExplanation,
+  ForecastBucket,
+  Resources,
+} from "../../placement/index.js";
+import {
+  type CapacityForecastInput,
+  durationFromMs,
+  type HostInput,
+  type LeaseEventInput,
+  type LeaseInput,
+  type LeaseSpecInput,
+  msFromDuration,
+  msFromTimestamp,
+  type PlacementExplanationInput,
+  type HostState as ProtoHostState,
+  type LeaseSpec as ProtoLeaseSpec,
+  type LeaseState as ProtoLeaseState,
+  type Resources as ProtoResources,
+  type ResourcesInput,
+  timestampFromMs,
+} from "../../proto/index.js";
+import type { HostView } from "../hosts/registry.js";
+import type { LeaseWatchEvent } from "../leases/lease-manager.js";
+import type { Lease, LeaseSpec, WindowSpec } from "../leases/model.js";
+import type { LeaseState } from "../leases/transitions.js";
+
+export function resourcesFromProto(r: ProtoResources | null): Resources {
+  if (r === null) return { cpuMillis: 0, memoryMib: 0, diskGib: 0, gpus: 0 };
+  const extended = Object.entries<number | string>(r.extended ?? {});
+  return {
+    cpuMillis: Number(r.cpuMillis),
+    memoryMib: Number(r.memoryMib),
+    diskGib: Number(r.diskGib),
+    gpus: Number(r.gpus),
+    ...(extended.length === 0
+      ? {}
+      : { extended: Object.fromEntries(extended.map(([k, v]) => [k, Number(v)])) }),
+  };
+}
+
+export function resourcesToProto(r: Resources): ResourcesInput {
+  return {
+    cpuMillis: Math.round(r.cpuMillis),
+    memoryMib: Math.round(r.memoryMib),
+    diskGib: Math.round(r.diskGib),
+    gpus: Math.round(r.gpus),
+    extended: Object.fromEntries(
+      Object.entries(r.extended ?? {}).map(([k, v]) => [k, Math.round(v)]),
+    ),
+  };
+}
+
+/** `now` fills the optional earliest start of a flexible window. */
+export function specFromProto(spec: ProtoLeaseSpec | null, now: number): LeaseSpec {
+  if (spec === null) throw new InvalidArgumentError("spec", "is required");
+  if (spec.resources === null) throw new InvalidArgumentError("spec.resources", "is required");
+  let window: WindowSpec;
+  switch (spec.window) {
+    case "immediate":
+      window = { kind: "immediate", durationMs: msFromDuration(spec.immediate?.duration) ?? 0 };
+      break;
+    case "reserved": {
+      const start = msFromTimestamp(spec.reserved?.start);
+      if (start === undefined) throw new InvalidArgumentError("spec.reserved.start", "is required");
+      window = {
+        kind: "reserved",
+        start,
+        durationMs: msFromDuration(spec.reserved?.duration) ?? 0,
+      };
+      break;
+    }
+    case "flexible": {
+      const latest = msFromTimestamp(spec.flexible?.latestStart);
+      if (latest === undefined)
+        throw new InvalidArgumentError("spec.flexible.latest_start", "is required");
+      window = {
+        kind: "flexible",
+        earliestStart: msFromTimestamp(spec.flexible?.earliestStart) ?? now,
+        latestStart: latest,
+        durationMs: msFromDuration(spec.flexible?.duration) ?? 0,
+      };
+      break;
+    }
+    default:
+      throw new InvalidArgumentError(
+        "spec.window",
+        "one of immediate, reserved or flexible is required",
+      );
+  }
+  const a = spec.affinity;
+  const m = spec.migration;
+  if (a !== null && a.group !== "" && a.kind === "AFFINITY_KIND_UNSPECIFIED") {
+    throw new InvalidArgumentError(
+      "spec.affinity.kind",
+      "AFFINITY or ANTI_AFFINITY is required with a group",
+    );
+  }
+  return {
+    name: spec.name,
+    tenant: spec.tenant,
+    labels: { ...spec.labels },
+    resources: resourcesFromProto(spec.resources),
+    window,
+    priority: spec.priority,
+    preemptible: spec.preemptible,
+    constraints: [...spec.constraints],
+    ...(a === null || a.group === ""
+      ? {}
+      : {
+          affinity: {
+            group: a.group,
+            kind: a.kind === "AFFINITY_KIND_ANTI_AFFINITY" ? "anti-affinity" : "affinity",
+            hard: a.hard,
+            topologyKey: a.topologyKey,
+            maxSkew: a.maxSkew,
+          },
+        }),
+    migration: {
+      liveMigratable: m?.liveMigratable ?? false,
+      maxDowntimeMs: msFromDuration(m?.maxDowntime) ?? 0,
+      allowSuspend: m?.allowSuspend ?? false,
+      allowAutoConverge: m?.allowAutoConverge ?? false,
+      allowPostCopy: m?.allowPostCopy ?? false,
+    },
+    onHostFailure: spec.onHostFailure === "ON_HOST_FAILURE_RESTART" ? "restart" : "fail",
+    allowQueue: spec.allowQueue,
+    ...(spec.policy === "PLACEMENT_POLICY_BINPACK"
+      ? { policy: "binpack" as const }
+      : spec.policy === "PLACEMENT_POLICY_SPREAD"
+        ? { policy: "spread" as const }
+        : {}),
+    driver: { image: spec.driver?.image ?? "", params: { ...(spec.driver?.params ?? {}) } },
+  };
+}
+
+export function specToProto(spec: LeaseSpec): LeaseSpecInput {
+  const w = spec.window;
+  return {
+    name: spec.name,
+    tenant: spec.tenant,
+    labels: { ...spec.labels },
+    resources: resourcesToProto(spec.resources),
+    ...(w.kind === "immediate"
+      ? { immediate: { duration: durationFromMs(w.durationMs) } }
+      : w.kind === "reserved"
+        ? { reserved: { start: timestampFromMs(w.start), duration: durationFromMs(w.durationMs) } }
+        : {
+            flexible: {
+              earliestStart: timestampFromMs(w.earliestStart),
+              latestStart: timestampFromMs(w.latestStart),
+              duration: durationFromMs(w.durationMs),
+            },
+          }),
+    priority: spec.priority,
+    preemptible: spec.preemptible,
+    constraints: [...spec.constraints],
+    affinity:
+      spec.affinity === undefined
+        ? null
+        : {
+            group: spec.affinity.group,
+            kind:
+              spec.affinity.kind === "anti-affinity"
+                ? "AFFINITY_KIND_ANTI_AFFINITY"
+                : "AFFINITY_KIND_AFFINITY",
+            hard: spec.affinity.hard,
+            topologyKey: spec.affinity.topologyKey,
+            maxSkew: spec.affinity.maxSkew,
+          },
+    migration: {
+      liveMigratable: spec.migration.liveMigratable,
+      maxDowntime: durationFromMs(spec.migration.maxDowntimeMs),
+      allowSuspend: spec.migration.allowSuspend,
+      allowAutoConverge: spec.migration.allowAutoConverge,
+      allowPostCopy: spec.migration.allowPostCopy,
+    },
+    onHostFailure:
+      spec.onHostFailure === "restart" ? "ON_HOST_FAILURE_RESTART" : "ON_HOST_FAILURE_FAIL",
+    allowQueue: spec.allowQueue,
+    policy:
+      spec.policy === "binpack"
+        ? "PLACEMENT_POLICY_BINPACK"
+        : spec.policy === "spread"
+          ? "PLACEMENT_POLICY_SPREAD"
+          : "PLACEMENT_POLICY_UNSPECIFIED",
+    driver: { image: spec.driver.image, params: { ...spec.driver.params } },
+  };
+}
+
+export function stateToProto(state: LeaseState): ProtoLeaseState {
+  return state === "NEW" ? "LEASE_STATE_UNSPECIFIED" : (`LEASE_STATE_${state}` as ProtoLeaseState);
+}
+
+export function stateFromProto(state: ProtoLeaseState, field: string): LeaseState {
+  if (state === "LEASE_STATE_UNSPECIFIED")
+    throw new InvalidArgumentError(field, "LEASE_STATE_UNSPECIFIED is not a state");
+  return state.replace(/^LEASE_STATE_/, "") as LeaseState;
+}
+
+const PLACEMENT_REASON: Readonly<
+  Record<
+    string,
+    "PLACEMENT_REASON_INITIAL" | "PLACEMENT_REASON_RESTART" | "PLACEMENT_REASON_MIGRATION"
+  >
+> = {
+  placed: "PLACEMENT_REASON_INITIAL",
+  reserved: "PLACEMENT_REASON_INITIAL",
+  restarted: "PLACEMENT_REASON_RESTART",
+  migrated: "PLACEMENT_REASON_MIGRATION",
+};
+
+export function leaseToProto(lease: Lease, revision: number): LeaseInput {
+  return {
+    id: lease.id,
+    spec: specToProto(lease.spec),
+    state: stateToProto(lease.state),
+    hostId: lease.hostId,
+    start: lease.start === 0 ? null : timestampFromMs(lease.start),
+    end: lease.end === 0 ? null : timestampFromMs(lease.end),
+    revision,
+    placementHistory: lease.history.map((h) => ({
+      hostId: h.hostId,
+      at: timestampFromMs(h.at),
+      reason: PLACEMENT_REASON[h.reason] ?? "PLACEMENT_REASON_UNSPECIFIED",
+      message: h.reason,
+    })),
+    statusMessage: lease.statusMessage,
+    createTime: timestampFromMs(lease.createdAt),
+    updateTime: timestampFromMs(lease.updatedAt),
+    requestId: lease.requestId,
+    stopDeadline: lease.stopDeadline === undefined ? null : timestampFromMs(lease.stopDeadline),
+    stopReason: lease.stopReason ?? "",
+  };
+}
+
+export function eventToProto(event: LeaseWatchEvent, previousState?: LeaseState): LeaseEventInput {
+  return {
+    revision: event.revision,
+    type: `LEASE_EVENT_TYPE_${event.type}`,
+    lease: leaseToProto(event.lease, event.revision),
+    time: timestampFromMs(event.lease.updatedAt),
+    message: event.lease.statusMessage,
+    previousState:
+      previousState === undefined ? "LEASE_STATE_UNSPECIFIED" : stateToProto(previousState),
+  };
+}
+
+export function hostStateToProto(state: HostView["state"]): ProtoHostState {
+  return `HOST_STATE_${state}`;
+}
+
+export function hostToProto(view: HostView, allocated: Resources, leaseCount: number): HostInput {
+  return {
+    id: view.id,
+    state: hostStateToProto(view.state),
+    capacity: resourcesToProto(view.capacity),
+    ratios: {
+      cpu: view.ratios.cpuMillis,
+      memory: view.ratios.memoryMib,
+      disk: view.ratios.diskGib,
+      gpu: view.ratios.gpus,
+      extended: { ...(view.ratios.extended ?? {}) },
+    },
+    reserved: resourcesToProto(view.reserved),
+    allocatable: resourcesToProto(view.allocatable),
+    allocated: resourcesToProto(allocated),
+    labels: { ...view.labels },
+    driver: view.driver,
+    agentVersion: view.agentVersion,
+    lastHeartbeat: timestampFromMs(view.lastHeartbeat),
+    revision: view.revision,
+    leaseCount,
+    drainDeadline: view.drainDeadline === undefined ? null : timestampFromMs(view.drainDeadline),
+    cordoned: view.state === "CORDONED" || view.state === "DRAINING",
+    registerTime: timestampFromMs(view.joinedAt),
+  };
+}
+
+/** The binding-resource names of placement, in the contract's spelling. */
+const RESOURCE_FIELD: Readonly<Record<string, string>> = {
+  cpuMillis: "cpu_millis",
+  memoryMib: "memory_mib",
+  diskGib: "disk_gib",
+  gpus: "gpus",
+};
+
+export function explanationToProto(e: DomainExplanation): PlacementExplanationInput {
+  return {
+    hostsConsidered: e.hostsConsidered,
+    filters: e.filters.map((f) => ({ filter: f.name, hostsRemoved: f.removed })),
+    chosenHostId: e.chosenHostId ?? "",
+    bestScore: e.bestScore ?? 0,
+    top: (e.top ?? []).map((h) => ({
+      hostId: h.hostId,
+      score: h.score,
+      components: Object.entries(h.breakdown).map(([scorer, score]) => ({ scorer, score })),
+    })),
+    bindingResource:
+      e.binding === undefined ? "" : (RESOURCE_FIELD[e.binding.resource] ?? e.binding.resource),
+    bindingWindow:
+      e.binding === undefined
+        ? null
+        : { start: timestampFromMs(e.binding.start), end: timestampFromMs(e.binding.end) },
+    summary: e.summary,
+    ...(e.window === undefined ? {} : { start: timestampFromMs(e.window.start) }),
+  };
+}
+
+export function forecastToProto(
+  buckets: readonly ForecastBucket[],
+  selector: readonly string[],
+  now: number,
+): CapacityForecastInput {
+  return {
+    buckets: buckets.map((b) => ({
+      start: timestampFromMs(b.start),
+      end: timestampFromMs(b.end),
+      allocatable: resourcesToProto(b.allocatable),
+      allocated: resourcesToProto(b.allocated),
+      free: resourcesToProto(b.free),
+    })),
+    selector: [...selector],
+    hostCount: buckets[0]?.hosts ?? 0,
+    generatedTime: timestampFromMs(now),
+  };
+}

@@ -1,0 +1,430 @@
+/**
+ * The gRPC API: the LeaseBroker service, grpc.health.v1 and server reflection on one server.
+ * Handlers translate between the contract and the domain (convert.ts) and throw typed errors;
+ * `unary` turns every failure into a status in one place (status.ts).
+ */
+import {
+  Server,
+  ServerCredentials,
+  type ServerUnaryCall,
+  type ServiceError,
+  type sendUnaryData,
+  status,
+} from "@grpc/grpc-js";
+import { ReflectionService } from "@grpc/reflection";
+import { HealthImplementation } from "grpc-health-check";
+import {
+  type Clock,
+  DeadlineExceededError,
+  errorMessage,
+  InvalidArgumentError,
+  type Logger,
+  NotFoundError,
+} from "../../core/index.js";
+import {
+  type ClusterIndex,
+  matches,
+  parseSelector,
+  type Requirement,
+} from "../../placement/index.js";
+import {
+  LEASE_BROKER_SERVICE_NAME,
+  type LeaseBrokerGrpcType,
+  type LeaseBrokerHandlers,
+  loadLeaseBrokerPackage,
+  loadLeaseBrokerPackageDefinition,
+  msFromDuration,
+  msFromTimestamp,
+  timestampFromMs,
+} from "../../proto/index.js";
+import type { HostRegistry, HostView } from "../hosts/registry.js";
+import type { LeaseManager } from "../leases/lease-manager.js";
+import type { Lease } from "../leases/model.js";
+import { CompactedError } from "../store/index.js";
+import {
+  eventToProto,
+  explanationToProto,
+  forecastToProto,
+  hostToProto,
+  leaseToProto,
+  specFromProto,
+  stateFromProto,
+} from "./convert.js";
+import { toServiceError } from "./status.js";
+
+export interface ApiServerOptions {
+  /** host:port; port 0 picks a free one (see `port` after `start`). */
+  readonly address: string;
+  /** Largest request accepted. Default 1 MiB. */
+  readonly maxReceiveBytes?: number;
+  /** Largest response sent. Default 16 MiB. */
+  readonly maxSendBytes?: number;
+  /** Events a watcher may fall behind before its stream is ended. Default 10,000. */
+  readonly maxWatchBacklog?: number;
+}
+
+export interface ApiDeps {
+  readonly leases: LeaseManager;
+  readonly hosts: HostRegistry;
+  readonly index: ClusterIndex;
+  readonly clock: Clock;
+  readonly logger: Logger;
+}
+
+const MAX_BUCKETS = 1000;
+const DEFAULT_BUCKETS = 24;
+const DEFAULT_BUCKET_MS = 3_600_000;
+
+function selectorFrom(field: string, expressions: readonly string[]): Requirement[] {
+  return expressions.map((expression, i) => {
+    try {
+      return parseSelector(expression);
+    } catch (error) {
+      throw new InvalidArgumentError(`${field}[${i}]`, errorMessage(error), { cause: error });
+    }
+  });
+}
+
+function unimplemented(feature: string): never {
+  throw Object.assign(new Error(`${feature} is not supported by this broker yet`), {
+    grpcCode: status.UNIMPLEMENTED,
+  });
+}
+
+/** Runs a handler; any failure becomes the status `toServiceError` says (UNIMPLEMENTED passes through). */
+function unary<Req, Res>(
+  log: Logger,
+  method: string,
+  fn: (request: Req, call: ServerUnaryCall<Req, Res>) => Res | Promise<Res>,
+): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
+  return (call, callback) => {
+    const deadline = call.getDeadline();
+    const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
+    if (Number.isFinite(deadlineMs) && deadlineMs < Date.now()) {
+      callback(
+        toServiceError(
+          new DeadlineExceededError(`${method}: the deadline passed before the call was handled`),
+        ) as ServiceError,
+      );
+      return;
+    }
+    Promise.resolve()
+      .then(() => fn(call.request, call))
+      .then(
+        (response) => callback(null, response),
+        (error: unknown) => {
+          if (
+            typeof error === "object" &&
+            error !== null &&
+            "grpcCode" in error &&
+            error.grpcCode === status.UNIMPLEMENTED
+          ) {
+            callback({ code: status.UNIMPLEMENTED, details: errorMessage(error) } as ServiceError);
+            return;
+          }
+          const serviceError = toServiceError(error);
+          if (serviceError.code === status.INTERNAL)
+            log.error({ err: error, method }, "request failed");
+          callback(serviceError as ServiceError);
+        },
+      );
+  };
+}
+
+export class ApiServer {
+  readonly health = new HealthImplementation({
+    "": "NOT_SERVING",
+    [LEASE_BROKER_SERVICE_NAME]: "NOT_SERVING",
+  });
+  readonly #deps: ApiDeps;
+  readonly #options: ApiServerOptions;
+  readonly #server: Server;
+  readonly #watches = new Set<() => void>();
+  #port = 0;
+
+  constructor(deps: ApiDeps, options: ApiServerOptions) {
+    this.#deps = deps;
+    this.#options = options;
+    this.#server = new Server({
+      "grpc.max_receive_message_length": options.maxReceiveBytes ?? 1024 * 1024,
+      "grpc.max_send_message_length": options.maxSendBytes ?? 16 * 1024 * 1024,
+    });
+    const pkg: LeaseBrokerGrpcType = loadLeaseBrokerPackage();
+    this.#server.addService(pkg.leasebroker.v1.LeaseBroker.service, this.#handlers());
+    this.health.addToServer(this.#server);
+    new ReflectionService(loadLeaseBrokerPackageDefinition()).addToServer(this.#server);
+  }
+
+  /** The bound port (after `start`). */
+  get port(): number {
+    return this.#port;
+  }
+
+  async start(): Promise<number> {
+    this.#port = await new Promise<number>((resolve, reject) => {
+      this.#server.bindAsync(
+        this.#options.address,
+        ServerCredentials.createInsecure(),
+        (error, port) => (error === null ? resolve(port) : reject(error)),
+      );
+    });
+    this.setServing(true);
+    return this.#port;
+  }
+
+  setServing(serving: boolean): void {
+    const s = serving ? "SERVING" : "NOT_SERVING";
+    this.health.setStatus("", s);
+    this.health.setStatus(LEASE_BROKER_SERVICE_NAME, s);
+  }
+
+  /** Stops accepting calls, lets in-flight ones finish for `graceMs`, then cuts the rest. */
+  async stop(graceMs = 5000): Promise<void> {
+    this.setServing(false);
+    for (const close of [...this.#watches]) close();
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.#server.forceShutdown();
+        resolve();
+      }, graceMs);
+      timer.unref();
+      this.#server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  #hostProto(view: HostView) {
+    const { index, clock } = this.#deps;
+    const now = clock.now();
+    const allocated = index.peakOver(view.id, { start: now, end: now + 1 });
+    return hostToProto(view, allocated, index.host(view.id)?.holdCount ?? 0);
+  }
+
+  #handlers(): LeaseBrokerHandlers {
+    const { leases, hosts, index, clock, logger: log } = this.#deps;
+    const leaseProto = (id: string) => {
+      const item = leases.get(id);
+      return leaseToProto(item.value, item.revision);
+    };
+    const checkRevision = (id: string, expected: number): void => {
+      if (expected !== 0) leases.expectRevision(id, expected);
+    };
+    return {
+      SubmitLease: unary(log, "SubmitLease", async (req) => {
+        const spec = specFromProto(req.spec, clock.now());
+        if (req.dryRun) {
+          const preview = leases.explain(spec);
+          return {
+            lease: null,
+            explanation: explanationToProto(preview.explanation),
+            duplicate: false,
+          };
+        }
+        const result = await leases.submit(spec, req.requestId);
+        return {
+          lease: leaseToProto(result.lease, result.revision),
+          duplicate: result.replayed,
+        };
+      }),
+      GetLease: unary(log, "GetLease", (req) => {
+        if (req.id === "") throw new InvalidArgumentError("id", "is required");
+        return leaseProto(req.id);
+      }),
+      ListLeases: unary(log, "ListLeases", async (req) => {
+        const selector = selectorFrom("selector", req.selector);
+        const kinds = new Set(
+          req.windowKinds.map((k) => k.replace(/^WINDOW_KIND_/, "").toLowerCase()),
+        );
+        const filter =
+          selector.length === 0 && kinds.size === 0
+            ? undefined
+            : (lease: Lease) =>
+                (kinds.size === 0 || kinds.has(lease.spec.window.kind)) &&
+                matches(selector, lease.spec.labels);
+        const page = leases.list({
+          tenant: req.tenant,
+          hostId: req.hostId,
+          states: req.states.map((s, i) => stateFromProto(s, `states[${i}]`)),
+          pageSize: req.pageSize,
+          pageToken: req.pageToken,
+          ...(filter === undefined ? {} : { filter }),
+        });
+        return {
+          leases: page.leases.map((item) => leaseToProto(item.value, item.revision)),
+          nextPageToken: page.nextPageToken,
+          revision: page.revision,
+        };
+      }),
+      CancelLease: unary(log, "CancelLease", async (req) => {
+        if (req.id === "") throw new InvalidArgumentError("id", "is required");
+        checkRevision(req.id, req.expectedRevision);
+        await leases.cancel(req.id, req.reason);
+        return leaseProto(req.id);
+      }),
+      ExtendLease: unary(log, "ExtendLease", async (req) => {
+        if (req.id === "") throw new InvalidArgumentError("id", "is required");
+        checkRevision(req.id, req.expectedRevision);
+        const current = leases.get(req.id).value;
+        let newEnd: number;
+        if (req.extension === "newEnd") {
+          newEnd = msFromTimestamp(req.newEnd ?? { seconds: 0, nanos: 0 });
+        } else if (req.extension === "extra") {
+          const extra = msFromDuration(req.extra ?? { seconds: 0, nanos: 0 });
+          if (!(extra > 0)) throw new InvalidArgumentError("extra", "must be > 0");
+          newEnd = current.end + extra;
+        } else {
+          throw new InvalidArgumentError("extension", "one of new_end or extra is required");
+        }
+        await leases.extend(req.id, newEnd);
+        return leaseProto(req.id);
+      }),
+      SuspendLease: unary(log, "SuspendLease", () =>
+        unimplemented("suspending a lease (the Live migration issue)"),
+      ),
+      ResumeLease: unary(log, "ResumeLease", () =>
+        unimplemented("resuming a lease (the Live migration issue)"),
+      ),
+      WatchLeases: (call) => this.#watch(call),
+      ExplainPlacement: unary(log, "ExplainPlacement", (req) => {
+        const preview = leases.explain(specFromProto(req.spec, clock.now()));
+        return {
+          fits: preview.hostId !== undefined,
+          hostId: preview.hostId ?? "",
+          start: preview.start === undefined ? null : timestampFromMs(preview.start),
+          end: preview.end === undefined ? null : timestampFromMs(preview.end),
+          explanation: {
+            ...explanationToProto(preview.explanation),
+            ...(preview.victims.length === 0
+              ? {}
+              : {
+                  preemption: {
+                    hostId: preview.hostId ?? "",
+                    victimLeaseIds: [...preview.victims],
+                  },
+                }),
+          },
+        };
+      }),
+      ListHosts: unary(log, "ListHosts", (req) => {
+        const selector = selectorFrom("selector", req.selector);
+        const states = new Set(req.states.map((s) => s.replace(/^HOST_STATE_/, "")));
+        const size = req.pageSize === 0 ? 100 : req.pageSize;
+        if (size < 0 || size > 1000)
+          throw new InvalidArgumentError("page_size", "must be between 0 and 1000");
+        const all = hosts
+          .views()
+          .filter((v) => (states.size === 0 || states.has(v.state)) && matches(selector, v.labels))
+          .filter((v) => req.pageToken === "" || v.id > req.pageToken);
+        const page = all.slice(0, size);
+        return {
+          hosts: page.map((v) => this.#hostProto(v)),
+          nextPageToken: all.length > size ? (page[page.length - 1]?.id ?? "") : "",
+        };
+      }),
+      GetHost: unary(log, "GetHost", (req) => {
+        if (req.id === "") throw new InvalidArgumentError("id", "is required");
+        return this.#hostProto(hosts.view(req.id));
+      }),
+      CordonHost: unary(log, "CordonHost", async (req) => {
+        if (req.id === "") throw new InvalidArgumentError("id", "is required");
+        return this.#hostProto(await hosts.cordon(req.id));
+      }),
+      UncordonHost: unary(log, "UncordonHost", async (req) => {
+        if (req.id === "") throw new InvalidArgumentError("id", "is required");
+        return this.#hostProto(await hosts.uncordon(req.id));
+      }),
+      DrainHost: unary(log, "DrainHost", () =>
+        unimplemented("draining a host (the Live migration issue)"),
+      ),
+      MigrateLease: unary(log, "MigrateLease", () =>
+        unimplemented("migrating a lease (the Live migration issue)"),
+      ),
+      GetMigration: unary(log, "GetMigration", (req) => {
+        throw new NotFoundError("migration", req.id);
+      }),
+      ListMigrations: unary(log, "ListMigrations", () =>
+        unimplemented("listing migrations (the Live migration issue)"),
+      ),
+      AbortMigration: unary(log, "AbortMigration", () =>
+        unimplemented("aborting a migration (the Live migration issue)"),
+      ),
+      GetCapacity: unary(log, "GetCapacity", (req) => {
+        const now = clock.now();
+        const start = req.start === null ? now : msFromTimestamp(req.start);
+        const width =
+          req.bucketWidth === null ? DEFAULT_BUCKET_MS : msFromDuration(req.bucketWidth);
+        if (!(width >= 1000)) throw new InvalidArgumentError("bucket_width", "must be at least 1s");
+        const count = req.bucketCount === 0 ? DEFAULT_BUCKETS : req.bucketCount;
+        if (count < 0 || count > MAX_BUCKETS) {
+          throw new InvalidArgumentError("bucket_count", `must be between 0 and ${MAX_BUCKETS}`);
+        }
+        const selector = selectorFrom("selector", req.selector);
+        const buckets = index.capacityForecast(start, width, count, selector);
+        return forecastToProto(buckets, req.selector, now);
+      }),
+      GetAutoscaleStatus: unary(log, "GetAutoscaleStatus", () =>
+        unimplemented("the autoscaling hook"),
+      ),
+      Rebalance: unary(log, "Rebalance", () =>
+        unimplemented("rebalancing (the Live migration issue)"),
+      ),
+    };
+  }
+
+  #watch(call: Parameters<LeaseBrokerHandlers["WatchLeases"]>[0]): void {
+    const { leases, logger } = this.#deps;
+    const req = call.request;
+    const types = new Set(req.types);
+    const maxBacklog = this.#options.maxWatchBacklog ?? 10_000;
+    let lastRevision = req.fromRevision;
+    let closed = false;
+    const end = (error?: Partial<ServiceError>): void => {
+      if (closed) return;
+      closed = true;
+      watch?.close();
+      this.#watches.delete(close);
+      if (error === undefined) call.end();
+      else call.emit("error", error);
+    };
+    const close = (): void =>
+      end({
+        code: status.UNAVAILABLE,
+        details: "the broker is shutting down; resume from the last revision",
+      });
+    let watch: { close(): void } | undefined;
+    try {
+      watch = leases.watch(req.fromRevision, (event) => {
+        if (closed) return;
+        if (req.leaseId !== "" && event.lease.id !== req.leaseId) return;
+        if (req.tenant !== "" && event.lease.spec.tenant !== req.tenant) return;
+        const proto = eventToProto(event);
+        if (types.size > 0 && !types.has(proto.type as never)) return;
+        if (call.writableLength > maxBacklog) {
+          end({
+            code: status.RESOURCE_EXHAUSTED,
+            details: `the watcher fell more than ${maxBacklog} events behind; resume from revision ${lastRevision}`,
+          });
+          return;
+        }
+        lastRevision = event.revision;
+        call.write(proto);
+      });
+    } catch (error) {
+      if (error instanceof CompactedError) {
+        end({
+          code: status.OUT_OF_RANGE,
+          details: `${error.message}: list the leases, then watch from the list's revision`,
+        });
+        return;
+      }
+      logger.error({ err: error }, "watch failed");
+      end(toServiceError(error));
+      return;
+    }
+    this.#watches.add(close);
+    call.on("cancelled", () => end());
+    call.on("error", () => end());
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * The one place where errors become gRPC statuses. Handlers throw typed errors (core/errors.ts);
+ * `toServiceError` turns them into a status code, a message a user can act on, and trailing
+ * metadata (as broker.proto specifies): `lb-field` (INVALID_ARGUMENT: the field path),
+ * `lb-leader` (UNAVAILABLE from a follower: the leader's address) and
+ * `lb-placement-explanation-bin` (RESOURCE_EXHAUSTED: the encoded PlacementExplanation).
+ */
+import { Metadata, type ServiceError, status } from "@grpc/grpc-js";
+import { type ErrorKind, errorMessage, isLeaseBrokerError } from "../../core/index.js";
+import type { PlacementExplanation } from "../../placement/index.js";
+import { createCodec } from "../../proto/index.js";
+import { explanationToProto } from "./convert.js";
+
+export const FIELD_METADATA_KEY = "lb-field";
+export const LEADER_METADATA_KEY = "lb-leader";
+export const EXPLANATION_METADATA_KEY = "lb-placement-explanation-bin";
+
+export const explanationCodec = createCodec("leasebroker.v1.PlacementExplanation");
+
+function isPlacementExplanation(value: unknown): value is PlacementExplanation {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    "summary" in value &&
+    typeof value.summary === "string" &&
+    "filters" in value &&
+    Array.isArray(value.filters)
+  );
+}
+
+const CODE_BY_KIND: Readonly<Record<ErrorKind, status>> = {
+  "invalid-argument": status.INVALID_ARGUMENT,
+  "not-found": status.NOT_FOUND,
+  "already-exists": status.ALREADY_EXISTS,
+  "failed-precondition": status.FAILED_PRECONDITION,
+  "resource-exhausted": status.RESOURCE_EXHAUSTED,
+  conflict: status.ABORTED,
+  unavailable: status.UNAVAILABLE,
+  "not-leader": status.UNAVAILABLE,
+  unauthenticated: status.UNAUTHENTICATED,
+  "permission-denied": status.PERMISSION_DENIED,
+  "deadline-exceeded": status.DEADLINE_EXCEEDED,
+  internal: status.INTERNAL,
+};
+
+export function statusOf(kind: ErrorKind): status {
+  return CODE_BY_KIND[kind];
+}
+
+export function toServiceError(
+  error: unknown,
+): Partial<ServiceError> & { code: status; details: string } {
+  const metadata = new Metadata();
+  if (!isLeaseBrokerError(error)) {
+    // A bug or an unexpected failure: say so without leaking internals.
+    return { code: status.INTERNAL, details: `internal error: ${errorMessage(error)}`, metadata };
+  }
+  const e: object = error;
+  if ("field" in e && typeof e.field === "string") metadata.set(FIELD_METADATA_KEY, e.field);
+  if ("leaderAddress" in e && typeof e.leaderAddress === "string") {
+    metadata.set(LEADER_METADATA_KEY, e.leaderAddress);
+  }
+  if (error.kind === "resource-exhausted" && "detail" in e && isPlacementExplanation(e.detail)) {
+    metadata.set(
+      EXPLANATION_METADATA_KEY,
+      Buffer.from(explanationCodec.encode(explanationToProto(e.detail))),
+    );
+  }
+  return { code: statusOf(error.kind), details: error.message, metadata };
+}

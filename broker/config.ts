@@ -1,0 +1,107 @@
+/**
+ * The broker's configuration: flags, then LEASEBROKER_* environment variables, then defaults.
+ */
+import { type OptionSpecs, type ParsedOptions, parseDuration } from "../core/index.js";
+
+const hostPort = (value: string): string | undefined => {
+  const match = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/.exec(value);
+  if (match === null) return "expected host:port, e.g. 127.0.0.1:50051";
+  const port = Number(match[2]);
+  return port > 65_535 ? "the port must be at most 65535" : undefined;
+};
+
+export const BROKER_OPTIONS = {
+  grpcAddress: {
+    type: "string",
+    description: "where the gRPC API listens",
+    env: "LEASEBROKER_GRPC_ADDRESS",
+    default: "127.0.0.1:50051",
+    check: hostPort,
+  },
+  store: {
+    type: "string",
+    description: "where state is kept",
+    env: "LEASEBROKER_STORE",
+    choices: ["memory"],
+    default: "memory",
+  },
+  bus: {
+    type: "string",
+    description: "how agents are reached",
+    env: "LEASEBROKER_BUS",
+    choices: ["inproc"],
+    default: "inproc",
+  },
+  simHosts: {
+    type: "integer",
+    description: "simulated hosts to start in-process (all-in-one mode)",
+    env: "LEASEBROKER_SIM_HOSTS",
+    min: 0,
+    max: 10_000,
+    default: 5,
+  },
+  simHostCpus: {
+    type: "integer",
+    description: "vCPUs of each simulated host",
+    env: "LEASEBROKER_SIM_HOST_CPUS",
+    min: 1,
+    max: 1024,
+    default: 16,
+  },
+  simHostMemory: {
+    type: "integer",
+    description: "memory of each simulated host, GiB",
+    env: "LEASEBROKER_SIM_HOST_MEMORY_GIB",
+    min: 1,
+    max: 65_536,
+    default: 64,
+  },
+  policy: {
+    type: "string",
+    description: "cluster placement policy",
+    env: "LEASEBROKER_POLICY",
+    choices: ["binpack", "spread"],
+    default: "binpack",
+  },
+  expiryNotice: {
+    type: "duration",
+    description: "warn this long before a lease ends",
+    env: "LEASEBROKER_EXPIRY_NOTICE",
+    default: 300_000,
+  },
+  stopGrace: {
+    type: "duration",
+    description: "time a workload gets to stop before it is killed",
+    env: "LEASEBROKER_STOP_GRACE",
+    default: 30_000,
+  },
+  preemptionNotice: {
+    type: "duration",
+    description: "time a preempted workload keeps running after its notice",
+    env: "LEASEBROKER_PREEMPTION_NOTICE",
+    default: 120_000,
+  },
+  queueTimeout: {
+    type: "duration",
+    description: "longest an immediate lease waits in the queue",
+    env: "LEASEBROKER_QUEUE_TIMEOUT",
+    default: 3_600_000,
+    min: 1000,
+  },
+  maxDuration: {
+    type: "duration",
+    description: "longest lease admitted",
+    env: "LEASEBROKER_MAX_DURATION",
+    default: parseDuration("90d") ?? 0,
+    min: 1000,
+  },
+  logLevel: {
+    type: "string",
+    description: "log level",
+    env: "LEASEBROKER_LOG_LEVEL",
+    choices: ["fatal", "error", "warn", "info", "debug", "trace", "silent"],
+    default: "info",
+  },
+} as const satisfies OptionSpecs;
+
+export type BrokerConfig = ParsedOptions<typeof BROKER_OPTIONS>;

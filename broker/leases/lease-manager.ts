@@ -1,0 +1,1033 @@
+/**
+ * The lease lifecycle: admission, placement, the queue, timers, extend, cancel, preemption, and
+ * what hosts report. Every change to a lease is one versioned write to the Store; WatchLeases is
+ * the Store's watch on leases (see `watch`).
+ *
+ * Mutations run one at a time (`#exclusive`): a placement decision and the write that commits it
+ * must not interleave with another decision. Commands to hosts go out after the write, outside the
+ * exclusive section, and their outcome comes back as reports.
+ */
+import {
+  AlreadyExistsError,
+  type Clock,
+  ConflictError,
+  errorMessage,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  type Logger,
+  NotFoundError,
+  ResourceExhaustedError,
+  type Timer,
+} from "../../core/index.js";
+import {
+  CapacityExceededError,
+  type ClusterIndex,
+  findEarliestSlot,
+  type PlacementExplanation,
+  type PlacementPolicy,
+  type PlacementRequest,
+  parseSelector,
+  place,
+  planPreemption,
+  type Requirement,
+} from "../../placement/index.js";
+import type { HostGateway, WorkloadReport } from "../hosts/gateway.js";
+import type { HostRegistry } from "../hosts/registry.js";
+import type { BrokerStore, StoreWatch, Versioned } from "../store/index.js";
+import type { Lease, LeaseEventType, LeaseSpec, StopReason } from "./model.js";
+import {
+  assertTransition,
+  HOLDING_STATES,
+  isTerminal,
+  type LeaseState,
+  RUNNING_STATES,
+} from "./transitions.js";
+import { type AdmissionLimits, DEFAULT_ADMISSION_LIMITS, validateLeaseSpec } from "./validate.js";
+
+export interface LeaseTimings {
+  /** Expiry warning this long before a lease's end. Default 5 min. */
+  readonly expiryNoticeMs: number;
+  /** A workload gets this long to stop by itself before it is killed. Default 30 s. */
+  readonly stopGraceMs: number;
+  /** A preempted workload keeps running this long after its notice. Default 120 s. */
+  readonly preemptionNoticeMs: number;
+  /** An immediate lease waits in the queue at most this long. Default 1 h. */
+  readonly queueTimeoutMs: number;
+}
+
+export const DEFAULT_LEASE_TIMINGS: LeaseTimings = {
+  expiryNoticeMs: 5 * 60_000,
+  stopGraceMs: 30_000,
+  preemptionNoticeMs: 120_000,
+  queueTimeoutMs: 3_600_000,
+};
+
+export interface LeaseManagerDeps {
+  readonly store: BrokerStore;
+  readonly clock: Clock;
+  readonly index: ClusterIndex;
+  readonly hosts: HostRegistry;
+  readonly gateway: HostGateway;
+  readonly policy: PlacementPolicy;
+  readonly logger: Logger;
+  readonly newId: () => string;
+  readonly limits?: AdmissionLimits;
+  readonly timings?: Partial<LeaseTimings>;
+}
+
+export interface SubmitResult {
+  readonly lease: Lease;
+  readonly revision: number;
+  /** True when the request id matched an earlier submit (nothing new was created). */
+  readonly replayed: boolean;
+}
+
+/** Where a lease would go, without committing anything (ExplainPlacement). */
+export interface PlacementPreview {
+  readonly hostId?: string;
+  readonly start?: number;
+  readonly end?: number;
+  readonly explanation: PlacementExplanation;
+  /** The leases that would be preempted for it, if any. */
+  readonly victims: readonly string[];
+}
+
+export interface ListLeasesQuery {
+  readonly tenant?: string;
+  readonly states?: readonly LeaseState[];
+  readonly hostId?: string;
+  /** Any further condition (window kinds, label selectors). */
+  readonly filter?: (lease: Lease) => boolean;
+  readonly pageSize?: number;
+  readonly pageToken?: string;
+}
+
+export interface LeasePage {
+  readonly leases: Versioned<Lease>[];
+  /** "" when this is the last page. */
+  readonly nextPageToken: string;
+  /** Watch from this revision to see every change after this page was read. */
+  readonly revision: number;
+}
+
+export interface LeaseWatchEvent {
+  readonly revision: number;
+  readonly type: LeaseEventType;
+  readonly lease: Lease;
+}
+
+/** The decision for a new or queued lease. */
+type Decision =
+  | {
+      kind: "place";
+      state: "STARTING" | "RESERVED";
+      hostId: string;
+      start: number;
+      end: number;
+      explanation: PlacementExplanation;
+    }
+  | {
+      kind: "preempt";
+      hostId: string;
+      victims: readonly string[];
+      start: number;
+      end: number;
+      explanation: PlacementExplanation;
+    }
+  | { kind: "queue"; explanation: PlacementExplanation }
+  | { kind: "none"; explanation: PlacementExplanation };
+
+const MAX_PAGE = 1000;
+const DEFAULT_PAGE = 100;
+
+export class LeaseManager {
+  readonly #store: BrokerStore;
+  readonly #clock: Clock;
+  readonly #index: ClusterIndex;
+  readonly #hosts: HostRegistry;
+  readonly #gateway: HostGateway;
+  readonly #policy: PlacementPolicy;
+  readonly #log: Logger;
+  readonly #newId: () => string;
+  readonly #limits: AdmissionLimits;
+  readonly #timings: LeaseTimings;
+
+  readonly #leases = new Map<string, Versioned<Lease>>();
+  readonly #byRequestId = new Map<string, string>();
+  readonly #pending = new Set<string>();
+  readonly #timers = new Map<string, Timer[]>();
+  readonly #parsed = new WeakMap<LeaseSpec, readonly Requirement[]>();
+  #tail: Promise<unknown> = Promise.resolve();
+  /** The newest revision of any lease this manager has seen. */
+  #revision = 0;
+  #queuePass: Timer | undefined;
+  #unsubscribe: (() => void)[] = [];
+
+  constructor(deps: LeaseManagerDeps) {
+    this.#store = deps.store;
+    this.#clock = deps.clock;
+    this.#index = deps.index;
+    this.#hosts = deps.hosts;
+    this.#gateway = deps.gateway;
+    this.#policy = deps.policy;
+    this.#log = deps.logger;
+    this.#newId = deps.newId;
+    this.#limits = deps.limits ?? DEFAULT_ADMISSION_LIMITS;
+    this.#timings = { ...DEFAULT_LEASE_TIMINGS, ...deps.timings };
+  }
+
+  /**
+   * Loads every lease from the Store, charges the holds of placed ones, and re-arms their timers
+   * (a start or end that passed while the broker was away fires at once).
+   */
+  async start(): Promise<void> {
+    let after: string | undefined;
+    do {
+      const page = await this.#store.list(
+        "leases",
+        after === undefined ? { limit: 1000 } : { after, limit: 1000 },
+      );
+      for (const item of page.items) this.#remember(item);
+      after = page.next;
+    } while (after !== undefined);
+    for (const item of this.#leases.values()) {
+      const lease = item.value;
+      if (
+        HOLDING_STATES.has(lease.state) &&
+        lease.hostId !== "" &&
+        this.#index.host(lease.hostId) !== undefined
+      ) {
+        this.#commitHold(lease);
+      }
+    }
+    for (const item of this.#leases.values()) this.#arm(item.value);
+    this.#unsubscribe.push(this.#gateway.onReport((report) => void this.#onReport(report)));
+    this.#unsubscribe.push(this.#hosts.onCapacityAdded(() => this.#scheduleQueuePass()));
+    this.#scheduleQueuePass();
+  }
+
+  stop(): void {
+    for (const timers of this.#timers.values()) for (const t of timers) t.cancel();
+    this.#timers.clear();
+    this.#queuePass?.cancel();
+    for (const off of this.#unsubscribe) off();
+    this.#unsubscribe = [];
+  }
+
+  // ── reads ──────────────────────────────────────────────────────────────────────────────────
+
+  get(id: string): Versioned<Lease> {
+    const item = this.#leases.get(id);
+    if (item === undefined) throw new NotFoundError("lease", id);
+    return item;
+  }
+
+  /** Throws `ConflictError` unless lease `id` is at revision `expected` (optimistic concurrency). */
+  expectRevision(id: string, expected: number): void {
+    const item = this.get(id);
+    if (item.revision !== expected) {
+      throw new ConflictError(
+        `lease ${id} is at revision ${item.revision}, not ${expected}: read it again`,
+      );
+    }
+  }
+
+  list(query: ListLeasesQuery = {}): LeasePage {
+    const size =
+      query.pageSize === undefined || query.pageSize === 0 ? DEFAULT_PAGE : query.pageSize;
+    if (!Number.isInteger(size) || size < 0 || size > MAX_PAGE) {
+      throw new InvalidArgumentError("page_size", `must be between 0 and ${MAX_PAGE}`);
+    }
+    const states =
+      query.states === undefined || query.states.length === 0 ? undefined : new Set(query.states);
+    const ids = [...this.#leases.keys()].sort();
+    let i = 0;
+    if (query.pageToken !== undefined && query.pageToken !== "") {
+      const after = query.pageToken;
+      while (i < ids.length && (ids[i] as string) <= after) i++;
+    }
+    const out: Versioned<Lease>[] = [];
+    for (; i < ids.length && out.length < size; i++) {
+      const item = this.#leases.get(ids[i] as string) as Versioned<Lease>;
+      const l = item.value;
+      if (query.tenant !== undefined && query.tenant !== "" && l.spec.tenant !== query.tenant)
+        continue;
+      if (query.hostId !== undefined && query.hostId !== "" && l.hostId !== query.hostId) continue;
+      if (states !== undefined && !states.has(l.state)) continue;
+      if (query.filter !== undefined && !query.filter(l)) continue;
+      out.push(item);
+    }
+    // More may follow only if the scan stopped early.
+    const nextPageToken =
+      i < ids.length && out.length === size ? (out[out.length - 1]?.id ?? "") : "";
+    return { leases: out, nextPageToken, revision: this.#revision };
+  }
+
+  /** Leases whose hold is on `hostId`. */
+  countOnHost(hostId: string): number {
+    let n = 0;
+    for (const item of this.#leases.values()) {
+      if (item.value.hostId === hostId && HOLDING_STATES.has(item.value.state)) n++;
+    }
+    return n;
+  }
+
+  /**
+   * Lease events after `fromRevision` (0: from now), then live ones. Throws `CompactedError` when
+   * that history is gone.
+   */
+  watch(fromRevision: number, listener: (event: LeaseWatchEvent) => void): StoreWatch {
+    return this.#store.watch(
+      { collections: ["leases"], ...(fromRevision > 0 ? { fromRevision } : {}) },
+      (event) => {
+        if (event.collection !== "leases") return;
+        const lease = event.value as Lease;
+        listener({
+          revision: event.revision,
+          type: event.type === "delete" ? "DELETED" : lease.lastEvent,
+          lease,
+        });
+      },
+    );
+  }
+
+  // ── admission ──────────────────────────────────────────────────────────────────────────────
+
+  submit(spec: LeaseSpec, requestId = ""): Promise<SubmitResult> {
+    return this.#exclusive(async () => {
+      const now = this.#clock.now();
+      if (requestId !== "") {
+        const earlier = this.#byRequestId.get(requestId);
+        if (earlier !== undefined) {
+          const item = this.get(earlier);
+          if (!sameSpec(item.value.spec, spec)) {
+            throw new AlreadyExistsError(
+              `request id ${JSON.stringify(requestId)} was used for lease ${earlier} with a different spec`,
+            );
+          }
+          return { lease: item.value, revision: item.revision, replayed: true };
+        }
+      }
+      validateLeaseSpec(spec, {
+        now,
+        limits: this.#limits,
+        largestHost: this.#hosts.largestAllocatable(),
+      });
+      const id = this.#newId();
+      const decision = this.#decide(id, spec, now, { allowPreemption: true });
+      const base: Lease = {
+        id,
+        spec,
+        state: "NEW",
+        hostId: "",
+        start: 0,
+        end: 0,
+        requestId,
+        createdAt: now,
+        updatedAt: now,
+        statusMessage: "",
+        history: [],
+        warned: false,
+        lastEvent: "CREATED",
+      };
+      switch (decision.kind) {
+        case "none":
+          throw new ResourceExhaustedError(
+            `no host can take this lease: ${decision.explanation.summary}`,
+            decision.explanation,
+          );
+        case "queue": {
+          const item = await this.#write(
+            undefined,
+            { ...base, state: "PENDING", statusMessage: decision.explanation.summary },
+            "CREATED",
+          );
+          return { lease: item.value, revision: item.revision, replayed: false };
+        }
+        case "place": {
+          const item = await this.#placeNew(base, decision, "CREATED");
+          return { lease: item.value, revision: item.revision, replayed: false };
+        }
+        case "preempt": {
+          const item = await this.#preemptFor(base, decision, now);
+          return { lease: item.value, revision: item.revision, replayed: false };
+        }
+      }
+    });
+  }
+
+  /** Where `spec` would go now, and why; changes nothing. */
+  explain(spec: LeaseSpec): PlacementPreview {
+    const now = this.#clock.now();
+    validateLeaseSpec(spec, {
+      now,
+      limits: this.#limits,
+      largestHost: this.#hosts.largestAllocatable(),
+    });
+    const d = this.#decide("(preview)", spec, now, { allowPreemption: true });
+    switch (d.kind) {
+      case "place":
+        return {
+          hostId: d.hostId,
+          start: d.start,
+          end: d.end,
+          explanation: d.explanation,
+          victims: [],
+        };
+      case "preempt":
+        return {
+          hostId: d.hostId,
+          start: d.start,
+          end: d.end,
+          explanation: d.explanation,
+          victims: d.victims,
+        };
+      default:
+        return { explanation: d.explanation, victims: [] };
+    }
+  }
+
+  // ── user operations ────────────────────────────────────────────────────────────────────────
+
+  cancel(id: string, reason = ""): Promise<Lease> {
+    return this.#exclusive(async () => {
+      const item = this.get(id);
+      const lease = item.value;
+      const message = reason === "" ? "cancelled" : `cancelled: ${reason}`;
+      switch (lease.state) {
+        case "PENDING":
+        case "RESERVED":
+        case "SUSPENDED":
+          return (await this.#finish(item, "CANCELLED", message)).value;
+        case "STARTING":
+        case "ACTIVE":
+        case "MIGRATING": {
+          const next = await this.#beginStop(item, "cancel", message);
+          return next.value;
+        }
+        case "ENDING":
+          return lease;
+        case "CANCELLED":
+          return lease;
+        default:
+          throw new FailedPreconditionError(
+            `lease ${id} is ${lease.state}: there is nothing to cancel`,
+          );
+      }
+    });
+  }
+
+  /** Moves the end of a placed lease to `newEnd` if its host's timeline allows it. */
+  extend(id: string, newEnd: number): Promise<Lease> {
+    return this.#exclusive(async () => {
+      const item = this.get(id);
+      const lease = item.value;
+      if (!["RESERVED", "STARTING", "ACTIVE", "MIGRATING"].includes(lease.state)) {
+        throw new FailedPreconditionError(
+          `lease ${id} is ${lease.state}: only a placed, running or reserved lease can be extended`,
+        );
+      }
+      if (lease.stopReason !== undefined) {
+        throw new FailedPreconditionError(
+          `lease ${id} is being stopped (${lease.stopReason}): it cannot be extended`,
+        );
+      }
+      if (!Number.isFinite(newEnd) || newEnd <= lease.end) {
+        throw new InvalidArgumentError(
+          "new_end",
+          `must be after the current end (${new Date(lease.end).toISOString()})`,
+        );
+      }
+      if (newEnd - lease.start > this.#limits.maxDurationMs) {
+        throw new InvalidArgumentError(
+          "new_end",
+          `a lease may last at most ${this.#limits.maxDurationMs / 86_400_000} days`,
+        );
+      }
+      try {
+        this.#index.resize(id, { window: { start: lease.start, end: newEnd } });
+      } catch (error) {
+        if (!(error instanceof CapacityExceededError)) throw error;
+        throw new FailedPreconditionError(
+          `host ${lease.hostId} cannot hold lease ${id} until ${new Date(newEnd).toISOString()}: ${error.message}`,
+          { cause: error },
+        );
+      }
+      try {
+        const next = await this.#write(
+          item,
+          {
+            ...lease,
+            end: newEnd,
+            warned: false,
+            statusMessage: `extended to ${new Date(newEnd).toISOString()}`,
+          },
+          "EXTENDED",
+        );
+        return next.value;
+      } catch (error) {
+        this.#index.resize(id, { window: { start: lease.start, end: lease.end } });
+        throw error;
+      }
+    });
+  }
+
+  // ── decisions ──────────────────────────────────────────────────────────────────────────────
+
+  /** Constraints parsed once per spec (specs are immutable; validation already parsed them once). */
+  #requirements(spec: LeaseSpec): readonly Requirement[] {
+    let parsed = this.#parsed.get(spec);
+    if (parsed === undefined) {
+      parsed = spec.constraints.map((c) => parseSelector(c));
+      this.#parsed.set(spec, parsed);
+    }
+    return parsed;
+  }
+
+  #request(id: string, spec: LeaseSpec, window: { start: number; end: number }): PlacementRequest {
+    return {
+      leaseId: id,
+      resources: spec.resources,
+      window,
+      constraints: this.#requirements(spec),
+      priority: spec.priority,
+      preemptible: spec.preemptible,
+      ...(spec.affinity === undefined
+        ? {}
+        : {
+            group: {
+              name: spec.affinity.group,
+              kind: spec.affinity.kind,
+              hard: spec.affinity.hard,
+              ...(spec.affinity.topologyKey === ""
+                ? {}
+                : { topologyKey: spec.affinity.topologyKey }),
+              ...(spec.affinity.maxSkew === 0 ? {} : { maxSkew: spec.affinity.maxSkew }),
+            },
+          }),
+      ...(spec.policy === undefined ? {} : { policy: spec.policy }),
+    };
+  }
+
+  #decide(
+    id: string,
+    spec: LeaseSpec,
+    now: number,
+    options: { allowPreemption: boolean },
+  ): Decision {
+    // Lets the index's time-bucket bounds cover the coming horizon (exact either way; faster).
+    this.#index.advanceTo(now);
+    const w = spec.window;
+    if (w.kind === "flexible") {
+      const earliest = Math.max(w.earliestStart, now);
+      if (earliest > w.latestStart) {
+        return { kind: "none", explanation: emptyExplanation("the latest start has passed") };
+      }
+      const slot = findEarliestSlot(
+        this.#index,
+        {
+          ...this.#request(id, spec, { start: earliest, end: earliest + w.durationMs }),
+          earliest,
+          latest: w.latestStart,
+          duration: w.durationMs,
+        },
+        this.#policy,
+      );
+      if (slot.ok) {
+        return {
+          kind: "place",
+          state: slot.start <= now ? "STARTING" : "RESERVED",
+          hostId: slot.hostId,
+          start: slot.start,
+          end: slot.start + w.durationMs,
+          explanation: slot.explanation,
+        };
+      }
+      // Best effort: a flexible lease always waits for capacity until its latest start.
+      return { kind: "queue", explanation: slot.explanation };
+    }
+    const start = w.kind === "immediate" ? now : Math.max(w.start, now);
+    const window = { start, end: start + w.durationMs };
+    const decision = place(this.#index, this.#request(id, spec, window), this.#policy);
+    if (decision.ok) {
+      return {
+        kind: "place",
+        state: start <= now ? "STARTING" : "RESERVED",
+        hostId: decision.hostId,
+        start,
+        end: window.end,
+        explanation: decision.explanation,
+      };
+    }
+    if (options.allowPreemption && !spec.preemptible && spec.priority > 0) {
+      // Victims keep running for their notice period, so the lease starts after it.
+      const noticeEnd = now + this.#timings.preemptionNoticeMs;
+      const pStart = Math.max(start, noticeEnd);
+      const pWindow = { start: pStart, end: pStart + w.durationMs };
+      const plan = planPreemption(this.#index, this.#request(id, spec, pWindow));
+      if (plan !== null) {
+        return {
+          kind: "preempt",
+          hostId: plan.hostId,
+          victims: plan.victims,
+          start: pStart,
+          end: pWindow.end,
+          explanation: decision.explanation,
+        };
+      }
+    }
+    return spec.allowQueue
+      ? { kind: "queue", explanation: decision.explanation }
+      : { kind: "none", explanation: decision.explanation };
+  }
+
+  async #placeNew(
+    base: Lease,
+    d: Extract<Decision, { kind: "place" }>,
+    event: LeaseEventType,
+    previous?: Versioned<Lease>,
+  ): Promise<Versioned<Lease>> {
+    const now = this.#clock.now();
+    const next: Lease = {
+      ...base,
+      state: d.state,
+      hostId: d.hostId,
+      start: d.start,
+      end: d.end,
+      updatedAt: now,
+      statusMessage: d.state === "RESERVED" ? `reserved on ${d.hostId}` : `starting on ${d.hostId}`,
+      history: [
+        ...base.history,
+        { hostId: d.hostId, at: now, reason: d.state === "RESERVED" ? "reserved" : "placed" },
+      ],
+    };
+    this.#commitHold(next);
+    let item: Versioned<Lease>;
+    try {
+      item = await this.#write(previous, next, event);
+    } catch (error) {
+      this.#index.release(next.id);
+      throw error;
+    }
+    if (next.state === "STARTING") this.#sendStart(next);
+    return item;
+  }
+
+  /**
+   * Preemption: running victims get a notice and stop at its end (their holds end there);
+   * reserved victims are preempted at once. The lease is then placed, now if the room is already
+   * there, else reserved on the plan's host from the notice's end.
+   */
+  async #preemptFor(
+    base: Lease,
+    d: Extract<Decision, { kind: "preempt" }>,
+    now: number,
+  ): Promise<Versioned<Lease>> {
+    for (const victimId of d.victims) {
+      const victim = this.get(victimId);
+      const v = victim.value;
+      if (RUNNING_STATES.has(v.state)) {
+        const deadline = Math.min(d.start, v.end);
+        // A running victim started before now < deadline; shrinking its hold always fits.
+        this.#index.resize(victimId, { window: { start: v.start, end: deadline } });
+        await this.#write(
+          victim,
+          {
+            ...v,
+            stopReason: "preempt",
+            stopDeadline: deadline,
+            statusMessage: `preempted by lease ${base.id} (priority ${base.spec.priority}); stops at ${new Date(deadline).toISOString()}`,
+          },
+          "PREEMPTION_NOTICE",
+        );
+      } else {
+        await this.#finish(
+          victim,
+          "PREEMPTED",
+          `preempted by lease ${base.id} (priority ${base.spec.priority})`,
+        );
+      }
+    }
+    const nowDecision = this.#decide(base.id, base.spec, now, { allowPreemption: false });
+    if (nowDecision.kind === "place") return this.#placeNew(base, nowDecision, "CREATED");
+    return this.#placeNew(
+      base,
+      {
+        kind: "place",
+        state: "RESERVED",
+        hostId: d.hostId,
+        start: d.start,
+        end: d.end,
+        explanation: d.explanation,
+      },
+      "CREATED",
+    );
+  }
+
+  // ── the queue ──────────────────────────────────────────────────────────────────────────────
+
+  #scheduleQueuePass(): void {
+    if (this.#queuePass !== undefined || this.#pending.size === 0) return;
+    this.#queuePass = this.#clock.setTimer(0, () => {
+      this.#queuePass = undefined;
+      void this.#exclusive(() => this.#runQueue()).catch((error) =>
+        this.#log.error({ err: error }, "queue pass failed"),
+      );
+    });
+  }
+
+  /**
+   * Places queued leases, highest priority first, then oldest. Placement over the timelines means
+   * a queued lease only fits where it delays no reservation (backfill).
+   */
+  async #runQueue(): Promise<void> {
+    const now = this.#clock.now();
+    const queued = [...this.#pending]
+      .map((id) => this.get(id))
+      .sort(
+        (a, b) =>
+          b.value.spec.priority - a.value.spec.priority ||
+          a.value.createdAt - b.value.createdAt ||
+          (a.id < b.id ? -1 : 1),
+      );
+    for (const item of queued) {
+      const lease = item.value;
+      if (lease.state !== "PENDING") continue;
+      const d = this.#decide(lease.id, lease.spec, now, { allowPreemption: false });
+      if (d.kind === "place") {
+        await this.#placeNew(lease, d, "STATE_CHANGED", item);
+      } else if (d.kind === "none" && lease.spec.window.kind === "flexible") {
+        await this.#finish(
+          item,
+          "REJECTED",
+          `no capacity before the latest start: ${d.explanation.summary}`,
+        );
+      }
+    }
+  }
+
+  // ── timers ─────────────────────────────────────────────────────────────────────────────────
+
+  #arm(lease: Lease): void {
+    const old = this.#timers.get(lease.id);
+    if (old !== undefined) for (const t of old) t.cancel();
+    this.#timers.delete(lease.id);
+    if (isTerminal(lease.state)) return;
+    const timers: Timer[] = [];
+    const at = (
+      time: number,
+      what: string,
+      fn: (item: Versioned<Lease>) => Promise<unknown>,
+    ): void => {
+      timers.push(
+        this.#clock.setTimerAt(time, () => {
+          void this.#exclusive(async () => {
+            const current = this.#leases.get(lease.id);
+            // The lease changed since this timer was armed: its own timers now apply.
+            if (current === undefined || current.value !== lease) return;
+            await fn(current);
+          }).catch((error) =>
+            this.#log.error({ err: error, lease: lease.id, timer: what }, "lease timer failed"),
+          );
+        }),
+      );
+    };
+    const t = this.#timings;
+    switch (lease.state) {
+      case "PENDING": {
+        const w = lease.spec.window;
+        const deadline =
+          w.kind === "flexible"
+            ? w.latestStart
+            : w.kind === "reserved"
+              ? w.start + w.durationMs
+              : lease.createdAt + t.queueTimeoutMs;
+        at(deadline, "queue-deadline", (item) =>
+          this.#finish(
+            item,
+            "REJECTED",
+            w.kind === "flexible" ? "no capacity before the latest start" : "no capacity in time",
+          ),
+        );
+        if (w.kind === "flexible" && w.earliestStart > this.#clock.now()) {
+          at(w.earliestStart, "earliest-start", async () => this.#scheduleQueuePass());
+        }
+        break;
+      }
+      case "RESERVED":
+        at(lease.start, "start", (item) => this.#startReserved(item));
+        break;
+      case "STARTING":
+      case "ACTIVE":
+      case "MIGRATING":
+        if (lease.stopDeadline !== undefined && lease.stopReason === "preempt") {
+          at(lease.stopDeadline, "preemption", (item) =>
+            this.#beginStop(item, "preempt", item.value.statusMessage),
+          );
+        } else {
+          if (!lease.warned && lease.end - t.expiryNoticeMs > lease.start) {
+            at(lease.end - t.expiryNoticeMs, "expiry-warning", (item) =>
+              this.#write(
+                item,
+                {
+                  ...item.value,
+                  warned: true,
+                  statusMessage: `ends at ${new Date(item.value.end).toISOString()}`,
+                },
+                "EXPIRY_WARNING",
+              ),
+            );
+          }
+          at(lease.end, "end", (item) => this.#beginStop(item, "end", "the lease's window ended"));
+        }
+        break;
+      case "ENDING":
+        // Stop was asked with a grace period; after it, the host is told to kill.
+        at(lease.updatedAt + t.stopGraceMs, "force-stop", async (item) => {
+          this.#sendStop(item.value, true);
+        });
+        break;
+      default:
+        break;
+    }
+    if (timers.length > 0) this.#timers.set(lease.id, timers);
+  }
+
+  async #startReserved(item: Versioned<Lease>): Promise<void> {
+    const lease = item.value;
+    if (!this.#hosts.has(lease.hostId)) {
+      await this.#finish(item, "FAILED", `host ${lease.hostId} is gone`);
+      return;
+    }
+    const next = await this.#transition(item, "STARTING", `starting on ${lease.hostId}`);
+    this.#sendStart(next.value);
+  }
+
+  // ── stopping ───────────────────────────────────────────────────────────────────────────────
+
+  async #beginStop(
+    item: Versioned<Lease>,
+    reason: StopReason,
+    message: string,
+  ): Promise<Versioned<Lease>> {
+    const lease = item.value;
+    // The capacity is free from now on: the timeline no longer counts this lease.
+    this.#index.release(lease.id);
+    const next = await this.#write(
+      item,
+      {
+        ...lease,
+        state: "ENDING",
+        stopReason: reason,
+        statusMessage: message,
+        updatedAt: this.#clock.now(),
+      },
+      "STATE_CHANGED",
+    );
+    this.#sendStop(next.value, false);
+    this.#scheduleQueuePass();
+    return next;
+  }
+
+  #sendStart(lease: Lease): void {
+    this.#gateway
+      .start(lease.hostId, {
+        leaseId: lease.id,
+        resources: lease.spec.resources,
+        end: lease.end,
+        image: lease.spec.driver.image,
+        params: lease.spec.driver.params,
+      })
+      .catch((error) => {
+        this.#log.warn({ err: error, lease: lease.id, host: lease.hostId }, "start command failed");
+        void this.#onReport({
+          hostId: lease.hostId,
+          leaseId: lease.id,
+          state: "FAILED",
+          message: `start failed: ${errorMessage(error)}`,
+        });
+      });
+  }
+
+  #sendStop(lease: Lease, force: boolean): void {
+    this.#gateway
+      .stop(lease.hostId, lease.id, { graceMs: this.#timings.stopGraceMs, force })
+      .catch((error) => {
+        this.#log.warn({ err: error, lease: lease.id, host: lease.hostId }, "stop command failed");
+      });
+  }
+
+  // ── reports from hosts ─────────────────────────────────────────────────────────────────────
+
+  #onReport(report: WorkloadReport): Promise<void> {
+    return this.#exclusive(async () => {
+      const item = this.#leases.get(report.leaseId);
+      const lease = item?.value;
+      if (
+        item === undefined ||
+        lease === undefined ||
+        lease.hostId !== report.hostId ||
+        isTerminal(lease.state)
+      ) {
+        // A workload the broker does not place there: the broker's view wins.
+        if (report.state === "RUNNING") {
+          this.#log.warn(
+            { lease: report.leaseId, host: report.hostId },
+            "unexpected workload: stopping it",
+          );
+          this.#gateway
+            .stop(report.hostId, report.leaseId, { graceMs: 0, force: true })
+            .catch(() => {});
+        }
+        return;
+      }
+      switch (report.state) {
+        case "RUNNING":
+          if (lease.state === "STARTING")
+            await this.#transition(item, "ACTIVE", `running on ${lease.hostId}`);
+          break;
+        case "STOPPED":
+          if (lease.state === "ENDING") {
+            await this.#finish(item, stopFinal(lease.stopReason), lease.statusMessage);
+          } else if (RUNNING_STATES.has(lease.state)) {
+            await this.#finish(
+              item,
+              "FAILED",
+              `the workload stopped unexpectedly${report.message === "" ? "" : `: ${report.message}`}`,
+            );
+          }
+          break;
+        case "FAILED": {
+          const message = report.message === "" ? "the workload failed" : report.message;
+          // A workload that fails while being stopped has stopped: the lease ends as intended.
+          if (lease.state === "ENDING")
+            await this.#finish(item, stopFinal(lease.stopReason), message);
+          else if (RUNNING_STATES.has(lease.state)) await this.#finish(item, "FAILED", message);
+          break;
+        }
+      }
+    });
+  }
+
+  // ── writes ─────────────────────────────────────────────────────────────────────────────────
+
+  async #transition(
+    item: Versioned<Lease>,
+    to: LeaseState,
+    message: string,
+  ): Promise<Versioned<Lease>> {
+    assertTransition(item.id, item.value.state, to);
+    return this.#write(item, { ...item.value, state: to, statusMessage: message }, "STATE_CHANGED");
+  }
+
+  /** Ends a lease in a final state and frees whatever it held. */
+  async #finish(
+    item: Versioned<Lease>,
+    to: LeaseState,
+    message: string,
+  ): Promise<Versioned<Lease>> {
+    assertTransition(item.id, item.value.state, to);
+    this.#index.release(item.id);
+    const next = await this.#write(
+      item,
+      { ...item.value, state: to, statusMessage: message },
+      "STATE_CHANGED",
+    );
+    this.#scheduleQueuePass();
+    return next;
+  }
+
+  async #write(
+    previous: Versioned<Lease> | undefined,
+    next: Lease,
+    event: LeaseEventType,
+  ): Promise<Versioned<Lease>> {
+    if (previous !== undefined && previous.value.state !== next.state) {
+      assertTransition(next.id, previous.value.state, next.state);
+    } else if (previous === undefined) {
+      assertTransition(next.id, "NEW", next.state);
+    }
+    const value: Lease = { ...next, updatedAt: this.#clock.now(), lastEvent: event };
+    const revision = await this.#store.commit([
+      {
+        type: "put",
+        collection: "leases",
+        id: value.id,
+        value,
+        expectRevision: previous?.revision ?? 0,
+      },
+    ]);
+    const stored: Versioned<Lease> = {
+      id: value.id,
+      value,
+      revision,
+      createRevision: previous?.createRevision ?? revision,
+    };
+    this.#remember(stored);
+    this.#arm(stored.value);
+    return stored;
+  }
+
+  #remember(item: Versioned<Lease>): void {
+    const lease = item.value;
+    if (item.revision > this.#revision) this.#revision = item.revision;
+    this.#leases.set(item.id, item);
+    if (lease.requestId !== "") this.#byRequestId.set(lease.requestId, lease.id);
+    if (lease.state === "PENDING") {
+      this.#pending.add(lease.id);
+    } else {
+      this.#pending.delete(lease.id);
+    }
+  }
+
+  #commitHold(lease: Lease): void {
+    this.#index.commit(
+      lease.id,
+      lease.hostId,
+      { start: lease.start, end: lease.end },
+      lease.spec.resources,
+      {
+        priority: lease.spec.priority,
+        preemptible: lease.spec.preemptible,
+        ...(lease.spec.affinity === undefined ? {} : { group: lease.spec.affinity.group }),
+      },
+    );
+  }
+
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#tail.then(fn, fn);
+    this.#tail = run.catch(() => {});
+    return run;
+  }
+}
+
+/** The final state of a lease that was stopped for `reason`. */
+function stopFinal(reason: StopReason | undefined): LeaseState {
+  switch (reason) {
+    case "cancel":
+      return "CANCELLED";
+    case "preempt":
+      return "PREEMPTED";
+    case "failure":
+      return "FAILED";
+    default:
+      return "ENDED";
+  }
+}
+
+function emptyExplanation(summary: string): PlacementExplanation {
+  return { mode: "exhaustive", hostsConsidered: 0, hostsEvaluated: 0, filters: [], summary };
+}
+
+/** Deep equality of plain data (specs), for idempotent submits. */
+export function sameSpec(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const ka = Object.keys(a).filter((k) => (a as Record<string, unknown>)[k] !== undefined);
+  const kb = Object.keys(b).filter((k) => (b as Record<string, unknown>)[k] !== undefined);
+  if (ka.length !== kb.length) return false;
+  return ka.every((k) =>
+    sameSpec((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]),
+  );
+}

@@ -1,0 +1,110 @@
+#!/usr/bin/env node
+/**
+ * `leasebroker`: the broker process. With no configuration it runs all-in-one: memory store,
+ * in-process simulated hosts, gRPC on 127.0.0.1:50051. Logs are JSON lines on stdout; the banner
+ * for people is on stderr.
+ */
+import {
+  ConfigError,
+  createLogger,
+  EXIT_CONFIG,
+  errorMessage,
+  optionsHelp,
+  parseOptions,
+  RealClock,
+} from "../core/index.js";
+import { DEFAULT_PLACEMENT_POLICY } from "../placement/index.js";
+import { Broker } from "./broker.js";
+import { BROKER_OPTIONS, type BrokerConfig } from "./config.js";
+
+const USAGE = `leasebroker — a brokering cluster scheduler for virtual workloads
+
+Usage: leasebroker [serve] [options]
+
+Options:
+${optionsHelp(BROKER_OPTIONS)}
+  -h, --help                         this help`;
+
+async function serve(config: BrokerConfig): Promise<void> {
+  const logger = createLogger({ level: config.logLevel as "info", name: "broker" });
+  const broker = new Broker({
+    clock: new RealClock(),
+    logger,
+    grpcAddress: config.grpcAddress,
+    policy: { ...DEFAULT_PLACEMENT_POLICY, fit: config.policy === "spread" ? "spread" : "binpack" },
+    limits: { maxDurationMs: config.maxDuration },
+    timings: {
+      expiryNoticeMs: config.expiryNotice,
+      stopGraceMs: config.stopGrace,
+      preemptionNoticeMs: config.preemptionNotice,
+      queueTimeoutMs: config.queueTimeout,
+    },
+    simHosts: { count: config.simHosts, cpus: config.simHostCpus, memoryGib: config.simHostMemory },
+  });
+  let port: number;
+  try {
+    port = await broker.start();
+  } catch (error) {
+    process.stderr.write(`leasebroker: cannot start: ${errorMessage(error)}\n`);
+    process.exit(1);
+  }
+  const host = config.grpcAddress.replace(/:\d+$/, "");
+  const address = `${host}:${port}`;
+  process.stderr.write(
+    [
+      "",
+      `leasebroker is serving (all-in-one: ${config.store} store, ${config.simHosts} simulated hosts, ${config.policy} placement)`,
+      `  gRPC API       ${address}   (grpc.health.v1 and server reflection included)`,
+      "",
+      "Try, in another shell:",
+      `  npx leasectl --server ${address} hosts`,
+      `  npx leasectl --server ${address} submit --tenant demo --cpu 2 --memory 4Gi --duration 10m`,
+      `  npx leasectl --server ${address} list`,
+      `  npx leasectl --server ${address} watch`,
+      "",
+      "Stop with Ctrl-C.",
+      "",
+    ].join("\n"),
+  );
+  let stopping = false;
+  const shutdown = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "shutting down");
+    broker.stop(5000).then(
+      () => process.exit(0),
+      (error) => {
+        logger.error({ err: error }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGINT", () => shutdown("SIGINT"));
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+}
+
+async function main(argv: readonly string[]): Promise<void> {
+  let parsed: ReturnType<typeof parseOptions<typeof BROKER_OPTIONS>>;
+  try {
+    parsed = parseOptions(BROKER_OPTIONS, argv, process.env, { allowPositionals: true });
+    const [command = "serve", ...rest] = parsed.positionals;
+    if (parsed.help) {
+      process.stdout.write(`${USAGE}\n`);
+      return;
+    }
+    if (command !== "serve")
+      throw new ConfigError(`unknown command ${JSON.stringify(command)} (commands: serve)`);
+    if (rest.length > 0) throw new ConfigError(`unexpected argument ${JSON.stringify(rest[0])}`);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(
+        `leasebroker: ${error.message}\nRun leasebroker --help for the options.\n`,
+      );
+      process.exit(EXIT_CONFIG);
+    }
+    throw error;
+  }
+  await serve(parsed.options);
+}
+
+await main(process.argv.slice(2));

@@ -1,0 +1,34 @@
+import type { HostRecord } from "../hosts/registry.js";
+import type { Lease } from "../leases/model.js";
+import type { Store } from "./store.js";
+
+export { MemoryStore, type MemoryStoreOptions } from "./memory-store.js";
+export {
+  COLLECTIONS,
+  type CollectionName,
+  CompactedError,
+  type ListOptions,
+  type ListPage,
+  type Store,
+  type StoreEvent,
+  type StoreWatch,
+  type Versioned,
+  type WatchOptions,
+  WriteConflictError,
+  type WriteOp,
+} from "./store.js";
+
+/** A migration record (filled in by the Live migration issue). */
+export interface MigrationRecord {
+  readonly id: string;
+  readonly leaseId: string;
+}
+
+/** What the broker keeps in its Store. */
+export interface BrokerSchema {
+  leases: Lease;
+  hosts: HostRecord;
+  migrations: MigrationRecord;
+}
+
+export type BrokerStore = Store<BrokerSchema>;
