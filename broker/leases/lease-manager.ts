@@ -736,19 +736,21 @@ export class LeaseManager {
     switch (lease.state) {
       case "PENDING": {
         const w = lease.spec.window;
+        // A queued lease waits until its latest start (flexible), its start (reserved), or the
+        // queue timeout (immediate), then is REJECTED.
         const deadline =
           w.kind === "flexible"
             ? w.latestStart
             : w.kind === "reserved"
-              ? w.start + w.durationMs
+              ? w.start
               : lease.createdAt + t.queueTimeoutMs;
-        at(deadline, "queue-deadline", (item) =>
-          this.#finish(
-            item,
-            "REJECTED",
-            w.kind === "flexible" ? "no capacity before the latest start" : "no capacity in time",
-          ),
-        );
+        const why =
+          w.kind === "flexible"
+            ? "no capacity before the latest start"
+            : w.kind === "reserved"
+              ? "no capacity by the reserved start"
+              : `no capacity within the queue timeout (${Math.round(t.queueTimeoutMs / 60_000)} min)`;
+        at(deadline, "queue-deadline", (item) => this.#finish(item, "REJECTED", why));
         if (w.kind === "flexible" && w.earliestStart > this.#clock.now()) {
           at(w.earliestStart, "earliest-start", async () => this.#scheduleQueuePass());
         }

@@ -26,7 +26,7 @@ export const DEFAULT_ADMISSION_LIMITS: AdmissionLimits = {
   clockSkewMs: 5_000,
 };
 
-const NAME = /^[\p{L}\p{N}][\p{L}\p{N} ._:/-]{0,252}$/u;
+const NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const TENANT = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const MAX_LABELS = 64;
 const MAX_CONSTRAINTS = 32;
@@ -122,10 +122,7 @@ export interface ValidationContext {
 /** Throws `InvalidArgumentError` for the first rule the spec breaks. Field paths start at `spec.`. */
 export function validateLeaseSpec(spec: LeaseSpec, ctx: ValidationContext): void {
   if (spec.name !== "" && !NAME.test(spec.name)) {
-    throw new InvalidArgumentError(
-      "spec.name",
-      "at most 253 letters, digits, spaces and ._:/-, starting with a letter or digit",
-    );
+    throw new InvalidArgumentError("spec.name", "1-63 characters of [a-z0-9-], starting and ending alphanumeric");
   }
   if (!TENANT.test(spec.tenant)) {
     throw new InvalidArgumentError(

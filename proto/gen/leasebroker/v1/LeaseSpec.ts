@@ -16,8 +16,8 @@ import type { DriverParams as _leasebroker_v1_DriverParams, DriverParams__Output
  */
 export interface LeaseSpec {
   /**
-   * Human-readable name, 1..63 characters of [a-z0-9-], starting and ending alphanumeric. Not
-   * unique.
+   * Human-readable name, 1..63 characters of [a-z0-9-], starting and ending alphanumeric; empty =
+   * unnamed. Not unique.
    */
   'name'?: (string) | undefined;
   /**
@@ -100,8 +100,8 @@ export interface LeaseSpec {
  */
 export interface LeaseSpec__Output {
   /**
-   * Human-readable name, 1..63 characters of [a-z0-9-], starting and ending alphanumeric. Not
-   * unique.
+   * Human-readable name, 1..63 characters of [a-z0-9-], starting and ending alphanumeric; empty =
+   * unnamed. Not unique.
    */
   'name': (string);
   /**

@@ -46,7 +46,10 @@ export const LeaseState = {
    */
   LEASE_STATE_CANCELLED: 'LEASE_STATE_CANCELLED',
   /**
-   * Never placed: no fit without allow_queue, or a flexible window's latest_start passed. Terminal.
+   * Never placed: a flexible window's latest_start passed, a queued reservation's start passed, or
+   * a queued immediate lease waited longer than the broker's queue timeout (default 1 h). (A
+   * submit that fits nowhere without allow_queue is refused with RESOURCE_EXHAUSTED and leaves no
+   * lease.) Terminal.
    */
   LEASE_STATE_REJECTED: 'LEASE_STATE_REJECTED',
   /**
@@ -114,7 +117,10 @@ export type LeaseState =
   | 'LEASE_STATE_CANCELLED'
   | 9
   /**
-   * Never placed: no fit without allow_queue, or a flexible window's latest_start passed. Terminal.
+   * Never placed: a flexible window's latest_start passed, a queued reservation's start passed, or
+   * a queued immediate lease waited longer than the broker's queue timeout (default 1 h). (A
+   * submit that fits nowhere without allow_queue is refused with RESOURCE_EXHAUSTED and leaves no
+   * lease.) Terminal.
    */
   | 'LEASE_STATE_REJECTED'
   | 10
