@@ -1,0 +1,177 @@
+/**
+ * The seeded synthetic VM workload shared by the placement and packing benchmarks: a cluster of
+ * three host shapes with zone/rack/gen labels, and a stream of leases (70% immediate, 20% reserved
+ * within 7 days, 10% flexible) of 1–32 vCPU at 1–8 GiB per vCPU.
+ */
+
+import type {
+  HostSpec,
+  PlacementRequest,
+  Resources,
+  Rng,
+  SlotRequest,
+} from "../../placement/index.js";
+
+export const HOUR = 3_600_000;
+export const DAY = 24 * HOUR;
+const GIB = 1024;
+
+export const HOST_SHAPES: readonly {
+  readonly name: string;
+  readonly share: number;
+  readonly capacity: Resources;
+}[] = [
+  {
+    name: "m48",
+    share: 0.5,
+    capacity: { cpuMillis: 48_000, memoryMib: 384 * GIB, diskGib: 4000, gpus: 0 },
+  },
+  {
+    name: "m64",
+    share: 0.45,
+    capacity: { cpuMillis: 64_000, memoryMib: 512 * GIB, diskGib: 6000, gpus: 0 },
+  },
+  {
+    name: "g48",
+    share: 0.05,
+    capacity: { cpuMillis: 48_000, memoryMib: 384 * GIB, diskGib: 4000, gpus: 8 },
+  },
+];
+
+export function makeHosts(rng: Rng, count: number): HostSpec[] {
+  const out: HostSpec[] = [];
+  for (let i = 0; i < count; i++) {
+    const r = rng.next();
+    let acc = 0;
+    let shape = HOST_SHAPES[0];
+    for (const s of HOST_SHAPES) {
+      acc += s.share;
+      if (r < acc) {
+        shape = s;
+        break;
+      }
+    }
+    const cap = (shape ?? HOST_SHAPES[0])?.capacity as Resources;
+    out.push({
+      id: `host-${String(i).padStart(5, "0")}`,
+      capacity: cap,
+      labels: {
+        zone: `z${i % 3}`,
+        rack: `r${String(Math.floor(i / 40)).padStart(3, "0")}`,
+        gen: String(1 + (i % 4)),
+        type: shape?.name ?? "m48",
+      },
+      state: "READY",
+    });
+  }
+  return out;
+}
+
+export function vmSize(rng: Rng): Resources {
+  const vcpu = rng.pick([1, 2, 4, 8, 16, 32]);
+  const perCpu = rng.pick([1, 2, 4, 8]);
+  return {
+    cpuMillis: vcpu * 1000,
+    memoryMib: vcpu * perCpu * GIB,
+    diskGib: rng.pick([20, 40, 80, 160]),
+    gpus: rng.next() < 0.03 ? rng.pick([1, 2, 4]) : 0,
+  };
+}
+
+/** Log-uniform duration between 1 hour and 7 days (mean ≈ 32.6 h). */
+export function duration(rng: Rng): number {
+  return Math.round(HOUR * Math.exp(rng.next() * Math.log(168)));
+}
+
+/** Mean time a lease holds capacity from submission (waiting reservations included). */
+export const MEAN_TIME_IN_SYSTEM = (167 / Math.log(168)) * HOUR + 0.2 * 3.5 * DAY + 0.1 * 0.5 * DAY;
+
+export type Arrival =
+  | { readonly kind: "immediate" | "reserved"; readonly request: PlacementRequest }
+  | { readonly kind: "flexible"; readonly request: SlotRequest };
+
+export function arrival(rng: Rng, now: number, leaseId: string): Arrival {
+  const r = rng.next();
+  const resources = vmSize(rng);
+  const d = duration(rng);
+  const priority = rng.int(0, 9);
+  const preemptible = rng.next() < 0.5;
+  if (r < 0.7) {
+    return {
+      kind: "immediate",
+      request: { leaseId, resources, window: { start: now, end: now + d }, priority, preemptible },
+    };
+  }
+  if (r < 0.9) {
+    const start = now + Math.round(rng.next() * 7 * DAY);
+    return {
+      kind: "reserved",
+      request: { leaseId, resources, window: { start, end: start + d }, priority, preemptible },
+    };
+  }
+  const earliest = now + Math.round(rng.next() * DAY);
+  return {
+    kind: "flexible",
+    request: {
+      leaseId,
+      resources,
+      earliest,
+      latest: earliest + 2 * DAY,
+      duration: d,
+      priority,
+      preemptible,
+    },
+  };
+}
+
+/** A min-heap of (time, id): leases to release as the clock passes their end. */
+export class EndQueue {
+  private readonly times: number[] = [];
+  private readonly ids: string[] = [];
+  get size(): number {
+    return this.times.length;
+  }
+  push(time: number, id: string): void {
+    const t = this.times;
+    const ids = this.ids;
+    let i = t.length;
+    t.push(time);
+    ids.push(id);
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if ((t[p] as number) <= time) break;
+      t[i] = t[p] as number;
+      ids[i] = ids[p] as string;
+      i = p;
+    }
+    t[i] = time;
+    ids[i] = id;
+  }
+  peekTime(): number {
+    return this.times.length > 0 ? (this.times[0] as number) : Number.POSITIVE_INFINITY;
+  }
+  pop(): string | undefined {
+    const t = this.times;
+    const ids = this.ids;
+    if (t.length === 0) return undefined;
+    const top = ids[0];
+    const lastT = t.pop() as number;
+    const lastId = ids.pop() as string;
+    if (t.length > 0) {
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= t.length) break;
+        const r = l + 1;
+        const c = r < t.length && (t[r] as number) < (t[l] as number) ? r : l;
+        if ((t[c] as number) >= lastT) break;
+        t[i] = t[c] as number;
+        ids[i] = ids[c] as string;
+        i = c;
+      }
+      t[i] = lastT;
+      ids[i] = lastId;
+    }
+    return top;
+  }
+}

@@ -1,0 +1,273 @@
+/**
+ * bench:placement — decisions per second and decision latency of the indexed placer on a cluster of
+ * 10,000 hosts with ~100,000 live leases in steady state (leases end as the simulated clock moves,
+ * new ones arrive), against the naive baseline (linear scan, first fit) on the same cluster states.
+ *
+ *   node dist/bench/placement.js [--seed N] [--hosts N] [--leases N] [--decisions N] [--reps N] [--json]
+ */
+
+import { performance } from "node:perf_hooks";
+import {
+  ClusterIndex,
+  createRng,
+  findEarliestSlot,
+  type PlacementDecision,
+  type PlacementRequest,
+  place,
+  placeFirstFit,
+  type Rng,
+} from "../placement/index.js";
+import { parseFlags } from "./lib/args.js";
+import { fmt, heapAfterGc, median, percentile, table } from "./lib/stats.js";
+import {
+  type Arrival,
+  arrival,
+  DAY,
+  EndQueue,
+  MEAN_TIME_IN_SYSTEM,
+  makeHosts,
+} from "./lib/workload.js";
+
+const flags = parseFlags(
+  "placement",
+  {
+    seed: { kind: "number", default: 1, help: "workload seed" },
+    hosts: { kind: "number", default: 10_000, help: "hosts in the cluster" },
+    leases: { kind: "number", default: 100_000, help: "live leases in steady state" },
+    decisions: { kind: "number", default: 20_000, help: "decisions per repetition" },
+    reps: { kind: "number", default: 5, help: "repetitions (medians are reported)" },
+    "gang-reps": { kind: "number", default: 3, help: "repetitions of the anti-affinity run" },
+    "baseline-every": {
+      kind: "number",
+      default: 25,
+      help: "time the first-fit baseline on every Nth decision",
+    },
+    json: { kind: "boolean", default: false, help: "print one JSON object instead of a table" },
+  },
+  process.argv.slice(2),
+);
+
+const T0 = Date.UTC(2030, 0, 1);
+const rng = createRng(flags.seed);
+const index = new ClusterIndex();
+for (const spec of makeHosts(rng, flags.hosts)) index.addHost(spec);
+const ends = new EndQueue();
+const dt = MEAN_TIME_IN_SYSTEM / Math.max(1, flags.leases);
+let seq = 0;
+let now = T0;
+
+function commitDecision(
+  d: PlacementDecision,
+  req: {
+    leaseId?: string;
+    resources: PlacementRequest["resources"];
+    priority?: number;
+    preemptible?: boolean;
+    group?: PlacementRequest["group"];
+  },
+): boolean {
+  if (!d.ok) return false;
+  const id = req.leaseId ?? `lease-${seq++}`;
+  index.commit(id, d.hostId, { start: d.start, end: d.end }, req.resources, {
+    priority: req.priority ?? 0,
+    preemptible: req.preemptible ?? false,
+    ...(req.group === undefined ? {} : { group: req.group.name }),
+  });
+  ends.push(d.end, id);
+  return true;
+}
+
+function decide(a: Arrival): PlacementDecision {
+  return a.kind === "flexible" ? findEarliestSlot(index, a.request) : place(index, a.request);
+}
+
+function releaseEnded(): void {
+  while (ends.peekTime() <= now) {
+    const id = ends.pop();
+    if (id !== undefined) index.release(id);
+  }
+}
+
+// ---- warm-up: the population alive at T0 of a stationary arrival process --------------------
+// Arrivals over the past 15 days; those still holding capacity at T0 are placed in arrival order.
+{
+  const warmRng: Rng = createRng(flags.seed ^ 0x5eed);
+  const past: { at: number; a: Arrival }[] = [];
+  for (let t = T0 - 15 * DAY; t < T0; t += dt) {
+    const a = arrival(warmRng, t, `warm-${seq++}`);
+    const endAt =
+      a.kind === "flexible" ? a.request.latest + a.request.duration : a.request.window.end;
+    if (endAt > T0) past.push({ at: t, a });
+  }
+  for (const { at, a } of past) {
+    now = at;
+    index.advanceTo(now);
+    const d = decide(a);
+    if (d.ok && d.end > T0) commitDecision(d, a.request);
+  }
+  now = T0;
+  index.advanceTo(now);
+  releaseEnded();
+}
+const warmLive = index.holdCount;
+const heap = heapAfterGc();
+
+// ---- steady state ---------------------------------------------------------------------------
+interface RunFigures {
+  perSecond: number;
+  latencies: number[];
+  noFit: number;
+  evaluated: number;
+  baselineTime: number;
+  baselineCount: number;
+}
+
+function run(decisions: number, next: () => Arrival[]): RunFigures {
+  const latencies: number[] = [];
+  let noFit = 0;
+  let evaluated = 0;
+  let baselineTime = 0;
+  let baselineCount = 0;
+  let total = 0;
+  let count = 0;
+  while (count < decisions) {
+    const batch = next();
+    const t0 = performance.now();
+    now += dt * batch.length;
+    index.advanceTo(now);
+    releaseEnded();
+    total += performance.now() - t0;
+    for (const a of batch) {
+      if (flags["baseline-every"] > 0 && count % flags["baseline-every"] === 0) {
+        const req: PlacementRequest =
+          a.kind === "flexible"
+            ? {
+                ...a.request,
+                window: { start: a.request.earliest, end: a.request.earliest + a.request.duration },
+              }
+            : a.request;
+        const b0 = performance.now();
+        placeFirstFit(index, req);
+        baselineTime += performance.now() - b0;
+        baselineCount++;
+      }
+      const s = performance.now();
+      const d = decide(a);
+      const e = performance.now();
+      latencies.push(e - s);
+      if (d.ok) evaluated += d.explanation.hostsEvaluated;
+      if (!commitDecision(d, a.request)) noFit++;
+      total += performance.now() - s;
+      count++;
+    }
+  }
+  return {
+    perSecond: (count / total) * 1000,
+    latencies,
+    noFit,
+    evaluated,
+    baselineTime,
+    baselineCount,
+  };
+}
+
+const single = () => [arrival(rng, now, `lease-${seq++}`)];
+let gang = 0;
+const gangOf10 = (): Arrival[] => {
+  const a = arrival(rng, now, "x");
+  const req =
+    a.kind === "flexible"
+      ? {
+          ...a.request,
+          window: { start: a.request.earliest, end: a.request.earliest + a.request.duration },
+        }
+      : a.request;
+  const name = `gang-${gang++}`;
+  const out: Arrival[] = [];
+  for (let i = 0; i < 10; i++) {
+    const r: PlacementRequest = {
+      leaseId: `${name}-${i}`,
+      resources: req.resources,
+      window: req.window,
+      ...(req.priority === undefined ? {} : { priority: req.priority }),
+      group: { name, kind: "anti-affinity", hard: true },
+    };
+    out.push({ kind: "immediate", request: r });
+  }
+  return out;
+};
+
+const reps: RunFigures[] = [];
+for (let r = 0; r < flags.reps; r++) reps.push(run(flags.decisions, single));
+const gangReps: RunFigures[] = [];
+for (let r = 0; r < flags["gang-reps"]; r++)
+  gangReps.push(run(Math.max(10, Math.floor(flags.decisions / 2)), gangOf10));
+
+const all = reps.flatMap((r) => r.latencies).sort((a, b) => a - b);
+const gangAll = gangReps.flatMap((r) => r.latencies).sort((a, b) => a - b);
+const decisionsTotal = all.length;
+const baselineTime = reps.reduce((s, r) => s + r.baselineTime, 0);
+const baselineCount = reps.reduce((s, r) => s + r.baselineCount, 0);
+const baselinePerSecond = baselineCount > 0 ? (baselineCount / baselineTime) * 1000 : Number.NaN;
+const decisionOnlyPerSecond = (decisionsTotal / all.reduce((s, v) => s + v, 0)) * 1000;
+const round = (v: number, d = 3) => Math.round(v * 10 ** d) / 10 ** d;
+
+const figures = {
+  seed: flags.seed,
+  hosts: flags.hosts,
+  live_leases_target: flags.leases,
+  live_leases_at_start: warmLive,
+  live_leases_at_end: index.holdCount,
+  decisions: decisionsTotal,
+  reps: flags.reps,
+  placements_per_s: Math.round(median(reps.map((r) => r.perSecond))),
+  placements_per_s_reps: reps.map((r) => Math.round(r.perSecond)),
+  decisions_only_per_s: Math.round(decisionOnlyPerSecond),
+  p50_ms: round(percentile(all, 50), 4),
+  p99_ms: round(percentile(all, 99), 4),
+  max_ms: round(percentile(all, 100), 4),
+  no_fit_rate: round(reps.reduce((s, r) => s + r.noFit, 0) / decisionsTotal, 5),
+  hosts_evaluated_mean: round(reps.reduce((s, r) => s + r.evaluated, 0) / decisionsTotal, 1),
+  heap_mib: heap.heapMib,
+  array_buffers_mib: heap.arrayBuffersMib,
+  rss_mib: heap.rssMib,
+  baseline_placements_per_s: Math.round(baselinePerSecond),
+  baseline_samples: baselineCount,
+  speedup_vs_baseline: round(decisionOnlyPerSecond / baselinePerSecond, 1),
+  anti_affinity_placements_per_s: Math.round(median(gangReps.map((r) => r.perSecond))),
+  anti_affinity_p99_ms: round(percentile(gangAll, 99), 4),
+  anti_affinity_no_fit_rate: round(
+    gangReps.reduce((s, r) => s + r.noFit, 0) / Math.max(1, gangAll.length),
+    5,
+  ),
+};
+
+if (flags.json) {
+  process.stdout.write(`${JSON.stringify(figures)}\n`);
+} else {
+  const rows: string[][] = [
+    ["figure", "value"],
+    ["hosts", fmt(figures.hosts)],
+    [
+      "live leases (start / end)",
+      `${fmt(figures.live_leases_at_start)} / ${fmt(figures.live_leases_at_end)}`,
+    ],
+    ["decisions measured", fmt(figures.decisions)],
+    ["placements/s (median of reps, incl. commit + release)", fmt(figures.placements_per_s)],
+    ["  per rep", figures.placements_per_s_reps.map((v) => fmt(v)).join(" ")],
+    ["decisions/s (decision time only)", fmt(figures.decisions_only_per_s)],
+    ["p50 decision ms", figures.p50_ms.toFixed(4)],
+    ["p99 decision ms", figures.p99_ms.toFixed(4)],
+    ["max decision ms", figures.max_ms.toFixed(4)],
+    ["no-fit rate", figures.no_fit_rate.toFixed(4)],
+    ["hosts evaluated per decision (mean)", fmt(figures.hosts_evaluated_mean, 1)],
+    ["heap MiB (V8 heap after GC)", fmt(figures.heap_mib, 1)],
+    ["typed arrays MiB (off-heap)", fmt(figures.array_buffers_mib, 1)],
+    ["rss MiB", fmt(figures.rss_mib, 1)],
+    ["baseline first-fit decisions/s", fmt(figures.baseline_placements_per_s)],
+    ["speedup vs baseline", `${fmt(figures.speedup_vs_baseline, 1)}x`],
+    ["anti-affinity (groups of 10) placements/s", fmt(figures.anti_affinity_placements_per_s)],
+    ["anti-affinity p99 decision ms", figures.anti_affinity_p99_ms.toFixed(4)],
+  ];
+  process.stdout.write(`${table(rows)}\n`);
+}

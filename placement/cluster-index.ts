@@ -1,0 +1,1009 @@
+/**
+ * The cluster index: every host with its capacity timeline, every hold, and the aggregates that let
+ * the placer find the best host without visiting every host.
+ *
+ * Two structures serve the search (see docs/benchmarks.md, "How the index finds the best host"):
+ *
+ * - Hosts with the same allocatable vector form a class. READY hosts of a class sit in bins by
+ *   κ = weighted utilisation at their all-time peak (a window-independent upper bound on the
+ *   binpack score), so binpack visits hosts from the fullest bins down and stops when a bin's bound
+ *   cannot beat the best exact score found.
+ * - Time is cut into buckets (default 1 h) in a ring covering a horizon (default 256 buckets).
+ *   Each host keeps, per bucket, the minimum usage in the bucket; each chunk of 32 hosts in a bin
+ *   keeps the minimum of those (lazily recomputed). Peak over a window ≥ min usage in any bucket
+ *   the window touches, so a chunk whose best free capacity at a sampled bucket is below the demand
+ *   holds no feasible host: it is skipped whole.
+ */
+
+import {
+  CapacityExceededError,
+  DuplicateHoldError,
+  DuplicateHostError,
+  InvalidPlacementArgumentError,
+  UnknownHoldError,
+  UnknownHostError,
+} from "./errors.js";
+import { DEFAULT_RESOURCE_WEIGHTS, type ResourceWeights } from "./policy.js";
+import {
+  allocatable,
+  CORE_DIMS,
+  CORE_RESOURCES,
+  extendedNames,
+  get,
+  type Resources,
+  validateResources,
+  ZERO_RESOURCES,
+} from "./resources.js";
+import { matches, parseSelectors, type Requirement, validateLabels } from "./selector.js";
+import { CapacityTimeline, validateWindow } from "./timeline.js";
+import {
+  HOST_STATES,
+  type HoldMeta,
+  type HostSpec,
+  type HostState,
+  type TimeWindow,
+} from "./types.js";
+
+export const CHUNK_SIZE = 32;
+export const KAPPA_BINS = 256;
+/**
+ * Within a κ bin, hosts are split by how much they have free at the ring's first bucket (the
+ * present): chunks of like hosts make the chunk bounds tight for windows starting now.
+ */
+const FREE_EDGES = [1 / 256, 1 / 64, 1 / 16, 1 / 4];
+const FREE_LEVELS = FREE_EDGES.length + 1;
+/** Free bins: (level of free cpu) × (level of free memory), the dimensions VMs exhaust. */
+export const FREE_BINS = FREE_LEVELS * FREE_LEVELS;
+
+export interface ClusterIndexOptions {
+  /** Must equal the policy's `resourceWeights` for the indexed search; other weights fall back to a scan. */
+  readonly resourceWeights?: ResourceWeights;
+  /** Width of a time bucket of the feasibility bounds. Default 1 hour. */
+  readonly bucketMs?: number;
+  /** Buckets kept ahead of `advanceTo(now)`. Default 256 (10.7 days at 1 h). */
+  readonly horizonBuckets?: number;
+}
+
+/** A host as the broker sees it. */
+export interface HostView {
+  readonly id: string;
+  readonly state: HostState;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly capacity: Resources;
+  readonly allocatable: Resources;
+  readonly holdCount: number;
+  readonly spec: HostSpec;
+}
+
+/** A hold: capacity charged on a host for a window. */
+export interface HoldView {
+  readonly id: string;
+  readonly leaseId: string;
+  readonly hostId: string;
+  readonly start: number;
+  readonly end: number;
+  readonly resources: Resources;
+  readonly priority: number;
+  readonly preemptible: boolean;
+  readonly group?: string;
+}
+
+export interface ForecastBucket {
+  readonly start: number;
+  readonly end: number;
+  /** Sum of allocatable over READY hosts. */
+  readonly allocatable: Resources;
+  /** Sum over hosts of the peak usage within the bucket. */
+  readonly allocated: Resources;
+  /** Sum over READY hosts of allocatable − peak usage in the bucket (never below 0). */
+  readonly free: Resources;
+  readonly hosts: number;
+}
+
+/** @internal Hosts of one allocatable vector. */
+export class HostClass {
+  readonly alloc: Float64Array;
+  /** resource weight / Σ weights over dimensions the class has, 0 elsewhere. */
+  readonly wn: Float64Array;
+  /** Cells by κ bin × free bin (index kbin·FREE_BINS + fbin). */
+  readonly bins: (Bin | undefined)[] = new Array(KAPPA_BINS * FREE_BINS).fill(undefined);
+  /** READY hosts per κ bin. */
+  readonly kCount = new Int32Array(KAPPA_BINS);
+  /**
+   * Per free bin (a column across all κ bins), per ring slot, per core dim: a lower bound of the
+   * bucket minimum of every host in the column. One check rules out e.g. every full host at once.
+   */
+  colMin: Float64Array = new Float64Array(0);
+  colValid: Uint8Array = new Uint8Array(0);
+  ready = 0;
+  constructor(
+    readonly key: string,
+    alloc: Float64Array,
+    weights: ResourceWeights,
+  ) {
+    this.alloc = alloc;
+    this.wn = new Float64Array(CORE_DIMS);
+    let total = 0;
+    CORE_RESOURCES.forEach((name, k) => {
+      if ((alloc[k] as number) > 0) total += weights[name];
+    });
+    CORE_RESOURCES.forEach((name, k) => {
+      if ((alloc[k] as number) > 0 && total > 0) this.wn[k] = weights[name] / total;
+    });
+  }
+}
+
+/** @internal READY hosts of one class with κ in one bin, in chunks of CHUNK_SIZE. */
+export class Bin {
+  readonly hosts: HostRecord[] = [];
+  /** Per chunk, per ring slot, per core dim: min over the chunk's hosts of their bucket minimum. */
+  chunkMin: Float64Array;
+  valid: Uint8Array;
+  constructor(
+    readonly index: number,
+    readonly kbin: number,
+    readonly ring: number,
+  ) {
+    this.chunkMin = new Float64Array(ring * CORE_DIMS);
+    this.valid = new Uint8Array(ring);
+  }
+  ensureChunks(chunks: number): void {
+    const have = this.valid.length / this.ring;
+    if (chunks <= have) return;
+    const next = Math.max(chunks, have * 2);
+    const cm = new Float64Array(next * this.ring * CORE_DIMS);
+    cm.set(this.chunkMin);
+    const v = new Uint8Array(next * this.ring);
+    v.set(this.valid);
+    this.chunkMin = cm;
+    this.valid = v;
+  }
+}
+
+/** @internal */
+export interface HostRecord {
+  readonly id: string;
+  readonly spec: HostSpec;
+  state: HostState;
+  labels: Map<string, string>;
+  labelsRecord: Readonly<Record<string, string>>;
+  readonly allocatable: Resources;
+  /** 4 core dims + the host's extended resources. */
+  readonly dims: number;
+  readonly extNames: readonly string[];
+  /** Allocatable per dim. */
+  readonly limit: Float64Array;
+  readonly timeline: CapacityTimeline;
+  readonly peakAll: Float64Array;
+  kappa: number;
+  readonly cls: HostClass;
+  bin: Bin | undefined;
+  pos: number;
+  /** Per ring slot, per core dim: minimum usage in the bucket. */
+  readonly ring: Float64Array;
+  readonly holds: Set<HoldRecord>;
+}
+
+/** @internal */
+export interface HoldRecord {
+  readonly id: string;
+  readonly leaseId: string;
+  host: HostRecord;
+  start: number;
+  end: number;
+  resources: Resources;
+  demand: Float64Array;
+  readonly priority: number;
+  readonly preemptible: boolean;
+  readonly group: string | undefined;
+}
+
+function holdView(h: HoldRecord): HoldView {
+  const base = {
+    id: h.id,
+    leaseId: h.leaseId,
+    hostId: h.host.id,
+    start: h.start,
+    end: h.end,
+    resources: h.resources,
+    priority: h.priority,
+    preemptible: h.preemptible,
+  };
+  return Object.freeze(h.group === undefined ? base : { ...base, group: h.group });
+}
+
+function hostView(h: HostRecord): HostView {
+  return Object.freeze({
+    id: h.id,
+    state: h.state,
+    labels: h.labelsRecord,
+    capacity: h.spec.capacity,
+    allocatable: h.allocatable,
+    holdCount: h.holds.size,
+    spec: h.spec,
+  });
+}
+
+/** The demand of `r` in a host's dimensions, or the name of an extended resource the host lacks. */
+export function demandFor(host: HostRecord, r: Resources): Float64Array | string {
+  const d = new Float64Array(host.dims);
+  d[0] = r.cpuMillis;
+  d[1] = r.memoryMib;
+  d[2] = r.diskGib;
+  d[3] = r.gpus;
+  if (r.extended !== undefined) {
+    for (const name of extendedNames(r)) {
+      const i = host.extNames.indexOf(name);
+      if (i < 0) return name;
+      d[CORE_DIMS + i] = get(r, name);
+    }
+  }
+  return d;
+}
+
+export function dimName(host: HostRecord, dim: number): string {
+  return dim < CORE_DIMS
+    ? (CORE_RESOURCES[dim] as string)
+    : (host.extNames[dim - CORE_DIMS] as string);
+}
+
+export class ClusterIndex {
+  readonly resourceWeights: ResourceWeights;
+  readonly bucketMs: number;
+  readonly ringSize: number;
+  /** Absolute bucket index of the ring's first bucket; NaN until `advanceTo` or the first commit. */
+  ringBase = Number.NaN;
+
+  /** @internal */ readonly hostMap = new Map<string, HostRecord>();
+  /** @internal */ readonly holdMap = new Map<string, HoldRecord>();
+  /** @internal */ readonly leaseHolds = new Map<string, Set<HoldRecord>>();
+  /** @internal */ readonly groups = new Map<string, Set<HoldRecord>>();
+  /** @internal label key → value → hosts */
+  readonly labelIndex = new Map<string, Map<string, Set<HostRecord>>>();
+  /** @internal */ readonly classes = new Map<string, HostClass>();
+  /** @internal Classes as a list, for iteration in a fixed order. */
+  readonly classList: HostClass[] = [];
+  private readyHosts = 0;
+  /** Bumped on every change; lets callers cache derived data. */
+  version = 0;
+
+  constructor(options: ClusterIndexOptions = {}) {
+    this.resourceWeights = options.resourceWeights ?? DEFAULT_RESOURCE_WEIGHTS;
+    this.bucketMs = options.bucketMs ?? 3_600_000;
+    this.ringSize = options.horizonBuckets ?? 256;
+    if (!(this.bucketMs > 0) || !Number.isInteger(this.ringSize) || this.ringSize < 1) {
+      throw new InvalidPlacementArgumentError(
+        "options",
+        "bucketMs must be > 0 and horizonBuckets an integer ≥ 1",
+      );
+    }
+  }
+
+  get size(): number {
+    return this.hostMap.size;
+  }
+
+  get readyCount(): number {
+    return this.readyHosts;
+  }
+
+  get holdCount(): number {
+    return this.holdMap.size;
+  }
+
+  // ---- hosts ------------------------------------------------------------------------------
+
+  addHost(spec: HostSpec): void {
+    if (this.hostMap.has(spec.id)) throw new DuplicateHostError(spec.id);
+    if (spec.id.length === 0)
+      throw new InvalidPlacementArgumentError("host.id", "must not be empty");
+    if (!HOST_STATES.includes(spec.state)) {
+      throw new InvalidPlacementArgumentError("host.state", `unknown state ${String(spec.state)}`);
+    }
+    validateResources(spec.capacity, "host.capacity");
+    if (spec.reserved !== undefined) validateResources(spec.reserved, "host.reserved");
+    validateLabels(spec.labels);
+    const alloc = allocatable(spec.capacity, spec.ratios, spec.reserved ?? ZERO_RESOURCES);
+    const extNames = extendedNames(alloc);
+    const dims = CORE_DIMS + extNames.length;
+    const limit = new Float64Array(dims);
+    limit[0] = alloc.cpuMillis;
+    limit[1] = alloc.memoryMib;
+    limit[2] = alloc.diskGib;
+    limit[3] = alloc.gpus;
+    extNames.forEach((n, i) => {
+      limit[CORE_DIMS + i] = get(alloc, n);
+    });
+    const key = Array.from(limit.subarray(0, CORE_DIMS)).join(",");
+    let cls = this.classes.get(key);
+    if (cls === undefined) {
+      cls = new HostClass(key, limit.slice(0, CORE_DIMS), this.resourceWeights);
+      cls.colMin = new Float64Array(FREE_BINS * this.ringSize * CORE_DIMS);
+      cls.colValid = new Uint8Array(FREE_BINS * this.ringSize);
+      this.classes.set(key, cls);
+      this.classList.push(cls);
+    }
+    const host: HostRecord = {
+      id: spec.id,
+      spec,
+      state: spec.state,
+      labels: new Map(Object.entries(spec.labels)),
+      labelsRecord: Object.freeze({ ...spec.labels }),
+      allocatable: alloc,
+      dims,
+      extNames,
+      limit,
+      timeline: new CapacityTimeline(dims),
+      peakAll: new Float64Array(dims),
+      kappa: 0,
+      cls,
+      bin: undefined,
+      pos: -1,
+      ring: new Float64Array(this.ringSize * CORE_DIMS),
+      holds: new Set(),
+    };
+    this.hostMap.set(spec.id, host);
+    this.indexLabels(host);
+    if (host.state === "READY") this.enterBins(host);
+    this.version++;
+  }
+
+  /** Remove a host and release its holds; returns the released hold ids. */
+  removeHost(id: string): string[] {
+    const host = this.mustHost(id);
+    const released = [...host.holds].map((h) => h.id);
+    for (const holdId of released) this.release(holdId);
+    if (host.bin !== undefined) this.leaveBins(host, true);
+    this.unindexLabels(host);
+    this.hostMap.delete(id);
+    this.version++;
+    return released;
+  }
+
+  setHostState(id: string, state: HostState): void {
+    const host = this.mustHost(id);
+    if (!HOST_STATES.includes(state)) {
+      throw new InvalidPlacementArgumentError("host.state", `unknown state ${String(state)}`);
+    }
+    if (host.state === state) return;
+    host.state = state;
+    if (state === "READY" && host.bin === undefined) this.enterBins(host);
+    if (state !== "READY" && host.bin !== undefined) this.leaveBins(host, true);
+    this.version++;
+  }
+
+  setHostLabels(id: string, labels: Readonly<Record<string, string>>): void {
+    const host = this.mustHost(id);
+    validateLabels(labels);
+    this.unindexLabels(host);
+    host.labels = new Map(Object.entries(labels));
+    host.labelsRecord = Object.freeze({ ...labels });
+    this.indexLabels(host);
+    this.version++;
+  }
+
+  host(id: string): HostView | undefined {
+    const h = this.hostMap.get(id);
+    return h === undefined ? undefined : hostView(h);
+  }
+
+  hosts(): HostView[] {
+    return [...this.hostMap.values()].map(hostView);
+  }
+
+  // ---- holds ------------------------------------------------------------------------------
+
+  /**
+   * Charge `resources` on `hostId` over `window` under hold id `holdId`. Throws
+   * `CapacityExceededError` (nothing changes) if that would oversubscribe the host at any instant.
+   * Commits do not look at host state: placement decides where new leases go, the broker may
+   * still need to record holds on CORDONED or DRAINING hosts.
+   */
+  commit(
+    holdId: string,
+    hostId: string,
+    window: TimeWindow,
+    resources: Resources,
+    meta: HoldMeta,
+  ): void {
+    if (this.holdMap.has(holdId)) throw new DuplicateHoldError(holdId);
+    const host = this.mustHost(hostId);
+    validateWindow(window.start, window.end);
+    validateResources(resources);
+    const demand = this.checkedDemand(host, window, resources);
+    host.timeline.add(window.start, window.end, demand);
+    const hold: HoldRecord = {
+      id: holdId,
+      leaseId: meta.leaseId ?? holdId,
+      host,
+      start: window.start,
+      end: window.end,
+      resources,
+      demand,
+      priority: meta.priority,
+      preemptible: meta.preemptible,
+      group: meta.group,
+    };
+    this.holdMap.set(holdId, hold);
+    host.holds.add(hold);
+    let lease = this.leaseHolds.get(hold.leaseId);
+    if (lease === undefined) {
+      lease = new Set();
+      this.leaseHolds.set(hold.leaseId, lease);
+    }
+    lease.add(hold);
+    if (hold.group !== undefined) {
+      let g = this.groups.get(hold.group);
+      if (g === undefined) {
+        g = new Set();
+        this.groups.set(hold.group, g);
+      }
+      g.add(hold);
+    }
+    if (Number.isNaN(this.ringBase)) this.initRing(Math.floor(window.start / this.bucketMs));
+    this.afterChange(host, window.start, window.end, true);
+    this.version++;
+  }
+
+  /** Release a hold. Returns false if there was no such hold. */
+  release(holdId: string): boolean {
+    const hold = this.holdMap.get(holdId);
+    if (hold === undefined) return false;
+    const host = hold.host;
+    host.timeline.remove(hold.start, hold.end, hold.demand);
+    this.holdMap.delete(holdId);
+    host.holds.delete(hold);
+    const lease = this.leaseHolds.get(hold.leaseId);
+    lease?.delete(hold);
+    if (lease !== undefined && lease.size === 0) this.leaseHolds.delete(hold.leaseId);
+    if (hold.group !== undefined) {
+      const g = this.groups.get(hold.group);
+      g?.delete(hold);
+      if (g !== undefined && g.size === 0) this.groups.delete(hold.group);
+    }
+    this.afterChange(host, hold.start, hold.end, false);
+    this.version++;
+    return true;
+  }
+
+  /** Release every hold of a lease; returns how many. */
+  releaseLease(leaseId: string): number {
+    const holds = this.leaseHolds.get(leaseId);
+    if (holds === undefined) return 0;
+    const ids = [...holds].map((h) => h.id);
+    for (const id of ids) this.release(id);
+    return ids.length;
+  }
+
+  /**
+   * Change a hold's window and/or resources in place (e.g. extend the end). Throws
+   * `CapacityExceededError` and leaves the hold as it was if the new shape does not fit.
+   */
+  resize(holdId: string, change: { window?: TimeWindow; resources?: Resources }): void {
+    const hold = this.mustHold(holdId);
+    const window = change.window ?? { start: hold.start, end: hold.end };
+    const resources = change.resources ?? hold.resources;
+    validateWindow(window.start, window.end);
+    validateResources(resources);
+    const host = hold.host;
+    host.timeline.remove(hold.start, hold.end, hold.demand);
+    let demand: Float64Array;
+    try {
+      demand = this.checkedDemand(host, window, resources);
+    } catch (err) {
+      host.timeline.add(hold.start, hold.end, hold.demand);
+      throw err;
+    }
+    host.timeline.add(window.start, window.end, demand);
+    const [oldStart, oldEnd] = [hold.start, hold.end];
+    hold.start = window.start;
+    hold.end = window.end;
+    hold.resources = resources;
+    hold.demand = demand;
+    this.afterChange(host, oldStart, oldEnd, false);
+    this.afterChange(host, window.start, window.end, true);
+    this.version++;
+  }
+
+  /** Move a hold to another host (same window and resources). Throws if it does not fit there. */
+  move(holdId: string, toHostId: string): void {
+    const hold = this.mustHold(holdId);
+    const to = this.mustHost(toHostId);
+    if (to === hold.host) return;
+    const demand = this.checkedDemand(to, hold, hold.resources);
+    const from = hold.host;
+    from.timeline.remove(hold.start, hold.end, hold.demand);
+    from.holds.delete(hold);
+    to.timeline.add(hold.start, hold.end, demand);
+    to.holds.add(hold);
+    hold.host = to;
+    hold.demand = demand;
+    this.afterChange(from, hold.start, hold.end, false);
+    this.afterChange(to, hold.start, hold.end, true);
+    this.version++;
+  }
+
+  hold(holdId: string): HoldView | undefined {
+    const h = this.holdMap.get(holdId);
+    return h === undefined ? undefined : holdView(h);
+  }
+
+  holdsOn(hostId: string): HoldView[] {
+    return [...this.mustHost(hostId).holds].map(holdView);
+  }
+
+  holdsOfLease(leaseId: string): HoldView[] {
+    return [...(this.leaseHolds.get(leaseId) ?? [])].map(holdView);
+  }
+
+  /** Allocatable − peak usage over the window, per resource (never below 0). */
+  freeOver(hostId: string, window: TimeWindow): Resources {
+    const host = this.mustHost(hostId);
+    validateWindow(window.start, window.end);
+    const peak = host.timeline.peak(window.start, window.end);
+    return this.vectorToResources(host, (k) =>
+      Math.max(0, (host.limit[k] as number) - (peak[k] as number)),
+    );
+  }
+
+  /** Peak usage over the window, per resource. */
+  peakOver(hostId: string, window: TimeWindow): Resources {
+    const host = this.mustHost(hostId);
+    validateWindow(window.start, window.end);
+    const peak = host.timeline.peak(window.start, window.end);
+    return this.vectorToResources(host, (k) => peak[k] as number);
+  }
+
+  /**
+   * Capacity per bucket `[from + i·bucketMs, from + (i+1)·bucketMs)` for `count` buckets, over hosts
+   * matching `selector` (requirements or selector text).
+   */
+  capacityForecast(
+    from: number,
+    bucketMs: number,
+    count: number,
+    selector?: readonly Requirement[] | string,
+  ): ForecastBucket[] {
+    if (!Number.isFinite(from) || !(bucketMs > 0) || !Number.isInteger(count) || count < 0) {
+      throw new InvalidPlacementArgumentError(
+        "forecast",
+        "from finite, bucketMs > 0, count an integer ≥ 0",
+      );
+    }
+    const reqs = typeof selector === "string" ? parseSelectors(selector) : (selector ?? []);
+    const sums = Array.from({ length: count }, () => ({
+      alloc: new Map<string, number>(),
+      used: new Map<string, number>(),
+      free: new Map<string, number>(),
+      hosts: 0,
+    }));
+    const addTo = (m: Map<string, number>, name: string, v: number) =>
+      m.set(name, (m.get(name) ?? 0) + v);
+    const peak = new Float64Array(64);
+    for (const host of this.hostMap.values()) {
+      if (!matches(reqs, host.labels)) continue;
+      const ready = host.state === "READY";
+      for (let b = 0; b < count; b++) {
+        const s = from + b * bucketMs;
+        const p = host.timeline.peak(s, s + bucketMs, peak.length >= host.dims ? peak : undefined);
+        const sum = sums[b];
+        if (sum === undefined) continue;
+        if (ready) sum.hosts++;
+        for (let k = 0; k < host.dims; k++) {
+          const name = dimName(host, k);
+          const lim = host.limit[k] as number;
+          const used = p[k] as number;
+          addTo(sum.used, name, used);
+          if (ready) {
+            addTo(sum.alloc, name, lim);
+            addTo(sum.free, name, Math.max(0, lim - used));
+          }
+        }
+      }
+    }
+    const toRes = (m: Map<string, number>): Resources => {
+      const ext: Record<string, number> = {};
+      for (const [name, v] of m)
+        if (!(CORE_RESOURCES as readonly string[]).includes(name)) ext[name] = v;
+      const base = {
+        cpuMillis: m.get("cpuMillis") ?? 0,
+        memoryMib: m.get("memoryMib") ?? 0,
+        diskGib: m.get("diskGib") ?? 0,
+        gpus: m.get("gpus") ?? 0,
+      };
+      return Object.keys(ext).length > 0 ? { ...base, extended: ext } : base;
+    };
+    return sums.map((s, b) => ({
+      start: from + b * bucketMs,
+      end: from + (b + 1) * bucketMs,
+      allocatable: toRes(s.alloc),
+      allocated: toRes(s.used),
+      free: toRes(s.free),
+      hosts: s.hosts,
+    }));
+  }
+
+  /**
+   * Tell the index what time it is, so its time-bucket bounds cover `[now, now + horizon)`.
+   * Placement is exact without it; it only prunes less for windows outside the horizon.
+   */
+  advanceTo(now: number): void {
+    if (!Number.isFinite(now)) throw new InvalidPlacementArgumentError("now", "must be finite");
+    const target = Math.floor(now / this.bucketMs);
+    if (Number.isNaN(this.ringBase)) {
+      this.initRing(target);
+      return;
+    }
+    if (target <= this.ringBase) return;
+    const R = this.ringSize;
+    const oldEnd = this.ringBase + R;
+    this.ringBase = target;
+    const from = Math.max(oldEnd, target);
+    const to = target + R;
+    if (from >= to) return;
+    for (const host of this.hostMap.values()) this.fillRing(host, from, to);
+    for (let ab = from; ab < to; ab++) this.invalidateSlotEverywhere(this.slotOf(ab));
+    // the present moved: free bins follow
+    for (const host of this.hostMap.values()) this.rebin(host);
+  }
+
+  // ---- internals used by the placer ---------------------------------------------------------
+
+  /** @internal Ring slot of an absolute bucket. */
+  slotOf(ab: number): number {
+    const r = ab % this.ringSize;
+    return r < 0 ? r + this.ringSize : r;
+  }
+
+  /** @internal Whether an absolute bucket is inside the ring. */
+  inRing(ab: number): boolean {
+    return ab >= this.ringBase && ab < this.ringBase + this.ringSize;
+  }
+
+  /** @internal The chunk minimum for (bin, chunk, slot), recomputed if stale; returns its offset. */
+  chunkMinAt(bin: Bin, chunk: number, slot: number): number {
+    const R = this.ringSize;
+    const vi = chunk * R + slot;
+    const off = vi * CORE_DIMS;
+    if (bin.valid[vi] === 1) return off;
+    const cm = bin.chunkMin;
+    let m0 = Number.POSITIVE_INFINITY;
+    let m1 = m0;
+    let m2 = m0;
+    let m3 = m0;
+    const hosts = bin.hosts;
+    const end = Math.min(hosts.length, (chunk + 1) * CHUNK_SIZE);
+    const ro = slot * CORE_DIMS;
+    for (let p = chunk * CHUNK_SIZE; p < end; p++) {
+      const ring = (hosts[p] as HostRecord).ring;
+      const a = ring[ro] as number;
+      const b = ring[ro + 1] as number;
+      const c = ring[ro + 2] as number;
+      const d = ring[ro + 3] as number;
+      if (a < m0) m0 = a;
+      if (b < m1) m1 = b;
+      if (c < m2) m2 = c;
+      if (d < m3) m3 = d;
+    }
+    cm[off] = m0;
+    cm[off + 1] = m1;
+    cm[off + 2] = m2;
+    cm[off + 3] = m3;
+    bin.valid[vi] = 1;
+    return off;
+  }
+
+  /** @internal The column minimum for (class, free bin, slot), recomputed if stale; returns its offset. */
+  columnMinAt(cls: HostClass, fbin: number, slot: number): number {
+    const vi = fbin * this.ringSize + slot;
+    const off = vi * CORE_DIMS;
+    if (cls.colValid[vi] === 1) return off;
+    let m0 = Number.POSITIVE_INFINITY;
+    let m1 = m0;
+    let m2 = m0;
+    let m3 = m0;
+    const bins = cls.bins;
+    for (let kb = 0; kb < KAPPA_BINS; kb++) {
+      if (cls.kCount[kb] === 0) continue;
+      const bin = bins[kb * FREE_BINS + fbin];
+      if (bin === undefined) continue;
+      const chunks = Math.ceil(bin.hosts.length / CHUNK_SIZE);
+      for (let c = 0; c < chunks; c++) {
+        const o = this.chunkMinAt(bin, c, slot);
+        const cm = bin.chunkMin;
+        if ((cm[o] as number) < m0) m0 = cm[o] as number;
+        if ((cm[o + 1] as number) < m1) m1 = cm[o + 1] as number;
+        if ((cm[o + 2] as number) < m2) m2 = cm[o + 2] as number;
+        if ((cm[o + 3] as number) < m3) m3 = cm[o + 3] as number;
+      }
+    }
+    const col = cls.colMin;
+    col[off] = m0;
+    col[off + 1] = m1;
+    col[off + 2] = m2;
+    col[off + 3] = m3;
+    cls.colValid[vi] = 1;
+    return off;
+  }
+
+  /** @internal */
+  mustHost(id: string): HostRecord {
+    const h = this.hostMap.get(id);
+    if (h === undefined) throw new UnknownHostError(id);
+    return h;
+  }
+
+  /** @internal */
+  mustHold(id: string): HoldRecord {
+    const h = this.holdMap.get(id);
+    if (h === undefined) throw new UnknownHoldError(id);
+    return h;
+  }
+
+  /** @internal Demand vector for the host, or throw CapacityExceededError with where it binds. */
+  private checkedDemand(host: HostRecord, window: TimeWindow, resources: Resources): Float64Array {
+    const demand = demandFor(host, resources);
+    if (typeof demand === "string") {
+      throw new CapacityExceededError(
+        host.id,
+        demand,
+        get(resources, demand),
+        window.start,
+        window.end,
+      );
+    }
+    const v = host.timeline.violation(window.start, window.end, demand, host.limit);
+    if (v !== undefined) {
+      throw new CapacityExceededError(host.id, dimName(host, v.dim), v.shortBy, v.start, v.end);
+    }
+    return demand;
+  }
+
+  private vectorToResources(host: HostRecord, f: (k: number) => number): Resources {
+    const base = { cpuMillis: f(0), memoryMib: f(1), diskGib: f(2), gpus: f(3) };
+    if (host.extNames.length === 0) return base;
+    const extended: Record<string, number> = {};
+    host.extNames.forEach((n, i) => {
+      extended[n] = f(CORE_DIMS + i);
+    });
+    return { ...base, extended };
+  }
+
+  private indexLabels(host: HostRecord): void {
+    for (const [k, v] of host.labels) {
+      let byValue = this.labelIndex.get(k);
+      if (byValue === undefined) {
+        byValue = new Map();
+        this.labelIndex.set(k, byValue);
+      }
+      let set = byValue.get(v);
+      if (set === undefined) {
+        set = new Set();
+        byValue.set(v, set);
+      }
+      set.add(host);
+    }
+  }
+
+  private unindexLabels(host: HostRecord): void {
+    for (const [k, v] of host.labels) {
+      const byValue = this.labelIndex.get(k);
+      const set = byValue?.get(v);
+      set?.delete(host);
+      if (set !== undefined && set.size === 0) byValue?.delete(v);
+      if (byValue !== undefined && byValue.size === 0) this.labelIndex.delete(k);
+    }
+  }
+
+  private initRing(base: number): void {
+    this.ringBase = base;
+    for (const host of this.hostMap.values()) this.fillRing(host, base, base + this.ringSize);
+    for (let r = 0; r < this.ringSize; r++) this.invalidateSlotEverywhere(r);
+    for (const host of this.hostMap.values()) this.rebin(host);
+  }
+
+  /** Recompute the host's bucket minima for absolute buckets [from, to) ∩ ring. */
+  private fillRing(host: HostRecord, from: number, to: number): void {
+    if (Number.isNaN(this.ringBase)) return;
+    const lo = Math.max(from, this.ringBase);
+    const hi = Math.min(to, this.ringBase + this.ringSize);
+    let ab = lo;
+    while (ab < hi) {
+      const slot = this.slotOf(ab);
+      const run = Math.min(hi - ab, this.ringSize - slot);
+      host.timeline.bucketMins(
+        ab * this.bucketMs,
+        this.bucketMs,
+        run,
+        host.ring,
+        slot * CORE_DIMS,
+        CORE_DIMS,
+        CORE_DIMS,
+      );
+      ab += run;
+    }
+  }
+
+  private invalidateSlotEverywhere(slot: number): void {
+    const R = this.ringSize;
+    for (const cls of this.classList) {
+      for (const bin of cls.bins) {
+        if (bin === undefined) continue;
+        const chunks = Math.ceil(bin.hosts.length / CHUNK_SIZE);
+        for (let c = 0; c < chunks; c++) bin.valid[c * R + slot] = 0;
+      }
+      for (let f = 0; f < FREE_BINS; f++) cls.colValid[f * R + slot] = 0;
+    }
+  }
+
+  /** Keep bounds and bins in step after the host's usage changed over [start, end). */
+  private afterChange(host: HostRecord, start: number, end: number, grew: boolean): void {
+    const ms = this.bucketMs;
+    const fromAb = Math.floor(start / ms);
+    const toAb = Math.ceil(end / ms);
+    if (!Number.isNaN(this.ringBase)) this.fillRing(host, fromAb, toAb);
+    if (grew) {
+      const p = host.timeline.peak(start, end);
+      for (let k = 0; k < host.dims; k++) {
+        if ((p[k] as number) > (host.peakAll[k] as number)) host.peakAll[k] = p[k] as number;
+      }
+    } else {
+      host.timeline.peakAll(host.peakAll);
+    }
+    this.rekappa(host);
+    if (!Number.isNaN(this.ringBase)) {
+      // after rebinning: the host's current chunk and column
+      const bin = host.bin;
+      if (bin !== undefined) {
+        const chunk = Math.floor(host.pos / CHUNK_SIZE);
+        const R = this.ringSize;
+        const cls = host.cls;
+        const colBase = (bin.index % FREE_BINS) * R;
+        const lo = Math.max(fromAb, this.ringBase);
+        const hi = Math.min(toAb, this.ringBase + R);
+        for (let ab = lo; ab < hi; ab++) {
+          const slot = this.slotOf(ab);
+          const vi = chunk * R + slot;
+          if (grew) {
+            // the host's minimum may have been the chunk's: recompute lazily
+            bin.valid[vi] = 0;
+            // the column's minimum stays a valid (slightly low) bound; leaving hosts refresh it
+          } else {
+            // usage fell: the minima can only fall to the host's new value
+            const ro = slot * CORE_DIMS;
+            if (bin.valid[vi] === 1) {
+              const off = vi * CORE_DIMS;
+              for (let k = 0; k < CORE_DIMS; k++) {
+                const v = host.ring[ro + k] as number;
+                if (v < (bin.chunkMin[off + k] as number)) bin.chunkMin[off + k] = v;
+              }
+            }
+            if (cls.colValid[colBase + slot] === 1) {
+              const off = (colBase + slot) * CORE_DIMS;
+              for (let k = 0; k < CORE_DIMS; k++) {
+                const v = host.ring[ro + k] as number;
+                if (v < (cls.colMin[off + k] as number)) cls.colMin[off + k] = v;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+
+  private rekappa(host: HostRecord): void {
+    const cls = host.cls;
+    let kappa = 0;
+    for (let k = 0; k < CORE_DIMS; k++) {
+      const w = cls.wn[k] as number;
+      if (w > 0) kappa += (w * (host.peakAll[k] as number)) / (cls.alloc[k] as number);
+    }
+    host.kappa = kappa;
+    this.rebin(host);
+  }
+
+  /** Move the host to the cell its κ and present free capacity call for. */
+  private rebin(host: HostRecord): void {
+    const bin = host.bin;
+    if (bin === undefined) return;
+    const cell = this.cellOf(host);
+    if (bin.index === cell) return;
+    this.leaveBins(host, bin.index % FREE_BINS !== cell % FREE_BINS);
+    this.enterBins(host);
+  }
+
+  private cellOf(host: HostRecord): number {
+    let fbin = 0;
+    if (!Number.isNaN(this.ringBase)) {
+      const o = this.slotOf(this.ringBase) * CORE_DIMS;
+      const level = (k: number) => {
+        const a = host.cls.alloc[k] as number;
+        if (!(a > 0)) return 0;
+        const f = (a - (host.ring[o + k] as number)) / a;
+        let l = 0;
+        while (l < FREE_EDGES.length && f >= (FREE_EDGES[l] as number)) l++;
+        return l;
+      };
+      fbin = level(0) * FREE_LEVELS + level(1);
+    }
+    return binOf(host.kappa) * FREE_BINS + fbin;
+  }
+
+  private enterBins(host: HostRecord): void {
+    const cls = host.cls;
+    const cell = this.cellOf(host);
+    let bin = cls.bins[cell];
+    if (bin === undefined) {
+      bin = new Bin(cell, Math.floor(cell / FREE_BINS), this.ringSize);
+      cls.bins[cell] = bin;
+    }
+    cls.kCount[bin.kbin] = (cls.kCount[bin.kbin] as number) + 1;
+    const pos = bin.hosts.length;
+    bin.hosts.push(host);
+    host.bin = bin;
+    host.pos = pos;
+    const chunk = Math.floor(pos / CHUNK_SIZE);
+    bin.ensureChunks(chunk + 1);
+    bin.valid.fill(0, chunk * this.ringSize, (chunk + 1) * this.ringSize);
+    // the column's minima must now cover this host too
+    const R = this.ringSize;
+    const colBase = (cell % FREE_BINS) * R;
+    const ring = host.ring;
+    for (let r = 0; r < R; r++) {
+      if (cls.colValid[colBase + r] !== 1) continue;
+      const off = (colBase + r) * CORE_DIMS;
+      const ro = r * CORE_DIMS;
+      for (let k = 0; k < CORE_DIMS; k++) {
+        const v = ring[ro + k] as number;
+        if (v < (cls.colMin[off + k] as number)) cls.colMin[off + k] = v;
+      }
+    }
+    if (host.state === "READY") {
+      cls.ready++;
+      this.readyHosts++;
+    }
+  }
+
+  /**
+   * Take the host out of its cell. Minima of the chunks it leaves stay valid lower bounds but go
+   * stale-low; they are invalidated so bounds stay tight (and the column's too, if it leaves it).
+   */
+  private leaveBins(host: HostRecord, leavesColumn = true): void {
+    const bin = host.bin;
+    if (bin === undefined) return;
+    const p = host.pos;
+    const last = bin.hosts.length - 1;
+    const R = this.ringSize;
+    const lastChunk = Math.floor(last / CHUNK_SIZE);
+    bin.valid.fill(0, lastChunk * R, (lastChunk + 1) * R);
+    if (leavesColumn) {
+      const colBase = (bin.index % FREE_BINS) * R;
+      host.cls.colValid.fill(0, colBase, colBase + R);
+    }
+    if (p !== last) {
+      const moved = bin.hosts[last] as HostRecord;
+      bin.hosts[p] = moved;
+      moved.pos = p;
+      const chunk = Math.floor(p / CHUNK_SIZE);
+      // `moved` joined this chunk: its minima must now include moved's
+      bin.valid.fill(0, chunk * this.ringSize, (chunk + 1) * this.ringSize);
+    }
+    // the chunk that lost a host keeps minima over a superset: still valid lower bounds
+    bin.hosts.pop();
+    host.cls.kCount[bin.kbin] = (host.cls.kCount[bin.kbin] as number) - 1;
+    host.bin = undefined;
+    host.pos = -1;
+    host.cls.ready--;
+    this.readyHosts--;
+  }
+}
+
+export function binOf(kappa: number): number {
+  const b = Math.floor(kappa * KAPPA_BINS);
+  return b < 0 ? 0 : b >= KAPPA_BINS ? KAPPA_BINS - 1 : b;
+}
+
+/** Upper edge of a bin's κ range (the last bin is open above, up to the real maximum of 1). */
+export function binUpper(b: number): number {
+  return b >= KAPPA_BINS - 1 ? 1 : (b + 1) / KAPPA_BINS;
+}
