@@ -91,6 +91,7 @@ export class Broker {
     });
     this.api = new ApiServer(
       {
+        store: this.store,
         leases: this.leases,
         hosts: this.hosts,
         index: this.index,
@@ -126,7 +127,7 @@ export class Broker {
 export function simHostAnnouncements(options: SimHostsOptions | undefined): HostAnnouncement[] {
   if (options === undefined) return [];
   const zones = options.zones ?? 3;
-  const width = String(options.count).length < 2 ? 2 : String(options.count).length;
+  const width = Math.max(2, String(options.count).length);
   const capacity: Resources = {
     cpuMillis: options.cpus * 1000,
     memoryMib: options.memoryGib * 1024,

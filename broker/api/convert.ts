@@ -235,7 +235,8 @@ export function leaseToProto(lease: Lease, revision: number): LeaseInput {
     updateTime: timestampFromMs(lease.updatedAt),
     requestId: lease.requestId,
     stopDeadline: lease.stopDeadline === undefined ? null : timestampFromMs(lease.stopDeadline),
-    stopReason: lease.stopReason ?? "",
+    // Why stop_deadline is set (the notice's message names the preempting lease); "" otherwise.
+    stopReason: lease.stopDeadline === undefined ? "" : lease.statusMessage,
   };
 }
 
@@ -278,6 +279,7 @@ export function hostToProto(view: HostView, allocated: Resources, leaseCount: nu
     leaseCount,
     drainDeadline: view.drainDeadline === undefined ? null : timestampFromMs(view.drainDeadline),
     cordoned: view.state === "CORDONED" || view.state === "DRAINING",
+    stateReason: view.stateReason,
     registerTime: timestampFromMs(view.joinedAt),
   };
 }
@@ -291,9 +293,16 @@ const RESOURCE_FIELD: Readonly<Record<string, string>> = {
 };
 
 export function explanationToProto(e: DomainExplanation): PlacementExplanationInput {
+  // Filters run in order: the hosts left after one are those no filter up to it removed (in
+  // search mode, hosts the index never had to evaluate count as left).
+  let remaining = e.hostsConsidered;
+  const filters = e.filters.map((f) => {
+    remaining = Math.max(0, remaining - f.removed);
+    return { filter: f.name, hostsRemoved: f.removed, hostsRemaining: remaining };
+  });
   return {
     hostsConsidered: e.hostsConsidered,
-    filters: e.filters.map((f) => ({ filter: f.name, hostsRemoved: f.removed })),
+    filters,
     chosenHostId: e.chosenHostId ?? "",
     bestScore: e.bestScore ?? 0,
     top: (e.top ?? []).map((h) => ({
@@ -312,19 +321,25 @@ export function explanationToProto(e: DomainExplanation): PlacementExplanationIn
   };
 }
 
+/** `maxHostFree[i]`: the largest free amount on one host within bucket i. */
 export function forecastToProto(
   buckets: readonly ForecastBucket[],
   selector: readonly string[],
   now: number,
+  maxHostFree: readonly Resources[] = [],
 ): CapacityForecastInput {
   return {
-    buckets: buckets.map((b) => ({
-      start: timestampFromMs(b.start),
-      end: timestampFromMs(b.end),
-      allocatable: resourcesToProto(b.allocatable),
-      allocated: resourcesToProto(b.allocated),
-      free: resourcesToProto(b.free),
-    })),
+    buckets: buckets.map((b, i) => {
+      const most = maxHostFree[i];
+      return {
+        start: timestampFromMs(b.start),
+        end: timestampFromMs(b.end),
+        allocatable: resourcesToProto(b.allocatable),
+        allocated: resourcesToProto(b.allocated),
+        free: resourcesToProto(b.free),
+        ...(most === undefined ? {} : { maxHostFree: resourcesToProto(most) }),
+      };
+    }),
     selector: [...selector],
     hostCount: buckets[0]?.hosts ?? 0,
     generatedTime: timestampFromMs(now),

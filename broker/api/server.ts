@@ -20,12 +20,14 @@ import {
   InvalidArgumentError,
   type Logger,
   NotFoundError,
+  ResourceExhaustedError,
 } from "../../core/index.js";
 import {
   type ClusterIndex,
   matches,
   parseSelector,
   type Requirement,
+  type Resources,
 } from "../../placement/index.js";
 import {
   LEASE_BROKER_SERVICE_NAME,
@@ -38,9 +40,10 @@ import {
   timestampFromMs,
 } from "../../proto/index.js";
 import type { HostRegistry, HostView } from "../hosts/registry.js";
-import type { LeaseManager } from "../leases/lease-manager.js";
-import type { Lease } from "../leases/model.js";
-import { CompactedError } from "../store/index.js";
+import type { LeaseManager, PlacementPreview } from "../leases/lease-manager.js";
+import type { Lease, LeaseSpec } from "../leases/model.js";
+import type { LeaseState } from "../leases/transitions.js";
+import { type BrokerStore, CompactedError } from "../store/index.js";
 import {
   eventToProto,
   explanationToProto,
@@ -50,7 +53,7 @@ import {
   specFromProto,
   stateFromProto,
 } from "./convert.js";
-import { toServiceError } from "./status.js";
+import { isPlacementExplanation, toServiceError } from "./status.js";
 
 export interface ApiServerOptions {
   /** host:port; port 0 picks a free one (see `port` after `start`). */
@@ -64,6 +67,8 @@ export interface ApiServerOptions {
 }
 
 export interface ApiDeps {
+  /** For the revision that list responses were read at. */
+  readonly store: Pick<BrokerStore, "revision">;
   readonly leases: LeaseManager;
   readonly hosts: HostRegistry;
   readonly index: ClusterIndex;
@@ -74,6 +79,82 @@ export interface ApiDeps {
 const MAX_BUCKETS = 1000;
 const DEFAULT_BUCKETS = 24;
 const DEFAULT_BUCKET_MS = 3_600_000;
+const MIN_BUCKET_MS = 1000;
+const MAX_BUCKET_MS = 30 * 86_400_000;
+const REQUEST_ID = /^[A-Za-z0-9_-]{0,64}$/;
+const MAX_REASON = 256;
+
+function checkReason(reason: string): void {
+  if (reason.length > MAX_REASON)
+    throw new InvalidArgumentError("reason", `at most ${MAX_REASON} characters`);
+}
+
+/** ExplainPlacement's explanation: the pipeline's, plus the preemption plan if there is one. */
+function previewExplanation(preview: PlacementPreview) {
+  return {
+    ...explanationToProto(preview.explanation),
+    ...(preview.victims.length === 0
+      ? {}
+      : {
+          preemption: {
+            hostId: preview.hostId ?? "",
+            victimLeaseIds: [...preview.victims].sort(),
+          },
+        }),
+  };
+}
+
+/**
+ * A dry run's lease: what SubmitLease would admit (no id, revision 0), or the RESOURCE_EXHAUSTED
+ * it would fail with.
+ */
+function dryRunLease(
+  spec: LeaseSpec,
+  preview: PlacementPreview,
+  requestId: string,
+  now: number,
+): Lease {
+  let state: LeaseState;
+  if (preview.hostId !== undefined) {
+    state = (preview.start ?? now) <= now ? "STARTING" : "RESERVED";
+  } else if (spec.window.kind === "flexible" || spec.allowQueue) {
+    state = "PENDING";
+  } else {
+    throw new ResourceExhaustedError(
+      `no host can take this lease: ${preview.explanation.summary}`,
+      preview.explanation,
+    );
+  }
+  return {
+    id: "",
+    spec,
+    state,
+    hostId: preview.hostId ?? "",
+    start: preview.start ?? 0,
+    end: preview.end ?? 0,
+    requestId,
+    createdAt: now,
+    updatedAt: now,
+    statusMessage: preview.explanation.summary,
+    history: [],
+    warned: false,
+    lastEvent: "CREATED",
+  };
+}
+
+/** Per component, the larger of `a` and `b` (extended resources by name). */
+function maxResources(a: Resources, b: Resources): Resources {
+  const extended: Record<string, number> = { ...a.extended };
+  for (const [name, n] of Object.entries(b.extended ?? {}))
+    extended[name] = Math.max(extended[name] ?? 0, n);
+  return {
+    cpuMillis: Math.max(a.cpuMillis, b.cpuMillis),
+    memoryMib: Math.max(a.memoryMib, b.memoryMib),
+    diskGib: Math.max(a.diskGib, b.diskGib),
+    gpus: Math.max(a.gpus, b.gpus),
+    ...(Object.keys(extended).length === 0 ? {} : { extended }),
+  };
+}
 
 function selectorFrom(field: string, expressions: readonly string[]): Requirement[] {
   return expressions.map((expression, i) => {
@@ -203,7 +284,7 @@ export class ApiServer {
   }
 
   #handlers(): LeaseBrokerHandlers {
-    const { leases, hosts, index, clock, logger: log } = this.#deps;
+    const { store, leases, hosts, index, clock, logger: log } = this.#deps;
     const leaseProto = (id: string) => {
       const item = leases.get(id);
       return leaseToProto(item.value, item.revision);
@@ -213,18 +294,27 @@ export class ApiServer {
     };
     return {
       SubmitLease: unary(log, "SubmitLease", async (req) => {
+        if (!REQUEST_ID.test(req.requestId)) {
+          throw new InvalidArgumentError("request_id", "at most 64 characters of [A-Za-z0-9_-]");
+        }
         const spec = specFromProto(req.spec, clock.now());
         if (req.dryRun) {
           const preview = leases.explain(spec);
           return {
-            lease: null,
-            explanation: explanationToProto(preview.explanation),
+            lease: leaseToProto(dryRunLease(spec, preview, req.requestId, clock.now()), 0),
+            explanation: previewExplanation(preview),
             duplicate: false,
           };
         }
         const result = await leases.submit(spec, req.requestId);
+        // How the lease was placed or why it is queued, when the lease manager says so.
+        const explanation =
+          "explanation" in result && isPlacementExplanation(result.explanation)
+            ? explanationToProto(result.explanation)
+            : null;
         return {
           lease: leaseToProto(result.lease, result.revision),
+          explanation,
           duplicate: result.replayed,
         };
       }),
@@ -259,6 +349,7 @@ export class ApiServer {
       }),
       CancelLease: unary(log, "CancelLease", async (req) => {
         if (req.id === "") throw new InvalidArgumentError("id", "is required");
+        checkReason(req.reason);
         checkRevision(req.id, req.expectedRevision);
         await leases.cancel(req.id, req.reason);
         return leaseProto(req.id);
@@ -294,20 +385,10 @@ export class ApiServer {
           hostId: preview.hostId ?? "",
           start: preview.start === undefined ? null : timestampFromMs(preview.start),
           end: preview.end === undefined ? null : timestampFromMs(preview.end),
-          explanation: {
-            ...explanationToProto(preview.explanation),
-            ...(preview.victims.length === 0
-              ? {}
-              : {
-                  preemption: {
-                    hostId: preview.hostId ?? "",
-                    victimLeaseIds: [...preview.victims],
-                  },
-                }),
-          },
+          explanation: previewExplanation(preview),
         };
       }),
-      ListHosts: unary(log, "ListHosts", (req) => {
+      ListHosts: unary(log, "ListHosts", async (req) => {
         const selector = selectorFrom("selector", req.selector);
         const states = new Set(req.states.map((s) => s.replace(/^HOST_STATE_/, "")));
         const size = req.pageSize === 0 ? 100 : req.pageSize;
@@ -318,9 +399,11 @@ export class ApiServer {
           .filter((v) => (states.size === 0 || states.has(v.state)) && matches(selector, v.labels))
           .filter((v) => req.pageToken === "" || v.id > req.pageToken);
         const page = all.slice(0, size);
+        const revision = await store.revision();
         return {
           hosts: page.map((v) => this.#hostProto(v)),
           nextPageToken: all.length > size ? (page[page.length - 1]?.id ?? "") : "",
+          revision,
         };
       }),
       GetHost: unary(log, "GetHost", (req) => {
@@ -329,7 +412,8 @@ export class ApiServer {
       }),
       CordonHost: unary(log, "CordonHost", async (req) => {
         if (req.id === "") throw new InvalidArgumentError("id", "is required");
-        return this.#hostProto(await hosts.cordon(req.id));
+        checkReason(req.reason);
+        return this.#hostProto(await hosts.cordon(req.id, req.reason));
       }),
       UncordonHost: unary(log, "UncordonHost", async (req) => {
         if (req.id === "") throw new InvalidArgumentError("id", "is required");
@@ -352,17 +436,31 @@ export class ApiServer {
       ),
       GetCapacity: unary(log, "GetCapacity", (req) => {
         const now = clock.now();
-        const start = req.start === null ? now : msFromTimestamp(req.start);
         const width =
           req.bucketWidth === null ? DEFAULT_BUCKET_MS : msFromDuration(req.bucketWidth);
-        if (!(width >= 1000)) throw new InvalidArgumentError("bucket_width", "must be at least 1s");
+        if (!(width >= MIN_BUCKET_MS && width <= MAX_BUCKET_MS)) {
+          throw new InvalidArgumentError("bucket_width", "must be between 1s and 30 days");
+        }
+        // Unset: now, rounded down to the bucket width.
+        const start =
+          req.start === null ? Math.floor(now / width) * width : msFromTimestamp(req.start);
         const count = req.bucketCount === 0 ? DEFAULT_BUCKETS : req.bucketCount;
         if (count < 0 || count > MAX_BUCKETS) {
           throw new InvalidArgumentError("bucket_count", `must be between 0 and ${MAX_BUCKETS}`);
         }
         const selector = selectorFrom("selector", req.selector);
         const buckets = index.capacityForecast(start, width, count, selector);
-        return forecastToProto(buckets, req.selector, now);
+        const ready = index
+          .hosts()
+          .filter((h) => h.state === "READY" && matches(selector, h.labels));
+        const zero: Resources = { cpuMillis: 0, memoryMib: 0, diskGib: 0, gpus: 0 };
+        const maxHostFree = buckets.map((b) =>
+          ready.reduce(
+            (most, h) => maxResources(most, index.freeOver(h.id, { start: b.start, end: b.end })),
+            zero,
+          ),
+        );
+        return forecastToProto(buckets, req.selector, now, maxHostFree);
       }),
       GetAutoscaleStatus: unary(log, "GetAutoscaleStatus", () =>
         unimplemented("the autoscaling hook"),
@@ -399,7 +497,14 @@ export class ApiServer {
         if (closed) return;
         if (req.leaseId !== "" && event.lease.id !== req.leaseId) return;
         if (req.tenant !== "" && event.lease.spec.tenant !== req.tenant) return;
-        const proto = eventToProto(event);
+        // The state before a state change, when the lease manager reports it.
+        const previous =
+          event.type === "STATE_CHANGED" &&
+          "previousState" in event &&
+          typeof event.previousState === "string"
+            ? (event.previousState as LeaseState)
+            : undefined;
+        const proto = eventToProto(event, previous);
         if (types.size > 0 && !types.has(proto.type as never)) return;
         if (call.writableLength > maxBacklog) {
           end({

@@ -9,6 +9,7 @@ import {
 } from "../../core/index.js";
 import {
   EXPLANATION_METADATA_KEY,
+  explanationCodec,
   FIELD_METADATA_KEY,
   LEADER_METADATA_KEY,
   toServiceError,
@@ -31,11 +32,22 @@ describe("toServiceError", () => {
     expect(follower.metadata?.get(LEADER_METADATA_KEY)).toEqual(["127.0.0.1:50052"]);
 
     const noFit = toServiceError(
-      new ResourceExhaustedError("no host fits", { summary: "memory binds" }),
+      new ResourceExhaustedError("no host fits", {
+        mode: "exhaustive",
+        hostsConsidered: 3,
+        hostsEvaluated: 3,
+        filters: [{ name: "resources", removed: 3 }],
+        summary: "memory binds",
+      }),
     );
     expect(noFit.code).toBe(status.RESOURCE_EXHAUSTED);
+    // Binary trailing metadata: the PlacementExplanation, protobuf-encoded (broker.proto).
     const bytes = noFit.metadata?.get(EXPLANATION_METADATA_KEY)[0];
-    expect(JSON.parse(String(bytes))).toEqual({ summary: "memory binds" });
+    expect(Buffer.isBuffer(bytes)).toBe(true);
+    const decoded = explanationCodec.decode(bytes as Buffer);
+    expect(decoded.summary).toBe("memory binds");
+    expect(decoded.hostsConsidered).toBe(3);
+    expect(decoded.filters.map((f) => [f.filter, f.hostsRemoved])).toEqual([["resources", 3]]);
   });
 
   it("answers INTERNAL for anything untyped", () => {

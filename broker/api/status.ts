@@ -17,7 +17,7 @@ export const EXPLANATION_METADATA_KEY = "lb-placement-explanation-bin";
 
 export const explanationCodec = createCodec("leasebroker.v1.PlacementExplanation");
 
-function isPlacementExplanation(value: unknown): value is PlacementExplanation {
+export function isPlacementExplanation(value: unknown): value is PlacementExplanation {
   return (
     typeof value === "object" &&
     value !== null &&

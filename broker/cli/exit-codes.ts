@@ -65,15 +65,15 @@ export function exitCodeForStatus(code: status): ExitCode {
 
 /** The table printed by `leasectl help` and copied into docs/api.md. */
 export const EXIT_CODES_HELP = `Exit codes:
-  0  ok
-  1  unexpected error (INTERNAL, UNKNOWN, a bug)
-  2  usage: a bad flag, value, file or argument
-  3  not found (NOT_FOUND)
-  4  no host can take the lease (RESOURCE_EXHAUSTED; the explanation is printed)
-  5  the broker refused a field (INVALID_ARGUMENT; the field and the rule are printed)
-  6  wrong state, changed concurrently or already exists
-     (FAILED_PRECONDITION, ABORTED, ALREADY_EXISTS, OUT_OF_RANGE)
-  7  cannot reach the broker, or no answer in time (UNAVAILABLE, DEADLINE_EXCEEDED)
-  8  the broker does not support this yet (UNIMPLEMENTED)
-  9  not allowed (UNAUTHENTICATED, PERMISSION_DENIED)
-  130 interrupted (Ctrl-C) before the broker answered`;
+    0  ok
+    1  unexpected error (INTERNAL, UNKNOWN, a bug)
+    2  usage: a bad flag, value, file or argument
+    3  not found (NOT_FOUND)
+    4  no host can take the lease (RESOURCE_EXHAUSTED; the explanation is printed)
+    5  the broker refused a field (INVALID_ARGUMENT; the field and the rule are printed)
+    6  wrong state, changed concurrently or already exists
+       (FAILED_PRECONDITION, ABORTED, ALREADY_EXISTS, OUT_OF_RANGE)
+    7  cannot reach the broker, or no answer in time (UNAVAILABLE, DEADLINE_EXCEEDED)
+    8  the broker does not support this yet (UNIMPLEMENTED)
+    9  not allowed (UNAUTHENTICATED, PERMISSION_DENIED)
+  130  interrupted (Ctrl-C) before the broker answered`;

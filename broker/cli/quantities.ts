@@ -189,7 +189,9 @@ export function parseEnumName<T extends string>(
     const names = values
       .filter((v) => !v.endsWith("_UNSPECIFIED"))
       .map((v) => v.slice(prefix.length).toLowerCase());
-    throw new ConfigError(`${what}: must be one of ${names.join(", ")}; got ${JSON.stringify(text)}`);
+    throw new ConfigError(
+      `${what}: must be one of ${names.join(", ")}; got ${JSON.stringify(text)}`,
+    );
   }
   return found;
 }

@@ -31,6 +31,8 @@ export interface HostAnnouncement {
 export interface HostRecord {
   readonly id: string;
   readonly cordoned: boolean;
+  /** Why it was cordoned (the operator's words); absent or "" when not given. */
+  readonly reason?: string;
   /** Set while draining: when leases that could not move follow their policy. */
   readonly drainDeadline?: number;
   readonly updatedAt: number;
@@ -49,6 +51,8 @@ export interface HostView {
   readonly joinedAt: number;
   readonly lastHeartbeat: number;
   readonly drainDeadline?: number;
+  /** Why the host is in its state (the cordon reason); "" when none was given. */
+  readonly stateReason: string;
   readonly revision: number;
 }
 
@@ -164,6 +168,7 @@ export class HostRegistry {
       ...(persisted?.record.drainDeadline === undefined
         ? {}
         : { drainDeadline: persisted.record.drainDeadline }),
+      stateReason: persisted?.record.cordoned === true ? (persisted.record.reason ?? "") : "",
       revision: persisted?.revision ?? 0,
     };
   }
@@ -189,8 +194,8 @@ export class HostRegistry {
     return { ...out, extended };
   }
 
-  async cordon(hostId: string): Promise<HostView> {
-    return this.#setAdmin(hostId, { cordoned: true });
+  async cordon(hostId: string, reason = ""): Promise<HostView> {
+    return this.#setAdmin(hostId, { cordoned: true, reason });
   }
 
   async uncordon(hostId: string): Promise<HostView> {
@@ -199,13 +204,19 @@ export class HostRegistry {
     return view;
   }
 
-  async #setAdmin(hostId: string, change: { cordoned: boolean }): Promise<HostView> {
+  async #setAdmin(
+    hostId: string,
+    change: { cordoned: boolean; reason?: string },
+  ): Promise<HostView> {
     const live = this.#hosts.get(hostId);
     if (live === undefined) throw new NotFoundError("host", hostId);
     const current = this.#records.get(hostId);
     const record: HostRecord = {
       id: hostId,
       cordoned: change.cordoned,
+      ...(change.cordoned && change.reason !== undefined && change.reason !== ""
+        ? { reason: change.reason }
+        : {}),
       ...(change.cordoned && current?.record.drainDeadline !== undefined
         ? { drainDeadline: current.record.drainDeadline }
         : {}),

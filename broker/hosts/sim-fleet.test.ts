@@ -57,6 +57,26 @@ describe("SimFleet", () => {
     ]);
   });
 
+  it("kills a workload that is still shutting down when a forced stop follows", async () => {
+    const clock = new VirtualClock(0);
+    const fleet = new SimFleet(clock, { bootMs: 0, shutdownMs: 5000 });
+    const reports: WorkloadReport[] = [];
+    fleet.onReport((r) => reports.push(r));
+    fleet.addHost("h1");
+    await fleet.start("h1", workload("a"));
+    await clock.advance(0);
+    await fleet.stop("h1", "a", { graceMs: 10_000, force: false });
+    await clock.advance(1000);
+    await fleet.stop("h1", "a", { graceMs: 10_000, force: true });
+    await clock.advance(0);
+    expect(reports.filter((r) => r.state === "STOPPED")).toEqual([
+      { hostId: "h1", leaseId: "a", state: "STOPPED", message: "killed" },
+    ]);
+    await clock.advance(10_000); // the graceful stop's end was cancelled: no second report
+    expect(reports.filter((r) => r.state === "STOPPED")).toHaveLength(1);
+    expect(fleet.workloads("h1")).toEqual([]);
+  });
+
   it("fails starts on failing hosts and refuses unknown hosts", async () => {
     const clock = new VirtualClock(0);
     const fleet = new SimFleet(clock, { failingHosts: new Set(["bad"]) });

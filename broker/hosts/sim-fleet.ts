@@ -2,7 +2,7 @@
  * A fleet of simulated hosts in the broker's own process: the embedded stand-in for real agents.
  * Workloads "boot" and "shut down" on the Clock, so a virtual clock drives them in tests.
  */
-import type { Clock } from "../../core/index.js";
+import type { Clock, Timer } from "../../core/index.js";
 import type { HostGateway, StopOptions, WorkloadReport, WorkloadSpec } from "./gateway.js";
 
 export interface SimFleetOptions {
@@ -27,6 +27,8 @@ export class SimFleet implements HostGateway {
   readonly #shutdownMs: number;
   readonly #failing: ReadonlySet<string>;
   readonly #hosts = new Map<string, Map<string, "booting" | "running" | "stopping">>();
+  /** The pending end of each stopping workload, by `host/lease`. */
+  readonly #stopping = new Map<string, Timer>();
   readonly #listeners = new Set<(report: WorkloadReport) => void>();
 
   constructor(clock: Clock, options: SimFleetOptions = {}) {
@@ -73,10 +75,15 @@ export class SimFleet implements HostGateway {
       );
       return;
     }
-    if (current === "stopping") return;
+    // A second graceful stop changes nothing; a forced one kills a workload that is still
+    // shutting down at once.
+    if (current === "stopping" && !options.force) return;
+    const key = `${hostId}/${leaseId}`;
+    this.#stopping.get(key)?.cancel();
     host.set(leaseId, "stopping");
     const after = options.force ? 0 : Math.min(this.#shutdownMs, options.graceMs);
-    this.#clock.setTimer(after, () => {
+    const timer = this.#clock.setTimer(after, () => {
+      this.#stopping.delete(key);
       host.delete(leaseId);
       this.#emit({
         hostId,
@@ -85,6 +92,7 @@ export class SimFleet implements HostGateway {
         message: options.force ? "killed" : "shut down",
       });
     });
+    this.#stopping.set(key, timer);
   }
 
   onReport(listener: (report: WorkloadReport) => void): () => void {

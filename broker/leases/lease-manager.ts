@@ -273,19 +273,22 @@ export class LeaseManager {
   }
 
   /**
-   * Lease events after `fromRevision` (0: from now), then live ones. Throws `CompactedError` when
-   * that history is gone.
+   * Lease events from `fromRevision` on, inclusive (0: from now), then live ones, as the
+   * contract's WatchLeases says. Throws `CompactedError` when that history is gone.
    */
   watch(fromRevision: number, listener: (event: LeaseWatchEvent) => void): StoreWatch {
     return this.#store.watch(
-      { collections: ["leases"], ...(fromRevision > 0 ? { fromRevision } : {}) },
+      // The Store delivers the events after the revision it is given.
+      { collections: ["leases"], ...(fromRevision > 0 ? { fromRevision: fromRevision - 1 } : {}) },
       (event) => {
         if (event.collection !== "leases") return;
         const lease = event.value as Lease;
+        const previous = event.previous as Lease | undefined;
         listener({
           revision: event.revision,
           type: event.type === "delete" ? "DELETED" : lease.lastEvent,
           lease,
+          ...(previous === undefined ? {} : { previousState: previous.state }),
         });
       },
     );
@@ -297,7 +300,7 @@ export class LeaseManager {
     return this.#exclusive(async () => {
       const now = this.#clock.now();
       if (requestId !== "") {
-        const earlier = this.#byRequestId.get(requestId);
+        const earlier = this.#byRequestId.get(requestKey(spec.tenant, requestId));
         if (earlier !== undefined) {
           const item = this.get(earlier);
           if (!sameSpec(item.value.spec, spec)) {
@@ -342,15 +345,30 @@ export class LeaseManager {
             { ...base, state: "PENDING", statusMessage: decision.explanation.summary },
             "CREATED",
           );
-          return { lease: item.value, revision: item.revision, replayed: false };
+          return {
+            lease: item.value,
+            revision: item.revision,
+            replayed: false,
+            explanation: decision.explanation,
+          };
         }
         case "place": {
           const item = await this.#placeNew(base, decision, "CREATED");
-          return { lease: item.value, revision: item.revision, replayed: false };
+          return {
+            lease: item.value,
+            revision: item.revision,
+            replayed: false,
+            explanation: decision.explanation,
+          };
         }
         case "preempt": {
           const item = await this.#preemptFor(base, decision, now);
-          return { lease: item.value, revision: item.revision, replayed: false };
+          return {
+            lease: item.value,
+            revision: item.revision,
+            replayed: false,
+            explanation: decision.explanation,
+          };
         }
       }
     });
@@ -448,8 +466,17 @@ export class LeaseManager {
         this.#index.resize(id, { window: { start: lease.start, end: newEnd } });
       } catch (error) {
         if (!(error instanceof CapacityExceededError)) throw error;
+        // Name what takes the room: the other holds on the host within the added time.
+        const blockers = this.#index
+          .holdsOn(lease.hostId)
+          .filter((h) => h.leaseId !== id && h.start < newEnd && h.end > lease.end)
+          .map((h) => h.leaseId);
+        const by =
+          blockers.length === 0
+            ? ""
+            : ` (held there by lease ${[...new Set(blockers)].sort().join(", ")})`;
         throw new FailedPreconditionError(
-          `host ${lease.hostId} cannot hold lease ${id} until ${new Date(newEnd).toISOString()}: ${error.message}`,
+          `host ${lease.hostId} cannot hold lease ${id} until ${new Date(newEnd).toISOString()}: ${error.message}${by}`,
           { cause: error },
         );
       }
@@ -930,9 +957,13 @@ export class LeaseManager {
   ): Promise<Versioned<Lease>> {
     assertTransition(item.id, item.value.state, to);
     this.#index.release(item.id);
+    const lease = item.value;
+    const now = this.#clock.now();
+    // A lease that ran and stops before its planned end records when it really ended.
+    const ranAndStoppedEarly = lease.start > 0 && lease.start <= now && now < lease.end;
     const next = await this.#write(
       item,
-      { ...item.value, state: to, statusMessage: message },
+      { ...lease, state: to, statusMessage: message, ...(ranAndStoppedEarly ? { end: now } : {}) },
       "STATE_CHANGED",
     );
     this.#scheduleQueuePass();
@@ -974,7 +1005,8 @@ export class LeaseManager {
     const lease = item.value;
     if (item.revision > this.#revision) this.#revision = item.revision;
     this.#leases.set(item.id, item);
-    if (lease.requestId !== "") this.#byRequestId.set(lease.requestId, lease.id);
+    if (lease.requestId !== "")
+      this.#byRequestId.set(requestKey(lease.spec.tenant, lease.requestId), lease.id);
     if (lease.state === "PENDING") {
       this.#pending.add(lease.id);
     } else {
@@ -1019,6 +1051,11 @@ function stopFinal(reason: StopReason | undefined): LeaseState {
 
 function emptyExplanation(summary: string): PlacementExplanation {
   return { mode: "exhaustive", hostsConsidered: 0, hostsEvaluated: 0, filters: [], summary };
+}
+
+/** Request ids are the client's, scoped by tenant: two tenants may pick the same one. */
+function requestKey(tenant: string, requestId: string): string {
+  return `${tenant}/${requestId}`;
 }
 
 /** Deep equality of plain data (specs), for idempotent submits. */

@@ -122,7 +122,10 @@ export interface ValidationContext {
 /** Throws `InvalidArgumentError` for the first rule the spec breaks. Field paths start at `spec.`. */
 export function validateLeaseSpec(spec: LeaseSpec, ctx: ValidationContext): void {
   if (spec.name !== "" && !NAME.test(spec.name)) {
-    throw new InvalidArgumentError("spec.name", "1-63 characters of [a-z0-9-], starting and ending alphanumeric");
+    throw new InvalidArgumentError(
+      "spec.name",
+      "1-63 characters of [a-z0-9-], starting and ending alphanumeric",
+    );
   }
   if (!TENANT.test(spec.tenant)) {
     throw new InvalidArgumentError(

@@ -1,0 +1,165 @@
+/**
+ * The connection to the broker: one gRPC client per address, a deadline per call, leader
+ * following (UNAVAILABLE with `lb-leader` → the same call once more against the leader), and
+ * failures as `BrokerCallError`. Channel credentials are made in one place (`channelCredentials`)
+ * so that TLS flags can be added there.
+ */
+import * as grpc from "@grpc/grpc-js";
+import {
+  type LeaseBrokerClient,
+  type LeaseBrokerGrpcType,
+  loadLeaseBrokerPackage,
+} from "../../proto/index.js";
+import { BrokerCallError } from "./errors.js";
+
+export interface ConnectionOptions {
+  /** host:port of the broker. */
+  readonly address: string;
+  /** Deadline of each unary call, in milliseconds. */
+  readonly timeoutMs: number;
+  /** Transport security. Only "insecure" for now; TLS comes with its issue. */
+  readonly security: { readonly kind: "insecure" };
+  /** Where progress notes go (only used when verbose). */
+  readonly note: (line: string) => void;
+  readonly verbose: boolean;
+  /** Aborting cancels the calls in flight. */
+  readonly signal?: AbortSignal;
+}
+
+/** The channel credentials for `security` (TLS will add a branch here). */
+export function channelCredentials(
+  security: ConnectionOptions["security"],
+): grpc.ChannelCredentials {
+  switch (security.kind) {
+    case "insecure":
+      return grpc.credentials.createInsecure();
+  }
+}
+
+let grpcPackage: LeaseBrokerGrpcType | undefined;
+
+function brokerPackage(): LeaseBrokerGrpcType {
+  grpcPackage ??= loadLeaseBrokerPackage();
+  return grpcPackage;
+}
+
+export function createLeaseBrokerClient(
+  address: string,
+  options: ConnectionOptions,
+): LeaseBrokerClient {
+  const Client = brokerPackage().leasebroker.v1.LeaseBroker;
+  return new Client(address, channelCredentials(options.security));
+}
+
+type UnaryInvoke<Res> = (
+  client: LeaseBrokerClient,
+  metadata: grpc.Metadata,
+  options: grpc.CallOptions,
+  callback: (error: grpc.ServiceError | null, value?: Res) => void,
+) => grpc.ClientUnaryCall;
+
+type StreamInvoke<Res> = (
+  client: LeaseBrokerClient,
+  metadata: grpc.Metadata,
+  options: grpc.CallOptions,
+) => grpc.ClientReadableStream<Res>;
+
+export class BrokerConnection {
+  readonly #options: ConnectionOptions;
+  readonly #clients = new Map<string, LeaseBrokerClient>();
+  #address: string;
+
+  constructor(options: ConnectionOptions) {
+    this.#options = options;
+    this.#address = options.address;
+  }
+
+  /** The address calls go to now (the leader's, once followed). */
+  get address(): string {
+    return this.#address;
+  }
+
+  get timeoutMs(): number {
+    return this.#options.timeoutMs;
+  }
+
+  #client(address: string): LeaseBrokerClient {
+    let client = this.#clients.get(address);
+    if (client === undefined) {
+      client = createLeaseBrokerClient(address, this.#options);
+      this.#clients.set(address, client);
+    }
+    return client;
+  }
+
+  /**
+   * Switches to the leader named by an UNAVAILABLE error, if it names another address. Returns
+   * whether it did.
+   */
+  followLeader(error: BrokerCallError): boolean {
+    if (error.code !== grpc.status.UNAVAILABLE || error.leader === undefined) return false;
+    if (error.leader === this.#address) return false;
+    if (this.#options.verbose) {
+      this.#options.note(
+        `${this.#address} is not the leader; following the leader at ${error.leader}`,
+      );
+    }
+    this.#address = error.leader;
+    return true;
+  }
+
+  #once<Res>(method: string, invoke: UnaryInvoke<Res>): Promise<Res> {
+    const address = this.#address;
+    const signal = this.#options.signal;
+    return new Promise<Res>((resolve, reject) => {
+      const deadline = new Date(Date.now() + this.#options.timeoutMs);
+      const onAbort = (): void => call.cancel();
+      const call = invoke(
+        this.#client(address),
+        new grpc.Metadata(),
+        { deadline },
+        (error, value) => {
+          signal?.removeEventListener("abort", onAbort);
+          if (error !== null) {
+            reject(
+              BrokerCallError.fromServiceError(error, address, method, this.#options.timeoutMs),
+            );
+          } else if (value === undefined) {
+            reject(new Error(`${method}: the broker answered without a message`));
+          } else {
+            resolve(value);
+          }
+        },
+      );
+      if (signal?.aborted === true) call.cancel();
+      else signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  /** A unary call with the deadline; once more against the leader if this broker is a follower. */
+  async unary<Res>(method: string, invoke: UnaryInvoke<Res>): Promise<Res> {
+    try {
+      return await this.#once(method, invoke);
+    } catch (error) {
+      if (error instanceof BrokerCallError && this.followLeader(error)) {
+        return await this.#once(method, invoke);
+      }
+      throw error;
+    }
+  }
+
+  /** Starts a server stream (no deadline) against the current address. */
+  stream<Res>(invoke: StreamInvoke<Res>): grpc.ClientReadableStream<Res> {
+    return invoke(this.#client(this.#address), new grpc.Metadata(), {});
+  }
+
+  /** Wraps a stream's error as a BrokerCallError for `method`. */
+  streamError(error: grpc.ServiceError, method: string, address: string): BrokerCallError {
+    return BrokerCallError.fromServiceError(error, address, method, this.#options.timeoutMs);
+  }
+
+  close(): void {
+    for (const client of this.#clients.values()) client.close();
+    this.#clients.clear();
+  }
+}
