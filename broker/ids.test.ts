@@ -18,9 +18,11 @@ describe("createIdGenerator", () => {
   it("is deterministic with a seeded source of randomness", () => {
     const make = () => {
       let x = 1;
-      return createIdGenerator("l-", new VirtualClock(5), {
-        random: () => ((x = (x * 48271) % 2147483647), x / 2147483647),
-      });
+      const random = (): number => {
+        x = (x * 48271) % 2147483647;
+        return x / 2147483647;
+      };
+      return createIdGenerator("l-", new VirtualClock(5), { random });
     };
     const a = make();
     const b = make();
