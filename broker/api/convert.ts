@@ -3,10 +3,12 @@
  * and units change here; the rules are checked by the admission validator.
  */
 import { InvalidArgumentError } from "../../core/index.js";
-import type {
-  PlacementExplanation as DomainExplanation,
-  ForecastBucket,
-  Resources,
+import {
+  DEFAULT_PLACEMENT_POLICY,
+  type PlacementExplanation as DomainExplanation,
+  type ForecastBucket,
+  type PlacementPolicy,
+  type Resources,
 } from "../../placement/index.js";
 import {
   type CapacityForecastInput,
@@ -292,24 +294,54 @@ const RESOURCE_FIELD: Readonly<Record<string, string>> = {
   gpus: "gpus",
 };
 
-export function explanationToProto(e: DomainExplanation): PlacementExplanationInput {
-  // Filters run in order: the hosts left after one are those no filter up to it removed (in
-  // search mode, hosts the index never had to evaluate count as left).
+/**
+ * The contract scores each component in [0, 100] and a host's total as Σ score × weight; placement
+ * scores in [0, 1] with weights normalised over the scorers that ran (affinity only for a soft
+ * group). Same order, scaled.
+ */
+function componentWeights(
+  policy: PlacementPolicy,
+  scorers: readonly string[],
+): Record<string, number> {
+  const w = policy.weights;
+  const norm = w.fit + w.fragmentation + (scorers.includes("affinity") ? w.affinity : 0);
+  return {
+    binpack: w.fit / norm,
+    spread: w.fit / norm,
+    fragmentation: w.fragmentation / norm,
+    affinity: w.affinity / norm,
+  };
+}
+
+export function explanationToProto(
+  e: DomainExplanation,
+  policy: PlacementPolicy = DEFAULT_PLACEMENT_POLICY,
+): PlacementExplanationInput {
+  // Filters run in order over the hosts considered: what each leaves is what the one before left,
+  // less what it removed.
   let remaining = e.hostsConsidered;
   const filters = e.filters.map((f) => {
     remaining = Math.max(0, remaining - f.removed);
     return { filter: f.name, hostsRemoved: f.removed, hostsRemaining: remaining };
   });
+  const chosen = e.chosenHostId !== undefined;
   return {
     hostsConsidered: e.hostsConsidered,
     filters,
     chosenHostId: e.chosenHostId ?? "",
-    bestScore: e.bestScore ?? 0,
-    top: (e.top ?? []).map((h) => ({
-      hostId: h.hostId,
-      score: h.score,
-      components: Object.entries(h.breakdown).map(([scorer, score]) => ({ scorer, score })),
-    })),
+    bestScore: chosen ? (e.bestScore ?? 0) * 100 : 0,
+    top: (e.top ?? []).map((h) => {
+      const weights = componentWeights(policy, Object.keys(h.breakdown));
+      return {
+        hostId: h.hostId,
+        score: h.score * 100,
+        components: Object.entries(h.breakdown).map(([scorer, score]) => ({
+          scorer,
+          score: score * 100,
+          weight: weights[scorer] ?? 0,
+        })),
+      };
+    }),
     bindingResource:
       e.binding === undefined ? "" : (RESOURCE_FIELD[e.binding.resource] ?? e.binding.resource),
     bindingWindow:
@@ -317,7 +349,9 @@ export function explanationToProto(e: DomainExplanation): PlacementExplanationIn
         ? null
         : { start: timestampFromMs(e.binding.start), end: timestampFromMs(e.binding.end) },
     summary: e.summary,
-    ...(e.window === undefined ? {} : { start: timestampFromMs(e.window.start) }),
+    policy: policy.fit === "spread" ? "PLACEMENT_POLICY_SPREAD" : "PLACEMENT_POLICY_BINPACK",
+    // The window's start only when a host was chosen: the contract leaves it unset on a no-fit.
+    ...(chosen && e.window !== undefined ? { start: timestampFromMs(e.window.start) } : {}),
   };
 }
 

@@ -22,7 +22,13 @@ import { EXIT } from "./exit-codes.js";
 import { localTime, relativeTime, shortEnum, tsMs } from "./format.js";
 import { parseEnumName, parsePositiveDuration, parseTime } from "./quantities.js";
 import { explainResult, leaseDetail, leaseTable, submitSummary } from "./render.js";
-import { leaseSpecFromFlags, newRequestId, REQUEST_ID_OPTION, SPEC_OPTIONS } from "./spec-flags.js";
+import {
+  absoluteTimeFlags,
+  leaseSpecFromFlags,
+  newRequestId,
+  REQUEST_ID_OPTION,
+  SPEC_OPTIONS,
+} from "./spec-flags.js";
 
 const SPEC_DETAILS = `Window: --duration alone starts now; --start T --duration D reserves [T, T+D);
 --earliest A --latest B --duration D starts any time in [A, B] (flexible, queued).
@@ -76,9 +82,18 @@ again with the same id and spec returns the same lease. --dry-run only explains 
         (error.code === status.DEADLINE_EXCEEDED ||
           (error.code === status.UNAVAILABLE && !/no connection established/i.test(error.details)))
       ) {
+        const retry = ["--request-id", requestId, ...absoluteTimeFlags(o, now)].join(" ");
         ctx.out.err(
-          `note: the broker may have admitted the lease; retry with --request-id ${requestId} to get the same lease, not a second one`,
+          `note: the broker may have admitted the lease; retry with ${retry} to get the same lease, not a second one`,
         );
+      }
+      if (error instanceof BrokerCallError && error.code === status.ALREADY_EXISTS) {
+        const relative = absoluteTimeFlags(o, now);
+        if (relative.length > 0) {
+          ctx.out.err(
+            "  (a relative time resolves anew on every run: to retry, give the first attempt's absolute times, or use a new --request-id)",
+          );
+        }
       }
       throw error;
     }

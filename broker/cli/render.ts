@@ -347,7 +347,7 @@ export function capacityTable(forecast: CapacityForecast): string[] {
   ];
 }
 
-const EVENT_WIDTHS = [25, 8, 19, 24, 10] as const;
+const EVENT_WIDTHS = [25, 8, 19, 24, 17] as const;
 
 function fixed(cells: readonly string[]): string {
   return cells

@@ -106,7 +106,14 @@ const handlers = {
     received.submit.push(call.request);
     const tenant = call.request.spec?.tenant;
     const memory = call.request.spec?.resources?.memoryMib ?? 0;
-    if (tenant === "bad") {
+    if (call.request.requestId === "used") {
+      callback(
+        failure(
+          grpc.status.ALREADY_EXISTS,
+          'request id "used" was used for lease lse_old with a different spec',
+        ),
+      );
+    } else if (tenant === "bad") {
       callback(
         failure(grpc.status.INVALID_ARGUMENT, "spec.resources.memory_mib: must be > 0", {
           "lb-field": "spec.resources.memory_mib",
@@ -252,7 +259,7 @@ describe("submit", () => {
     expect(r.stdout).toMatch(/^Lease:\s+lse_new$/m);
     expect(r.stdout).toMatch(/^State:\s+STARTING$/m);
     expect(r.stdout).toMatch(/^Host:\s+host-a$/m);
-    expect(r.stdout).toMatch(/^Window:\s+\S+ → \S+/m);
+    expect(r.stdout).toMatch(/^Window:\s+\S+ → \S+ \(starts now\)$/m);
     // The generated id is printed so that a retry can reuse it.
     expect(r.stdout).toContain(`Request id: ${request?.requestId}`);
   });
@@ -312,6 +319,22 @@ describe("submit", () => {
     );
     expect(r.code).toBe(5);
     expect(r.stderr).toBe("error: spec.resources.memory_mib: must be > 0\n  (set with --memory)\n");
+  });
+
+  it("ALREADY_EXISTS: exit 6, and with a relative time, why a retry differs", async () => {
+    const r = await run(
+      [
+        "submit",
+        ...["--tenant", "acme", "--cpu", "1", "--memory", "1Gi", "--duration", "1h"],
+        ...["--start", "+10m", "--request-id", "used"],
+      ],
+      { env, now: NOW },
+    );
+    expect(r.code).toBe(6);
+    expect(r.stderr).toContain(
+      'error: request id "used" was used for lease lse_old with a different spec',
+    );
+    expect(r.stderr).toContain("a relative time resolves anew on every run");
   });
 
   it("--dry-run explains instead of submitting", async () => {
@@ -602,6 +625,48 @@ describe("leader following, unreachable and unsupported", () => {
     expect(loud.stderr).toBe(
       `${follower.address} is not the leader; following the leader at ${broker.address}\n`,
     );
+  });
+
+  it("--server wins over LEASEBROKER_SERVER", async () => {
+    const r = await run(["get", "lse_1", "--server", broker.address], {
+      env: { LEASEBROKER_SERVER: follower.address.replace(/:\d+$/, ":1") },
+      now: NOW,
+    });
+    expect(r.code).toBe(0);
+  });
+
+  it("a call without an answer within --timeout: exit 7, saying so", async () => {
+    const silent = await startServer({
+      GetLease() {
+        // Never answers.
+      },
+      SubmitLease() {
+        // Never answers.
+      },
+    } satisfies Partial<LeaseBrokerHandlers>);
+    try {
+      const r = await run(["get", "lse_1", "--server", silent.address, "--timeout", "200ms"]);
+      expect(r.code).toBe(7);
+      expect(r.stderr).toContain(
+        `error: cannot reach the broker at ${silent.address}: no answer within 200ms`,
+      );
+      // A submit that may have arrived: how to retry it without a second lease.
+      const submit = await run(
+        [
+          "submit",
+          ...["--tenant", "acme", "--cpu", "1", "--memory", "1Gi", "--duration", "1h"],
+          ...["--start", "+30m", "--request-id", "abc", "--timeout", "200ms"],
+          ...["--server", silent.address],
+        ],
+        { now: NOW },
+      );
+      expect(submit.code).toBe(7);
+      expect(submit.stderr).toContain(
+        `retry with --request-id abc --start ${new Date(NOW + 1_800_000).toISOString()} to get the same lease`,
+      );
+    } finally {
+      silent.server.forceShutdown();
+    }
   });
 
   it("says which address it cannot reach (exit 7)", async () => {

@@ -214,6 +214,27 @@ export function leaseSpecFromFlags(
   };
 }
 
+/**
+ * The time flags given relative to now (`+30m`, `now`), as the absolute flags that reproduce this
+ * run's spec (`--start 2030-01-02T03:30:00.000Z`): a retry under the same request id must send
+ * the same spec, and a relative time resolves anew on every run.
+ */
+export function absoluteTimeFlags(o: SpecOptions, now: number): string[] {
+  const out: string[] = [];
+  for (const [name, value] of [
+    ["start", o.start],
+    ["earliest", o.earliest],
+    ["latest", o.latest],
+  ] as const) {
+    if (value === undefined) continue;
+    const text = value.trim();
+    if (text === "now" || text.startsWith("+") || text.startsWith("-")) {
+      out.push(`--${name} ${new Date(parseTime(text, `--${name}`, now)).toISOString()}`);
+    }
+  }
+  return out;
+}
+
 /** A fresh idempotency id: `lc-` and 16 random URL-safe characters. */
 export function newRequestId(): string {
   return `lc-${randomBytes(12).toString("base64url")}`;
