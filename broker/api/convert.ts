@@ -280,7 +280,7 @@ export function hostToProto(view: HostView, allocated: Resources, leaseCount: nu
     revision: view.revision,
     leaseCount,
     drainDeadline: view.drainDeadline === undefined ? null : timestampFromMs(view.drainDeadline),
-    cordoned: view.state === "CORDONED" || view.state === "DRAINING",
+    cordoned: view.cordoned,
     stateReason: view.stateReason,
     registerTime: timestampFromMs(view.joinedAt),
   };

@@ -53,6 +53,8 @@ export interface HostView {
   readonly drainDeadline?: number;
   /** Why the host is in its state (the cordon reason); "" when none was given. */
   readonly stateReason: string;
+  /** The operator's cordon, whatever the liveness state (a cordoned host that goes DOWN stays cordoned). */
+  readonly cordoned: boolean;
   readonly revision: number;
 }
 
@@ -169,6 +171,7 @@ export class HostRegistry {
         ? {}
         : { drainDeadline: persisted.record.drainDeadline }),
       stateReason: persisted?.record.cordoned === true ? (persisted.record.reason ?? "") : "",
+      cordoned: persisted?.record.cordoned === true,
       revision: persisted?.revision ?? 0,
     };
   }
