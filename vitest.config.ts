@@ -9,7 +9,7 @@ export default defineConfig({
       {
         test: {
           name: "unit",
-          include: ["{core,proto,placement,migration,broker,agent}/**/*.test.ts"],
+          include: ["{core,proto,placement,migration,broker,agent,bus}/**/*.test.ts"],
           testTimeout: 20_000,
         },
       },

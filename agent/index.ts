@@ -1,0 +1,60 @@
+/**
+ * The host agent: the Agent (hello, heartbeats, commands, events over the Bus), the Driver port
+ * and the sim driver, capacity detection and configuration. The bin is main.ts
+ * (`leasebroker-agent`); the protocol is docs/agent-protocol.md.
+ */
+export {
+  Agent,
+  type AgentOptions,
+  type AgentState,
+  type AgentStats,
+  AgentStoppedError,
+  type AllocationRatios,
+  HelloRejectedError,
+} from "./agent.js";
+export { detectCpus, detectDiskGib, detectMemoryGib, type MachineCapacity } from "./capacity.js";
+export {
+  type CommandOutcome,
+  checkCommand,
+  type ExecuteContext,
+  executeCommand,
+  outcomeOfError,
+  resourceVector,
+} from "./commands.js";
+export {
+  type AgentConfig,
+  type AgentOptionSpecs,
+  agentOptionSpecs,
+  MACHINE,
+  type MachineProbe,
+  type ParsedAgentOptions,
+  resolveAgentConfig,
+  sanitizeHostId,
+} from "./config.js";
+export {
+  type Driver,
+  DriverBusyError,
+  type DriverEvent,
+  type DriverEventListener,
+  DriverFailedError,
+  type ExitInfo,
+  type IncomingEndpoint,
+  type IncomingSpec,
+  InvalidWorkloadError,
+  type MigrateOutSpec,
+  type MigrationPhase,
+  type ResourceVector,
+  type StopOptions,
+  TERMINAL_STATES,
+  type TransferStats,
+  UnsupportedOperationError,
+  type WorkloadInfo,
+  WorkloadNotFoundError,
+  type WorkloadSpec,
+  type WorkloadState,
+  WorkloadStateError,
+  ZERO_RESOURCES,
+} from "./driver.js";
+export { SimDriver, type SimDriverOptions, SimNetwork } from "./drivers/sim-driver.js";
+export { IdempotencyCache, type IdempotencyCacheOptions } from "./idempotency-cache.js";
+export { AGENT_VERSION } from "./version.js";

@@ -1,0 +1,284 @@
+/**
+ * The Bus over a real nats-server (the `nats` 2.x client). The client reconnects forever and
+ * resubscribes by itself; this adapter maps its errors to the Bus port's typed errors, its status
+ * stream to `connected/disconnected/reconnected/closed`, and shields the connection from handler
+ * failures (an exception in a NATS callback would otherwise reach the client's protocol parser).
+ */
+import {
+  connect,
+  createInbox,
+  ErrorCode,
+  Events,
+  type Msg,
+  type NatsConnection,
+  NatsError,
+} from "nats";
+import { errorMessage, type Logger, silentLogger } from "../core/index.js";
+import type {
+  Bus,
+  BusMessage,
+  BusStatus,
+  BusStatusEvent,
+  MessageHandler,
+  PublishOptions,
+  RequestOptions,
+  SubscribeOptions,
+  Subscription,
+} from "./bus.js";
+import { DEFAULT_MAX_PAYLOAD } from "./bus.js";
+import {
+  BusClosedError,
+  BusTimeoutError,
+  BusTransportError,
+  NoRespondersError,
+  PayloadTooLargeError,
+} from "./errors.js";
+import { checkPublishSubject, checkSubscribeSubject } from "./subject-match.js";
+
+export interface NatsBusOptions {
+  /** One URL, several, or a comma-separated list (`nats://127.0.0.1:4222`). */
+  readonly servers: string | readonly string[];
+  readonly user?: string | undefined;
+  readonly pass?: string | undefined;
+  readonly token?: string | undefined;
+  /** Client name shown by the server's monitoring (`leasebroker-agent:<hostId>`). */
+  readonly name?: string | undefined;
+  /** Wait between reconnect attempts; default 1 s. Attempts never stop. */
+  readonly reconnectTimeWaitMs?: number | undefined;
+  /**
+   * Keep trying when the server is not there at start (an agent may start before NATS); default
+   * false: `connect` rejects with BusTransportError.
+   */
+  readonly waitOnFirstConnect?: boolean | undefined;
+  readonly logger?: Logger | undefined;
+}
+
+function splitServers(servers: string | readonly string[]): string[] {
+  const list = typeof servers === "string" ? [servers] : [...servers];
+  return list
+    .flatMap((s) => s.split(","))
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+}
+
+/** A NatsError's code, or undefined for anything else. */
+function natsCode(error: unknown): string | undefined {
+  return error instanceof NatsError ? error.code : undefined;
+}
+
+export class NatsBus implements Bus {
+  readonly #nc: NatsConnection;
+  readonly #log: Logger;
+  readonly #listeners = new Set<(event: BusStatusEvent) => void>();
+  #status: BusStatus = "connected";
+  #handlerErrors = 0;
+
+  private constructor(nc: NatsConnection, log: Logger) {
+    this.#nc = nc;
+    this.#log = log;
+    void this.#watchStatus();
+    void nc.closed().then((error) => {
+      this.#status = "closed";
+      this.#emit({ status: "closed", detail: error instanceof Error ? error.message : "" });
+    });
+  }
+
+  /** Connects; rejects with BusTransportError when the server cannot be reached or refuses us. */
+  static async connect(options: NatsBusOptions): Promise<NatsBus> {
+    const log = options.logger ?? silentLogger();
+    let nc: NatsConnection;
+    try {
+      nc = await connect({
+        servers: splitServers(options.servers),
+        ...(options.user === undefined ? {} : { user: options.user }),
+        ...(options.pass === undefined ? {} : { pass: options.pass }),
+        ...(options.token === undefined ? {} : { token: options.token }),
+        ...(options.name === undefined ? {} : { name: options.name }),
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: options.reconnectTimeWaitMs ?? 1000,
+        waitOnFirstConnect: options.waitOnFirstConnect ?? false,
+      });
+    } catch (error) {
+      throw new BusTransportError(`cannot connect to NATS: ${errorMessage(error)}`, {
+        cause: error,
+      });
+    }
+    return new NatsBus(nc, log);
+  }
+
+  get status(): BusStatus {
+    return this.#status;
+  }
+
+  get maxPayload(): number {
+    return this.#nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
+  }
+
+  /** Handlers that threw or rejected so far. */
+  get handlerErrors(): number {
+    return this.#handlerErrors;
+  }
+
+  /** The server the client is connected to (`127.0.0.1:4222`), for logs. */
+  get server(): string {
+    return this.#nc.getServer();
+  }
+
+  publish(subject: string, data: Uint8Array, options?: PublishOptions): void {
+    checkPublishSubject(subject);
+    if (options?.reply !== undefined) checkPublishSubject(options.reply);
+    if (data.length > this.maxPayload) throw new PayloadTooLargeError(data.length, this.maxPayload);
+    try {
+      this.#nc.publish(
+        subject,
+        data,
+        options?.reply === undefined ? undefined : { reply: options.reply },
+      );
+    } catch (error) {
+      throw this.#mapError(error, subject, 0, data.length);
+    }
+  }
+
+  subscribe(subject: string, handler: MessageHandler, options?: SubscribeOptions): Subscription {
+    checkSubscribeSubject(subject);
+    const callback = (error: NatsError | null, msg: Msg): void => {
+      if (error !== null) {
+        this.#log.warn({ subject, err: error }, `subscription error: ${error.message}`);
+        return;
+      }
+      // The client may reuse its read buffer; a handler that keeps the bytes gets its own copy.
+      const message: BusMessage = {
+        subject: msg.subject,
+        data: msg.data.slice(),
+        reply: msg.reply === undefined || msg.reply === "" ? undefined : msg.reply,
+      };
+      this.#invoke(subject, handler, message);
+    };
+    try {
+      const sub = this.#nc.subscribe(subject, {
+        callback,
+        ...(options?.queue === undefined ? {} : { queue: options.queue }),
+      });
+      return {
+        subject,
+        unsubscribe: () => {
+          if (!sub.isClosed()) sub.unsubscribe();
+        },
+      };
+    } catch (error) {
+      throw this.#mapError(error, subject, 0);
+    }
+  }
+
+  async request(subject: string, data: Uint8Array, options: RequestOptions): Promise<Uint8Array> {
+    checkPublishSubject(subject);
+    if (data.length > this.maxPayload) throw new PayloadTooLargeError(data.length, this.maxPayload);
+    try {
+      const reply = await this.#nc.request(subject, data, { timeout: options.timeoutMs });
+      return reply.data.slice();
+    } catch (error) {
+      throw this.#mapError(error, subject, options.timeoutMs, data.length);
+    }
+  }
+
+  createInbox(): string {
+    return createInbox();
+  }
+
+  onStatus(listener: (event: BusStatusEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  async flush(): Promise<void> {
+    try {
+      await this.#nc.flush();
+    } catch (error) {
+      throw this.#mapError(error, "", 0);
+    }
+  }
+
+  async drain(): Promise<void> {
+    if (this.#nc.isClosed()) return;
+    if (this.#nc.isDraining()) {
+      await this.#nc.closed();
+      return;
+    }
+    try {
+      await this.#nc.drain();
+    } catch (error) {
+      // Closed meanwhile (e.g. by close()): nothing left to drain.
+      if (natsCode(error) !== ErrorCode.ConnectionClosed) throw this.#mapError(error, "", 0);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#nc.isClosed()) return;
+    await this.#nc.close();
+  }
+
+  #invoke(pattern: string, handler: MessageHandler, message: BusMessage): void {
+    try {
+      const result = handler(message);
+      if (result instanceof Promise) {
+        result.catch((error: unknown) => this.#handlerFailed(pattern, message, error));
+      }
+    } catch (error) {
+      this.#handlerFailed(pattern, message, error);
+    }
+  }
+
+  #handlerFailed(pattern: string, message: BusMessage, error: unknown): void {
+    this.#handlerErrors += 1;
+    this.#log.error(
+      { subject: message.subject, subscription: pattern, err: error },
+      `bus handler failed: ${errorMessage(error)}`,
+    );
+  }
+
+  async #watchStatus(): Promise<void> {
+    try {
+      for await (const status of this.#nc.status()) {
+        const detail = typeof status.data === "string" ? status.data : "";
+        if (status.type === Events.Disconnect) {
+          this.#status = "disconnected";
+          this.#emit({ status: "disconnected", detail });
+        } else if (status.type === Events.Reconnect) {
+          this.#status = "connected";
+          this.#emit({ status: "reconnected", detail });
+        } else if (status.type === Events.Error) {
+          this.#log.warn({ detail }, "NATS reported an error");
+        }
+      }
+    } catch (error) {
+      this.#log.warn({ err: error }, "NATS status stream ended with an error");
+    }
+  }
+
+  #emit(event: BusStatusEvent): void {
+    for (const listener of [...this.#listeners]) {
+      try {
+        listener(event);
+      } catch (error) {
+        this.#log.error({ err: error }, `bus status listener failed: ${errorMessage(error)}`);
+      }
+    }
+  }
+
+  #mapError(error: unknown, subject: string, timeoutMs: number, size = 0): Error {
+    switch (natsCode(error)) {
+      case ErrorCode.Timeout:
+        return new BusTimeoutError(subject, timeoutMs, { cause: error });
+      case ErrorCode.NoResponders:
+        return new NoRespondersError(subject, { cause: error });
+      case ErrorCode.ConnectionClosed:
+        return new BusClosedError("the bus is closed", { cause: error });
+      case ErrorCode.ConnectionDraining:
+        return new BusClosedError("the bus is draining", { cause: error });
+      case ErrorCode.MaxPayloadExceeded:
+        return new PayloadTooLargeError(size, this.maxPayload, { cause: error });
+      default:
+        return new BusTransportError(`NATS: ${errorMessage(error)}`, { cause: error });
+    }
+  }
+}
