@@ -38,7 +38,7 @@ describe("agent configuration", () => {
       hostId: "my-host",
       natsServers: ["nats://127.0.0.1:4222"],
       capacity: { cpuMillis: 4000, memoryMib: 15_872, diskGib: 200, gpus: 0 },
-      ratios: { cpu: 1, memory: 1, disk: 1 },
+      ratios: { cpu: 4, memory: 1, disk: 1 },
       reserved: { cpuMillis: 0, memoryMib: 0, diskGib: 0, gpus: 0 },
       driver: "sim",
       heartbeatIntervalMs: 1000,
@@ -104,7 +104,7 @@ describe("agent configuration", () => {
       [["--nats-url", "http://x"], /--nats-url/],
       [["--nats-user", "u"], /go together/],
       [["--nats-token", "t", "--nats-user", "u", "--nats-password", "p"], /exclusive/],
-      [["--reserved-cpus", "4"], /nothing to offer/],
+      [["--reserved-cpus", "16"], /nothing to offer/],
       [["--bogus"], /bogus/],
     ];
     for (const [argv, message] of bad) {

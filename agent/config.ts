@@ -3,6 +3,7 @@
  * (capacity: measured on the machine). `resolveAgentConfig` turns the parsed options into what
  * the Agent, the bus and the driver take.
  */
+
 import { hostname } from "node:os";
 import { HOST_ID_GRAMMAR } from "../bus/index.js";
 import {
@@ -12,6 +13,7 @@ import {
   type OptionSpecs,
   type ParsedOptions,
 } from "../core/index.js";
+import { DEFAULT_ALLOCATION_RATIOS } from "../placement/index.js";
 import type { AllocationRatios } from "./agent.js";
 import { detectCpus, detectDiskGib, detectMemoryGib } from "./capacity.js";
 import type { ResourceVector } from "./driver.js";
@@ -147,21 +149,22 @@ export function agentOptionSpecs(defaultHostId = sanitizeHostId(hostname())) {
       type: "number",
       description: "CPU allocation (overcommit) ratio, (0, 100]",
       env: "LEASEBROKER_AGENT_CPU_RATIO",
-      default: 1,
+      // The cluster default (placement's DEFAULT_ALLOCATION_RATIOS): 4 vCPUs per core.
+      default: DEFAULT_ALLOCATION_RATIOS.cpuMillis,
       check: ratioCheck,
     },
     memoryRatio: {
       type: "number",
       description: "memory allocation ratio, (0, 100]",
       env: "LEASEBROKER_AGENT_MEMORY_RATIO",
-      default: 1,
+      default: DEFAULT_ALLOCATION_RATIOS.memoryMib,
       check: ratioCheck,
     },
     diskRatio: {
       type: "number",
       description: "disk allocation ratio, (0, 100]",
       env: "LEASEBROKER_AGENT_DISK_RATIO",
-      default: 1,
+      default: DEFAULT_ALLOCATION_RATIOS.diskGib,
       check: ratioCheck,
     },
     reservedCpus: {

@@ -1,8 +1,10 @@
 /**
- * The composition root: one broker from its parts. The embedded form (what `npm start` runs)
- * holds a memory store, the placement index, the host registry, the lease manager, the gRPC API
- * and, as its hosts, a simulated in-process fleet.
+ * The composition root: one broker from its parts — a store, the placement index, the host
+ * registry, the lease manager and the gRPC API — and its hosts: agents over a Bus (in-process or
+ * NATS: the AgentGateway, with heartbeat liveness), or, without a bus, a simulated fleet called
+ * directly (deterministic lifecycle tests).
  */
+import type { Bus } from "../bus/index.js";
 import type { Clock, Logger } from "../core/index.js";
 import {
   ClusterIndex,
@@ -11,8 +13,14 @@ import {
   type Resources,
 } from "../placement/index.js";
 import { ApiServer } from "./api/server.js";
+import { AgentGateway } from "./hosts/agent-gateway.js";
 import type { HostGateway } from "./hosts/gateway.js";
-import { type HostAnnouncement, HostRegistry } from "./hosts/registry.js";
+import {
+  DEFAULT_LIVENESS,
+  type HostAnnouncement,
+  HostRegistry,
+  type LivenessOptions,
+} from "./hosts/registry.js";
 import { SimFleet, type SimFleetOptions } from "./hosts/sim-fleet.js";
 import { createIdGenerator } from "./ids.js";
 import {
@@ -45,6 +53,14 @@ export interface BrokerOptions {
   readonly simHosts?: SimHostsOptions;
   /** Source of randomness for ids (seeded in tests and the simulator). */
   readonly random?: () => number;
+  /** Agents reach the broker over this bus. Without one, the hosts are `simHosts`, called directly. */
+  readonly bus?: Bus;
+  /** The broker's fencing token for agent commands. Default: the start time in ms (grows across restarts). */
+  readonly epoch?: number;
+  /** Heartbeat liveness of agents (bus mode). */
+  readonly liveness?: Partial<LivenessOptions>;
+  /** Agent heartbeat interval told in HelloReply (bus mode). Default 1 s. */
+  readonly heartbeatIntervalMs?: number;
 }
 
 export class Broker {
@@ -54,9 +70,13 @@ export class Broker {
   readonly hosts: HostRegistry;
   readonly leases: LeaseManagerType;
   readonly api: ApiServer;
-  readonly fleet: SimFleet;
+  /** The simulated fleet (no bus), or undefined. */
+  readonly fleet: SimFleet | undefined;
+  /** The agents' gateway (bus mode), or undefined. */
+  readonly agents: AgentGateway | undefined;
   readonly #log: Logger;
   readonly #simHosts: SimHostsOptions | undefined;
+  readonly #liveness: LivenessOptions;
 
   constructor(options: BrokerOptions) {
     this.clock = options.clock;
@@ -71,8 +91,26 @@ export class Broker {
       logger: this.#log,
     });
     this.#simHosts = options.simHosts;
-    this.fleet = new SimFleet(this.clock, options.simHosts ?? {});
-    const gateway: HostGateway = this.fleet;
+    this.#liveness = { ...DEFAULT_LIVENESS, ...options.liveness };
+    let gateway: HostGateway;
+    if (options.bus === undefined) {
+      this.fleet = new SimFleet(this.clock, options.simHosts ?? {});
+      this.agents = undefined;
+      gateway = this.fleet;
+    } else {
+      this.fleet = undefined;
+      this.agents = new AgentGateway({
+        bus: options.bus,
+        registry: this.hosts,
+        clock: this.clock,
+        logger: this.#log,
+        epoch: options.epoch ?? this.clock.now(),
+        heartbeatIntervalMs: options.heartbeatIntervalMs ?? 1000,
+        hostTtlMs: this.#liveness.downAfterMs,
+        ...(options.random === undefined ? {} : { random: options.random }),
+      });
+      gateway = this.agents;
+    }
     this.leases = new LeaseManager({
       store: this.store,
       clock: this.clock,
@@ -106,11 +144,24 @@ export class Broker {
   async start(): Promise<number> {
     this.index.advanceTo(this.clock.now());
     await this.hosts.load();
-    for (const host of simHostAnnouncements(this.#simHosts)) {
-      this.fleet.addHost(host.id);
-      this.hosts.register(host);
+    const fleet = this.fleet;
+    if (fleet !== undefined) {
+      for (const host of simHostAnnouncements(this.#simHosts)) {
+        fleet.addHost(host.id);
+        this.hosts.register(host);
+      }
     }
     await this.leases.start();
+    const agents = this.agents;
+    if (agents !== undefined) {
+      agents.onInventory((inventory) => {
+        this.leases
+          .reconcile(inventory)
+          .catch((error) => this.#log.error({ err: error }, "reconcile failed"));
+      });
+      agents.open();
+      this.hosts.startLiveness(this.#liveness);
+    }
     const port = await this.api.start();
     this.#log.info({ port, hosts: this.hosts.ids().length }, "broker serving");
     return port;
@@ -118,6 +169,8 @@ export class Broker {
 
   async stop(graceMs = 5000): Promise<void> {
     await this.api.stop(graceMs);
+    this.agents?.close();
+    this.hosts.stopLiveness();
     this.leases.stop();
     await this.store.close();
   }

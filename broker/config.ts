@@ -1,7 +1,7 @@
 /**
  * The broker's configuration: flags, then LEASEBROKER_* environment variables, then defaults.
  */
-import { type OptionSpecs, type ParsedOptions, parseDuration } from "../core/index.js";
+import { ConfigError, type OptionSpecs, type ParsedOptions, parseDuration } from "../core/index.js";
 
 const hostPort = (value: string): string | undefined => {
   const match = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/.exec(value);
@@ -27,18 +27,47 @@ export const BROKER_OPTIONS = {
   },
   bus: {
     type: "string",
-    description: "how agents are reached",
+    description: "how agents reach the broker: inproc (agents in this process) or nats",
     env: "LEASEBROKER_BUS",
-    choices: ["inproc"],
+    choices: ["inproc", "nats"],
     default: "inproc",
   },
+  natsUrl: {
+    type: "list",
+    description: "NATS servers, with --bus nats",
+    env: "LEASEBROKER_NATS_URL",
+  },
+  natsUser: { type: "string", description: "NATS user", env: "LEASEBROKER_NATS_USER" },
+  natsPassword: { type: "string", description: "NATS password", env: "LEASEBROKER_NATS_PASSWORD" },
+  natsToken: { type: "string", description: "NATS token", env: "LEASEBROKER_NATS_TOKEN" },
   simHosts: {
     type: "integer",
-    description: "simulated hosts to start in-process (all-in-one mode)",
+    description:
+      "simulated hosts (sim-driver agents) to run in this process (default 5 with --bus inproc, 0 with nats)",
     env: "LEASEBROKER_SIM_HOSTS",
     min: 0,
     max: 10_000,
-    default: 5,
+  },
+  heartbeatInterval: {
+    type: "duration",
+    description: "agent heartbeat interval (told to agents)",
+    env: "LEASEBROKER_HEARTBEAT_INTERVAL",
+    default: 1000,
+    min: 100,
+  },
+  hostSuspectAfter: {
+    type: "duration",
+    description: "a host without heartbeats is SUSPECT after this",
+    env: "LEASEBROKER_HOST_SUSPECT_AFTER",
+    default: 3000,
+    min: 100,
+  },
+  hostTtl: {
+    type: "duration",
+    description: "a host without heartbeats is DOWN after this; its leases follow on_host_failure",
+    env: "LEASEBROKER_HOST_TTL",
+    default: 10_000,
+    min: 200,
   },
   simHostCpus: {
     type: "integer",
@@ -105,3 +134,25 @@ export const BROKER_OPTIONS = {
 } as const satisfies OptionSpecs;
 
 export type BrokerConfig = ParsedOptions<typeof BROKER_OPTIONS>;
+
+/** Checks the combinations no single flag can; a problem is a ConfigError (exit 2). */
+export function checkCombinations(config: BrokerConfig): void {
+  if (config.bus === "nats" && config.natsUrl.length === 0) {
+    throw new ConfigError(
+      "--bus nats needs --nats-url (or LEASEBROKER_NATS_URL), e.g. nats://127.0.0.1:4222",
+    );
+  }
+  if (config.bus === "inproc" && config.natsUrl.length > 0) {
+    throw new ConfigError(
+      "--nats-url is set but --bus is inproc: add --bus nats, or drop --nats-url",
+    );
+  }
+  if (config.hostSuspectAfter >= config.hostTtl) {
+    throw new ConfigError("--host-suspect-after must be shorter than --host-ttl");
+  }
+  if (config.heartbeatInterval * 2 > config.hostSuspectAfter) {
+    throw new ConfigError(
+      "--heartbeat-interval must be at most half of --host-suspect-after, or one late beat makes a host suspect",
+    );
+  }
+}

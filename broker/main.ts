@@ -4,18 +4,21 @@
  * in-process simulated hosts, gRPC on 127.0.0.1:50051. Logs are JSON lines on stdout; the banner
  * for people is on stderr.
  */
+import { type Bus, InProcessHub, NatsBus } from "../bus/index.js";
 import {
   ConfigError,
   createLogger,
   EXIT_CONFIG,
   errorMessage,
+  type Logger,
   optionsHelp,
   parseOptions,
   RealClock,
 } from "../core/index.js";
 import { DEFAULT_PLACEMENT_POLICY } from "../placement/index.js";
+import { type SimAgents, startSimAgents } from "./all-in-one.js";
 import { Broker } from "./broker.js";
-import { BROKER_OPTIONS, type BrokerConfig } from "./config.js";
+import { BROKER_OPTIONS, type BrokerConfig, checkCombinations } from "./config.js";
 
 const USAGE = `leasebroker — a brokering cluster scheduler for virtual workloads
 
@@ -25,11 +28,59 @@ Options:
 ${optionsHelp(BROKER_OPTIONS)}
   -h, --help                         this help`;
 
+interface BusConnections {
+  readonly broker: Bus;
+  readonly agent: (hostId: string) => Bus | Promise<Bus>;
+  close(): Promise<void>;
+}
+
+async function connectBus(
+  config: BrokerConfig,
+  clock: RealClock,
+  logger: Logger,
+): Promise<BusConnections> {
+  if (config.bus === "inproc") {
+    const hub = new InProcessHub({ clock, logger });
+    return {
+      broker: hub.connect("broker"),
+      agent: (hostId) => hub.connect(hostId),
+      close: async () => {},
+    };
+  }
+  const options = {
+    servers: [...config.natsUrl],
+    waitOnFirstConnect: true,
+    ...(config.natsUser === undefined ? {} : { user: config.natsUser }),
+    ...(config.natsPassword === undefined ? {} : { pass: config.natsPassword }),
+    ...(config.natsToken === undefined ? {} : { token: config.natsToken }),
+  };
+  const broker = await NatsBus.connect({ ...options, name: "leasebroker" });
+  // Simulated agents in this process share one connection: here they are a load generator.
+  let shared: Promise<Bus> | undefined;
+  return {
+    broker,
+    agent: () => {
+      shared ??= NatsBus.connect({ ...options, name: "leasebroker-sim-agents" });
+      return shared;
+    },
+    close: async () => {
+      await broker.drain();
+      if (shared !== undefined) await (await shared).drain();
+    },
+  };
+}
+
 async function serve(config: BrokerConfig): Promise<void> {
   const logger = createLogger({ level: config.logLevel as "info", name: "broker" });
+  const clock = new RealClock();
+  const simHosts = config.simHosts ?? (config.bus === "inproc" ? 5 : 0);
+  const bus = await connectBus(config, clock, logger);
   const broker = new Broker({
-    clock: new RealClock(),
+    clock,
     logger,
+    bus: bus.broker,
+    heartbeatIntervalMs: config.heartbeatInterval,
+    liveness: { suspectAfterMs: config.hostSuspectAfter, downAfterMs: config.hostTtl },
     grpcAddress: config.grpcAddress,
     policy: { ...DEFAULT_PLACEMENT_POLICY, fit: config.policy === "spread" ? "spread" : "binpack" },
     limits: { maxDurationMs: config.maxDuration },
@@ -39,11 +90,20 @@ async function serve(config: BrokerConfig): Promise<void> {
       preemptionNoticeMs: config.preemptionNotice,
       queueTimeoutMs: config.queueTimeout,
     },
-    simHosts: { count: config.simHosts, cpus: config.simHostCpus, memoryGib: config.simHostMemory },
   });
   let port: number;
+  let agents: SimAgents | undefined;
   try {
     port = await broker.start();
+    agents = await startSimAgents({
+      count: simHosts,
+      cpus: config.simHostCpus,
+      memoryGib: config.simHostMemory,
+      clock,
+      logger,
+      connect: bus.agent,
+      heartbeatIntervalMs: config.heartbeatInterval,
+    });
   } catch (error) {
     process.stderr.write(`leasebroker: cannot start: ${errorMessage(error)}\n`);
     process.exit(1);
@@ -53,7 +113,7 @@ async function serve(config: BrokerConfig): Promise<void> {
   process.stderr.write(
     [
       "",
-      `leasebroker is serving (all-in-one: ${config.store} store, ${config.simHosts} simulated hosts, ${config.policy} placement)`,
+      `leasebroker is serving (${config.store} store; ${config.bus === "inproc" ? "agents in this process" : `agents over NATS at ${config.natsUrl.join(",")}`}; ${simHosts} simulated hosts here; ${config.policy} placement)`,
       `  gRPC API       ${address}   (grpc.health.v1 and server reflection included)`,
       "",
       "Try, in another shell:",
@@ -71,7 +131,11 @@ async function serve(config: BrokerConfig): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, "shutting down");
-    broker.stop(5000).then(
+    (async () => {
+      await agents?.stop();
+      await broker.stop(5000);
+      await bus.close();
+    })().then(
       () => process.exit(0),
       (error) => {
         logger.error({ err: error }, "shutdown failed");
@@ -95,6 +159,7 @@ async function main(argv: readonly string[]): Promise<void> {
     if (command !== "serve")
       throw new ConfigError(`unknown command ${JSON.stringify(command)} (commands: serve)`);
     if (rest.length > 0) throw new ConfigError(`unexpected argument ${JSON.stringify(rest[0])}`);
+    checkCombinations(parsed.options);
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(

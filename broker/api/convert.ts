@@ -20,6 +20,7 @@ import {
   msFromDuration,
   msFromTimestamp,
   type PlacementExplanationInput,
+  type PlacementReason,
   type HostState as ProtoHostState,
   type LeaseSpec as ProtoLeaseSpec,
   type LeaseState as ProtoLeaseState,
@@ -205,15 +206,11 @@ export function stateFromProto(state: ProtoLeaseState, field: string): LeaseStat
   return state.replace(/^LEASE_STATE_/, "") as LeaseState;
 }
 
-const PLACEMENT_REASON: Readonly<
-  Record<
-    string,
-    "PLACEMENT_REASON_INITIAL" | "PLACEMENT_REASON_RESTART" | "PLACEMENT_REASON_MIGRATION"
-  >
-> = {
+const PLACEMENT_REASON: Readonly<Record<string, PlacementReason>> = {
   placed: "PLACEMENT_REASON_INITIAL",
   reserved: "PLACEMENT_REASON_INITIAL",
   restarted: "PLACEMENT_REASON_RESTART",
+  replanned: "PLACEMENT_REASON_REPLAN",
   migrated: "PLACEMENT_REASON_MIGRATION",
 };
 

@@ -4,7 +4,7 @@
  * (SUSPECT, DOWN) comes from heartbeats with the Host agents issue; this module already owns the
  * state that the placement index sees.
  */
-import type { Clock, Logger } from "../../core/index.js";
+import type { Clock, Logger, Timer } from "../../core/index.js";
 import { NotFoundError } from "../../core/index.js";
 import {
   type AllocationRatios,
@@ -25,7 +25,31 @@ export interface HostAnnouncement {
   readonly labels: Readonly<Record<string, string>>;
   readonly driver: string;
   readonly agentVersion: string;
+  /**
+   * The agent process's boot id. Hosts that announce one are watched for heartbeats (SUSPECT,
+   * DOWN); hosts without one (the embedded simulated fleet) are always up.
+   */
+  readonly bootId?: string;
 }
+
+/** Liveness rules for hosts that heartbeat. */
+export interface LivenessOptions {
+  /** SUSPECT after this long without a heartbeat. Default 3 s. */
+  readonly suspectAfterMs: number;
+  /** DOWN after this long without a heartbeat (the host TTL). Default 10 s. */
+  readonly downAfterMs: number;
+  /** How often liveness is checked. Default 500 ms. */
+  readonly checkEveryMs: number;
+}
+
+export const DEFAULT_LIVENESS: LivenessOptions = {
+  suspectAfterMs: 3000,
+  downAfterMs: 10_000,
+  checkEveryMs: 500,
+};
+
+/** What a heartbeat meant to the registry. */
+export type HeartbeatResult = "ok" | "stale" | "unknown";
 
 /** The persisted part of a host: what an operator decided about it. */
 export interface HostRecord {
@@ -67,7 +91,8 @@ interface LiveHost {
   allocatable: Resources;
   joinedAt: number;
   lastHeartbeat: number;
-  /** Liveness: false once the host is SUSPECT or DOWN. */
+  /** The last heartbeat sequence seen for this boot (duplicates and reordered beats are ignored). */
+  lastSequence: number;
   liveness: "up" | "suspect" | "down";
 }
 
@@ -79,6 +104,10 @@ export class HostRegistry {
   readonly #hosts = new Map<string, LiveHost>();
   readonly #records = new Map<string, { record: HostRecord; revision: number }>();
   readonly #listeners = new Set<(hostId: string) => void>();
+  readonly #stateListeners = new Set<
+    (hostId: string, state: HostState, previous: HostState) => void
+  >();
+  #livenessTimer: Timer | undefined;
 
   constructor(deps: { store: BrokerStore; index: ClusterIndex; clock: Clock; logger: Logger }) {
     this.#store = deps.store;
@@ -120,8 +149,14 @@ export class HostRegistry {
       allocatable: allocatable(announcement.capacity, ratios, reserved),
       joinedAt: existing?.joinedAt ?? now,
       lastHeartbeat: now,
+      lastSequence:
+        existing !== undefined && existing.announcement.bootId === announcement.bootId
+          ? existing.lastSequence
+          : 0,
       liveness: "up",
     };
+    const previousState =
+      existing === undefined ? undefined : this.#stateOf(announcement.id, existing);
     this.#hosts.set(announcement.id, live);
     const spec = {
       id: announcement.id,
@@ -138,8 +173,81 @@ export class HostRegistry {
       this.#index.setHostState(announcement.id, spec.state);
     }
     this.#log.info({ host: announcement.id, rejoined: existing !== undefined }, "host registered");
+    if (previousState !== undefined && previousState !== spec.state) {
+      this.#notifyState(announcement.id, spec.state, previousState);
+    }
     this.#notify(announcement.id);
     return this.view(announcement.id);
+  }
+
+  /** The boot id the host registered with ("" for hosts without one). */
+  bootIdOf(hostId: string): string | undefined {
+    const live = this.#hosts.get(hostId);
+    return live === undefined ? undefined : (live.announcement.bootId ?? "");
+  }
+
+  /**
+   * A heartbeat: `unknown` when the host is not registered with this boot id or is DOWN (it must
+   * say hello again, with its workloads), `stale` for a duplicate or reordered beat, else `ok`.
+   */
+  heartbeat(hostId: string, bootId: string, sequence: number): HeartbeatResult {
+    const live = this.#hosts.get(hostId);
+    if (live === undefined || live.liveness === "down" || live.announcement.bootId !== bootId)
+      return "unknown";
+    if (sequence <= live.lastSequence) return "stale";
+    live.lastSequence = sequence;
+    live.lastHeartbeat = this.#clock.now();
+    if (live.liveness === "suspect") this.#setLiveness(hostId, live, "up");
+    return "ok";
+  }
+
+  /** Called when a host's state changes through liveness (SUSPECT, DOWN, back to READY). */
+  onStateChanged(
+    listener: (hostId: string, state: HostState, previous: HostState) => void,
+  ): () => void {
+    this.#stateListeners.add(listener);
+    return () => this.#stateListeners.delete(listener);
+  }
+
+  /** Starts checking heartbeats on the Clock. */
+  startLiveness(options: Partial<LivenessOptions> = {}): void {
+    const o = { ...DEFAULT_LIVENESS, ...options };
+    this.stopLiveness();
+    const check = (): void => {
+      const now = this.#clock.now();
+      for (const [hostId, live] of this.#hosts) {
+        if (live.announcement.bootId === undefined || live.liveness === "down") continue;
+        const silent = now - live.lastHeartbeat;
+        if (silent >= o.downAfterMs) this.#setLiveness(hostId, live, "down");
+        else if (silent >= o.suspectAfterMs && live.liveness === "up")
+          this.#setLiveness(hostId, live, "suspect");
+      }
+      this.#livenessTimer = this.#clock.setTimer(o.checkEveryMs, check);
+    };
+    this.#livenessTimer = this.#clock.setTimer(o.checkEveryMs, check);
+  }
+
+  stopLiveness(): void {
+    this.#livenessTimer?.cancel();
+    this.#livenessTimer = undefined;
+  }
+
+  #setLiveness(hostId: string, live: LiveHost, liveness: LiveHost["liveness"]): void {
+    const previous = this.#stateOf(hostId, live);
+    live.liveness = liveness;
+    const state = this.#stateOf(hostId, live);
+    if (state === previous) return;
+    this.#index.setHostState(hostId, state);
+    this.#log.warn(
+      { host: hostId, state, previous, silentMs: this.#clock.now() - live.lastHeartbeat },
+      "host liveness changed",
+    );
+    this.#notifyState(hostId, state, previous);
+    if (state === "READY") this.#notify(hostId);
+  }
+
+  #notifyState(hostId: string, state: HostState, previous: HostState): void {
+    for (const listener of [...this.#stateListeners]) listener(hostId, state, previous);
   }
 
   has(hostId: string): boolean {

@@ -138,6 +138,8 @@ type Decision =
   | { kind: "none"; explanation: PlacementExplanation };
 
 const MAX_PAGE = 1000;
+/** A missing workload is started again at most this often from heartbeats. */
+const RESTART_GRACE_MS = 10_000;
 const DEFAULT_PAGE = 100;
 
 export class LeaseManager {
@@ -203,6 +205,14 @@ export class LeaseManager {
     for (const item of this.#leases.values()) this.#arm(item.value);
     this.#unsubscribe.push(this.#gateway.onReport((report) => void this.#onReport(report)));
     this.#unsubscribe.push(this.#hosts.onCapacityAdded(() => this.#scheduleQueuePass()));
+    this.#unsubscribe.push(
+      this.#hosts.onStateChanged((hostId, state) => {
+        if (state !== "DOWN") return;
+        void this.#exclusive(() => this.#hostDown(hostId)).catch((error) =>
+          this.#log.error({ err: error, host: hostId }, "handling a lost host failed"),
+        );
+      }),
+    );
     this.#scheduleQueuePass();
   }
 
@@ -613,8 +623,19 @@ export class LeaseManager {
     d: Extract<Decision, { kind: "place" }>,
     event: LeaseEventType,
     previous?: Versioned<Lease>,
+    /** Set when the lease moves because its host was lost: why. */
+    hostLost?: string,
   ): Promise<Versioned<Lease>> {
     const now = this.#clock.now();
+    const verb = d.state === "RESERVED" ? `reserved on ${d.hostId}` : `starting on ${d.hostId}`;
+    const reason =
+      hostLost === undefined
+        ? d.state === "RESERVED"
+          ? "reserved"
+          : "placed"
+        : d.state === "RESERVED"
+          ? "replanned"
+          : "restarted";
     const next: Lease = {
       ...base,
       state: d.state,
@@ -622,11 +643,8 @@ export class LeaseManager {
       start: d.start,
       end: d.end,
       updatedAt: now,
-      statusMessage: d.state === "RESERVED" ? `reserved on ${d.hostId}` : `starting on ${d.hostId}`,
-      history: [
-        ...base.history,
-        { hostId: d.hostId, at: now, reason: d.state === "RESERVED" ? "reserved" : "placed" },
-      ],
+      statusMessage: hostLost === undefined ? verb : `${hostLost}: ${verb}`,
+      history: [...base.history, { hostId: d.hostId, at: now, reason }],
     };
     this.#commitHold(next);
     let item: Versioned<Lease>;
@@ -884,6 +902,178 @@ export class LeaseManager {
       .catch((error) => {
         this.#log.warn({ err: error, lease: lease.id, host: lease.hostId }, "stop command failed");
       });
+  }
+
+  // ── lost hosts and reconciliation ──────────────────────────────────────────────────────────
+
+  /** Corrections made to hosts' actual state, by kind (for metrics and tests). */
+  readonly corrections = {
+    staleStopped: 0,
+    missingRestarted: 0,
+    restartedElsewhere: 0,
+    failedWithHost: 0,
+    reservationsMoved: 0,
+  };
+  readonly #restartedAt = new Map<string, number>();
+  readonly #staleStopAt = new Map<string, number>();
+
+  /**
+   * A host is DOWN: each lease on it follows its policy. A reservation moves to another host for
+   * the same window (or waits as PENDING); a running lease restarts elsewhere for the rest of its
+   * window if its policy says restart and a host has room, else it FAILS; a stopping one ends.
+   */
+  async #hostDown(hostId: string): Promise<void> {
+    const now = this.#clock.now();
+    this.#index.advanceTo(now);
+    const onHost = [...this.#leases.values()].filter(
+      (item) => item.value.hostId === hostId && !isTerminal(item.value.state),
+    );
+    for (const item of onHost) {
+      const lease = item.value;
+      switch (lease.state) {
+        case "RESERVED": {
+          this.#index.release(lease.id);
+          const d = place(
+            this.#index,
+            this.#request(lease.id, lease.spec, { start: lease.start, end: lease.end }),
+            this.#policy,
+          );
+          if (d.ok) {
+            this.corrections.reservationsMoved++;
+            await this.#placeNew(
+              lease,
+              {
+                kind: "place",
+                state: "RESERVED",
+                hostId: d.hostId,
+                start: lease.start,
+                end: lease.end,
+                explanation: d.explanation,
+              },
+              "STATE_CHANGED",
+              item,
+              `host ${hostId} is down`,
+            );
+          } else {
+            await this.#write(
+              item,
+              {
+                ...lease,
+                state: "PENDING",
+                hostId: "",
+                statusMessage: `host ${hostId} is down; waiting for capacity: ${d.explanation.summary}`,
+              },
+              "STATE_CHANGED",
+            );
+          }
+          break;
+        }
+        case "STARTING":
+        case "ACTIVE":
+        case "MIGRATING": {
+          this.#index.release(lease.id);
+          if (lease.spec.onHostFailure === "restart" && lease.end > now) {
+            const d = place(
+              this.#index,
+              this.#request(lease.id, lease.spec, { start: now, end: lease.end }),
+              this.#policy,
+            );
+            if (d.ok) {
+              this.corrections.restartedElsewhere++;
+              await this.#placeNew(
+                lease,
+                {
+                  kind: "place",
+                  state: "STARTING",
+                  hostId: d.hostId,
+                  start: now,
+                  end: lease.end,
+                  explanation: d.explanation,
+                },
+                "STATE_CHANGED",
+                item,
+                `host ${hostId} is down`,
+              );
+              break;
+            }
+            this.corrections.failedWithHost++;
+            await this.#finish(
+              item,
+              "FAILED",
+              `host ${hostId} is down and no host can take the rest of the window: ${d.explanation.summary}`,
+            );
+            break;
+          }
+          this.corrections.failedWithHost++;
+          await this.#finish(item, "FAILED", `host ${hostId} is down (on_host_failure: fail)`);
+          break;
+        }
+        case "ENDING":
+          await this.#finish(
+            item,
+            stopFinal(lease.stopReason),
+            `${lease.statusMessage} (host ${hostId} is down)`,
+          );
+          break;
+        default:
+          break;
+      }
+    }
+  }
+
+  /**
+   * What a host runs against what the broker placed there: workloads the broker does not place on
+   * that host are stopped (the broker's view wins: a workload never runs on two hosts), and running
+   * leases missing from the host are started again. A Hello lists everything; a heartbeat's list
+   * is checked only for leases already ACTIVE, and a restart is not repeated within a grace.
+   */
+  reconcile(inventory: {
+    hostId: string;
+    leaseIds: readonly string[];
+    fromHello: boolean;
+  }): Promise<void> {
+    return this.#exclusive(async () => {
+      const { hostId } = inventory;
+      const present = new Set(inventory.leaseIds);
+      for (const leaseId of present) {
+        const lease = this.#leases.get(leaseId)?.value;
+        const belongs =
+          lease !== undefined && lease.hostId === hostId && RUNNING_STATES.has(lease.state);
+        if (belongs) continue;
+        // A Hello and the beats after it list the workload until the stop lands: stop it once.
+        const key = `${hostId}/${leaseId}`;
+        const sent = this.#staleStopAt.get(key);
+        if (sent !== undefined && this.#clock.now() - sent < RESTART_GRACE_MS) continue;
+        this.#staleStopAt.set(key, this.#clock.now());
+        this.corrections.staleStopped++;
+        this.#log.warn(
+          { host: hostId, lease: leaseId, state: lease?.state, placedOn: lease?.hostId },
+          "reconcile: stopping a workload not placed on this host",
+        );
+        this.#gateway
+          .stop(hostId, leaseId, { graceMs: 0, force: true })
+          .catch((error) =>
+            this.#log.warn({ err: error, host: hostId, lease: leaseId }, "reconcile: stop failed"),
+          );
+      }
+      const now = this.#clock.now();
+      for (const item of this.#leases.values()) {
+        const lease = item.value;
+        if (lease.hostId !== hostId || present.has(lease.id)) continue;
+        const shouldRun =
+          lease.state === "ACTIVE" || (inventory.fromHello && lease.state === "STARTING");
+        if (!shouldRun) continue;
+        const last = this.#restartedAt.get(lease.id);
+        if (!inventory.fromHello && last !== undefined && now - last < RESTART_GRACE_MS) continue;
+        this.#restartedAt.set(lease.id, now);
+        this.corrections.missingRestarted++;
+        this.#log.warn(
+          { host: hostId, lease: lease.id, state: lease.state },
+          "reconcile: starting a missing workload",
+        );
+        this.#sendStart(lease);
+      }
+    });
   }
 
   // ── reports from hosts ─────────────────────────────────────────────────────────────────────

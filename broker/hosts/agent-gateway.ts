@@ -1,0 +1,388 @@
+/**
+ * The broker's side of the agent protocol (docs/agent-protocol.md), as the HostGateway port:
+ * hosts join by Hello, stay alive by heartbeats, report workloads by events, and are commanded by
+ * request/reply with idempotency keys and the broker's epoch. Every payload from an agent is
+ * untrusted: it is decoded with decodeOrDrop (counted, logged, dropped), and its host id must
+ * match the subject it came on.
+ */
+import {
+  allHostsSubject,
+  type Bus,
+  type BusMessage,
+  DropCounters,
+  decodeOrDrop,
+  hostSubject,
+  isTransientBusError,
+  parseHostSubject,
+  type Subscription,
+  withRetries,
+} from "../../bus/index.js";
+import {
+  type Clock,
+  errorMessage,
+  FailedPreconditionError,
+  type Logger,
+  UnavailableError,
+} from "../../core/index.js";
+import type { Resources } from "../../placement/index.js";
+import {
+  agentCodecs,
+  type CommandInput,
+  type CommandReply,
+  durationFromMs,
+  type Hello,
+  type Resources as ProtoResources,
+  timestampFromMs,
+} from "../../proto/index.js";
+import type { HostGateway, StopOptions, WorkloadReport, WorkloadSpec } from "./gateway.js";
+import type { HostRegistry } from "./registry.js";
+
+/** The contract's host id grammar (stricter than a NATS token). */
+const HOST_ID = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+export interface AgentGatewayOptions {
+  readonly bus: Bus;
+  readonly registry: HostRegistry;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** The broker's fencing token: commands carry it, agents refuse older ones. */
+  readonly epoch: number;
+  /** Told to agents in HelloReply. Default 1 s. */
+  readonly heartbeatIntervalMs?: number;
+  /** Told to agents in HelloReply (the DOWN timeout). Default 10 s. */
+  readonly hostTtlMs?: number;
+  /** One command attempt's timeout. Default 3 s. */
+  readonly commandTimeoutMs?: number;
+  /** Attempts per command (timeouts, no responders). Default 5. */
+  readonly commandAttempts?: number;
+  /** Seeds the retry jitter. */
+  readonly random?: () => number;
+}
+
+/** What a host said it runs, from a Hello (the whole truth) or a heartbeat (ids only). */
+export interface HostInventory {
+  readonly hostId: string;
+  readonly leaseIds: readonly string[];
+  /** A Hello: the agent (re)registered, possibly after a restart. */
+  readonly fromHello: boolean;
+}
+
+/** An agent refused a command; `code` is its CommandError name. */
+export class CommandRejectedError extends FailedPreconditionError {
+  constructor(
+    readonly hostId: string,
+    readonly code: string,
+    message: string,
+  ) {
+    super(`host ${hostId} refused the command: ${code}${message === "" ? "" : `: ${message}`}`);
+  }
+}
+
+function resourcesFromProto(r: ProtoResources | null): Resources {
+  if (r === null) return { cpuMillis: 0, memoryMib: 0, diskGib: 0, gpus: 0 };
+  const extended = Object.entries<number | string>(r.extended ?? {});
+  return {
+    cpuMillis: Number(r.cpuMillis),
+    memoryMib: Number(r.memoryMib),
+    diskGib: Number(r.diskGib),
+    gpus: Number(r.gpus),
+    ...(extended.length === 0
+      ? {}
+      : { extended: Object.fromEntries(extended.map(([k, v]) => [k, Number(v)])) }),
+  };
+}
+
+function resourcesToProto(r: Resources) {
+  return {
+    cpuMillis: r.cpuMillis,
+    memoryMib: r.memoryMib,
+    diskGib: r.diskGib,
+    gpus: r.gpus,
+    extended: { ...r.extended },
+  };
+}
+
+export class AgentGateway implements HostGateway {
+  /** Payloads dropped, by subject kind and reason (for /metrics and tests). */
+  readonly drops = new DropCounters();
+  readonly #o: Required<Omit<AgentGatewayOptions, "random">> & {
+    random: (() => number) | undefined;
+  };
+  readonly #log: Logger;
+  readonly #reports = new Set<(report: WorkloadReport) => void>();
+  readonly #inventories = new Set<(inventory: HostInventory) => void>();
+  readonly #subscriptions: Subscription[] = [];
+  #commands = 0;
+  #deposed = false;
+
+  constructor(options: AgentGatewayOptions) {
+    this.#o = {
+      heartbeatIntervalMs: 1000,
+      hostTtlMs: 10_000,
+      commandTimeoutMs: 3000,
+      commandAttempts: 5,
+      ...options,
+      random: options.random,
+    };
+    this.#log = options.logger;
+  }
+
+  get epoch(): number {
+    return this.#o.epoch;
+  }
+
+  /** True once an agent answered STALE_EPOCH: a newer broker leads; this one must not command. */
+  get deposed(): boolean {
+    return this.#deposed;
+  }
+
+  /** Subscribes to the agents' subjects. */
+  open(): void {
+    const bus = this.#o.bus;
+    this.#subscriptions.push(
+      bus.subscribe(allHostsSubject("hello"), (m) => this.#onHello(m)),
+      bus.subscribe(allHostsSubject("beat"), (m) => this.#onBeat(m)),
+      bus.subscribe(allHostsSubject("event"), (m) => this.#onEvent(m)),
+    );
+  }
+
+  close(): void {
+    for (const s of this.#subscriptions.splice(0)) s.unsubscribe();
+  }
+
+  onReport(listener: (report: WorkloadReport) => void): () => void {
+    this.#reports.add(listener);
+    return () => this.#reports.delete(listener);
+  }
+
+  /** Called with what a host runs, on every Hello and accepted heartbeat (for reconciliation). */
+  onInventory(listener: (inventory: HostInventory) => void): () => void {
+    this.#inventories.add(listener);
+    return () => this.#inventories.delete(listener);
+  }
+
+  async start(hostId: string, workload: WorkloadSpec): Promise<void> {
+    await this.#command(hostId, `start:${workload.leaseId}`, {
+      start: {
+        leaseId: workload.leaseId,
+        resources: resourcesToProto(workload.resources),
+        driver: { image: workload.image, params: { ...workload.params } },
+        endTime: timestampFromMs(workload.end),
+      },
+    });
+  }
+
+  async stop(hostId: string, leaseId: string, options: StopOptions): Promise<void> {
+    await this.#command(hostId, `stop:${leaseId}`, {
+      stop: { leaseId, grace: durationFromMs(options.graceMs), force: options.force },
+    });
+  }
+
+  // ── incoming ───────────────────────────────────────────────────────────────────────────────
+
+  #source(m: BusMessage): { hostId: string; kind: "hello" | "beat" | "event" } | undefined {
+    const parsed = parseHostSubject(m.subject);
+    if (
+      parsed === undefined ||
+      (parsed.kind !== "hello" && parsed.kind !== "beat" && parsed.kind !== "event")
+    ) {
+      return undefined;
+    }
+    return { hostId: parsed.hostId, kind: parsed.kind };
+  }
+
+  #invalid(kind: "hello" | "beat" | "event", subject: string, why: string): void {
+    this.drops.count(kind, "invalid");
+    this.#log.warn({ subject, why }, "agent message dropped");
+  }
+
+  #reply(m: BusMessage, accepted: boolean, message = ""): void {
+    if (m.reply === undefined) return;
+    const bytes = agentCodecs.helloReply.encode({
+      accepted,
+      brokerEpoch: this.#o.epoch,
+      heartbeatInterval: durationFromMs(this.#o.heartbeatIntervalMs),
+      hostTtl: durationFromMs(this.#o.hostTtlMs),
+      message,
+      brokerTime: timestampFromMs(this.#o.clock.now()),
+    });
+    this.#o.bus.publish(m.reply, bytes);
+  }
+
+  #onHello(m: BusMessage): void {
+    const source = this.#source(m);
+    if (source === undefined) return;
+    const hello = decodeOrDrop(agentCodecs.hello, m.data, this.drops, this.#log, {
+      kind: "hello",
+      subject: m.subject,
+    });
+    if (hello === undefined) return;
+    const problem = this.#helloProblem(source.hostId, hello);
+    if (problem !== undefined) {
+      this.#invalid("hello", m.subject, problem);
+      this.#reply(m, false, problem);
+      return;
+    }
+    // The contract: a ratio of 0 (unset) means 1.0, no overcommit.
+    const r = hello.ratios;
+    const ratio = (v: number | undefined): number => (v !== undefined && v > 0 ? v : 1);
+    this.#o.registry.register({
+      id: hello.hostId,
+      capacity: resourcesFromProto(hello.capacity),
+      ratios: {
+        cpuMillis: ratio(r?.cpu),
+        memoryMib: ratio(r?.memory),
+        diskGib: ratio(r?.disk),
+        gpus: ratio(r?.gpu),
+      },
+      reserved: resourcesFromProto(hello.reserved),
+      labels: { ...hello.labels },
+      driver: hello.driver,
+      agentVersion: hello.agentVersion,
+      bootId: hello.bootId,
+    });
+    this.#reply(m, true);
+    const inventory: HostInventory = {
+      hostId: hello.hostId,
+      leaseIds: hello.workloads.map((w) => w.leaseId),
+      fromHello: true,
+    };
+    for (const listener of [...this.#inventories]) listener(inventory);
+  }
+
+  #helloProblem(subjectHost: string, hello: Hello): string | undefined {
+    if (hello.hostId !== subjectHost)
+      return `host_id ${JSON.stringify(hello.hostId)} is not the subject's ${subjectHost}`;
+    if (!HOST_ID.test(hello.hostId))
+      return "host_id: 1-63 characters of [a-z0-9-], alphanumeric at both ends";
+    if (hello.bootId === "") return "boot_id is required";
+    const c = hello.capacity;
+    if (c === null || !(Number(c.cpuMillis) > 0) || !(Number(c.memoryMib) > 0)) {
+      return "capacity: cpu_millis and memory_mib must be > 0";
+    }
+    if (hello.driver === "") return "driver is required";
+    return undefined;
+  }
+
+  #onBeat(m: BusMessage): void {
+    const source = this.#source(m);
+    if (source === undefined) return;
+    const beat = decodeOrDrop(agentCodecs.heartbeat, m.data, this.drops, this.#log, {
+      kind: "beat",
+      subject: m.subject,
+    });
+    if (beat === undefined) return;
+    if (beat.hostId !== source.hostId) {
+      this.#invalid("beat", m.subject, "host_id is not the subject's");
+      return;
+    }
+    const result = this.#o.registry.heartbeat(beat.hostId, beat.bootId, beat.sequence);
+    if (result === "unknown") {
+      // Not registered with this boot id (a broker restart, an agent restart, or a host declared
+      // DOWN): ask for a Hello, which brings the whole list of workloads.
+      this.#reply(m, false, "unknown host or boot id: say hello");
+      return;
+    }
+    if (result === "stale") return;
+    const inventory: HostInventory = {
+      hostId: beat.hostId,
+      leaseIds: beat.leaseIds,
+      fromHello: false,
+    };
+    for (const listener of [...this.#inventories]) listener(inventory);
+  }
+
+  #onEvent(m: BusMessage): void {
+    const source = this.#source(m);
+    if (source === undefined) return;
+    const event = decodeOrDrop(agentCodecs.agentEvent, m.data, this.drops, this.#log, {
+      kind: "event",
+      subject: m.subject,
+    });
+    if (event === undefined) return;
+    if (event.hostId !== source.hostId) {
+      this.#invalid("event", m.subject, "host_id is not the subject's");
+      return;
+    }
+    const w = event.workload;
+    // Migration progress comes with the Live migration issue.
+    if (event.kind !== "workload" || w === null || w === undefined) return;
+    const state =
+      w.state === "WORKLOAD_STATE_RUNNING"
+        ? "RUNNING"
+        : w.state === "WORKLOAD_STATE_STOPPED"
+          ? "STOPPED"
+          : w.state === "WORKLOAD_STATE_FAILED"
+            ? "FAILED"
+            : undefined;
+    if (state === undefined) return;
+    const report: WorkloadReport = {
+      hostId: event.hostId,
+      leaseId: w.leaseId,
+      state,
+      message: w.message,
+    };
+    for (const listener of [...this.#reports]) listener(report);
+  }
+
+  // ── outgoing ───────────────────────────────────────────────────────────────────────────────
+
+  async #command(
+    hostId: string,
+    key: string,
+    kind: Omit<CommandInput, "idempotencyKey" | "epoch" | "hostId">,
+  ): Promise<void> {
+    if (this.#deposed)
+      throw new UnavailableError("this broker was deposed: a newer epoch commands the agents");
+    // One key per logical command (retries below resend the same bytes, so the same key): a
+    // deliberate second command for the same lease (a restart, a second stop) is not a duplicate.
+    this.#commands++;
+    const command: CommandInput = {
+      idempotencyKey: `${key}:${this.#o.epoch}:${this.#commands}`,
+      epoch: this.#o.epoch,
+      hostId,
+      ...kind,
+    };
+    const bytes = agentCodecs.command.encode(command);
+    const reply = await withRetries(
+      async () => {
+        const answer = await this.#o.bus.request(hostSubject(hostId, "cmd"), bytes, {
+          timeoutMs: this.#o.commandTimeoutMs,
+        });
+        return agentCodecs.commandReply.decode(answer);
+      },
+      {
+        attempts: this.#o.commandAttempts,
+        baseDelayMs: 200,
+        maxDelayMs: 5000,
+        clock: this.#o.clock,
+        retryIf: isTransientBusError,
+        ...(this.#o.random === undefined ? {} : { random: this.#o.random }),
+      },
+    ).catch((error: unknown) => {
+      throw new UnavailableError(
+        `host ${hostId} did not answer the command: ${errorMessage(error)}`,
+        { cause: error },
+      );
+    });
+    this.#check(hostId, reply);
+  }
+
+  #check(hostId: string, reply: CommandReply): void {
+    if (reply.ok) return;
+    const code = reply.error.replace(/^COMMAND_ERROR_/, "");
+    if (code === "STALE_EPOCH") {
+      this.#deposed = true;
+      this.#log.error(
+        { host: hostId, epoch: this.#o.epoch, seen: reply.seenEpoch },
+        "deposed: an agent has seen a newer epoch",
+      );
+    }
+    throw new CommandRejectedError(hostId, code, reply.errorMessage);
+  }
+
+  /** Commands sent (each logical command once, whatever its retries). */
+  get commandsSent(): number {
+    return this.#commands;
+  }
+}
