@@ -24,16 +24,15 @@ import {
   type Logger,
   UnavailableError,
 } from "../../core/index.js";
-import type { Resources } from "../../placement/index.js";
 import {
   agentCodecs,
   type CommandInput,
   type CommandReply,
   durationFromMs,
   type Hello,
-  type Resources as ProtoResources,
   timestampFromMs,
 } from "../../proto/index.js";
+import { resourcesFromProto, resourcesToProto } from "../api/convert.js";
 import type { HostGateway, StopOptions, WorkloadReport, WorkloadSpec } from "./gateway.js";
 import type { HostRegistry } from "./registry.js";
 
@@ -76,30 +75,6 @@ export class CommandRejectedError extends FailedPreconditionError {
   ) {
     super(`host ${hostId} refused the command: ${code}${message === "" ? "" : `: ${message}`}`);
   }
-}
-
-function resourcesFromProto(r: ProtoResources | null): Resources {
-  if (r === null) return { cpuMillis: 0, memoryMib: 0, diskGib: 0, gpus: 0 };
-  const extended = Object.entries<number | string>(r.extended ?? {});
-  return {
-    cpuMillis: Number(r.cpuMillis),
-    memoryMib: Number(r.memoryMib),
-    diskGib: Number(r.diskGib),
-    gpus: Number(r.gpus),
-    ...(extended.length === 0
-      ? {}
-      : { extended: Object.fromEntries(extended.map(([k, v]) => [k, Number(v)])) }),
-  };
-}
-
-function resourcesToProto(r: Resources) {
-  return {
-    cpuMillis: r.cpuMillis,
-    memoryMib: r.memoryMib,
-    diskGib: r.diskGib,
-    gpus: r.gpus,
-    extended: { ...r.extended },
-  };
 }
 
 export class AgentGateway implements HostGateway {
