@@ -97,8 +97,15 @@ function buildProblem(
   const D = host.dims;
   for (let k = 0; k < D; k++)
     if ((demand[k] as number) > (host.limit[k] as number)) return undefined;
-  // Segments of the window: boundaries at every breakpoint inside it.
-  const cuts = [start, ...host.timeline.breakpointsBetween(start, end).filter((t) => t < end), end];
+  // Segments of the window: boundaries wherever a hold on the host starts or ends inside it. Not the
+  // timeline's breakpoints: the timeline merges level stretches, so one hold ending where another
+  // starts (same usage on both sides) leaves no breakpoint, yet removing either frees only its part.
+  const inside = new Set<number>();
+  for (const h of host.holds) {
+    if (h.start > start && h.start < end) inside.add(h.start);
+    if (h.end > start && h.end < end) inside.add(h.end);
+  }
+  const cuts = [start, ...[...inside].sort((a, b) => a - b), end];
   const S = cuts.length - 1;
   const excess = new Float64Array(S * D);
   const use = new Float64Array(D);
@@ -159,8 +166,19 @@ function buildProblem(
   return { host, cands, excess, segments: S, dims: D, minVictims };
 }
 
+/**
+ * Nodes a host's search may visit before it settles for the best plan found so far (then the plan
+ * is valid but possibly not the cheapest). Small cases never come near it.
+ */
+const SEARCH_BUDGET = 2_000_000;
+
+/**
+ * The cheapest victim set on one host: by increasing size, a depth-first branch and bound over the
+ * candidates sorted by (priority, remaining time), pruning a branch when the picks left cannot
+ * cover some residual excess (largest covers in the rest) or cannot beat the best cost found.
+ */
 function solve(p: HostProblem, limit: number, from: number): PreemptionPlan | undefined {
-  const { cands, excess, segments: S, dims: D } = p;
+  const { cands, excess } = p;
   if (p.minVictims === 0) {
     return {
       hostId: p.host.id,
@@ -169,55 +187,90 @@ function solve(p: HostProblem, limit: number, from: number): PreemptionPlan | un
       cost: { count: 0, maxPriority: 0, prioritySum: 0, remainingMs: 0 },
     };
   }
-  const costOf = (idx: readonly number[]): PreemptionCost => {
-    let maxPriority = Number.NEGATIVE_INFINITY;
-    let prioritySum = 0;
-    let remainingMs = 0;
-    for (const i of idx) {
-      const c = cands[i];
-      if (c === undefined) continue;
-      let pr = Number.NEGATIVE_INFINITY;
-      for (const h of c.holds) {
-        pr = Math.max(pr, h.priority);
-        remainingMs += h.end - Math.max(from, h.start);
-      }
-      maxPriority = Math.max(maxPriority, pr);
-      prioritySum += pr;
+  const C = cands.length;
+  const pr = cands.map((c) => Math.max(...c.holds.map((h) => h.priority)));
+  const rem = cands.map((c) => c.holds.reduce((s, h) => s + h.end - Math.max(from, h.start), 0));
+  const order = cands
+    .map((_, i) => i)
+    .sort(
+      (a, b) =>
+        (pr[a] as number) - (pr[b] as number) || (rem[a] as number) - (rem[b] as number) || a - b,
+    );
+  // the (segment, dim) cells with excess, and each candidate's cover of them (in search order)
+  const cells: number[] = [];
+  for (let c = 0; c < excess.length; c++) if ((excess[c] as number) > 0) cells.push(c);
+  const N = cells.length;
+  const cover = new Float64Array(C * N);
+  order.forEach((ci, pos) => {
+    const cv = (cands[ci] as (typeof cands)[number]).cover;
+    for (let n = 0; n < N; n++) cover[pos * N + n] = cv[cells[n] as number] as number;
+  });
+  const prAt = order.map((ci) => pr[ci] as number);
+  const remAt = order.map((ci) => rem[ci] as number);
+  // suffix bounds: the largest r covers among positions ≥ pos, for each cell, is ≤ r · suffix max
+  const sufMax = new Float64Array((C + 1) * N);
+  const sufMinRem = new Float64Array(C + 1).fill(Number.POSITIVE_INFINITY);
+  for (let pos = C - 1; pos >= 0; pos--) {
+    for (let n = 0; n < N; n++) {
+      sufMax[pos * N + n] = Math.max(
+        sufMax[(pos + 1) * N + n] as number,
+        cover[pos * N + n] as number,
+      );
     }
-    return { count: idx.length, maxPriority, prioritySum, remainingMs };
-  };
-  const covers = (idx: readonly number[]): boolean => {
-    for (let j = 0; j < S; j++) {
-      for (let k = 0; k < D; k++) {
-        const need = excess[j * D + k] as number;
-        if (need <= 0) continue;
-        let sum = 0;
-        for (const i of idx) sum += cands[i]?.cover[j * D + k] ?? 0;
-        if (sum < need) return false;
-      }
-    }
-    return true;
-  };
-  for (let size = p.minVictims; size <= Math.min(limit, cands.length); size++) {
-    let best: { idx: number[]; cost: PreemptionCost } | undefined;
-    const idx: number[] = [];
-    const rec = (startAt: number) => {
-      if (idx.length === size) {
-        if (!covers(idx)) return;
-        const cost = costOf(idx);
-        if (best === undefined || compareCost(cost, best.cost) < 0) best = { idx: [...idx], cost };
+    sufMinRem[pos] = Math.min(sufMinRem[pos + 1] as number, remAt[pos] as number);
+  }
+  const residual = new Float64Array(N);
+  for (let n = 0; n < N; n++) residual[n] = excess[cells[n] as number] as number;
+  let nodes = 0;
+  for (let size = p.minVictims; size <= Math.min(limit, C); size++) {
+    let best: { picks: number[]; cost: PreemptionCost } | undefined;
+    const picks: number[] = [];
+    const rec = (pos: number, maxPr: number, sumPr: number, remMs: number): void => {
+      if (++nodes > SEARCH_BUDGET) return;
+      const left = size - picks.length;
+      if (left === 0) {
+        for (let n = 0; n < N; n++) if ((residual[n] as number) > 0) return;
+        const cost = { count: size, maxPriority: maxPr, prioritySum: sumPr, remainingMs: remMs };
+        if (best === undefined || compareCost(cost, best.cost) < 0)
+          best = { picks: [...picks], cost };
         return;
       }
-      for (let i = startAt; i <= cands.length - (size - idx.length); i++) {
-        idx.push(i);
-        rec(i + 1);
-        idx.pop();
+      if (C - pos < left) return;
+      for (let n = 0; n < N; n++) {
+        if ((residual[n] as number) > left * (sufMax[pos * N + n] as number)) return;
+      }
+      if (best !== undefined) {
+        // candidates are sorted by priority: every pick from here on has priority ≥ prAt[pos]
+        const lower = {
+          count: size,
+          maxPriority: Math.max(maxPr, prAt[pos] as number),
+          prioritySum: sumPr + left * (prAt[pos] as number),
+          remainingMs: remMs + left * (sufMinRem[pos] as number),
+        };
+        if (compareCost(lower, best.cost) >= 0) return;
+      }
+      for (let i = pos; i <= C - left; i++) {
+        for (let n = 0; n < N; n++)
+          residual[n] = (residual[n] as number) - (cover[i * N + n] as number);
+        picks.push(i);
+        rec(
+          i + 1,
+          Math.max(maxPr, prAt[i] as number),
+          sumPr + (prAt[i] as number),
+          remMs + (remAt[i] as number),
+        );
+        picks.pop();
+        for (let n = 0; n < N; n++)
+          residual[n] = (residual[n] as number) + (cover[i * N + n] as number);
       }
     };
-    rec(0);
-    const found = best as { idx: number[]; cost: PreemptionCost } | undefined;
+    rec(0, Number.NEGATIVE_INFINITY, 0, 0);
+    const found = best as { picks: number[]; cost: PreemptionCost } | undefined;
     if (found !== undefined) {
-      const chosen = found.idx.map((i) => cands[i]).filter((c) => c !== undefined);
+      const chosen = found.picks
+        .map((pos) => cands[order[pos] as number])
+        .filter((c) => c !== undefined)
+        .sort((a, b) => (a.leaseId < b.leaseId ? -1 : 1));
       return {
         hostId: p.host.id,
         victims: chosen.map((c) => c.leaseId),
@@ -225,6 +278,7 @@ function solve(p: HostProblem, limit: number, from: number): PreemptionPlan | un
         cost: found.cost,
       };
     }
+    if (nodes > SEARCH_BUDGET) return undefined;
   }
   return undefined;
 }
