@@ -81,7 +81,8 @@ export class Broker {
   constructor(options: BrokerOptions) {
     this.clock = options.clock;
     this.#log = options.logger;
-    this.store = options.store ?? new MemoryStore();
+    // The lease manager and registry write fresh objects and never mutate them: no copy needed.
+    this.store = options.store ?? new MemoryStore({ copy: false });
     const policy = options.policy ?? DEFAULT_PLACEMENT_POLICY;
     this.index = new ClusterIndex({ resourceWeights: policy.resourceWeights });
     this.hosts = new HostRegistry({

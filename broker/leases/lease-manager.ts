@@ -157,6 +157,8 @@ export class LeaseManager {
   readonly #leases = new Map<string, Versioned<Lease>>();
   readonly #byRequestId = new Map<string, string>();
   readonly #pending = new Set<string>();
+  /** Non-terminal leases with a host, by host id. */
+  readonly #byHost = new Map<string, Set<string>>();
   readonly #timers = new Map<string, Timer[]>();
   readonly #parsed = new WeakMap<LeaseSpec, readonly Requirement[]>();
   #tail: Promise<unknown> = Promise.resolve();
@@ -275,11 +277,19 @@ export class LeaseManager {
 
   /** Leases whose hold is on `hostId`. */
   countOnHost(hostId: string): number {
-    let n = 0;
-    for (const item of this.#leases.values()) {
-      if (item.value.hostId === hostId && HOLDING_STATES.has(item.value.state)) n++;
+    return this.#onHost(hostId).filter((item) => HOLDING_STATES.has(item.value.state)).length;
+  }
+
+  /** The non-terminal leases placed on `hostId`. */
+  #onHost(hostId: string): Versioned<Lease>[] {
+    const ids = this.#byHost.get(hostId);
+    if (ids === undefined) return [];
+    const out: Versioned<Lease>[] = [];
+    for (const id of ids) {
+      const item = this.#leases.get(id);
+      if (item !== undefined) out.push(item);
     }
-    return n;
+    return out;
   }
 
   /**
@@ -925,9 +935,7 @@ export class LeaseManager {
   async #hostDown(hostId: string): Promise<void> {
     const now = this.#clock.now();
     this.#index.advanceTo(now);
-    const onHost = [...this.#leases.values()].filter(
-      (item) => item.value.hostId === hostId && !isTerminal(item.value.state),
-    );
+    const onHost = this.#onHost(hostId);
     for (const item of onHost) {
       const lease = item.value;
       switch (lease.state) {
@@ -1057,9 +1065,9 @@ export class LeaseManager {
           );
       }
       const now = this.#clock.now();
-      for (const item of this.#leases.values()) {
+      for (const item of this.#onHost(hostId)) {
         const lease = item.value;
-        if (lease.hostId !== hostId || present.has(lease.id)) continue;
+        if (present.has(lease.id)) continue;
         const shouldRun =
           lease.state === "ACTIVE" || (inventory.fromHello && lease.state === "STARTING");
         if (!shouldRun) continue;
@@ -1194,7 +1202,16 @@ export class LeaseManager {
   #remember(item: Versioned<Lease>): void {
     const lease = item.value;
     if (item.revision > this.#revision) this.#revision = item.revision;
+    const before = this.#leases.get(item.id)?.value;
     this.#leases.set(item.id, item);
+    // Live leases by host: heartbeats reconcile one host's leases, not every lease.
+    if (before !== undefined && before.hostId !== "")
+      this.#byHost.get(before.hostId)?.delete(lease.id);
+    if (lease.hostId !== "" && !isTerminal(lease.state)) {
+      let onHost = this.#byHost.get(lease.hostId);
+      if (onHost === undefined) this.#byHost.set(lease.hostId, (onHost = new Set()));
+      onHost.add(lease.id);
+    }
     if (lease.requestId !== "")
       this.#byRequestId.set(requestKey(lease.spec.tenant, lease.requestId), lease.id);
     if (lease.state === "PENDING") {

@@ -145,3 +145,15 @@ describe("MemoryStore", () => {
     expect(errors).toHaveLength(1);
   });
 });
+
+describe("MemoryStore without copies", () => {
+  it("freezes the written object itself, so a later mutation throws", async () => {
+    const store = new MemoryStore<Schema>({ copy: false });
+    const value = lease("a");
+    await store.commit([{ type: "put", collection: "leases", id: "a", value }]);
+    expect((await store.get("leases", "a"))?.value).toBe(value);
+    expect(() => {
+      value.n = 42;
+    }).toThrow(TypeError);
+  });
+});

@@ -17,6 +17,12 @@ export interface MemoryStoreOptions {
   historyLimit?: number;
   /** Called when a watch listener throws. Default: rethrown on a later tick (a bug: crash loudly). */
   onListenerError?: (error: unknown) => void;
+  /**
+   * Copy values before freezing them (default true). A writer that builds a fresh object for every
+   * write and never touches it again (the broker) can skip the copy: the value is still frozen,
+   * so a mutation after the write throws instead of changing the store.
+   */
+  copy?: boolean;
 }
 
 interface Row<T> {
@@ -42,6 +48,7 @@ export class MemoryStore<S = StoreSchema> implements Store<S> {
   readonly #history: StoreEvent<S>[] = [];
   readonly #historyLimit: number;
   readonly #onListenerError: (error: unknown) => void;
+  readonly #copy: boolean;
   readonly #watchers = new Set<{
     collections: Set<keyof S> | undefined;
     listener: (e: StoreEvent<S>) => void;
@@ -53,6 +60,7 @@ export class MemoryStore<S = StoreSchema> implements Store<S> {
 
   constructor(options: MemoryStoreOptions = {}) {
     this.#historyLimit = options.historyLimit ?? 100_000;
+    this.#copy = options.copy ?? true;
     this.#onListenerError =
       options.onListenerError ??
       ((error) =>
@@ -132,7 +140,7 @@ export class MemoryStore<S = StoreSchema> implements Store<S> {
       const table = this.#table(op.collection);
       const before = table.get(op.id);
       if (op.type === "put") {
-        const value = deepFreeze(structuredClone(op.value));
+        const value = deepFreeze(this.#copy ? structuredClone(op.value) : op.value);
         table.set(op.id, { value, revision, createRevision: before?.createRevision ?? revision });
         this.#record({
           revision,
