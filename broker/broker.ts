@@ -61,6 +61,8 @@ export interface BrokerOptions {
   readonly liveness?: Partial<LivenessOptions>;
   /** Agent heartbeat interval told in HelloReply (bus mode). Default 1 s. */
   readonly heartbeatIntervalMs?: number;
+  /** Batch the agent commands of one event-loop turn into one bus write (production). */
+  readonly coalesceCommands?: boolean;
 }
 
 export class Broker {
@@ -108,6 +110,7 @@ export class Broker {
         epoch: options.epoch ?? this.clock.now(),
         heartbeatIntervalMs: options.heartbeatIntervalMs ?? 1000,
         hostTtlMs: this.#liveness.downAfterMs,
+        coalesceCommands: options.coalesceCommands ?? false,
         ...(options.random === undefined ? {} : { random: options.random }),
       });
       gateway = this.agents;

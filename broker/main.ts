@@ -80,6 +80,7 @@ async function serve(config: BrokerConfig): Promise<void> {
     logger,
     bus: bus.broker,
     heartbeatIntervalMs: config.heartbeatInterval,
+    coalesceCommands: true,
     liveness: { suspectAfterMs: config.hostSuspectAfter, downAfterMs: config.hostTtl },
     grpcAddress: config.grpcAddress,
     policy: { ...DEFAULT_PLACEMENT_POLICY, fit: config.policy === "spread" ? "spread" : "binpack" },

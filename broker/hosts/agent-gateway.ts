@@ -56,6 +56,8 @@ export interface AgentGatewayOptions {
   readonly commandAttempts?: number;
   /** Seeds the retry jitter. */
   readonly random?: () => number;
+  /** Send the commands of one event-loop turn in one bus write (production). Default false. */
+  readonly coalesceCommands?: boolean;
 }
 
 /** What a host said it runs, from a Hello (the whole truth) or a heartbeat (ids only). */
@@ -87,6 +89,7 @@ export class AgentGateway implements HostGateway {
   readonly #reports = new Set<(report: WorkloadReport) => void>();
   readonly #inventories = new Set<(inventory: HostInventory) => void>();
   readonly #subscriptions: Subscription[] = [];
+  #offStatus: (() => void) | undefined;
   #commands = 0;
   #deposed = false;
 
@@ -96,6 +99,7 @@ export class AgentGateway implements HostGateway {
       hostTtlMs: 10_000,
       commandTimeoutMs: 3000,
       commandAttempts: 5,
+      coalesceCommands: false,
       ...options,
       random: options.random,
     };
@@ -119,9 +123,18 @@ export class AgentGateway implements HostGateway {
       bus.subscribe(allHostsSubject("beat"), (m) => this.#onBeat(m)),
       bus.subscribe(allHostsSubject("event"), (m) => this.#onEvent(m)),
     );
+    // While the broker's own connection is down it hears no one: that says nothing about the
+    // hosts, so liveness waits (else a NATS outage longer than the TTL fails every lease).
+    this.#offStatus = bus.onStatus((event) => {
+      if (event.status === "disconnected") this.#o.registry.holdLiveness();
+      else if (event.status === "reconnected" || event.status === "connected")
+        this.#o.registry.resumeLiveness();
+    });
   }
 
   close(): void {
+    this.#offStatus?.();
+    this.#offStatus = undefined;
     for (const s of this.#subscriptions.splice(0)) s.unsubscribe();
   }
 
@@ -319,6 +332,10 @@ export class AgentGateway implements HostGateway {
       ...kind,
     };
     const bytes = agentCodecs.command.encode(command);
+    // Commands issued in one turn of the event loop (a burst of submits) leave together: the NATS
+    // client writes its buffer once per flush, not once per command. Off in tests and the
+    // simulator, where commands go out at once so that runs stay deterministic.
+    if (this.#o.coalesceCommands) await this.#turnEnd();
     const reply = await withRetries(
       async () => {
         const answer = await this.#o.bus.request(hostSubject(hostId, "cmd"), bytes, {
@@ -341,6 +358,19 @@ export class AgentGateway implements HostGateway {
       );
     });
     this.#check(hostId, reply);
+  }
+
+  #turn: Promise<void> | undefined;
+
+  /** Resolves after the current turn of the event loop; one shared promise per turn. */
+  #turnEnd(): Promise<void> {
+    this.#turn ??= new Promise<void>((resolve) =>
+      setImmediate(() => {
+        this.#turn = undefined;
+        resolve();
+      }),
+    );
+    return this.#turn;
   }
 
   #check(hostId: string, reply: CommandReply): void {

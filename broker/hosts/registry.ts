@@ -108,6 +108,10 @@ export class HostRegistry {
     (hostId: string, state: HostState, previous: HostState) => void
   >();
   #livenessTimer: Timer | undefined;
+  /** `largestAllocatable`, cached until a host registers. */
+  #largest: { value: Resources | undefined } | undefined;
+  /** True while the broker itself cannot hear agents (its bus is disconnected): no verdicts. */
+  #livenessHeld = false;
 
   constructor(deps: { store: BrokerStore; index: ClusterIndex; clock: Clock; logger: Logger }) {
     this.#store = deps.store;
@@ -158,6 +162,7 @@ export class HostRegistry {
     const previousState =
       existing === undefined ? undefined : this.#stateOf(announcement.id, existing);
     this.#hosts.set(announcement.id, live);
+    this.#largest = undefined;
     const spec = {
       id: announcement.id,
       capacity: announcement.capacity,
@@ -216,6 +221,7 @@ export class HostRegistry {
     const check = (): void => {
       const now = this.#clock.now();
       for (const [hostId, live] of this.#hosts) {
+        if (this.#livenessHeld) break;
         if (live.announcement.bootId === undefined || live.liveness === "down") continue;
         const silent = now - live.lastHeartbeat;
         if (silent >= o.downAfterMs) this.#setLiveness(hostId, live, "down");
@@ -225,6 +231,28 @@ export class HostRegistry {
       this.#livenessTimer = this.#clock.setTimer(o.checkEveryMs, check);
     };
     this.#livenessTimer = this.#clock.setTimer(o.checkEveryMs, check);
+  }
+
+  /**
+   * The broker lost its own connection to the agents (the bus is down): silence says nothing
+   * about the hosts, so no host goes SUSPECT or DOWN until `resumeLiveness`.
+   */
+  holdLiveness(): void {
+    if (this.#livenessHeld) return;
+    this.#livenessHeld = true;
+    this.#log.warn("liveness on hold: the broker cannot hear the agents");
+  }
+
+  /** The broker hears agents again: each live host gets a fresh TTL from now. */
+  resumeLiveness(): void {
+    if (!this.#livenessHeld) return;
+    this.#livenessHeld = false;
+    const now = this.#clock.now();
+    for (const live of this.#hosts.values()) {
+      if (live.announcement.bootId !== undefined && live.liveness !== "down")
+        live.lastHeartbeat = now;
+    }
+    this.#log.info("liveness resumed: every live host has a fresh TTL");
   }
 
   stopLiveness(): void {
@@ -290,6 +318,12 @@ export class HostRegistry {
 
   /** Per resource, the most allocatable any one host has; undefined with no hosts. */
   largestAllocatable(): Resources | undefined {
+    // Asked on every submit; it only changes when a host (re-)registers.
+    this.#largest ??= { value: this.#computeLargest() };
+    return this.#largest.value;
+  }
+
+  #computeLargest(): Resources | undefined {
     if (this.#hosts.size === 0) return undefined;
     const out = { cpuMillis: 0, memoryMib: 0, diskGib: 0, gpus: 0 };
     const extended: Record<string, number> = {};
