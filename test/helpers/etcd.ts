@@ -5,10 +5,9 @@
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { ETCD, requireBinary } from "./binaries.js";
-import { HandleStoppedError } from "./errors.js";
 import { freePorts, LOOPBACK } from "./ports.js";
-import { type ManagedProcess, spawnManaged } from "./process.js";
-import { makeTempDir, removeDir } from "./temp.js";
+import { startRestartableServer } from "./server.js";
+import { makeTempDir } from "./temp.js";
 
 export interface StartEtcdOptions {
   /** Member name; default `etcd-<random>`. */
@@ -117,14 +116,7 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdHan
     stopGraceMs: options.stopGraceMs ?? 5_000,
   };
 
-  let proc: ManagedProcess;
-  try {
-    proc = await spawnManaged(binary, args, spawnOptions);
-  } catch (error) {
-    await removeDir(dataDir);
-    throw error;
-  }
-  let stopped: Promise<void> | undefined;
+  const server = await startRestartableServer(name, dataDir, binary, args, spawnOptions);
 
   return {
     name,
@@ -136,26 +128,14 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdHan
     dataDir,
     logFile,
     get pid() {
-      return proc.pid;
+      return server.pid;
     },
     get running() {
-      return proc.running;
+      return server.running;
     },
-    outputTail: (lines) => proc.outputTail(lines),
-    stop() {
-      stopped ??= (async () => {
-        await proc.stop();
-        await removeDir(dataDir);
-      })();
-      return stopped;
-    },
-    async kill() {
-      await proc.kill();
-    },
-    async restart() {
-      if (stopped !== undefined) throw new HandleStoppedError(`${name}: restart() after stop()`);
-      await proc.stop();
-      proc = await spawnManaged(binary, args, spawnOptions);
-    },
+    outputTail: server.outputTail,
+    stop: server.stop,
+    kill: server.kill,
+    restart: server.restart,
   };
 }

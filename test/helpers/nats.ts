@@ -7,10 +7,9 @@ import { writeFile } from "node:fs/promises";
 import { connect as tcpConnect } from "node:net";
 import { join } from "node:path";
 import { NATS_SERVER, requireBinary } from "./binaries.js";
-import { HandleStoppedError } from "./errors.js";
 import { freePorts, LOOPBACK } from "./ports.js";
-import { type ManagedProcess, spawnManaged } from "./process.js";
-import { makeTempDir, removeDir } from "./temp.js";
+import { startRestartableServer } from "./server.js";
+import { makeTempDir } from "./temp.js";
 
 export interface StartNatsOptions {
   /** Server name; default `nats-<port>`. */
@@ -109,14 +108,7 @@ export async function startNats(options: StartNatsOptions = {}): Promise<NatsHan
     stopGraceMs: options.stopGraceMs ?? 5_000,
   };
 
-  let proc: ManagedProcess;
-  try {
-    proc = await spawnManaged(binary, args, spawnOptions);
-  } catch (error) {
-    await removeDir(dir);
-    throw error;
-  }
-  let stopped: Promise<void> | undefined;
+  const server = await startRestartableServer(name, dir, binary, args, spawnOptions);
 
   return {
     name,
@@ -127,26 +119,14 @@ export async function startNats(options: StartNatsOptions = {}): Promise<NatsHan
     dir,
     logFile,
     get pid() {
-      return proc.pid;
+      return server.pid;
     },
     get running() {
-      return proc.running;
+      return server.running;
     },
-    outputTail: (lines) => proc.outputTail(lines),
-    stop() {
-      stopped ??= (async () => {
-        await proc.stop();
-        await removeDir(dir);
-      })();
-      return stopped;
-    },
-    async kill() {
-      await proc.kill();
-    },
-    async restart() {
-      if (stopped !== undefined) throw new HandleStoppedError(`${name}: restart() after stop()`);
-      await proc.stop();
-      proc = await spawnManaged(binary, args, spawnOptions);
-    },
+    outputTail: server.outputTail,
+    stop: server.stop,
+    kill: server.kill,
+    restart: server.restart,
   };
 }
