@@ -3,6 +3,8 @@
  * the subject scheme, safe decoding of untrusted payloads, and retries with backoff. Protocol:
  * docs/agent-protocol.md.
  */
+
+export { deriveSeed, type RandomSource, seededRandom } from "../core/index.js";
 export {
   type Bus,
   type BusMessage,
@@ -35,7 +37,6 @@ export {
 } from "./errors.js";
 export { InProcessBus, InProcessHub, type InProcessHubOptions } from "./in-process-bus.js";
 export { NatsBus, type NatsBusOptions } from "./nats-bus.js";
-export { deriveSeed, type RandomSource, seededRandom } from "./random.js";
 export {
   backoffDelay,
   isTransientBusError,

@@ -1,7 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { VirtualClock } from "../core/index.js";
+import { seededRandom, VirtualClock } from "../core/index.js";
 import { BusTimeoutError, NoRespondersError } from "./errors.js";
-import { seededRandom } from "./random.js";
 import { backoffDelay, RetriesExhaustedError, type RetryInfo, withRetries } from "./retry.js";
 
 const timeout = (): BusTimeoutError => new BusTimeoutError("s", 10);

@@ -4,9 +4,8 @@
  * the agent's hello and meant for the broker's command client: a command carries an idempotency key,
  * so sending it again after a timeout is safe.
  */
-import { type Clock, UnavailableError } from "../core/index.js";
+import { type Clock, type RandomSource, seededRandom, UnavailableError } from "../core/index.js";
 import { BusTimeoutError, NoRespondersError } from "./errors.js";
-import { type RandomSource, seededRandom } from "./random.js";
 
 export interface RetryOptions {
   /** Attempts in all (the first one included), >= 1; `Infinity` retries until aborted. */

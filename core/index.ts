@@ -46,3 +46,4 @@ export {
   type LogLevel,
   silentLogger,
 } from "./log.js";
+export { deriveSeed, type RandomSource, seededRandom } from "./random.js";

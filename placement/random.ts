@@ -1,4 +1,6 @@
-/** A tiny seeded PRNG (mulberry32): deterministic tests, simulations and benchmarks. */
+/** A seeded PRNG with helpers: deterministic tests, simulations and benchmarks. */
+
+import { seededRandom } from "../core/random.js";
 
 export interface Rng {
   /** Uniform in [0, 1). */
@@ -10,14 +12,7 @@ export interface Rng {
 }
 
 export function createRng(seed: number): Rng {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = seededRandom(seed);
   return {
     next,
     int: (lo, hi) => lo + Math.floor(next() * (hi - lo + 1)),

@@ -1,7 +1,7 @@
 /**
  * A small seeded pseudo-random source (mulberry32). Backoff jitter and the sim driver draw from it
  * instead of Math.random, so that a run under a VirtualClock with a given seed is reproducible.
- * Not for anything security-related (boot ids and inboxes use node:crypto).
+ * Not for anything security-related (boot ids, inboxes and lease ids use node:crypto).
  */
 
 /** Returns numbers in [0, 1); the same seed gives the same sequence. */
