@@ -34,9 +34,14 @@ const flags = parseFlags(
     seed: { kind: "number", default: 1, help: "workload seed" },
     hosts: { kind: "number", default: 10_000, help: "hosts in the cluster" },
     leases: { kind: "number", default: 100_000, help: "live leases in steady state" },
-    decisions: { kind: "number", default: 20_000, help: "decisions per repetition" },
-    reps: { kind: "number", default: 5, help: "repetitions (medians are reported)" },
-    "gang-reps": { kind: "number", default: 3, help: "repetitions of the anti-affinity run" },
+    decisions: { kind: "number", default: 5_000, help: "decisions per repetition" },
+    reps: { kind: "number", default: 3, help: "repetitions (medians are reported)" },
+    "gang-reps": { kind: "number", default: 2, help: "repetitions of the anti-affinity run" },
+    "horizon-hours": {
+      kind: "number",
+      default: 384,
+      help: "hourly buckets of the index's time ring",
+    },
     "baseline-every": {
       kind: "number",
       default: 25,
@@ -49,7 +54,10 @@ const flags = parseFlags(
 
 const T0 = Date.UTC(2030, 0, 1);
 const rng = createRng(flags.seed);
-const index = new ClusterIndex();
+// The bounds' time ring must reach as far as leases do: reservations start up to 7 days ahead and
+// run up to 7 days, so 16 days of hourly buckets (the default, 256 h, would leave the far ends of
+// long reservations to the looser all-time bound).
+const index = new ClusterIndex({ horizonBuckets: flags["horizon-hours"] });
 for (const spec of makeHosts(rng, flags.hosts)) index.addHost(spec);
 const ends = new EndQueue();
 const dt = MEAN_TIME_IN_SYSTEM / Math.max(1, flags.leases);
@@ -113,6 +121,22 @@ const warmLive = index.holdCount;
 const heap = heapAfterGc();
 
 // ---- steady state ---------------------------------------------------------------------------
+/** Per window kind: decision latencies and hosts evaluated, split by outcome. */
+interface KindFigures {
+  latencies: number[];
+  noFitLatencies: number[];
+  evaluated: number;
+}
+const byKind = new Map<string, KindFigures>();
+function kindFigures(kind: string): KindFigures {
+  let k = byKind.get(kind);
+  if (k === undefined) {
+    k = { latencies: [], noFitLatencies: [], evaluated: 0 };
+    byKind.set(kind, k);
+  }
+  return k;
+}
+
 interface RunFigures {
   perSecond: number;
   latencies: number[];
@@ -122,7 +146,7 @@ interface RunFigures {
   baselineCount: number;
 }
 
-function run(decisions: number, next: () => Arrival[]): RunFigures {
+function run(decisions: number, next: () => Arrival[], track: boolean): RunFigures {
   const latencies: number[] = [];
   let noFit = 0;
   let evaluated = 0;
@@ -156,6 +180,13 @@ function run(decisions: number, next: () => Arrival[]): RunFigures {
       const e = performance.now();
       latencies.push(e - s);
       if (d.ok) evaluated += d.explanation.hostsEvaluated;
+      if (track) {
+        const kf = kindFigures(a.kind);
+        if (d.ok) {
+          kf.latencies.push(e - s);
+          kf.evaluated += d.explanation.hostsEvaluated;
+        } else kf.noFitLatencies.push(e - s);
+      }
       if (!commitDecision(d, a.request)) noFit++;
       total += performance.now() - s;
       count++;
@@ -198,10 +229,10 @@ const gangOf10 = (): Arrival[] => {
 };
 
 const reps: RunFigures[] = [];
-for (let r = 0; r < flags.reps; r++) reps.push(run(flags.decisions, single));
+for (let r = 0; r < flags.reps; r++) reps.push(run(flags.decisions, single, true));
 const gangReps: RunFigures[] = [];
 for (let r = 0; r < flags["gang-reps"]; r++)
-  gangReps.push(run(Math.max(10, Math.floor(flags.decisions / 2)), gangOf10));
+  gangReps.push(run(Math.max(10, Math.floor(flags.decisions / 2)), gangOf10, false));
 
 const all = reps.flatMap((r) => r.latencies).sort((a, b) => a - b);
 const gangAll = gangReps.flatMap((r) => r.latencies).sort((a, b) => a - b);
@@ -211,6 +242,27 @@ const baselineCount = reps.reduce((s, r) => s + r.baselineCount, 0);
 const baselinePerSecond = baselineCount > 0 ? (baselineCount / baselineTime) * 1000 : Number.NaN;
 const decisionOnlyPerSecond = (decisionsTotal / all.reduce((s, v) => s + v, 0)) * 1000;
 const round = (v: number, d = 3) => Math.round(v * 10 ** d) / 10 ** d;
+const mean = (xs: readonly number[]) =>
+  xs.length === 0 ? 0 : xs.reduce((acc, v) => acc + v, 0) / xs.length;
+const kinds = Object.fromEntries(
+  ["immediate", "reserved", "flexible"].map((kind) => {
+    const k = kindFigures(kind);
+    const fitSorted = [...k.latencies].sort((x, y) => x - y);
+    const noFitSorted = [...k.noFitLatencies].sort((x, y) => x - y);
+    return [
+      kind,
+      {
+        fits: k.latencies.length,
+        no_fits: k.noFitLatencies.length,
+        fit_mean_ms: round(mean(k.latencies), 4),
+        fit_p99_ms: round(percentile(fitSorted, 99), 4),
+        no_fit_mean_ms: round(mean(k.noFitLatencies), 4),
+        no_fit_max_ms: round(percentile(noFitSorted, 100), 4),
+        hosts_evaluated_mean: round(k.evaluated / Math.max(1, k.latencies.length), 1),
+      },
+    ];
+  }),
+);
 
 const figures = {
   seed: flags.seed,
@@ -236,6 +288,7 @@ const figures = {
   speedup_vs_baseline: round(decisionOnlyPerSecond / baselinePerSecond, 1),
   anti_affinity_placements_per_s: Math.round(median(gangReps.map((r) => r.perSecond))),
   anti_affinity_p99_ms: round(percentile(gangAll, 99), 4),
+  by_kind: kinds,
   anti_affinity_no_fit_rate: round(
     gangReps.reduce((s, r) => s + r.noFit, 0) / Math.max(1, gangAll.length),
     5,
@@ -269,5 +322,11 @@ if (flags.json) {
     ["anti-affinity (groups of 10) placements/s", fmt(figures.anti_affinity_placements_per_s)],
     ["anti-affinity p99 decision ms", figures.anti_affinity_p99_ms.toFixed(4)],
   ];
+  for (const [kind, k] of Object.entries(kinds)) {
+    rows.push([
+      `  ${kind}: fit mean / p99 ms, no-fit mean / max ms, evaluated`,
+      `${k.fit_mean_ms.toFixed(3)} / ${k.fit_p99_ms.toFixed(3)}, ${k.no_fit_mean_ms.toFixed(3)} / ${k.no_fit_max_ms.toFixed(3)} (${fmt(k.no_fits)}), ${fmt(k.hosts_evaluated_mean, 1)}`,
+    ]);
+  }
   process.stdout.write(`${table(rows)}\n`);
 }

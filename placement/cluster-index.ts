@@ -6,13 +6,16 @@
  *
  * - Hosts with the same allocatable vector form a class. READY hosts of a class sit in bins by
  *   κ = weighted utilisation at their all-time peak (a window-independent upper bound on the
- *   binpack score), so binpack visits hosts from the fullest bins down and stops when a bin's bound
- *   cannot beat the best exact score found.
+ *   binpack score) × free capacity in the present bucket, so binpack visits hosts from the fullest
+ *   bins down and stops when a bin's bound cannot beat the best exact score found.
  * - Time is cut into buckets (default 1 h) in a ring covering a horizon (default 256 buckets).
- *   Each host keeps, per bucket, the minimum usage in the bucket; each chunk of 32 hosts in a bin
- *   keeps the minimum of those (lazily recomputed). Peak over a window ≥ min usage in any bucket
- *   the window touches, so a chunk whose best free capacity at a sampled bucket is below the demand
- *   holds no feasible host: it is skipped whole.
+ *   Each host keeps, per bucket, the minimum and the maximum usage in the bucket; each chunk of 32
+ *   hosts in a cell keeps the min of the minima and the max of the maxima (maintained
+ *   incrementally, recomputed lazily where a host moved off the chunk's extreme). Peak over a
+ *   window ≥ min usage in any bucket it touches (a chunk too full there holds no feasible host)
+ *   and ≤ the max over the buckets it touches (a time-aware bound on the binpack score).
+ * - Each host caches its usage on the timeline piece containing the present, each chunk the min
+ *   over its hosts: an immediate window's peak is at least that.
  */
 
 import {
@@ -45,12 +48,15 @@ import {
 } from "./types.js";
 
 export const CHUNK_SIZE = 32;
-export const KAPPA_BINS = 256;
+/** Hosts that may leave a chunk (or column) before its bounds are recomputed from scratch. */
+const LOOSE_LIMIT = 4;
+const COLUMN_LOOSE_LIMIT = 16;
+export const KAPPA_BINS = 32;
 /**
  * Within a κ bin, hosts are split by how much they have free at the ring's first bucket (the
  * present): chunks of like hosts make the chunk bounds tight for windows starting now.
  */
-const FREE_EDGES = [1 / 256, 1 / 64, 1 / 16, 1 / 4];
+const FREE_EDGES: number[] = [1 / 32, 1 / 8];
 const FREE_LEVELS = FREE_EDGES.length + 1;
 /** Free bins: (level of free cpu) × (level of free memory), the dimensions VMs exhaust. */
 export const FREE_BINS = FREE_LEVELS * FREE_LEVELS;
@@ -115,6 +121,8 @@ export class HostClass {
    */
   colMin: Float64Array = new Float64Array(0);
   colValid: Uint8Array = new Uint8Array(0);
+  /** Per column: hosts that left since its minima were last recomputed. */
+  readonly colLoose = new Int32Array(FREE_BINS);
   ready = 0;
   constructor(
     readonly key: string,
@@ -138,14 +146,30 @@ export class Bin {
   readonly hosts: HostRecord[] = [];
   /** Per chunk, per ring slot, per core dim: min over the chunk's hosts of their bucket minimum. */
   chunkMin: Float64Array;
+  /** Same layout: max over the chunk's hosts of their bucket maximum (an upper bound, may be stale-high). */
+  chunkMax: Float64Array;
   valid: Uint8Array;
+  /**
+   * Per chunk: min over its hosts of their usage at one instant (per core dim), valid for any
+   * instant in `[nowFrom, nowTo)` (the intersection of the hosts' constant pieces); empty = stale.
+   */
+  nowMin: Float64Array;
+  nowFrom: Float64Array;
+  nowTo: Float64Array;
+  /** Per chunk: hosts that left since its bounds were last recomputed. */
+  loose: Uint8Array;
   constructor(
     readonly index: number,
     readonly kbin: number,
     readonly ring: number,
   ) {
     this.chunkMin = new Float64Array(ring * CORE_DIMS);
+    this.chunkMax = new Float64Array(ring * CORE_DIMS);
     this.valid = new Uint8Array(ring);
+    this.loose = new Uint8Array(1);
+    this.nowMin = new Float64Array(CORE_DIMS);
+    this.nowFrom = new Float64Array(1);
+    this.nowTo = new Float64Array(1);
   }
   ensureChunks(chunks: number): void {
     const have = this.valid.length / this.ring;
@@ -153,9 +177,24 @@ export class Bin {
     const next = Math.max(chunks, have * 2);
     const cm = new Float64Array(next * this.ring * CORE_DIMS);
     cm.set(this.chunkMin);
+    const cx = new Float64Array(next * this.ring * CORE_DIMS);
+    cx.set(this.chunkMax);
     const v = new Uint8Array(next * this.ring);
     v.set(this.valid);
     this.chunkMin = cm;
+    this.chunkMax = cx;
+    const l = new Uint8Array(next);
+    l.set(this.loose);
+    this.loose = l;
+    const nm = new Float64Array(next * CORE_DIMS);
+    nm.set(this.nowMin);
+    this.nowMin = nm;
+    const nf = new Float64Array(next);
+    nf.set(this.nowFrom);
+    this.nowFrom = nf;
+    const nt = new Float64Array(next);
+    nt.set(this.nowTo);
+    this.nowTo = nt;
     this.valid = v;
   }
 }
@@ -181,6 +220,13 @@ export interface HostRecord {
   pos: number;
   /** Per ring slot, per core dim: minimum usage in the bucket. */
   readonly ring: Float64Array;
+  /** Per ring slot, per core dim: maximum usage in the bucket. */
+  readonly ringMax: Float64Array;
+  /**
+   * `[from, to, u0, u1, u2, u3]`: usage (core dims) on the timeline piece `[from, to)`; an empty
+   * piece is stale. One small array so a check touches one cache line.
+   */
+  readonly now: Float64Array;
   readonly holds: Set<HoldRecord>;
 }
 
@@ -253,6 +299,8 @@ export class ClusterIndex {
   readonly ringSize: number;
   /** Absolute bucket index of the ring's first bucket; NaN until `advanceTo` or the first commit. */
   ringBase = Number.NaN;
+  /** The latest `advanceTo` time (NaN before). */
+  now = Number.NaN;
 
   /** @internal */ readonly hostMap = new Map<string, HostRecord>();
   /** @internal */ readonly holdMap = new Map<string, HoldRecord>();
@@ -261,9 +309,14 @@ export class ClusterIndex {
   /** @internal label key → value → hosts */
   readonly labelIndex = new Map<string, Map<string, Set<HostRecord>>>();
   /** @internal */ readonly classes = new Map<string, HostClass>();
+  /** @internal Hosts not READY (explanations test them one by one; READY hosts sit in bins). */
+  readonly notReady = new Set<HostRecord>();
   /** @internal Classes as a list, for iteration in a fixed order. */
   readonly classList: HostClass[] = [];
   private readyHosts = 0;
+  /** Scratch for `afterChange`: a host's bucket bounds before the change. */
+  private scratchMin: Float64Array;
+  private scratchMax: Float64Array;
   /** Bumped on every change; lets callers cache derived data. */
   version = 0;
 
@@ -277,6 +330,8 @@ export class ClusterIndex {
         "bucketMs must be > 0 and horizonBuckets an integer ≥ 1",
       );
     }
+    this.scratchMin = new Float64Array(this.ringSize * CORE_DIMS);
+    this.scratchMax = new Float64Array(this.ringSize * CORE_DIMS);
   }
 
   get size(): number {
@@ -340,11 +395,14 @@ export class ClusterIndex {
       bin: undefined,
       pos: -1,
       ring: new Float64Array(this.ringSize * CORE_DIMS),
+      ringMax: new Float64Array(this.ringSize * CORE_DIMS),
+      now: new Float64Array(2 + CORE_DIMS),
       holds: new Set(),
     };
     this.hostMap.set(spec.id, host);
     this.indexLabels(host);
     if (host.state === "READY") this.enterBins(host);
+    else this.notReady.add(host);
     this.version++;
   }
 
@@ -355,6 +413,7 @@ export class ClusterIndex {
     for (const holdId of released) this.release(holdId);
     if (host.bin !== undefined) this.leaveBins(host, true);
     this.unindexLabels(host);
+    this.notReady.delete(host);
     this.hostMap.delete(id);
     this.version++;
     return released;
@@ -367,6 +426,8 @@ export class ClusterIndex {
     }
     if (host.state === state) return;
     host.state = state;
+    if (state === "READY") this.notReady.delete(host);
+    else this.notReady.add(host);
     if (state === "READY" && host.bin === undefined) this.enterBins(host);
     if (state !== "READY" && host.bin !== undefined) this.leaveBins(host, true);
     this.version++;
@@ -629,6 +690,7 @@ export class ClusterIndex {
    */
   advanceTo(now: number): void {
     if (!Number.isFinite(now)) throw new InvalidPlacementArgumentError("now", "must be finite");
+    if (!(now <= this.now)) this.now = now;
     const target = Math.floor(now / this.bucketMs);
     if (Number.isNaN(this.ringBase)) {
       this.initRing(target);
@@ -667,15 +729,21 @@ export class ClusterIndex {
     const off = vi * CORE_DIMS;
     if (bin.valid[vi] === 1) return off;
     const cm = bin.chunkMin;
+    const cx = bin.chunkMax;
     let m0 = Number.POSITIVE_INFINITY;
     let m1 = m0;
     let m2 = m0;
     let m3 = m0;
+    let x0 = Number.NEGATIVE_INFINITY;
+    let x1 = x0;
+    let x2 = x0;
+    let x3 = x0;
     const hosts = bin.hosts;
     const end = Math.min(hosts.length, (chunk + 1) * CHUNK_SIZE);
     const ro = slot * CORE_DIMS;
     for (let p = chunk * CHUNK_SIZE; p < end; p++) {
-      const ring = (hosts[p] as HostRecord).ring;
+      const h = hosts[p] as HostRecord;
+      const ring = h.ring;
       const a = ring[ro] as number;
       const b = ring[ro + 1] as number;
       const c = ring[ro + 2] as number;
@@ -684,12 +752,62 @@ export class ClusterIndex {
       if (b < m1) m1 = b;
       if (c < m2) m2 = c;
       if (d < m3) m3 = d;
+      const rx = h.ringMax;
+      const e = rx[ro] as number;
+      const f = rx[ro + 1] as number;
+      const g = rx[ro + 2] as number;
+      const k = rx[ro + 3] as number;
+      if (e > x0) x0 = e;
+      if (f > x1) x1 = f;
+      if (g > x2) x2 = g;
+      if (k > x3) x3 = k;
     }
     cm[off] = m0;
     cm[off + 1] = m1;
     cm[off + 2] = m2;
     cm[off + 3] = m3;
+    cx[off] = x0;
+    cx[off + 1] = x1;
+    cx[off + 2] = x2;
+    cx[off + 3] = x3;
     bin.valid[vi] = 1;
+    return off;
+  }
+
+  /**
+   * @internal The chunk's minimum usage at instant t (offset into `bin.nowMin`), or -1 if unknown.
+   * Recomputed only for instants near the present (`now`), so other requests cannot thrash it.
+   */
+  chunkNowAt(bin: Bin, chunk: number, t: number): number {
+    const off = chunk * CORE_DIMS;
+    if (t >= (bin.nowFrom[chunk] as number) && t < (bin.nowTo[chunk] as number)) return off;
+    if (!(Math.abs(t - this.now) <= this.bucketMs)) return -1;
+    let from = Number.NEGATIVE_INFINITY;
+    let to = Number.POSITIVE_INFINITY;
+    let m0 = Number.POSITIVE_INFINITY;
+    let m1 = m0;
+    let m2 = m0;
+    let m3 = m0;
+    const hosts = bin.hosts;
+    const end = Math.min(hosts.length, (chunk + 1) * CHUNK_SIZE);
+    for (let p = chunk * CHUNK_SIZE; p < end; p++) {
+      const h = hosts[p] as HostRecord;
+      const u = h.now;
+      if (!(t >= (u[0] as number) && t < (u[1] as number))) h.timeline.pieceAt(t, u);
+      if ((u[0] as number) > from) from = u[0] as number;
+      if ((u[1] as number) < to) to = u[1] as number;
+      if ((u[2] as number) < m0) m0 = u[2] as number;
+      if ((u[3] as number) < m1) m1 = u[3] as number;
+      if ((u[4] as number) < m2) m2 = u[4] as number;
+      if ((u[5] as number) < m3) m3 = u[5] as number;
+    }
+    const nm = bin.nowMin;
+    nm[off] = m0;
+    nm[off + 1] = m1;
+    nm[off + 2] = m2;
+    nm[off + 3] = m3;
+    bin.nowFrom[chunk] = from;
+    bin.nowTo[chunk] = to;
     return off;
   }
 
@@ -811,11 +929,12 @@ export class ClusterIndex {
     while (ab < hi) {
       const slot = this.slotOf(ab);
       const run = Math.min(hi - ab, this.ringSize - slot);
-      host.timeline.bucketMins(
+      host.timeline.bucketMinMax(
         ab * this.bucketMs,
         this.bucketMs,
         run,
         host.ring,
+        host.ringMax,
         slot * CORE_DIMS,
         CORE_DIMS,
         CORE_DIMS,
@@ -836,59 +955,112 @@ export class ClusterIndex {
     }
   }
 
-  /** Keep bounds and bins in step after the host's usage changed over [start, end). */
-  private afterChange(host: HostRecord, start: number, end: number, grew: boolean): void {
+  /**
+   * Keep bounds and bins in step after the host's usage changed over [start, end). Chunk bounds
+   * are maintained exactly where that is cheap: a bucket minimum that fell (or maximum that rose)
+   * is folded in; one that rose from the chunk's minimum (or fell from its maximum) makes that
+   * slot stale, recomputed lazily.
+   */
+  private afterChange(host: HostRecord, start: number, end: number, _grew: boolean): void {
+    host.now[1] = Number.NEGATIVE_INFINITY;
+    if (host.bin !== undefined)
+      host.bin.nowTo[Math.floor(host.pos / CHUNK_SIZE)] = Number.NEGATIVE_INFINITY;
     const ms = this.bucketMs;
     const fromAb = Math.floor(start / ms);
     const toAb = Math.ceil(end / ms);
-    if (!Number.isNaN(this.ringBase)) this.fillRing(host, fromAb, toAb);
-    if (grew) {
-      const p = host.timeline.peak(start, end);
-      for (let k = 0; k < host.dims; k++) {
-        if ((p[k] as number) > (host.peakAll[k] as number)) host.peakAll[k] = p[k] as number;
+    const hasRing = !Number.isNaN(this.ringBase);
+    const R = this.ringSize;
+    const lo = hasRing ? Math.max(fromAb, this.ringBase) : 0;
+    const hi = hasRing ? Math.min(toAb, this.ringBase + R) : 0;
+    const oldMin = this.scratchMin;
+    const oldMax = this.scratchMax;
+    for (let ab = lo; ab < hi; ab++) {
+      const ro = this.slotOf(ab) * CORE_DIMS;
+      const so = (ab - lo) * CORE_DIMS;
+      for (let k = 0; k < CORE_DIMS; k++) {
+        oldMin[so + k] = host.ring[ro + k] as number;
+        oldMax[so + k] = host.ringMax[ro + k] as number;
       }
-    } else {
-      host.timeline.peakAll(host.peakAll);
     }
+    if (hasRing) this.fillRing(host, fromAb, toAb);
+    // the exact all-time peak (a release may lower it, a commit raise it)
+    host.timeline.peakAll(host.peakAll);
+    const binBefore = host.bin;
+    const posBefore = host.pos;
     this.rekappa(host);
-    if (!Number.isNaN(this.ringBase)) {
-      // after rebinning: the host's current chunk and column
-      const bin = host.bin;
-      if (bin !== undefined) {
-        const chunk = Math.floor(host.pos / CHUNK_SIZE);
-        const R = this.ringSize;
-        const cls = host.cls;
-        const colBase = (bin.index % FREE_BINS) * R;
-        const lo = Math.max(fromAb, this.ringBase);
-        const hi = Math.min(toAb, this.ringBase + R);
-        for (let ab = lo; ab < hi; ab++) {
-          const slot = this.slotOf(ab);
-          const vi = chunk * R + slot;
-          if (grew) {
-            // the host's minimum may have been the chunk's: recompute lazily
+    const bin = host.bin;
+    if (!hasRing || bin === undefined || bin !== binBefore || host.pos !== posBefore) return;
+    // the host stayed in its chunk (a move already folded its new bounds in)
+    const chunk = Math.floor(host.pos / CHUNK_SIZE);
+    const cls = host.cls;
+    const colBase = (bin.index % FREE_BINS) * R;
+    const cm = bin.chunkMin;
+    const cx = bin.chunkMax;
+    for (let ab = lo; ab < hi; ab++) {
+      const slot = this.slotOf(ab);
+      const ro = slot * CORE_DIMS;
+      const so = (ab - lo) * CORE_DIMS;
+      const vi = chunk * R + slot;
+      if (bin.valid[vi] === 1) {
+        const off = vi * CORE_DIMS;
+        for (let k = 0; k < CORE_DIMS; k++) {
+          const nm = host.ring[ro + k] as number;
+          const om = oldMin[so + k] as number;
+          const c = cm[off + k] as number;
+          if (nm < c) cm[off + k] = nm;
+          else if (nm > om && om <= c) {
             bin.valid[vi] = 0;
-            // the column's minimum stays a valid (slightly low) bound; leaving hosts refresh it
-          } else {
-            // usage fell: the minima can only fall to the host's new value
-            const ro = slot * CORE_DIMS;
-            if (bin.valid[vi] === 1) {
-              const off = vi * CORE_DIMS;
-              for (let k = 0; k < CORE_DIMS; k++) {
-                const v = host.ring[ro + k] as number;
-                if (v < (bin.chunkMin[off + k] as number)) bin.chunkMin[off + k] = v;
-              }
-            }
-            if (cls.colValid[colBase + slot] === 1) {
-              const off = (colBase + slot) * CORE_DIMS;
-              for (let k = 0; k < CORE_DIMS; k++) {
-                const v = host.ring[ro + k] as number;
-                if (v < (cls.colMin[off + k] as number)) cls.colMin[off + k] = v;
-              }
-            }
+            break;
+          }
+          const nx = host.ringMax[ro + k] as number;
+          const ox = oldMax[so + k] as number;
+          const d = cx[off + k] as number;
+          if (nx > d) cx[off + k] = nx;
+          else if (nx < ox && ox >= d) {
+            bin.valid[vi] = 0;
+            break;
           }
         }
       }
+      if (cls.colValid[colBase + slot] === 1) {
+        // a column minimum that only stays low is still a valid bound
+        const off = (colBase + slot) * CORE_DIMS;
+        for (let k = 0; k < CORE_DIMS; k++) {
+          const v = host.ring[ro + k] as number;
+          if (v < (cls.colMin[off + k] as number)) cls.colMin[off + k] = v;
+        }
+      }
     }
+  }
+
+  /** Fold a host's bucket bounds into a chunk's valid slots (the host joined the chunk). */
+  private foldInto(bin: Bin, chunk: number, host: HostRecord): void {
+    const R = this.ringSize;
+    const cm = bin.chunkMin;
+    const cx = bin.chunkMax;
+    const ring = host.ring;
+    const ringMax = host.ringMax;
+    for (let r = 0; r < R; r++) {
+      const vi = chunk * R + r;
+      if (bin.valid[vi] !== 1) continue;
+      const off = vi * CORE_DIMS;
+      const ro = r * CORE_DIMS;
+      for (let k = 0; k < CORE_DIMS; k++) {
+        const v = ring[ro + k] as number;
+        if (v < (cm[off + k] as number)) cm[off + k] = v;
+        const x = ringMax[ro + k] as number;
+        if (x > (cx[off + k] as number)) cx[off + k] = x;
+      }
+    }
+  }
+
+  /** A chunk lost a host: its bounds stay valid (over a superset) but loosen; refresh now and then. */
+  private loosen(bin: Bin, chunk: number): void {
+    const n = (bin.loose[chunk] as number) + 1;
+    if (n >= LOOSE_LIMIT) {
+      bin.loose[chunk] = 0;
+      bin.valid.fill(0, chunk * this.ringSize, (chunk + 1) * this.ringSize);
+    } else bin.loose[chunk] = n;
   }
 
   private rekappa(host: HostRecord): void {
@@ -944,7 +1116,11 @@ export class ClusterIndex {
     host.pos = pos;
     const chunk = Math.floor(pos / CHUNK_SIZE);
     bin.ensureChunks(chunk + 1);
-    bin.valid.fill(0, chunk * this.ringSize, (chunk + 1) * this.ringSize);
+    bin.nowTo[chunk] = Number.NEGATIVE_INFINITY;
+    if (pos % CHUNK_SIZE === 0) {
+      bin.valid.fill(0, chunk * this.ringSize, (chunk + 1) * this.ringSize);
+      bin.loose[chunk] = 0;
+    } else this.foldInto(bin, chunk, host);
     // the column's minima must now cover this host too
     const R = this.ringSize;
     const colBase = (cell % FREE_BINS) * R;
@@ -975,19 +1151,25 @@ export class ClusterIndex {
     const last = bin.hosts.length - 1;
     const R = this.ringSize;
     const lastChunk = Math.floor(last / CHUNK_SIZE);
-    bin.valid.fill(0, lastChunk * R, (lastChunk + 1) * R);
     if (leavesColumn) {
-      const colBase = (bin.index % FREE_BINS) * R;
-      host.cls.colValid.fill(0, colBase, colBase + R);
+      const f = bin.index % FREE_BINS;
+      const n = (host.cls.colLoose[f] as number) + 1;
+      if (n >= COLUMN_LOOSE_LIMIT) {
+        host.cls.colLoose[f] = 0;
+        host.cls.colValid.fill(0, f * R, (f + 1) * R);
+      } else host.cls.colLoose[f] = n;
     }
     if (p !== last) {
       const moved = bin.hosts[last] as HostRecord;
       bin.hosts[p] = moved;
       moved.pos = p;
       const chunk = Math.floor(p / CHUNK_SIZE);
-      // `moved` joined this chunk: its minima must now include moved's
-      bin.valid.fill(0, chunk * this.ringSize, (chunk + 1) * this.ringSize);
+      // `moved` joined this chunk (whose bounds still cover the leaving host: a superset)
+      this.foldInto(bin, chunk, moved);
+      bin.nowTo[chunk] = Number.NEGATIVE_INFINITY;
+      this.loosen(bin, chunk);
     }
+    if (lastChunk !== Math.floor(p / CHUNK_SIZE) || p === last) this.loosen(bin, lastChunk);
     // the chunk that lost a host keeps minima over a superset: still valid lower bounds
     bin.hosts.pop();
     host.cls.kCount[bin.kbin] = (host.cls.kCount[bin.kbin] as number) - 1;

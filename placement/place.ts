@@ -15,18 +15,20 @@ import {
   type RequestContext,
   scoreBreakdown,
 } from "./request-context.js";
-import { searchIndexed } from "./search.js";
+import { explainNoFit, type SearchResult, searchIndexed } from "./search.js";
 import type {
   FilterCount,
   PlacementDecision,
   PlacementExplanation,
   PlacementRequest,
+  ScoredHost,
   SlotRequest,
 } from "./types.js";
 
 export interface PlaceOptions {
   /**
-   * `search` (default): the indexed search; a no-fit is always explained exhaustively.
+   * `search` (default): the indexed search; a no-fit is explained completely (every filter
+   * counted on every host, as the exhaustive scan counts them) from the index's bounds.
    * `exhaustive`: scan every host and count every filter on every host, also on success.
    */
   readonly explain?: "search" | "exhaustive";
@@ -38,6 +40,31 @@ function filterCounts(ctx: RequestContext, removed: ReadonlyMap<string, number>)
 
 function finish(e: Omit<PlacementExplanation, "summary">): PlacementExplanation {
   return { ...e, summary: summarize(e) };
+}
+
+/** The no-fit decision: complete filter counts and the binding resource, from the index's bounds. */
+function noFitDecision(ctx: RequestContext): PlacementDecision {
+  const r = explainNoFit(ctx);
+  const base = {
+    mode: "exhaustive" as const,
+    hostsConsidered: ctx.index.size,
+    hostsEvaluated: ctx.index.size,
+    filters: filterCounts(ctx, r.removed),
+    feasibleHosts: 0,
+    window: { start: ctx.start, end: ctx.end },
+  };
+  const e = r.binding === undefined ? base : { ...base, binding: r.binding };
+  let summary: string | undefined;
+  return {
+    ok: false,
+    explanation: {
+      ...e,
+      get summary(): string {
+        summary ??= summarize(e);
+        return summary;
+      },
+    },
+  };
 }
 
 function exhaustiveDecision(ctx: RequestContext): PlacementDecision {
@@ -70,24 +97,39 @@ function exhaustiveDecision(ctx: RequestContext): PlacementDecision {
 export function placeCompiled(ctx: RequestContext, options: PlaceOptions = {}): PlacementDecision {
   if (options.explain === "exhaustive") return exhaustiveDecision(ctx);
   const r = searchIndexed(ctx);
-  if (r.host === undefined) return exhaustiveDecision(ctx);
-  return {
-    ok: true,
-    hostId: r.host.id,
-    start: ctx.start,
-    end: ctx.end,
-    score: r.score,
-    explanation: finish({
-      mode: "search",
-      hostsConsidered: ctx.index.size,
-      hostsEvaluated: r.evaluated,
-      filters: filterCounts(ctx, r.removed),
-      chosenHostId: r.host.id,
-      bestScore: r.score,
-      top: [{ hostId: r.host.id, score: r.score, breakdown: scoreBreakdown(ctx, r.host, r.peak) }],
-      window: { start: ctx.start, end: ctx.end },
-    }),
+  if (r.host === undefined) return noFitDecision(ctx);
+  return successDecision(ctx, r);
+}
+
+/**
+ * A success. The summary and the chosen host's score breakdown are built on first read: most
+ * decisions are committed without anyone reading them.
+ */
+function successDecision(ctx: RequestContext, r: SearchResult): PlacementDecision {
+  const host = r.host as HostRecord;
+  const peak = r.peak.slice(0, host.dims);
+  const filters = filterCounts(ctx, r.removed);
+  const window = { start: ctx.start, end: ctx.end };
+  let top: ScoredHost[] | undefined;
+  let summary: string | undefined;
+  const explanation: PlacementExplanation = {
+    mode: "search",
+    hostsConsidered: ctx.index.size,
+    hostsEvaluated: r.evaluated,
+    filters,
+    chosenHostId: host.id,
+    bestScore: r.score,
+    get top(): readonly ScoredHost[] {
+      top ??= [{ hostId: host.id, score: r.score, breakdown: scoreBreakdown(ctx, host, peak) }];
+      return top;
+    },
+    window,
+    get summary(): string {
+      summary ??= summarize(this);
+      return summary;
+    },
   };
+  return { ok: true, hostId: host.id, start: ctx.start, end: ctx.end, score: r.score, explanation };
 }
 
 /**
@@ -181,26 +223,68 @@ export function findEarliestSlot(
     ...shape,
     window: { start: t, end: t + duration },
   });
-  const first = place(index, at(earliest), policy, options);
-  if (first.ok) return first;
+  const firstCtx = compileRequest(index, at(earliest), policy);
+  if (options.explain === "exhaustive") {
+    const d = exhaustiveDecision(firstCtx);
+    if (d.ok) return d;
+  } else {
+    const r = searchIndexed(firstCtx);
+    if (r.host !== undefined) return successDecision(firstCtx, r);
+  }
 
+  // Hard anti-affinity is applied per host and per start: a host is blocked only while a member
+  // (on it, or in its topology domain) overlaps the candidate window, so a host whose member leaves
+  // early is still found. Other group filters are applied over the whole span (conservative) and
+  // exactly at the chosen start.
+  const g = shape.group;
+  const perStartAnti = g?.hard === true && g.kind === "anti-affinity" && g.maxSkew === undefined;
+  const { group: _g, ...groupless } = shape;
   const span = compileRequest(
     index,
-    { ...shape, window: { start: earliest, end: latest + duration } },
+    { ...(perStartAnti ? groupless : shape), window: { start: earliest, end: latest + duration } },
     policy,
   );
   const scratch = new Float64Array(64);
   const eligible = [...index.hostMap.values()].filter((h) =>
     passesNonResourceFilters(span, h, scratch),
   );
+  const members =
+    perStartAnti && g !== undefined
+      ? [...(index.groups.get(g.name) ?? [])].filter(
+          (m) => shape.leaseId === undefined || m.leaseId !== shape.leaseId,
+        )
+      : [];
+  const key = g?.topologyKey;
+  /** The latest end of a member blocking `h` for `[t, t + duration)`, or NaN if none does. */
+  const blockedUntil = (h: HostRecord, t: number): number => {
+    let until = Number.NaN;
+    const dom = key === undefined ? undefined : h.labels.get(key);
+    if (key !== undefined && dom === undefined) return until;
+    for (const m of members) {
+      if (!(m.start < t + duration && t < m.end)) continue;
+      const same = key === undefined ? m.host === h : m.host.labels.get(key) === dom;
+      if (same && !(m.end <= until)) until = m.end;
+    }
+    return until;
+  };
   let from = earliest;
   for (let round = 0; round < SLOT_ROUNDS; round++) {
     let t = Number.NaN;
     for (const h of eligible) {
       const d = demandOrUndefined(span, h);
       if (d === undefined) continue;
-      const ht = h.timeline.earliestFit(d, h.limit, duration, from, Number.isNaN(t) ? latest : t);
-      if (!Number.isNaN(ht) && (Number.isNaN(t) || ht < t)) t = ht;
+      let f = from;
+      for (;;) {
+        const ht = h.timeline.earliestFit(d, h.limit, duration, f, Number.isNaN(t) ? latest : t);
+        if (Number.isNaN(ht)) break;
+        const until = members.length === 0 ? Number.NaN : blockedUntil(h, ht);
+        if (Number.isNaN(until)) {
+          if (Number.isNaN(t) || ht < t) t = ht;
+          break;
+        }
+        // every start before the member's end overlaps it
+        f = until;
+      }
     }
     if (Number.isNaN(t)) break;
     const d = place(index, at(t), policy, options);
@@ -214,6 +298,9 @@ export function findEarliestSlot(
     if (Number.isNaN(next)) break;
     from = next;
   }
+  // Only now is the earliest start's no-fit worth explaining.
+  const first =
+    options.explain === "exhaustive" ? exhaustiveDecision(firstCtx) : noFitDecision(firstCtx);
   const explanation = first.explanation;
   return {
     ok: false,

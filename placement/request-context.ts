@@ -269,12 +269,27 @@ function coreVector(r: Resources): Float64Array {
   return Float64Array.of(r.cpuMillis, r.memoryMib, r.diskGib, r.gpus);
 }
 
+/** Policies already validated, with their common sizes as vectors (policies are immutable data). */
+const compiledPolicies = new WeakMap<PlacementPolicy, readonly Float64Array[]>();
+
+function policySizes(policy: PlacementPolicy): readonly Float64Array[] {
+  let sizes = compiledPolicies.get(policy);
+  if (sizes === undefined) {
+    validatePolicy(policy);
+    sizes = policy.commonSizes.map(coreVector);
+    if (Object.isFrozen(policy) && Object.isFrozen(policy.commonSizes)) {
+      compiledPolicies.set(policy, sizes);
+    }
+  }
+  return sizes;
+}
+
 export function compileRequest(
   index: ClusterIndex,
   request: PlacementRequest,
   policy: PlacementPolicy,
 ): RequestContext {
-  validatePolicy(policy);
+  const commonSizes = policySizes(policy);
   validateWindow(request.window.start, request.window.end, "window");
   validateResources(request.resources);
   const { start, end } = request.window;
@@ -362,7 +377,7 @@ export function compileRequest(
     wFit,
     wFrag,
     wAff,
-    commonSizes: policy.commonSizes.map(coreVector),
+    commonSizes,
     boundsValid,
     filters,
     scorers,

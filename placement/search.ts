@@ -4,12 +4,16 @@
  * from the index's bounds instead of evaluating them.
  *
  * - Resource feasibility: a chunk of hosts whose smallest bucket-minimum usage, at a bucket the
- *   window touches, leaves less than the demand holds no feasible host.
- * - Score bound, binpack: a host's binpack score ≤ κ + Σ w_k·d_k/a_k, κ its all-time peak
- *   utilisation; bins are visited from the top and the search stops at the first bin whose bound
- *   is below the best exact score. Spread: a chunk's score ≤ 1 − Σ w_k·(lower bound of its peak + d_k)/a_k.
- * - Fragmentation and affinity scores are bounded by 1 (affinity by 0 for hosts outside the group,
- *   whose own hosts are evaluated first).
+ *   window touches, or whose smallest usage at the window's start, leaves less than the demand
+ *   holds no feasible host.
+ * - Score bound, binpack: per κ bin, κ + Σ w_k·d_k/a_k (κ the all-time peak utilisation); bins are
+ *   visited from the top and the search stops at the first bin whose bound is below the best exact
+ *   score. Per chunk, the time-aware bound from its bucket maxima over the window only, with the
+ *   fragmentation term folded in exactly when no host of the chunk can keep a common size free
+ *   (see `chunkUb`). Spread: a chunk's score ≤ 1 − Σ w_k·(lower bound of its peak + d_k)/a_k.
+ * - Affinity scores are bounded by 1 (by 0 for hosts outside the group, whose own hosts are
+ *   evaluated first).
+ * - No-fit explanations (`explainNoFit`) count every filter on every host from the same bounds.
  */
 
 import {
@@ -21,8 +25,10 @@ import {
   type HostRecord,
   KAPPA_BINS,
 } from "./cluster-index.js";
+import { violationOf } from "./exhaustive.js";
 import {
   affinityFilter,
+  antiAffinityFilter,
   type FilterPlugin,
   fitsExactly,
   hostStateFilter,
@@ -32,9 +38,12 @@ import {
   topologySpreadFilter,
   totalScore,
 } from "./request-context.js";
-import { CORE_DIMS } from "./resources.js";
+import { CORE_DIMS, CORE_RESOURCES } from "./resources.js";
+import type { BindingResource } from "./types.js";
 
 const EPS = 1e-9;
+/** Chunks smaller than this skip the every-bucket score bound (see `chunkUb`). */
+const MIN_BOUND_CHUNK = 8;
 /** Below this many candidates from a selective constraint, evaluate the candidates directly. */
 export const CANDIDATE_LIMIT = 512;
 
@@ -69,6 +78,24 @@ export function sampleSlots(ctx: RequestContext): number[] {
     }
   }
   return out;
+}
+
+/**
+ * Every ring slot the window touches, in order, and whether the ring covers the whole window (only
+ * then do the bucket maxima bound the window's peak).
+ */
+export function windowSlots(ctx: RequestContext): { slots: Int32Array; covered: boolean } {
+  const index = ctx.index;
+  if (Number.isNaN(index.ringBase)) return { slots: new Int32Array(0), covered: false };
+  const ms = index.bucketMs;
+  const first = Math.floor(ctx.start / ms);
+  const last = Math.ceil(ctx.end / ms) - 1;
+  const a = Math.max(first, index.ringBase);
+  const b = Math.min(last, index.ringBase + index.ringSize - 1);
+  if (a > b) return { slots: new Int32Array(0), covered: false };
+  const out = new Int32Array(b - a + 1);
+  for (let ab = a; ab <= b; ab++) out[ab - a] = index.slotOf(ab);
+  return { slots: out, covered: a === first && b === last };
 }
 
 interface Candidates {
@@ -155,20 +182,21 @@ class Search {
   /** Filters other than host state (hosts in bins are READY) and resources, with their positions. */
   readonly checks: { readonly f: FilterPlugin; readonly at: number }[];
   readonly slots: number[];
-  /** A few of the slots for the per-host pre-check. */
-  readonly hostSlots: number[];
   readonly seen: Set<HostRecord> | undefined;
+  /** Every slot the window touches (see `windowSlots`). */
+  readonly allSlots: Int32Array;
+  readonly covered: boolean;
+  /** Scratch: per core dim, an upper bound of a chunk's peak over the window. */
+  readonly ub = new Float64Array(CORE_DIMS);
 
   constructor(
     readonly ctx: RequestContext,
     trackSeen: boolean,
   ) {
     this.slots = sampleSlots(ctx);
-    const n = this.slots.length;
-    this.hostSlots =
-      n <= 4
-        ? this.slots
-        : [...new Set([0, n - 1, n >> 1, n >> 2].map((i) => this.slots[i] as number))];
+    const ws = windowSlots(ctx);
+    this.allSlots = ws.slots;
+    this.covered = ws.covered;
     this.seen = trackSeen ? new Set() : undefined;
     this.counts = new Float64Array(ctx.filters.length);
     this.resourcesAt = ctx.filters.indexOf(resourcesFilter);
@@ -206,22 +234,22 @@ class Search {
         return;
       }
     }
-    // Quick resource check on the host's own bucket minima, then the exact timeline.
+    // A quick resource check on the host's usage at the window's start (when cached), then the
+    // exact timeline. (Its bucket minima are not re-checked here: the chunk's were, and reading
+    // them costs a cache miss per bucket, about what the exact check costs.)
     const d = ctx.demandCore;
-    const ring = host.ring;
     const lim = host.limit;
-    const slots = this.hostSlots;
-    for (let i = 0; i < slots.length; i++) {
-      const o = (slots[i] as number) * CORE_DIMS;
-      if (
-        (ring[o] as number) + (d[0] as number) > (lim[0] as number) ||
-        (ring[o + 1] as number) + (d[1] as number) > (lim[1] as number) ||
-        (ring[o + 2] as number) + (d[2] as number) > (lim[2] as number) ||
-        (ring[o + 3] as number) + (d[3] as number) > (lim[3] as number)
-      ) {
-        this.counts[this.resourcesAt] = (this.counts[this.resourcesAt] as number) + 1;
-        return;
-      }
+    const u = host.now;
+    if (
+      ctx.start >= (u[0] as number) &&
+      ctx.start < (u[1] as number) &&
+      ((u[2] as number) + (d[0] as number) > (lim[0] as number) ||
+        (u[3] as number) + (d[1] as number) > (lim[1] as number) ||
+        (u[4] as number) + (d[2] as number) > (lim[2] as number) ||
+        (u[5] as number) + (d[3] as number) > (lim[3] as number))
+    ) {
+      this.counts[this.resourcesAt] = (this.counts[this.resourcesAt] as number) + 1;
+      return;
     }
     if (!fitsExactly(ctx, host, peak)) {
       this.counts[this.resourcesAt] = (this.counts[this.resourcesAt] as number) + 1;
@@ -244,6 +272,16 @@ class Search {
     lb.fill(0);
     const d = this.ctx.demandCore;
     const index = this.ctx.index;
+    // Usage at the window's start (exact per host, min over the chunk) bounds the peak from below.
+    const no = index.chunkNowAt(bin, chunk, this.ctx.start);
+    if (no >= 0) {
+      const nm = bin.nowMin;
+      for (let k = 0; k < CORE_DIMS; k++) {
+        const m = nm[no + k] as number;
+        if (m + (d[k] as number) > (alloc[k] as number)) return false;
+        lb[k] = m;
+      }
+    }
     for (const slot of this.slots) {
       const off = index.chunkMinAt(bin, chunk, slot);
       const cm = bin.chunkMin;
@@ -254,6 +292,87 @@ class Search {
       }
     }
     return true;
+  }
+
+  /**
+   * An upper bound of the binpack + fragmentation score of the chunk's feasible hosts for this
+   * window (affinity excluded). The fit part comes from the chunk's bucket maxima over every
+   * bucket the window touches: Σ w_k·min(1, (min(M_k, a_k − d_k) + d_k)/a_k) (a feasible host's
+   * peak is also ≤ a_k − d_k). −1 if the bucket minima prove every host of the chunk infeasible;
+   * +∞ if the ring does not cover the window (no time-aware bound) or nothing is found yet.
+   */
+  chunkUb(bin: Bin, chunk: number, cls: HostClass): number {
+    if (!this.chunkFeasible(bin, chunk, cls.alloc)) return -1;
+    // Before a first feasible host there is nothing to prune against; a small chunk is cheaper
+    // to evaluate host by host than to bound over every bucket of the window.
+    if (!this.covered || this.best === undefined || this.chunkSize(bin, chunk) < MIN_BOUND_CHUNK) {
+      return Number.POSITIVE_INFINITY;
+    }
+    const slots = this.allSlots;
+    const index = this.ctx.index;
+    const d = this.ctx.demandCore;
+    const a = cls.alloc;
+    const d0 = d[0] as number;
+    const d1 = d[1] as number;
+    const d2 = d[2] as number;
+    const d3 = d[3] as number;
+    const a0 = a[0] as number;
+    const a1 = a[1] as number;
+    const a2 = a[2] as number;
+    const a3 = a[3] as number;
+    let x0 = 0;
+    let x1 = 0;
+    let x2 = 0;
+    let x3 = 0;
+    const lb = this.lb;
+    let l0 = lb[0] as number;
+    let l1 = lb[1] as number;
+    let l2 = lb[2] as number;
+    let l3 = lb[3] as number;
+    for (let i = 0; i < slots.length; i++) {
+      const off = index.chunkMinAt(bin, chunk, slots[i] as number);
+      const cm = bin.chunkMin;
+      const m0 = cm[off] as number;
+      const m1 = cm[off + 1] as number;
+      const m2 = cm[off + 2] as number;
+      const m3 = cm[off + 3] as number;
+      if (m0 + d0 > a0 || m1 + d1 > a1 || m2 + d2 > a2 || m3 + d3 > a3) return -1;
+      if (m0 > l0) l0 = m0;
+      if (m1 > l1) l1 = m1;
+      if (m2 > l2) l2 = m2;
+      if (m3 > l3) l3 = m3;
+      const cx = bin.chunkMax;
+      if ((cx[off] as number) > x0) x0 = cx[off] as number;
+      if ((cx[off + 1] as number) > x1) x1 = cx[off + 1] as number;
+      if ((cx[off + 2] as number) > x2) x2 = cx[off + 2] as number;
+      if ((cx[off + 3] as number) > x3) x3 = cx[off + 3] as number;
+    }
+    const wn = this.ctx.weightsFor(cls);
+    let util = 0;
+    const term = (w: number, x: number, dk: number, ak: number) =>
+      w === 0 ? 0 : w * Math.min(1, (Math.min(x, ak - dk) + dk) / ak);
+    util += term(wn[0] as number, x0, d0, a0);
+    util += term(wn[1] as number, x1, d1, a1);
+    util += term(wn[2] as number, x2, d2, a2);
+    util += term(wn[3] as number, x3, d3, a3);
+    const ctx = this.ctx;
+    if (ctx.wFrag === 0) return ctx.wFit * util;
+    const wsum = (wn[0] as number) + (wn[1] as number) + (wn[2] as number) + (wn[3] as number);
+    if (Math.abs(wsum - 1) > 1e-9) return ctx.wFit * Math.min(util, 1) + ctx.wFrag;
+    // Fragmentation is 1 only if a common size fits the remainder a − peak − d ≤ a − lo − d.
+    // Otherwise, on a feasible host (no dim clipped at 1, Σ w = 1) the stranded fraction is
+    // exactly 1 − util, so the total is (wFit + wFrag)·util.
+    for (const c of ctx.commonSizes) {
+      if (
+        (c[0] as number) <= a0 - l0 - d0 &&
+        (c[1] as number) <= a1 - l1 - d1 &&
+        (c[2] as number) <= a2 - l2 - d2 &&
+        (c[3] as number) <= a3 - l3 - d3
+      ) {
+        return ctx.wFit * Math.min(util, 1) + ctx.wFrag;
+      }
+    }
+    return (ctx.wFit + ctx.wFrag) * Math.min(util, 1);
   }
 
   /**
@@ -401,8 +520,9 @@ export function searchIndexed(ctx: RequestContext): SearchResult {
         }
         const chunks = Math.ceil(bin.hosts.length / CHUNK_SIZE);
         for (let c = 0; c < chunks; c++) {
-          if (s.chunkFeasible(bin, c, pick.cls.alloc)) s.visitChunk(bin, c);
-          else s.count(resourcesFilter.name, s.chunkSize(bin, c));
+          const ub = s.chunkUb(bin, c, pick.cls);
+          if (ub < 0) s.count(resourcesFilter.name, s.chunkSize(bin, c));
+          else if (ub + affUb + EPS >= s.bestScore) s.visitChunk(bin, c);
         }
       }
       pick.b--;
@@ -468,4 +588,316 @@ export function searchIndexed(ctx: RequestContext): SearchResult {
     }
   }
   return finish();
+}
+
+// ---- no-fit explanations ------------------------------------------------------------------
+
+export interface NoFitExplanation {
+  /** Every filter counted on every host, as the exhaustive scan counts them. */
+  readonly removed: ReadonlyMap<string, number>;
+  readonly binding: BindingResource | undefined;
+  /** Hosts whose filters were evaluated one by one (the rest were settled by chunk bounds). */
+  readonly evaluated: number;
+}
+
+/** Chunks smaller than this are settled host by host (reading their bounds costs as much). */
+const MIN_SETTLE_CHUNK = 4;
+
+/** How many hosts carry one of `values` under label `key`. */
+function labelCount(ctx: RequestContext, key: string, values: Iterable<string>): number {
+  return postingsSize(ctx, key, values);
+}
+
+/** Hosts removed by a non-resource filter, counted over every host without testing each. */
+function nonResourceRemoved(ctx: RequestContext, f: FilterPlugin): number | undefined {
+  const index = ctx.index;
+  const n = index.size;
+  const g = ctx.group;
+  if (f === hostStateFilter) return n - index.readyCount;
+  if (g !== undefined && f === antiAffinityFilter) {
+    const key = g.spec.topologyKey;
+    return key === undefined ? g.hosts.size : labelCount(ctx, key, g.domains.keys());
+  }
+  if (g !== undefined && f === affinityFilter) {
+    const key = g.spec.topologyKey;
+    if (key === undefined) return g.hosts.size === 0 ? 0 : n - g.hosts.size;
+    return g.domains.size === 0 ? 0 : n - labelCount(ctx, key, g.domains.keys());
+  }
+  if (f === topologySpreadFilter) {
+    const key = g?.spec.topologyKey;
+    const allowed = ctx.spreadAllowed;
+    if (key === undefined || allowed === undefined) return 0;
+    return n - labelCount(ctx, key, allowed);
+  }
+  return undefined;
+}
+
+/**
+ * The explanation of a no-fit, equal to the exhaustive scan's (every filter counted on every host;
+ * the binding resource of the closest host; per resource, how many otherwise eligible hosts it
+ * binds on) without evaluating every host: a chunk whose bucket minima prove every host short on
+ * one resource, and whose bucket maxima prove none short on any other, is settled whole; the
+ * closest host is searched from the chunks with the smallest lower bound on the shortfall.
+ */
+export function explainNoFit(ctx: RequestContext): NoFitExplanation {
+  const index = ctx.index;
+  const n = index.size;
+  const counts = new Map<string, number>();
+  const generic: FilterPlugin[] = [];
+  for (const f of ctx.filters) {
+    if (f === resourcesFilter) continue;
+    const r = nonResourceRemoved(ctx, f);
+    if (r === undefined) generic.push(f);
+    else counts.set(f.name, r);
+  }
+  const scratch = new Float64Array(64);
+  // READY hosts failing some non-resource filter: not eligible for the binding resource.
+  const others = ctx.filters.filter((f) => f !== resourcesFilter && f !== hostStateFilter);
+  let excluded: Set<HostRecord> | undefined;
+  if (generic.length > 0 || others.length > 0) {
+    const g = ctx.group;
+    const onlyHostAnti =
+      generic.length === 0 &&
+      others.length === 1 &&
+      others[0] === antiAffinityFilter &&
+      g !== undefined &&
+      g.spec.topologyKey === undefined;
+    if (onlyHostAnti && g !== undefined) {
+      excluded = new Set<HostRecord>();
+      for (const h of g.hosts) if (h.state === "READY") excluded.add(h);
+    } else {
+      excluded = new Set<HostRecord>();
+      const genericCounts = new Float64Array(generic.length);
+      for (const h of index.hostMap.values()) {
+        let out = false;
+        for (let i = 0; i < generic.length; i++) {
+          if (!(generic[i] as FilterPlugin).test(ctx, h, scratch)) {
+            genericCounts[i] = (genericCounts[i] as number) + 1;
+            out = true;
+          }
+        }
+        if (h.state !== "READY") continue;
+        if (!out) {
+          for (const f of others) {
+            if (generic.includes(f)) continue;
+            if (!f.test(ctx, h, scratch)) {
+              out = true;
+              break;
+            }
+          }
+        }
+        if (out) excluded.add(h);
+      }
+      generic.forEach((f, i) => {
+        counts.set(f.name, genericCounts[i] as number);
+      });
+    }
+  }
+
+  // Resources: hosts where the demand fits over the window, whatever their other filters say.
+  let fit = 0;
+  let evaluated = 0;
+  const peak = new Float64Array(64);
+  for (const h of index.notReady) {
+    evaluated++;
+    if (fitsExactly(ctx, h, h.dims <= peak.length ? peak : new Float64Array(h.dims))) fit++;
+  }
+
+  const ws = windowSlots(ctx);
+  const slots = ws.slots;
+  const coreOnly = ctx.extNames.length === 0;
+  const d = ctx.demandCore;
+  const shortOn = new Float64Array(CORE_DIMS);
+  const shortOnExt = new Map<string, number>();
+  let closest: HostRecord | undefined;
+  let closestRel = Number.POSITIVE_INFINITY;
+  const deferred: { bin: Bin; chunk: number; lbRel: number }[] = [];
+  const lo = new Float64Array(CORE_DIMS);
+  const hi = new Float64Array(CORE_DIMS);
+
+  /** Exact, as `violationOf` ranks it: the host's worst relative shortfall and its resource. */
+  let hostRel = 0;
+  let hostDim = -1;
+  let hostResource = "";
+  /** Whether the demand fits the host; if not, sets hostRel/hostDim (hostResource if not core). */
+  const exact = (h: HostRecord): boolean => {
+    evaluated++;
+    const p = h.dims <= peak.length ? peak : new Float64Array(h.dims);
+    if (fitsExactly(ctx, h, p)) return true;
+    hostDim = -1;
+    if (coreOnly) {
+      // extended dims of the host carry no demand, so only core dims can be short
+      for (let k = 0; k < CORE_DIMS; k++) {
+        const lim = h.limit[k] as number;
+        const short = (p[k] as number) + (d[k] as number) - lim;
+        if (!(short > 0)) continue;
+        const r = lim > 0 ? short / lim : Number.POSITIVE_INFINITY;
+        if (hostDim < 0 || r > hostRel) {
+          hostDim = k;
+          hostRel = r;
+        }
+      }
+      hostResource = hostDim < 0 ? "" : (CORE_RESOURCES[hostDim] as string);
+    } else {
+      const v = violationOf(ctx, h);
+      hostResource = v === undefined ? "" : v.resource;
+      hostRel = v === undefined ? 0 : v.rel;
+      hostDim = v === undefined ? -1 : CORE_DIMS;
+    }
+    return false;
+  };
+  const offerClosest = (h: HostRecord, rel: number): void => {
+    if (closest === undefined || rel < closestRel || (rel === closestRel && h.id < closest.id)) {
+      closest = h;
+      closestRel = rel;
+    }
+  };
+  const settleHost = (h: HostRecord): void => {
+    if (exact(h)) {
+      fit++;
+      return;
+    }
+    if (hostDim < 0 || excluded?.has(h)) return;
+    if (hostDim < CORE_DIMS) shortOn[hostDim] = (shortOn[hostDim] as number) + 1;
+    else shortOnExt.set(hostResource, (shortOnExt.get(hostResource) ?? 0) + 1);
+    offerClosest(h, hostRel);
+  };
+  /** Classes short on a resource they have none of: every host binds there, at rel +∞. */
+  const infClasses: HostClass[] = [];
+
+  for (const cls of index.classList) {
+    if (cls.ready === 0) continue;
+    const a = cls.alloc;
+    if (coreOnly) {
+      let infDim = -1;
+      for (let k = 0; k < CORE_DIMS && infDim < 0; k++) {
+        if ((a[k] as number) === 0 && (d[k] as number) > 0) infDim = k;
+      }
+      if (infDim >= 0) {
+        let eligible = cls.ready;
+        if (excluded !== undefined) for (const h of excluded) if (h.cls === cls) eligible--;
+        shortOn[infDim] = (shortOn[infDim] as number) + eligible;
+        infClasses.push(cls);
+        continue;
+      }
+    }
+    for (const bin of cls.bins) {
+      if (bin === undefined || bin.hosts.length === 0) continue;
+      const chunks = Math.ceil(bin.hosts.length / CHUNK_SIZE);
+      for (let c = 0; c < chunks; c++) {
+        const first = c * CHUNK_SIZE;
+        const end = Math.min(bin.hosts.length, first + CHUNK_SIZE);
+        if (!coreOnly || end - first < MIN_SETTLE_CHUNK || slots.length === 0) {
+          for (let p = first; p < end; p++) settleHost(bin.hosts[p] as HostRecord);
+          continue;
+        }
+        // Bounds of every host's peak over the window: [lo, hi] per core dim.
+        lo.fill(0);
+        hi.fill(ws.covered ? 0 : Number.POSITIVE_INFINITY);
+        for (let i = 0; i < slots.length; i++) {
+          const off = index.chunkMinAt(bin, c, slots[i] as number);
+          for (let k = 0; k < CORE_DIMS; k++) {
+            const m = bin.chunkMin[off + k] as number;
+            if (m > (lo[k] as number)) lo[k] = m;
+            const x = bin.chunkMax[off + k] as number;
+            if (x > (hi[k] as number)) hi[k] = x;
+          }
+        }
+        // The worst dim is settled for every host when its least relative shortfall exceeds
+        // every other dim's greatest; a chunk where no dim can be short fits whole.
+        let sure = -1;
+        let sureRel = 0;
+        let possible = 0;
+        for (let k = 0; k < CORE_DIMS; k++) {
+          const dk = d[k] as number;
+          const ak = a[k] as number;
+          if (!((hi[k] as number) + dk - ak > 0)) continue;
+          possible++;
+          const lbShort = (lo[k] as number) + dk - ak;
+          if (lbShort > 0) {
+            const r = lbShort / ak;
+            if (sure < 0 || r > sureRel) {
+              sure = k;
+              sureRel = r;
+            }
+          }
+        }
+        if (possible === 0) {
+          // every host fits: counted, none eligible for the binding (they fail another filter)
+          fit += end - first;
+          continue;
+        }
+        let settled = sure >= 0;
+        for (let k = 0; k < CORE_DIMS && settled; k++) {
+          if (k === sure) continue;
+          const ak = a[k] as number;
+          const ubShort = (hi[k] as number) + (d[k] as number) - ak;
+          if (ubShort > 0 && !(ubShort / ak < sureRel)) settled = false;
+        }
+        if (!settled) {
+          for (let p = first; p < end; p++) settleHost(bin.hosts[p] as HostRecord);
+          continue;
+        }
+        let eligible = end - first;
+        if (excluded !== undefined && excluded.size > 0) {
+          for (let p = first; p < end; p++)
+            if (excluded.has(bin.hosts[p] as HostRecord)) eligible--;
+        }
+        shortOn[sure] = (shortOn[sure] as number) + eligible;
+        if (eligible > 0) deferred.push({ bin, chunk: c, lbRel: sureRel });
+      }
+    }
+  }
+
+  // The closest host among settled chunks: visit them by their lower bound on the shortfall.
+  if (deferred.length > 0) {
+    deferred.sort((x, y) => x.lbRel - y.lbRel);
+    for (const q of deferred) {
+      if (closest !== undefined && q.lbRel > closestRel) break;
+      const end = Math.min(q.bin.hosts.length, (q.chunk + 1) * CHUNK_SIZE);
+      for (let p = q.chunk * CHUNK_SIZE; p < end; p++) {
+        const h = q.bin.hosts[p] as HostRecord;
+        if (excluded?.has(h)) continue;
+        if (!exact(h) && hostDim >= 0) offerClosest(h, hostRel);
+      }
+    }
+  }
+  // Hosts at rel +∞ only matter when nothing is closer; then the smallest id wins.
+  if (closest === undefined || closestRel === Number.POSITIVE_INFINITY) {
+    for (const cls of infClasses) {
+      for (const bin of cls.bins) {
+        if (bin === undefined) continue;
+        for (const h of bin.hosts) if (!excluded?.has(h)) offerClosest(h, Number.POSITIVE_INFINITY);
+      }
+    }
+  }
+
+  counts.set(resourcesFilter.name, n - fit);
+  const removed = new Map<string, number>();
+  for (const f of ctx.filters) removed.set(f.name, counts.get(f.name) ?? 0);
+
+  let binding: BindingResource | undefined;
+  const c = closest as HostRecord | undefined;
+  if (c !== undefined) {
+    const v = violationOf(ctx, c);
+    if (v !== undefined) {
+      const shortOnHosts: Record<string, number> = {};
+      CORE_RESOURCES.forEach((name, k) => {
+        const m = (shortOn[k] as number) + (shortOnExt.get(name) ?? 0);
+        if (m > 0) shortOnHosts[name] = m;
+      });
+      for (const [name, m] of [...shortOnExt].sort((x, y) => (x[0] < y[0] ? -1 : 1))) {
+        if (!(name in shortOnHosts) && m > 0) shortOnHosts[name] = m;
+      }
+      binding = {
+        resource: v.resource,
+        start: v.start,
+        end: v.end,
+        shortBy: v.shortBy,
+        hostId: c.id,
+        shortOnHosts,
+      };
+    }
+  }
+  return { removed, binding, evaluated };
 }

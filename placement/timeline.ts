@@ -170,6 +170,20 @@ export class CapacityTimeline {
     return out;
   }
 
+  /**
+   * The constant piece of the step function containing t and the usage on it, into
+   * `out = [from, to, u_0, …, u_{w−1}]` (w = min(dims, out.length − 2); ±Infinity at the ends).
+   */
+  pieceAt(t: number, out: Float64Array): void {
+    const i = this.segmentAt(t);
+    const D = this.dims;
+    const W = Math.min(out.length - 2, D);
+    if (i < 0) out.fill(0, 2, 2 + W);
+    else for (let k = 0; k < W; k++) out[2 + k] = this.use[i * D + k] as number;
+    out[0] = i < 0 ? Number.NEGATIVE_INFINITY : (this.times[i] as number);
+    out[1] = i + 1 < this.n ? (this.times[i + 1] as number) : Number.POSITIVE_INFINITY;
+  }
+
   /** Peak usage over `[start, end)` per dimension, into `out`. */
   peak(start: number, end: number, out: Float64Array = new Float64Array(this.dims)): Float64Array {
     const D = this.dims;
@@ -250,6 +264,57 @@ export class CapacityTimeline {
         for (let k = 0; k < W; k++) {
           const v = u[base + k] as number;
           if (v < (out[o + k] as number)) out[o + k] = v;
+        }
+      }
+    }
+  }
+
+  /**
+   * Like `bucketMins`, and also the maximum usage of each bucket into `outMax` (same layout): the
+   * index keeps both, the minimum to prove a host infeasible, the maximum to bound its score.
+   */
+  bucketMinMax(
+    t0: number,
+    len: number,
+    count: number,
+    outMin: Float64Array,
+    outMax: Float64Array,
+    offset: number,
+    stride: number,
+    width: number = this.dims,
+  ): void {
+    const D = this.dims;
+    const W = Math.min(width, D);
+    const times = this.times;
+    const u = this.use;
+    const n = this.n;
+    let x = this.segmentAt(t0);
+    for (let b = 0; b < count; b++) {
+      const bs = t0 + b * len;
+      const be = bs + len;
+      const o = offset + b * stride;
+      while (x + 1 < n && (times[x + 1] as number) <= bs) x++;
+      let y = x + 1;
+      if (x < 0) {
+        // usage is 0 before the first breakpoint; later segments of the bucket may raise the max
+        for (let k = 0; k < W; k++) {
+          outMin[o + k] = 0;
+          outMax[o + k] = 0;
+        }
+        y = 0;
+      } else {
+        for (let k = 0; k < W; k++) {
+          const v = u[x * D + k] as number;
+          outMin[o + k] = v;
+          outMax[o + k] = v;
+        }
+      }
+      for (; y < n && (times[y] as number) < be; y++) {
+        const base = y * D;
+        for (let k = 0; k < W; k++) {
+          const v = u[base + k] as number;
+          if (v < (outMin[o + k] as number)) outMin[o + k] = v;
+          if (v > (outMax[o + k] as number)) outMax[o + k] = v;
         }
       }
     }
