@@ -1209,7 +1209,10 @@ export class LeaseManager {
       this.#byHost.get(before.hostId)?.delete(lease.id);
     if (lease.hostId !== "" && !isTerminal(lease.state)) {
       let onHost = this.#byHost.get(lease.hostId);
-      if (onHost === undefined) this.#byHost.set(lease.hostId, (onHost = new Set()));
+      if (onHost === undefined) {
+        onHost = new Set();
+        this.#byHost.set(lease.hostId, onHost);
+      }
       onHost.add(lease.id);
     }
     if (lease.requestId !== "")
