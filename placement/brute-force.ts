@@ -156,10 +156,12 @@ export function bruteFilters(
   }
   let allowed: Set<string> | undefined;
   if (g?.maxSkew !== undefined && key !== undefined) {
+    // Spread counts only the domains holding a host the request's constraints allow (Kubernetes'
+    // nodeAffinityPolicy: Honor), whatever the host's state (nodeTaintsPolicy: Ignore).
     const domains = new Set<string>();
     for (const h of hosts) {
       const v = h.labels[key];
-      if (v !== undefined) domains.add(v);
+      if (v !== undefined && labelsMatch(req.constraints ?? [], h.labels)) domains.add(v);
     }
     const min = Math.min(...[...domains].map((d) => domainCount.get(d) ?? 0));
     allowed = new Set(

@@ -86,10 +86,8 @@ describe("findEarliestSlot (cases)", () => {
     ).toThrow();
   });
 
-  // BUG (place.ts, reported): while scanning, group filters are evaluated against members
-  // overlapping the whole span [earliest, latest + duration), so a host whose anti-affinity member
-  // leaves early is dropped from the scan for good. Here the true earliest start is 10 on h1 (the
-  // member ends at 10); the search answers 50 (when h2 frees). Remove `.fails` once fixed.
+  // Group filters are applied per start while scanning: over the whole span [earliest, latest +
+  // duration) the member would block h1 for good and the answer would be 50 (when h2 frees).
   it("anti-affinity: a host becomes eligible when the member leaves", () => {
     const index = cluster(["h1", "h2"]);
     index.commit("m", "h1", { start: 0, end: 10 }, r(1), { ...meta, group: "g" });
@@ -103,6 +101,67 @@ describe("findEarliestSlot (cases)", () => {
       group,
     });
     expect(d).toMatchObject({ ok: true, hostId: "h1", start: 10 });
+  });
+
+  it("affinity: a start where no member overlaps allows every host", () => {
+    const index = new ClusterIndex({ bucketMs: 10, horizonBuckets: 8 });
+    for (const [id, zone] of [
+      ["a1", "a"],
+      ["b1", "b"],
+    ] as const) {
+      index.addHost({
+        id,
+        capacity: r(10, 10),
+        ratios: { cpuMillis: 1 },
+        labels: { zone },
+        state: "READY",
+      });
+    }
+    index.commit("m", "a1", { start: 0, end: 75 }, r(1), { ...meta, group: "g" });
+    index.setHostState("a1", "DOWN");
+    const group: GroupSpec = { name: "g", kind: "affinity", hard: true, topologyKey: "zone" };
+    // until 75 the member confines the lease to zone a, whose only host is down
+    const d = findEarliestSlot(index, {
+      resources: r(5),
+      earliest: 0,
+      latest: 100,
+      duration: 10,
+      group,
+    });
+    expect(d).toMatchObject({ ok: true, hostId: "b1", start: 75 });
+    // per host (no topology key) likewise
+    const h = findEarliestSlot(index, {
+      resources: r(5),
+      earliest: 0,
+      latest: 100,
+      duration: 10,
+      group: { name: "g", kind: "affinity", hard: true },
+    });
+    expect(h).toMatchObject({ ok: true, hostId: "b1", start: 75 });
+  });
+
+  it("affinity: the first start whose window reaches a later member on the host", () => {
+    const index = cluster(["h1", "h2"]);
+    index.commit("m2", "h2", { start: 0, end: 200 }, r(1), { ...meta, group: "g" });
+    index.commit("fill", "h2", { start: 0, end: 1000 }, r(9), meta);
+    index.commit("m1", "h1", { start: 100, end: 200 }, r(1), { ...meta, group: "g" });
+    index.commit("x", "h1", { start: 0, end: 80 }, r(1), meta);
+    const group: GroupSpec = { name: "g", kind: "affinity", hard: true };
+    // m2 overlaps every start before 200, so only hosts with a member overlapping qualify: h2 is
+    // full; h1 qualifies once the window reaches m1 (starts after 70). Candidate starts are the
+    // instants holds start or end: 80 (x ends), not 100 (m1 starts) nor 200 (m2 ends).
+    const d = findEarliestSlot(index, {
+      resources: r(5),
+      earliest: 0,
+      latest: 500,
+      duration: 30,
+      group,
+    });
+    expect(d).toMatchObject({ ok: true, hostId: "h1", start: 80 });
+    // the brute-force oracle below agrees
+    expect(
+      bruteEarliest(index, { resources: r(5), earliest: 0, latest: 500, duration: 30, group }),
+    ).toBe(80);
   });
 });
 
@@ -198,29 +257,33 @@ describe("findEarliestSlot finds the true earliest slot (property, brute force)"
     expect(none).toBeGreaterThan(20);
   });
 
-  // BUG (place.ts, reported): same cause as the anti-affinity case above. With hard affinity, a
-  // start where no member overlaps lets the lease go anywhere, but the scan only keeps hosts in
-  // the domains of members overlapping the whole span, so it misses that start (shrunk
-  // counterexample: one READY host in zone b, members in zone a until 75; truth 75, search: no
-  // slot). Remove `.fails` once fixed.
-  it.fails("with hard affinity groups: same start as brute force", () => {
-    let delayed = 0;
-    fc.assert(
-      fc.property(fc.integer({ min: 1, max: 2_000_000 }), (seed) => {
-        const rng = createRng(seed);
-        const index = randomSlotCluster(rng, true);
-        const group: GroupSpec = rng.pick<GroupSpec>([
-          { name: "g", kind: "affinity", hard: true },
-          { name: "g", kind: "affinity", hard: true, topologyKey: "zone" },
-        ]);
-        const req = randomSlotRequest(rng, group);
-        const truth = bruteEarliest(index, req);
-        const d = findEarliestSlot(index, req);
-        expect(d.ok ? d.start : undefined).toBe(truth);
-        if (d.ok && truth !== undefined && truth > req.earliest) delayed++;
-      }),
-      { seed: 12, numRuns: 300 },
-    );
-    expect(delayed).toBeGreaterThan(20);
-  });
+  // Hard (anti-)affinity is applied per start while scanning. Over the whole span, affinity kept
+  // only hosts in the domains of members overlapping any start, missing starts where no member
+  // overlaps and every host is allowed (shrunk counterexample: one READY host in zone b, members
+  // in zone a until 75; truth 75, the search found no slot).
+  for (const [kind, seed] of [
+    ["affinity", 12],
+    ["anti-affinity", 13],
+  ] as const) {
+    it(`with hard ${kind} groups: same start as brute force`, () => {
+      let delayed = 0;
+      fc.assert(
+        fc.property(fc.integer({ min: 1, max: 2_000_000 }), (s) => {
+          const rng = createRng(s);
+          const index = randomSlotCluster(rng, true);
+          const group: GroupSpec = rng.pick<GroupSpec>([
+            { name: "g", kind, hard: true },
+            { name: "g", kind, hard: true, topologyKey: "zone" },
+          ]);
+          const req = randomSlotRequest(rng, group);
+          const truth = bruteEarliest(index, req);
+          const d = findEarliestSlot(index, req);
+          expect(d.ok ? d.start : undefined).toBe(truth);
+          if (d.ok && truth !== undefined && truth > req.earliest) delayed++;
+        }),
+        { seed, numRuns: 300 },
+      );
+      expect(delayed).toBeGreaterThan(20);
+    });
+  }
 });

@@ -296,12 +296,10 @@ describe("topology spread (max skew)", () => {
     expect(d.ok && d.hostId).toBe("b1");
   });
 
-  // BUG (request-context.ts, reported): the skew's minimum is taken over every domain in the
-  // cluster, including domains the request's own constraints exclude. Zone c can never receive a
-  // member, so its count stays 0 and zones a and b are capped at maxSkew members each. Kubernetes
-  // (nodeAffinityPolicy: Honor) counts only domains of hosts the request may use: min over {a, b}
-  // is 1 and both zones allow a second member. Remove `.fails` once fixed.
-  it.fails("counts only the domains the request's constraints allow", () => {
+  // As Kubernetes (nodeAffinityPolicy: Honor): only domains with a host the request may use count
+  // toward the minimum. Zone c can never receive this member; counted, its 0 would cap zones a and
+  // b at maxSkew members each. Min over {a, b} is 1 and both zones allow a second member.
+  it("counts only the domains the request's constraints allow", () => {
     const index = cluster(hosts);
     member(index, "m1", "a1", "g");
     member(index, "m2", "b1", "g");
@@ -311,6 +309,50 @@ describe("topology spread (max skew)", () => {
     });
     expect(d.ok).toBe(true);
     expect(counts(d)["topology-spread"]).toBe(2); // c1 (zone c) and n1 (no zone)
+  });
+
+  it("counts only domains with a host the constraints allow, also for constraints on other keys", () => {
+    const index = cluster([
+      { id: "a1", labels: { zone: "a", gen: "3" } },
+      { id: "b1", labels: { zone: "b", gen: "3" } },
+      { id: "c1", labels: { zone: "c", gen: "1" } },
+      { id: "c2", labels: { zone: "c", gen: "2" } },
+    ]);
+    member(index, "m1", "a1", "g");
+    member(index, "m2", "b1", "g");
+    // gen > 2 excludes zone c (no host of it qualifies): min over {a, b} is 1, both allow a second
+    const d = exhaustive(index, {
+      group: spread(1),
+      constraints: [{ key: "gen", op: ">", value: 2 }],
+    });
+    expect(d.ok).toBe(true);
+    expect(counts(d)).toEqual({
+      "host-state": 0,
+      labels: 2,
+      "topology-spread": 2, // zone c may not take the member either: it is not counted
+      resources: 0,
+    });
+    // one qualifying host is enough for the zone to count: c2 makes min 0 again
+    const d2 = exhaustive(index, {
+      group: spread(1),
+      constraints: [{ key: "gen", op: ">", value: 1 }],
+    });
+    expect(d2.ok && d2.hostId).toBe("c2");
+    expect(counts(d2)["topology-spread"]).toBe(2);
+  });
+
+  it("counts a domain whose hosts are all not READY (host state is not looked at)", () => {
+    const index = cluster([
+      ...hosts.filter((h) => h.id !== "c1"),
+      { id: "c1", labels: { zone: "c" }, state: "DOWN" },
+    ]);
+    member(index, "m1", "a1", "g");
+    member(index, "m2", "b1", "g");
+    // zone c is down but still counts (as Kubernetes' nodeTaintsPolicy: Ignore): min is 0, so
+    // zones a and b are full at skew 1 and the member waits rather than piling into them
+    const d = exhaustive(index, { group: spread(1) });
+    expect(d.ok).toBe(false);
+    expect(counts(d)).toEqual({ "host-state": 1, "topology-spread": 4, resources: 0 });
   });
 
   it("rejects maxSkew without a topology key", () => {

@@ -4,7 +4,7 @@
  * to the index: they never leave a hold behind.
  */
 
-import type { ClusterIndex, HostRecord } from "./cluster-index.js";
+import type { ClusterIndex, HoldRecord, HostRecord } from "./cluster-index.js";
 import { InvalidPlacementArgumentError } from "./errors.js";
 import { scanAll } from "./exhaustive.js";
 import { summarize } from "./explain.js";
@@ -198,8 +198,10 @@ const SLOT_ROUNDS = 64;
  * The first start in `[earliest, latest]` at which the lease fits on some host for `duration`,
  * placed on the best host at that start. Tries `earliest` with the indexed search first; otherwise
  * every eligible host's own earliest fit is computed from its timeline and the minimum taken.
- * Group filters are evaluated against members overlapping `[earliest, latest + duration)` while
- * scanning (conservative), and exactly at the chosen start.
+ * The starts considered are `earliest` and every instant in `(earliest, latest]` where a hold starts
+ * or ends. Hard affinity and anti-affinity are evaluated per host and per start while scanning;
+ * a spread (maxSkew) against members overlapping `[earliest, latest + duration)` (conservative),
+ * and every filter exactly at the chosen start.
  */
 export function findEarliestSlot(
   index: ClusterIndex,
@@ -232,41 +234,41 @@ export function findEarliestSlot(
     if (r.host !== undefined) return successDecision(firstCtx, r);
   }
 
-  // Hard anti-affinity is applied per host and per start: a host is blocked only while a member
-  // (on it, or in its topology domain) overlaps the candidate window, so a host whose member leaves
-  // early is still found. Other group filters are applied over the whole span (conservative) and
-  // exactly at the chosen start.
+  // Hard affinity and anti-affinity (without a spread) are applied per host and per candidate
+  // start, exactly as `place` applies them to that start's window: a host is blocked only while
+  // the members overlapping the window say so. Over the whole span they are wrong both ways: an
+  // anti-affinity member that leaves early would block its host for good, and affinity members
+  // anywhere in the span would confine the lease to their hosts even at starts where none of them
+  // overlaps (where `place` allows every host). Spread (maxSkew) is applied over the whole span
+  // (conservative) and exactly at the chosen start.
   const g = shape.group;
-  const perStartAnti = g?.hard === true && g.kind === "anti-affinity" && g.maxSkew === undefined;
+  const perStart = g?.hard === true && g.maxSkew === undefined;
   const { group: _g, ...groupless } = shape;
   const span = compileRequest(
     index,
-    { ...(perStartAnti ? groupless : shape), window: { start: earliest, end: latest + duration } },
+    { ...(perStart ? groupless : shape), window: { start: earliest, end: latest + duration } },
     policy,
   );
   const scratch = new Float64Array(64);
   const eligible = [...index.hostMap.values()].filter((h) =>
     passesNonResourceFilters(span, h, scratch),
   );
+  const key = g?.topologyKey;
   const members =
-    perStartAnti && g !== undefined
+    perStart && g !== undefined
       ? [...(index.groups.get(g.name) ?? [])].filter(
-          (m) => shape.leaseId === undefined || m.leaseId !== shape.leaseId,
+          (m) =>
+            (shape.leaseId === undefined || m.leaseId !== shape.leaseId) &&
+            // affinity per domain ignores members on hosts without the key (see affinityFilter)
+            (g.kind === "anti-affinity" || key === undefined || m.host.labels.has(key)),
         )
       : [];
-  const key = g?.topologyKey;
-  /** The latest end of a member blocking `h` for `[t, t + duration)`, or NaN if none does. */
-  const blockedUntil = (h: HostRecord, t: number): number => {
-    let until = Number.NaN;
-    const dom = key === undefined ? undefined : h.labels.get(key);
-    if (key !== undefined && dom === undefined) return until;
-    for (const m of members) {
-      if (!(m.start < t + duration && t < m.end)) continue;
-      const same = key === undefined ? m.host === h : m.host.labels.get(key) === dom;
-      if (same && !(m.end <= until)) until = m.end;
-    }
-    return until;
-  };
+  const groupWait =
+    g === undefined || members.length === 0
+      ? undefined
+      : g.kind === "anti-affinity"
+        ? antiAffinityWait(members, key, duration)
+        : affinityWait(members, key, duration, holdBoundaries(index, earliest, latest));
   let from = earliest;
   for (let round = 0; round < SLOT_ROUNDS; round++) {
     let t = Number.NaN;
@@ -277,12 +279,12 @@ export function findEarliestSlot(
       for (;;) {
         const ht = h.timeline.earliestFit(d, h.limit, duration, f, Number.isNaN(t) ? latest : t);
         if (Number.isNaN(ht)) break;
-        const until = members.length === 0 ? Number.NaN : blockedUntil(h, ht);
+        const until = groupWait === undefined ? Number.NaN : groupWait(h, ht);
         if (Number.isNaN(until)) {
           if (Number.isNaN(t) || ht < t) t = ht;
           break;
         }
-        // every start before the member's end overlaps it
+        // no start in (ht, until) passes the group filter on h
         f = until;
       }
     }
@@ -308,6 +310,92 @@ export function findEarliestSlot(
       ...explanation,
       summary: `no start in [${earliest}, ${latest}] fits for ${duration} ms; at the earliest start: ${explanation.summary}`,
     },
+  };
+}
+
+/**
+ * Per-start hard anti-affinity: for host `h` and start `t`, NaN if no member on `h` (or in its
+ * topology domain) overlaps `[t, t + duration)`, else the latest end of those that do (every start
+ * before it still overlaps that member).
+ */
+function antiAffinityWait(
+  members: readonly HoldRecord[],
+  key: string | undefined,
+  duration: number,
+): (h: HostRecord, t: number) => number {
+  return (h, t) => {
+    let until = Number.NaN;
+    const dom = key === undefined ? undefined : h.labels.get(key);
+    if (key !== undefined && dom === undefined) return until;
+    for (const m of members) {
+      if (!(m.start < t + duration && t < m.end)) continue;
+      const same = key === undefined ? m.host === h : m.host.labels.get(key) === dom;
+      if (same && !(m.end <= until)) until = m.end;
+    }
+    return until;
+  };
+}
+
+/**
+ * Per-start hard affinity, as `affinityFilter` decides it for the window `[t, t + duration)`: `h`
+ * passes if no member overlaps the window, or one on `h` (or in its domain) does. Else the next
+ * start worth trying on `h`: the earlier of the latest end of the overlapping members (from then
+ * on none of them overlaps), and the first candidate start after `m.start − duration` for a later
+ * member `m` on `h`'s host or domain (from then on the window reaches it). Starts are strictly
+ * after `m.start − duration` there, an open bound with no earliest instant, so the candidate is the
+ * next instant a hold starts or ends (`boundaries`, sorted), as for every other start considered.
+ */
+function affinityWait(
+  members: readonly HoldRecord[],
+  key: string | undefined,
+  duration: number,
+  boundaries: () => Float64Array,
+): (h: HostRecord, t: number) => number {
+  return (h, t) => {
+    const dom = key === undefined ? undefined : h.labels.get(key);
+    let overlapEnd = Number.NaN;
+    let reach = Number.POSITIVE_INFINITY;
+    for (const m of members) {
+      const mine =
+        key === undefined ? m.host === h : dom !== undefined && m.host.labels.get(key) === dom;
+      if (m.start < t + duration && t < m.end) {
+        if (mine) return Number.NaN;
+        if (!(m.end <= overlapEnd)) overlapEnd = m.end;
+      } else if (mine && m.start >= t + duration && m.start - duration < reach) {
+        reach = m.start - duration;
+      }
+    }
+    if (Number.isNaN(overlapEnd)) return Number.NaN;
+    if (reach >= overlapEnd) return overlapEnd;
+    const b = boundaries();
+    // first boundary > reach (binary search)
+    let lo = 0;
+    let hi = b.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((b[mid] as number) <= reach) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < b.length ? Math.min(b[lo] as number, overlapEnd) : overlapEnd;
+  };
+}
+
+/**
+ * Every instant in `(earliest, latest]` where some hold starts or ends, sorted: with `earliest`,
+ * the candidate starts of the earliest-slot search. Built on first use only (it walks every hold).
+ */
+function holdBoundaries(index: ClusterIndex, earliest: number, latest: number): () => Float64Array {
+  let out: Float64Array | undefined;
+  return () => {
+    if (out === undefined) {
+      const set = new Set<number>();
+      for (const h of index.holdMap.values()) {
+        if (h.start > earliest && h.start <= latest) set.add(h.start);
+        if (h.end > earliest && h.end <= latest) set.add(h.end);
+      }
+      out = Float64Array.from(set).sort();
+    }
+    return out;
   };
 }
 

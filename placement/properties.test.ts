@@ -9,6 +9,7 @@ import {
   bruteFilters,
   type FilterName,
   fitsBrute,
+  labelsMatch,
   oversubscriptions,
   shortfalls,
 } from "./brute-force.js";
@@ -216,6 +217,7 @@ describe("explanations agree with the filters (property)", () => {
   it("per-filter removed counts, feasible hosts and the binding resource match brute force", () => {
     let noFits = 0;
     let bindings = 0;
+    let constrainedSpreads = 0;
     let fits = 0;
     const seen = new Set<FilterName>();
     fc.assert(
@@ -240,6 +242,16 @@ describe("explanations agree with the filters (property)", () => {
             };
             const d = place(index, req, DEFAULT_PLACEMENT_POLICY, { explain: "exhaustive" });
             const brute = bruteFilters(index, req);
+            const skewKey = req.group?.maxSkew === undefined ? undefined : req.group.topologyKey;
+            if (skewKey !== undefined) {
+              // a spread whose constraints leave out a whole domain (which then does not count)
+              const zones = (hs: readonly { labels: Readonly<Record<string, string>> }[]) =>
+                new Set(hs.flatMap((h) => h.labels[skewKey] ?? []));
+              const usable = brute.hosts.filter((h) =>
+                labelsMatch(req.constraints ?? [], h.labels),
+              );
+              if (zones(usable).size < zones(brute.hosts).size) constrainedSpreads++;
+            }
             const e = d.explanation;
             expect(e.mode).toBe("exhaustive");
             expect(e.filters.map((f) => f.name)).toEqual(brute.applies);
@@ -316,6 +328,7 @@ describe("explanations agree with the filters (property)", () => {
     expect(fits).toBeGreaterThan(100);
     expect(noFits).toBeGreaterThan(20);
     expect(bindings).toBeGreaterThan(10);
+    expect(constrainedSpreads).toBeGreaterThan(10);
     expect([...seen].sort()).toEqual(
       ["affinity", "anti-affinity", "host-state", "labels", "resources", "topology-spread"].sort(),
     );

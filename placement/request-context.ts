@@ -284,6 +284,44 @@ function policySizes(policy: PlacementPolicy): readonly Float64Array[] {
   return sizes;
 }
 
+/**
+ * Topology spread: the domains (values of `key`) that count toward the skew minimum and may take
+ * the new member. As Kubernetes' `nodeAffinityPolicy: Honor`: only domains with at least one host
+ * the request's label constraints allow; a domain the lease can never go to would otherwise pin the
+ * minimum at 0 and cap every other domain at `maxSkew` members. Host state is not looked at (as
+ * `nodeTaintsPolicy: Ignore`, the Kubernetes default): a zone whose hosts are all cordoned or down
+ * still counts, so members don't pile into the other zones while it is out, and the allowed set
+ * doesn't change with host state. Members are counted per domain whatever their own host's labels.
+ */
+function spreadDomains(
+  index: ClusterIndex,
+  key: string,
+  constraints: readonly Requirement[],
+): string[] {
+  const byValue = index.labelIndex.get(key);
+  if (byValue === undefined) return [];
+  if (constraints.length === 0) return [...byValue.keys()];
+  // Requirements on the topology key itself depend only on the domain's value: decide them once
+  // per domain; only the others need a host of the domain that matches them.
+  const onKey = constraints.filter((r) => r.key === key);
+  const rest = constraints.filter((r) => r.key !== key);
+  const out: string[] = [];
+  for (const [v, hosts] of byValue) {
+    if (onKey.length > 0 && !matches(onKey, new Map([[key, v]]))) continue;
+    if (rest.length === 0) {
+      out.push(v);
+      continue;
+    }
+    for (const h of hosts) {
+      if (matches(rest, h.labels)) {
+        out.push(v);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
 export function compileRequest(
   index: ClusterIndex,
   request: PlacementRequest,
@@ -311,11 +349,11 @@ export function compileRequest(
     }
     members = { spec: group, hosts, domains };
     if (group.maxSkew !== undefined && group.topologyKey !== undefined) {
-      const all = [...(index.labelIndex.get(group.topologyKey)?.keys() ?? [])];
+      const eligible = spreadDomains(index, group.topologyKey, request.constraints ?? []);
       let min = Number.POSITIVE_INFINITY;
-      for (const v of all) min = Math.min(min, domains.get(v) ?? 0);
+      for (const v of eligible) min = Math.min(min, domains.get(v) ?? 0);
       spreadAllowed = new Set(
-        all.filter((v) => (domains.get(v) ?? 0) + 1 - min <= (group.maxSkew ?? 0)),
+        eligible.filter((v) => (domains.get(v) ?? 0) + 1 - min <= (group.maxSkew ?? 0)),
       );
     }
   }
