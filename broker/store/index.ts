@@ -2,6 +2,17 @@ import type { HostRecord } from "../hosts/registry.js";
 import type { Lease } from "../leases/model.js";
 import type { Store } from "./store.js";
 
+export {
+  EtcdStore,
+  type EtcdStoreOptions,
+  type EtcdStoreTls,
+  type EtcdStoreWatch,
+  FencedError,
+  jsonCodec,
+  StoreDecodeError,
+  type StoreFence,
+  type ValueCodec,
+} from "./etcd-store.js";
 export { MemoryStore, type MemoryStoreOptions } from "./memory-store.js";
 export {
   COLLECTIONS,
