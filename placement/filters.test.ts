@@ -197,7 +197,7 @@ describe("affinity filter (hard)", () => {
     expect(counts(d).affinity).toBe(0);
   });
 
-  it("per topology domain: any host in a domain with a member", () => {
+  it("per topology domain: every host in a domain with a member qualifies", () => {
     const index = cluster(hosts);
     member(index, "m1", "h2", "g");
     const d = exhaustive(index, { group: { ...group, topologyKey: "zone" } });

@@ -60,7 +60,7 @@ export interface PlacementRequest extends LeaseShape {
   readonly window: TimeWindow;
 }
 
-/** A flexible lease: any start in `[earliest, latest]`, running for `duration`. */
+/** A flexible lease: it may start at whatever time in `[earliest, latest]`, running for `duration`. */
 export interface SlotRequest extends LeaseShape {
   readonly earliest: number;
   readonly latest: number;

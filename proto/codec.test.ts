@@ -310,7 +310,7 @@ describe("agent codecs: round trips", () => {
     expect(decoded.address).toBe("");
   });
 
-  it("is the same wire format as any protobuf encoder (protobufjs static encode)", () => {
+  it("is the same wire format as another protobuf encoder (protobufjs static encode)", () => {
     const type = protobufRoot().lookupType("leasebroker.v1.Heartbeat");
     const bytes = type
       .encode(type.fromObject({ hostId: "h1", sequence: 9, leaseIds: ["a"] }))

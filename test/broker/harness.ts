@@ -504,7 +504,7 @@ export function reserved(
   });
 }
 
-/** A flexible lease: any start in [earliest (default now), latest]. */
+/** A flexible lease: a start anywhere in [earliest (default now), latest]. */
 export function flexible(
   shape: Shape,
   window: { earliestMs?: number; latestMs: number; durationMs: number },
