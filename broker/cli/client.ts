@@ -51,7 +51,7 @@ export function createLeaseBrokerClient(
   return new Client(address, channelCredentials(options.security));
 }
 
-type UnaryInvoke<Res> = (
+export type UnaryInvoke<Res> = (
   client: LeaseBrokerClient,
   metadata: grpc.Metadata,
   options: grpc.CallOptions,

@@ -16,6 +16,7 @@ import {
   WindowKind,
 } from "../../proto/index.js";
 import type { CliOptionSpecs } from "./args.js";
+import type { UnaryInvoke } from "./client.js";
 import { type CommandContext, collectPages, defineCommand, emit } from "./command.js";
 import { BrokerCallError } from "./errors.js";
 import { EXIT } from "./exit-codes.js";
@@ -217,6 +218,17 @@ function leaseLine(lease: Lease, now: number): string {
   return `Lease ${lease.id}: ${shortEnum(lease.state, "LEASE_STATE_")}${lease.hostId === "" ? "" : ` on ${lease.hostId}`}${end === undefined ? "" : `, ends ${localTime(end)} (${relativeTime(end, now)})`}`;
 }
 
+/** Runs an RPC that answers with the changed lease, and prints the lease's line. */
+async function changeLease(
+  ctx: CommandContext,
+  method: string,
+  invoke: UnaryInvoke<Lease>,
+): Promise<number> {
+  const lease = await ctx.broker.unary<Lease>(method, invoke);
+  emit(ctx, lease, () => [leaseLine(lease, ctx.now())]);
+  return EXIT.ok;
+}
+
 export const cancelCommand = defineCommand({
   name: "cancel",
   summary: "Cancel a lease (a running one is stopped gracefully).",
@@ -228,18 +240,14 @@ export const cancelCommand = defineCommand({
   arity: [1, 1],
   async run(ctx, { options: o, positionals }) {
     const id = positionals[0] ?? "";
-    const lease = await ctx.broker.unary<Lease>(
-      "CancelLease",
-      (client, metadata, options, callback) =>
-        client.cancelLease(
-          { id, reason: o.reason ?? "", expectedRevision: o.expectedRevision ?? 0 },
-          metadata,
-          options,
-          callback,
-        ),
+    return changeLease(ctx, "CancelLease", (client, metadata, options, callback) =>
+      client.cancelLease(
+        { id, reason: o.reason ?? "", expectedRevision: o.expectedRevision ?? 0 },
+        metadata,
+        options,
+        callback,
+      ),
     );
-    emit(ctx, lease, () => [leaseLine(lease, ctx.now())]);
-    return EXIT.ok;
   },
 });
 
@@ -262,13 +270,9 @@ export const extendCommand = defineCommand({
     const request: ExtendLeaseRequestInput = { id, expectedRevision: o.expectedRevision ?? 0 };
     if (o.to !== undefined) request.newEnd = timestampFromMs(parseTime(o.to, "--to", ctx.now()));
     if (o.by !== undefined) request.extra = durationFromMs(parsePositiveDuration(o.by, "--by"));
-    const lease = await ctx.broker.unary<Lease>(
-      "ExtendLease",
-      (client, metadata, options, callback) =>
-        client.extendLease(request, metadata, options, callback),
+    return changeLease(ctx, "ExtendLease", (client, metadata, options, callback) =>
+      client.extendLease(request, metadata, options, callback),
     );
-    emit(ctx, lease, () => [leaseLine(lease, ctx.now())]);
-    return EXIT.ok;
   },
 });
 
@@ -280,18 +284,14 @@ export const suspendCommand = defineCommand({
   arity: [1, 1],
   async run(ctx, { options: o, positionals }) {
     const id = positionals[0] ?? "";
-    const lease = await ctx.broker.unary<Lease>(
-      "SuspendLease",
-      (client, metadata, options, callback) =>
-        client.suspendLease(
-          { id, reason: o.reason ?? "", expectedRevision: o.expectedRevision ?? 0 },
-          metadata,
-          options,
-          callback,
-        ),
+    return changeLease(ctx, "SuspendLease", (client, metadata, options, callback) =>
+      client.suspendLease(
+        { id, reason: o.reason ?? "", expectedRevision: o.expectedRevision ?? 0 },
+        metadata,
+        options,
+        callback,
+      ),
     );
-    emit(ctx, lease, () => [leaseLine(lease, ctx.now())]);
-    return EXIT.ok;
   },
 });
 
@@ -303,17 +303,13 @@ export const resumeCommand = defineCommand({
   arity: [1, 1],
   async run(ctx, { options: o, positionals }) {
     const id = positionals[0] ?? "";
-    const lease = await ctx.broker.unary<Lease>(
-      "ResumeLease",
-      (client, metadata, options, callback) =>
-        client.resumeLease(
-          { id, expectedRevision: o.expectedRevision ?? 0 },
-          metadata,
-          options,
-          callback,
-        ),
+    return changeLease(ctx, "ResumeLease", (client, metadata, options, callback) =>
+      client.resumeLease(
+        { id, expectedRevision: o.expectedRevision ?? 0 },
+        metadata,
+        options,
+        callback,
+      ),
     );
-    emit(ctx, lease, () => [leaseLine(lease, ctx.now())]);
-    return EXIT.ok;
   },
 });

@@ -275,11 +275,6 @@ export class LeaseManager {
     return { leases: out, nextPageToken, revision: this.#revision };
   }
 
-  /** Leases whose hold is on `hostId`. */
-  countOnHost(hostId: string): number {
-    return this.#onHost(hostId).filter((item) => HOLDING_STATES.has(item.value.state)).length;
-  }
-
   /** The non-terminal leases placed on `hostId`. */
   #onHost(hostId: string): Versioned<Lease>[] {
     const ids = this.#byHost.get(hostId);

@@ -15,8 +15,6 @@ export type WindowSpec =
       readonly durationMs: number;
     };
 
-export type WindowKind = WindowSpec["kind"];
-
 export interface AffinitySpec {
   readonly group: string;
   readonly kind: "affinity" | "anti-affinity";
@@ -103,8 +101,4 @@ export interface Lease {
   readonly warned: boolean;
   /** What the last write to this lease was (the event WatchLeases reports for it). */
   readonly lastEvent: LeaseEventType;
-}
-
-export function windowKind(spec: LeaseSpec): WindowKind {
-  return spec.window.kind;
 }

@@ -79,10 +79,6 @@ export function canTransition(from: LeaseState, to: LeaseState): boolean {
   return TABLE[from].includes(to);
 }
 
-export function nextStates(from: LeaseState): readonly LeaseState[] {
-  return TABLE[from];
-}
-
 export class IllegalTransitionError extends FailedPreconditionError {
   constructor(
     readonly leaseId: string,

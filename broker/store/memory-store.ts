@@ -83,12 +83,6 @@ export class MemoryStore<S = StoreSchema> implements Store<S> {
     return row === undefined ? undefined : { id, ...row };
   }
 
-  /** Synchronous read for in-process callers on the hot path (the broker's caches use `watch`). */
-  getSync<C extends keyof S>(collection: C, id: string): Versioned<S[C]> | undefined {
-    const row = this.#tables.get(collection)?.get(id) as Row<S[C]> | undefined;
-    return row === undefined ? undefined : { id, ...row };
-  }
-
   async list<C extends keyof S>(collection: C, options: ListOptions = {}): Promise<ListPage<S[C]>> {
     const table = this.#tables.get(collection);
     const ids = table === undefined ? [] : [...table.keys()].sort();
