@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { ETCD, requireBinary } from "./binaries.js";
 import { freePorts, LOOPBACK } from "./ports.js";
-import { startRestartableServer } from "./server.js";
+import { type RestartableServer, startRestartableServer } from "./server.js";
 import { makeTempDir } from "./temp.js";
 
 export interface StartEtcdOptions {
@@ -22,7 +22,8 @@ export interface StartEtcdOptions {
   env?: Readonly<Record<string, string>>;
 }
 
-export interface EtcdHandle {
+/** A running etcd; its lifecycle (pid, stop, kill, restart on the same ports and data) is RestartableServer's. */
+export interface EtcdHandle extends RestartableServer {
   readonly name: string;
   /** `127.0.0.1:<port>`: a client endpoint (etcd3's `hosts` takes it, as it takes `clientUrl`). */
   readonly endpoint: string;
@@ -34,17 +35,6 @@ export interface EtcdHandle {
   /** The temp dir: etcd's data in `<dataDir>/etcd`, its log in `<dataDir>/etcd.log`. */
   readonly dataDir: string;
   readonly logFile: string;
-  /** The pid of the current etcd process (a new one after `restart()`). */
-  readonly pid: number;
-  readonly running: boolean;
-  /** The last lines etcd printed (also in `logFile`). */
-  outputTail(lines?: number): string;
-  /** SIGTERM, SIGKILL after the grace, then removes `dataDir`. Idempotent; the handle is done. */
-  stop(): Promise<void>;
-  /** SIGKILL (a crash); data stays, `restart()` brings it back. */
-  kill(): Promise<void>;
-  /** Stops etcd gracefully if it runs, and starts it again: same ports, same data. */
-  restart(): Promise<void>;
 }
 
 /** Go's name for this machine's architecture (what etcd's ETCD_UNSUPPORTED_ARCH must equal). */

@@ -8,7 +8,7 @@ import { connect as tcpConnect } from "node:net";
 import { join } from "node:path";
 import { NATS_SERVER, requireBinary } from "./binaries.js";
 import { freePorts, LOOPBACK } from "./ports.js";
-import { startRestartableServer } from "./server.js";
+import { type RestartableServer, startRestartableServer } from "./server.js";
 import { makeTempDir } from "./temp.js";
 
 export interface StartNatsOptions {
@@ -31,7 +31,8 @@ export interface StartNatsOptions {
   stopGraceMs?: number;
 }
 
-export interface NatsHandle {
+/** A running nats-server; its lifecycle (pid, stop, kill, restart on the same port) is RestartableServer's. */
+export interface NatsHandle extends RestartableServer {
   readonly name: string;
   /** `nats://127.0.0.1:<port>`. */
   readonly url: string;
@@ -42,16 +43,6 @@ export interface NatsHandle {
   /** The temp dir: `nats.log`, `nats.conf`, `jetstream/`. */
   readonly dir: string;
   readonly logFile: string;
-  /** The pid of the current nats-server process (a new one after `restart()`). */
-  readonly pid: number;
-  readonly running: boolean;
-  outputTail(lines?: number): string;
-  /** SIGTERM, SIGKILL after the grace, then removes `dir`. Idempotent; the handle is done. */
-  stop(): Promise<void>;
-  /** SIGKILL (a crash); `restart()` brings it back. */
-  kill(): Promise<void>;
-  /** Stops the server gracefully if it runs, and starts it again on the same port(s). */
-  restart(): Promise<void>;
 }
 
 /**
