@@ -157,6 +157,8 @@ export class LeaseManager {
   readonly #leases = new Map<string, Versioned<Lease>>();
   readonly #byRequestId = new Map<string, string>();
   readonly #pending = new Set<string>();
+  /** Lease ids sorted, for paged lists; undefined until needed or after an out-of-order id. */
+  #sortedIds: string[] | undefined;
   /** Non-terminal leases with a host, by host id. */
   readonly #byHost = new Map<string, Set<string>>();
   readonly #timers = new Map<string, Timer[]>();
@@ -252,11 +254,17 @@ export class LeaseManager {
     }
     const states =
       query.states === undefined || query.states.length === 0 ? undefined : new Set(query.states);
-    const ids = [...this.#leases.keys()].sort();
+    const ids = this.#sortedIdList();
     let i = 0;
     if (query.pageToken !== undefined && query.pageToken !== "") {
+      // The first id after the page token (binary search: ids are sorted).
       const after = query.pageToken;
-      while (i < ids.length && (ids[i] as string) <= after) i++;
+      let hi = ids.length;
+      while (i < hi) {
+        const mid = (i + hi) >> 1;
+        if ((ids[mid] as string) <= after) i = mid + 1;
+        else hi = mid;
+      }
     }
     const out: Versioned<Lease>[] = [];
     for (; i < ids.length && out.length < size; i++) {
@@ -273,6 +281,12 @@ export class LeaseManager {
     const nextPageToken =
       i < ids.length && out.length === size ? (out[out.length - 1]?.id ?? "") : "";
     return { leases: out, nextPageToken, revision: this.#revision };
+  }
+
+  /** Every lease id in order. Leases are never removed, and new ids sort after old ones. */
+  #sortedIdList(): readonly string[] {
+    this.#sortedIds ??= [...this.#leases.keys()].sort();
+    return this.#sortedIds;
   }
 
   /** The non-terminal leases placed on `hostId`. */
@@ -1199,6 +1213,12 @@ export class LeaseManager {
     if (item.revision > this.#revision) this.#revision = item.revision;
     const before = this.#leases.get(item.id)?.value;
     this.#leases.set(item.id, item);
+    if (before === undefined && this.#sortedIds !== undefined) {
+      // Ids are time-ordered, so a new one almost always goes last; otherwise sort again lazily.
+      const last = this.#sortedIds[this.#sortedIds.length - 1];
+      if (last === undefined || item.id > last) this.#sortedIds.push(item.id);
+      else this.#sortedIds = undefined;
+    }
     // Live leases by host: heartbeats reconcile one host's leases, not every lease.
     if (before !== undefined && before.hostId !== "")
       this.#byHost.get(before.hostId)?.delete(lease.id);
