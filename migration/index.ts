@@ -1,0 +1,1 @@
+export type { PlannedMove } from "./moves.js";
