@@ -299,6 +299,22 @@ describe("deploy/ settings through the real option parsers", () => {
     );
   });
 
+  it("names only real variables in docs/operations.md", () => {
+    const doc = readText(join(ROOT, "docs", "operations.md"));
+    const named = Object.fromEntries(
+      [...doc.matchAll(/\bLEASEBROKER_[A-Z0-9_]*[A-Z0-9]/g)].map((m) => [m[0], "x"]),
+    );
+    const agentVariables = Object.fromEntries(
+      Object.entries(named).filter(([name]) => name.startsWith("LEASEBROKER_AGENT_")),
+    );
+    const brokerVariables = Object.fromEntries(
+      Object.entries(named).filter(([name]) => !name.startsWith("LEASEBROKER_AGENT_")),
+    );
+    expect(Object.keys(named).length).toBeGreaterThan(4);
+    expectOnlyKnownVariables(agentVariables, AGENT_SPECS, "docs/operations.md");
+    expectOnlyKnownVariables(brokerVariables, BROKER_SPECS, "docs/operations.md");
+  });
+
   it("fails on a renamed flag or variable (the check above has teeth)", () => {
     expect(() => parseBroker(["--etcd-endpoint", "http://x:2379"], {}, "typo")).toThrow(
       /etcd-endpoint/,
