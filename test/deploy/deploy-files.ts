@@ -185,3 +185,15 @@ export function readNatsConf(path: string): {
     includes: [...outside.matchAll(/^\s*include\s+(\S+)/gm)].map((m) => m[1] ?? ""),
   };
 }
+
+/**
+ * deploy/nats/accounts.conf with the passwords of deploy/env/nats.env written in, for a test
+ * nats-server (the cluster files around it name hosts that exist only inside compose).
+ */
+export function accountsConfWithPasswords(): string {
+  let config = readText(join(DEPLOY, "nats", "accounts.conf"));
+  for (const [name, value] of Object.entries(readEnvFile(join(DEPLOY, "env", "nats.env")))) {
+    config = config.replaceAll(`$${name}`, JSON.stringify(value));
+  }
+  return config;
+}

@@ -25,6 +25,7 @@ import {
   withTimeout,
 } from "../helpers/index.js";
 import {
+  accountsConfWithPasswords,
   type ComposeService,
   DEPLOY,
   flagValue,
@@ -395,12 +396,7 @@ describe("deploy/ against the real servers", () => {
     const connections: NatsConnection[] = [];
 
     beforeAll(async () => {
-      // The cluster block is left out: its routes name hosts that exist only inside compose.
-      let config = readText(join(DEPLOY, "nats", "accounts.conf"));
-      for (const [name, value] of Object.entries(natsEnv)) {
-        config = config.replaceAll(`$${name}`, JSON.stringify(value));
-      }
-      server = await startNats({ config });
+      server = await startNats({ config: accountsConfWithPasswords() });
     });
 
     afterAll(async () => {
