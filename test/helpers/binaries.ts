@@ -21,6 +21,8 @@ export interface BinarySpec {
   readonly envVar?: string;
   /** The Debian package that provides it. */
   readonly debPackage?: string;
+  /** The arguments that print its version (default `--version`). */
+  readonly versionArgs?: readonly string[];
 }
 
 export const ETCD: BinarySpec = { name: "etcd", envVar: "ETCD_BIN", debPackage: "etcd-server" };
@@ -29,8 +31,15 @@ export const NATS_SERVER: BinarySpec = {
   envVar: "NATS_SERVER_BIN",
   debPackage: "nats-server",
 };
+/** etcd's CLI: the deploy tests run the backup and restore that docs/operations.md gives. */
+export const ETCDCTL: BinarySpec = {
+  name: "etcdctl",
+  envVar: "ETCDCTL_BIN",
+  debPackage: "etcd-client",
+  versionArgs: ["version"],
+};
 /** The binaries every integration test run needs (global setup checks them up front). */
-export const INTEGRATION_BINARIES: readonly BinarySpec[] = [ETCD, NATS_SERVER];
+export const INTEGRATION_BINARIES: readonly BinarySpec[] = [ETCD, ETCDCTL, NATS_SERVER];
 
 /** Directories searched after PATH. */
 export const EXTRA_DIRS: readonly string[] = [
