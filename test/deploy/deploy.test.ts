@@ -183,11 +183,12 @@ describe("deploy/compose.yaml topology", () => {
 describe("deploy/ settings through the real option parsers", () => {
   it("names only broker options broker/config.ts lacks in PENDING_BROKER_OPTIONS", () => {
     const real: OptionSpecs = BROKER_OPTIONS;
-    const landed = Object.entries(PENDING_BROKER_OPTIONS)
+    const pendingSpecs: OptionSpecs = PENDING_BROKER_OPTIONS;
+    const landed = Object.entries(pendingSpecs)
       .filter(([name, pending]) => {
         const spec = real[name];
         if (spec === undefined) return false;
-        const wanted = "choices" in pending ? pending.choices : [];
+        const wanted = pending.type === "string" ? (pending.choices ?? []) : [];
         const has = spec.type === "string" ? (spec.choices ?? []) : [];
         return wanted.every((choice) => has.includes(choice));
       })
