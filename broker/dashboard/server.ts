@@ -236,9 +236,16 @@ export class DashboardServer {
     this.#refresh = this.#deps.clock.setTimer(this.#options.refreshEveryMs, tick);
     const { host, port } = splitAddress(this.#options.address);
     await new Promise<void>((resolve, reject) => {
-      this.#server.once("error", reject);
+      this.#server.once("error", (error: NodeJS.ErrnoException) =>
+        reject(
+          new Error(
+            `the HTTP server cannot listen on ${this.#options.address}: ${error.code === "EADDRINUSE" ? "the address is in use" : error.message}`,
+            { cause: error },
+          ),
+        ),
+      );
       this.#server.listen(port, host, () => {
-        this.#server.off("error", reject);
+        this.#server.removeAllListeners("error");
         resolve();
       });
     });
