@@ -30,7 +30,7 @@ import {
 import type { ClusterIndex } from "../../placement/index.js";
 import type { HostRegistry } from "../hosts/registry.js";
 import type { LeaseManager } from "../leases/lease-manager.js";
-import type { BrokerStore, StoreWatch } from "../store/index.js";
+import { type BrokerStore, EtcdStore, MemoryStore, type StoreWatch } from "../store/index.js";
 import {
   type CapacityNow,
   ClusterView,
@@ -56,8 +56,6 @@ export interface DashboardDeps {
   readonly store: BrokerStore;
   /** The agents' bus; undefined when hosts are a simulated fleet called directly. */
   readonly bus?: Bus;
-  /** Named in /metrics (`leasebroker_store_up{store}`). Default "memory". */
-  readonly storeKind?: string;
 }
 
 export interface DashboardOptions {
@@ -345,11 +343,13 @@ export class DashboardServer {
   }
 
   async #storeHealth(): Promise<DependencyHealth & { revision: number }> {
-    const kind = this.#deps.storeKind ?? "memory";
+    const store = this.#deps.store;
+    const kind =
+      store instanceof EtcdStore ? "etcd" : store instanceof MemoryStore ? "memory" : "other";
     let timer: NodeJS.Timeout | undefined;
     try {
       const revision = await Promise.race([
-        this.#deps.store.revision(),
+        store.revision(),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new Error("store probe timed out")), STORE_PROBE_MS);
         }),
