@@ -43,6 +43,15 @@ export function amounts(r: Resources): Amounts {
   return out;
 }
 
+/** A lease's demand: cpu and memory always, other resources only when asked for (a timeline of
+ * thousands of leases is pushed twice a second; zeros would be most of it). */
+export function demandAmounts(r: Resources): Amounts {
+  const out: Amounts = {};
+  for (const [name, n] of Object.entries(amounts(r)))
+    if (n !== 0 || name === "cpu" || name === "memory") out[name] = n;
+  return out;
+}
+
 function addInto(sum: Amounts, more: Amounts, scale = 1): void {
   for (const [name, n] of Object.entries(more)) sum[name] = (sum[name] ?? 0) + n * scale;
 }
@@ -91,6 +100,7 @@ export interface LeaseBar {
   readonly tenant: string;
   readonly name: string;
   readonly window: Lease["spec"]["window"]["kind"];
+  /** cpu and memory always; other resources only when non-zero. */
   readonly resources: Amounts;
 }
 
@@ -211,7 +221,7 @@ export class ClusterView {
         tenant: lease.spec.tenant,
         name: lease.spec.name,
         window: lease.spec.window.kind,
-        resources: amounts(lease.spec.resources),
+        resources: demandAmounts(lease.spec.resources),
       });
     });
     bars.sort((a, b) => a.start - b.start || (a.id < b.id ? -1 : 1));

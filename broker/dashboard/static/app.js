@@ -64,13 +64,27 @@ function $(id) {
   return el;
 }
 
+/** Last HTML written per element: an unchanged panel is not rewritten (nor re-laid-out, repainted). */
+const written = new WeakMap();
+
+/** @param {Element} el @param {string} html */
+function setHtml(el, html) {
+  if (written.get(el) === html) return;
+  written.set(el, html);
+  el.innerHTML = html;
+}
+
 /** @param {string} resource @param {number} value */
 function fmt(resource, value) {
   if (resource === "memory" || resource === "disk") {
     const gib = value / GIB;
     return gib >= 1024 ? `${(gib / 1024).toFixed(1)} TiB` : `${gib.toFixed(gib < 10 ? 1 : 0)} GiB`;
   }
-  if (resource === "cpu") return `${Number.isInteger(value) ? value : value.toFixed(1)} cores`;
+  if (resource === "cpu") {
+    if (value >= 10_000)
+      return `${Number((value / 1000).toFixed(value >= 100_000 ? 0 : 1))}k cores`;
+    return `${Number.isInteger(value) ? value : value.toFixed(1)} cores`;
+  }
   return String(Math.round(value * 100) / 100);
 }
 
@@ -224,7 +238,7 @@ function renderCapacity(snap) {
         (s) => `<dt><span class="state ${s}">${s.toLowerCase()}</span></dt><dd>${by[s] ?? 0}</dd>`,
       )
       .join("")}</dl></div>`);
-  $("capacity").innerHTML = cards.join("");
+  setHtml($("capacity"), cards.join(""));
 }
 
 /** @param {Snapshot} snap */
@@ -237,11 +251,14 @@ function renderSummary(snap) {
     .reduce((n, [, c]) => n + c, 0);
   const el = $("lease-summary");
   el.dataset.live = String(live);
-  el.innerHTML = [
-    `<span>live <b id="lease-live">${live}</b></span>`,
-    ...order.map((s) => `<span>${s.toLowerCase()} <b data-state="${s}">${by[s] ?? 0}</b></span>`),
-    `<span class="muted">finished ${ended}</span>`,
-  ].join("");
+  setHtml(
+    el,
+    [
+      `<span>live <b id="lease-live">${live}</b></span>`,
+      ...order.map((s) => `<span>${s.toLowerCase()} <b data-state="${s}">${by[s] ?? 0}</b></span>`),
+      `<span class="muted">finished ${ended}</span>`,
+    ].join(""),
+  );
 }
 
 /** @param {Snapshot} snap */
@@ -250,25 +267,28 @@ function renderMigrations(snap) {
   const m = snap.migrations;
   if (!m.attached) {
     el.className = "muted";
-    el.textContent = "No migrations: this broker has no migration orchestrator yet.";
+    setHtml(el, "No migrations: this broker has no migration orchestrator yet.");
     return;
   }
   const flying = m.migrations.filter((x) => x.state !== "COMPLETED" && x.state !== "ABORTED");
   if (flying.length === 0) {
     el.className = "muted";
-    el.textContent = "No migrations in flight.";
+    setHtml(el, "No migrations in flight.");
     return;
   }
   el.className = "";
-  el.innerHTML = `<table class="mig"><tbody>${flying
-    .slice(0, 50)
-    .map(
-      (x) =>
-        `<tr><td>${esc(x.leaseId)}</td><td>${esc(x.sourceHostId)} → ${esc(x.targetHostId)}</td><td>${esc(x.state.toLowerCase())}</td><td style="width:30%">${meter(x.progress)}</td><td class="muted">${esc(x.reason)}</td></tr>`,
-    )
-    .join(
-      "",
-    )}</tbody></table>${flying.length > 50 ? `<div class="muted">and ${flying.length - 50} more</div>` : ""}`;
+  setHtml(
+    el,
+    `<table class="mig"><tbody>${flying
+      .slice(0, 50)
+      .map(
+        (x) =>
+          `<tr><td>${esc(x.leaseId)}</td><td>${esc(x.sourceHostId)} → ${esc(x.targetHostId)}</td><td>${esc(x.state.toLowerCase())}</td><td style="width:30%">${meter(x.progress)}</td><td class="muted">${esc(x.reason)}</td></tr>`,
+      )
+      .join(
+        "",
+      )}</tbody></table>${flying.length > 50 ? `<div class="muted">and ${flying.length - 50} more</div>` : ""}`,
+  );
 }
 
 /** @param {Snapshot} snap */
@@ -277,9 +297,12 @@ function renderAutoscale(snap) {
   const a = snap.autoscale;
   if (!a.attached || a.signal === null) {
     el.className = "muted";
-    el.textContent = a.attached
-      ? "No signal: capacity is in balance."
-      : "No signal: this broker has no autoscaling hook yet.";
+    setHtml(
+      el,
+      a.attached
+        ? "No signal: capacity is in balance."
+        : "No signal: this broker has no autoscaling hook yet.",
+    );
     return;
   }
   const s = a.signal;
@@ -290,7 +313,10 @@ function renderAutoscale(snap) {
       : s.direction === "down"
         ? `scale down by ${-s.hostsDelta} host${s.hostsDelta === -1 ? "" : "s"}`
         : "no change";
-  el.innerHTML = `<div class="big">${esc(what)}</div><div>${esc(s.reason)}</div><div class="muted">at ${esc(new Date(s.at).toISOString())}${s.resource === undefined ? "" : ` · ${esc(s.resource)}`}</div>`;
+  setHtml(
+    el,
+    `<div class="big">${esc(what)}</div><div>${esc(s.reason)}</div><div class="muted">at ${esc(new Date(s.at).toISOString())}${s.resource === undefined ? "" : ` · ${esc(s.resource)}`}</div>`,
+  );
 }
 
 // ── the host list (virtualised: only the visible rows exist in the DOM) ─────────────────────
@@ -301,13 +327,31 @@ const hostList = {
   rows: /** @type {HTMLElement} */ ($("hosts").querySelector(".rows")),
 };
 
-function renderHosts() {
+/**
+ * Scroll positions and sizes, read once at the start of a frame, before anything is written:
+ * a read after a DOM write would force a layout in the middle of the frame.
+ * @typedef {{ hostsTop: number, hostsHeight: number, ganttTop: number, ganttWidth: number, ganttHeight: number }} Geometry
+ */
+
+/** @returns {Geometry} */
+function readGeometry() {
+  return {
+    hostsTop: hostList.el.scrollTop,
+    hostsHeight: hostList.el.clientHeight,
+    ganttTop: gantt.box.scrollTop,
+    ganttWidth: gantt.box.clientWidth,
+    ganttHeight: gantt.box.clientHeight,
+  };
+}
+
+/** @param {Geometry} geo */
+function renderHosts(geo) {
   const total = state.snapshot?.hosts.length ?? 0;
   $("host-count").textContent =
     state.shown.length === total ? `(${total})` : `(${state.shown.length} of ${total})`;
   hostList.spacer.style.height = `${state.shown.length * ROW}px`;
-  const first = Math.max(0, Math.floor(hostList.el.scrollTop / ROW) - 5);
-  const last = Math.min(state.shown.length, first + Math.ceil(hostList.el.clientHeight / ROW) + 10);
+  const first = Math.max(0, Math.floor(geo.hostsTop / ROW) - 5);
+  const last = Math.min(state.shown.length, first + Math.ceil(geo.hostsHeight / ROW) + 10);
   hostList.rows.style.transform = `translateY(${first * ROW}px)`;
   const html = [];
   for (let i = first; i < last; i++) {
@@ -322,7 +366,7 @@ function renderHosts() {
       ${meter(ratio(h.peak24h.cpu ?? 0, h.allocatable.cpu ?? 0))}
       <span class="num" data-field="leases">${h.leases}</span><span class="labels" title="${esc(labels)}">${esc(labels)}</span></div>`);
   }
-  hostList.rows.innerHTML = html.join("");
+  setHtml(hostList.rows, html.join(""));
 }
 
 // ── the lease timeline (one canvas; only visible rows are drawn) ───────────────────────────
@@ -347,10 +391,11 @@ function clampView() {
   state.viewStart = Math.min(Math.max(state.viewStart, min), Math.max(min, max));
 }
 
-function drawGantt() {
+/** @param {Geometry} geo */
+function drawGantt(geo) {
   const { box, canvas, spacer } = gantt;
-  const width = box.clientWidth;
-  const height = box.clientHeight;
+  const width = geo.ganttWidth;
+  const height = geo.ganttHeight;
   spacer.style.height = `${Math.max(0, state.shown.length * GANTT_ROW + GANTT_AXIS - height)}px`;
   const dpr = window.devicePixelRatio || 1;
   if (canvas.width !== Math.round(width * dpr) || canvas.height !== Math.round(height * dpr)) {
@@ -369,7 +414,7 @@ function drawGantt() {
   const span = state.viewSpan;
   /** @param {number} t */
   const x = (t) => GANTT_LABEL + ((t - t0) / span) * plotW;
-  const first = Math.floor(box.scrollTop / GANTT_ROW);
+  const first = Math.floor(geo.ganttTop / GANTT_ROW);
   const count = Math.ceil((height - GANTT_AXIS) / GANTT_ROW) + 1;
   let drawn = 0;
   for (let i = first; i < Math.min(state.shown.length, first + count); i++) {
@@ -382,25 +427,27 @@ function drawGantt() {
     ctx.fillStyle = h.state === "READY" ? "#1d2330" : "#d1433f";
     ctx.fillText(h.id, 4, y + 13);
     const inner = GANTT_ROW - 3;
-    /** Bars drawn in this row so far: a bar stacks above those it overlaps in time. */
-    const placed = /** @type {{ start: number, end: number, top: number }[]} */ ([]);
+    // Leases come sorted by start: those still open when a lease starts are the ones under it.
+    /** @type {{ end: number, top: number }[]} */
+    let open = [];
     for (const lease of state.byHost.get(h.id) ?? []) {
       if (lease.end <= t0 || lease.start >= t0 + span) continue;
       const x0 = Math.max(GANTT_LABEL, x(lease.start));
       const x1 = Math.min(width, x(lease.end));
       // Bar height is the lease's share of the host (its larger share of CPU or memory, at
-      // least a sliver), so stacked bars read as the host's commitment over time.
-      const bh = Math.max(4, Math.round(inner * leaseShare(lease, h)));
-      const below = placed
-        .filter((p) => p.start < lease.end && lease.start < p.end)
-        .reduce((top, p) => Math.max(top, p.top), 0);
+      // least a sliver), stacked over the leases it overlaps: the host's commitment over time.
+      const bh = Math.max(2, Math.round(inner * leaseShare(lease, h)));
+      open = open.filter((o) => o.end > lease.start);
+      const below = open.reduce((top, o) => Math.max(top, o.top), 0);
       const bottom = Math.min(inner - bh, below);
-      placed.push({ start: lease.start, end: lease.end, top: bottom + bh });
+      open.push({ end: lease.end, top: bottom + bh });
       const top = y + GANTT_ROW - 1 - bottom - bh;
       ctx.fillStyle = BAR_COLOURS[lease.state] ?? "#9aa1ae";
       ctx.fillRect(x0, top, Math.max(1, x1 - x0), bh);
-      ctx.strokeStyle = lease.state === "RESERVED" ? "#b07d00" : "rgba(255,255,255,0.8)";
-      ctx.strokeRect(x0 + 0.5, top + 0.5, Math.max(1, x1 - x0 - 1), bh - 1);
+      if (lease.state === "RESERVED") {
+        ctx.strokeStyle = "#b07d00";
+        ctx.strokeRect(x0 + 0.5, top + 0.5, Math.max(1, x1 - x0 - 1), bh - 1);
+      }
       drawn++;
     }
   }
@@ -565,7 +612,7 @@ function drawForecast() {
           width: 1,
         },
       ],
-      axes: [{}, { values: axisValues, size: 70 }],
+      axes: [{}, { values: axisValues, size: 90 }],
       scales: { y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.05)] } },
     },
     data,
@@ -587,6 +634,7 @@ function schedule(options = { reshape: false, panels: false }) {
     frame = 0;
     const snap = state.snapshot;
     if (snap === null) return;
+    const geo = readGeometry();
     if (reshapeNeeded) reshape();
     if (panelsNeeded) {
       renderCapacity(snap);
@@ -602,8 +650,8 @@ function schedule(options = { reshape: false, panels: false }) {
       state.viewStart = serverNow() - state.viewSpan * 0.02;
     }
     clampView();
-    renderHosts();
-    drawGantt();
+    renderHosts(geo);
+    drawGantt(geo);
   });
 }
 
