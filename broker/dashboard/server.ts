@@ -222,7 +222,13 @@ export class DashboardServer {
     await this.#loadFiles();
     const { leases, hosts } = this.#deps;
     leases.observe(this.metrics);
-    this.#watch = leases.watch(0, () => this.#changed());
+    this.#watch = leases.watch(0, (event) => {
+      // A queued lease that gives up waiting is a rejection too (at its latest start, its
+      // reservation's start, or the queue timeout); the submit counted it as queued.
+      if (event.lease.state === "REJECTED" && event.previousState === "PENDING")
+        this.metrics.admission("rejected", "queue-expired");
+      this.#changed();
+    });
     this.#unsubscribe.push(hosts.onStateChanged(() => this.#changed()));
     this.#unsubscribe.push(hosts.onCapacityAdded(() => this.#changed()));
     const tick = (): void => {

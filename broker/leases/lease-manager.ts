@@ -115,6 +115,8 @@ export interface LeaseWatchEvent {
   readonly revision: number;
   readonly type: LeaseEventType;
   readonly lease: Lease;
+  /** The state before this write (absent for a new lease). */
+  readonly previousState?: LeaseState;
 }
 
 /**

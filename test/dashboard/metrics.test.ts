@@ -154,6 +154,37 @@ describe("/metrics", () => {
     expect(sampleValue(families, "leasebroker_store_revision")).toBeGreaterThan(0);
   });
 
+  it("counts a queued lease that gives up waiting as a rejection", async () => {
+    // Fill every host's memory for two hours, then queue one more lease with a 1 h window.
+    for (let i = 0; i < 6; i++)
+      await dash.broker.leases.submit(
+        leaseSpec({ memoryGib: 16, window: { kind: "immediate", durationMs: 2 * HOUR } }),
+      );
+    const queued = await dash.broker.leases.submit({
+      ...leaseSpec({
+        memoryGib: 8,
+        window: { kind: "reserved", start: T0 + HOUR, durationMs: HOUR },
+      }),
+      allowQueue: true,
+    });
+    expect(queued.lease.state).toBe("PENDING");
+    await clock.advance(HOUR + 1000);
+    expect(dash.broker.leases.get(queued.lease.id).value.state).toBe("REJECTED");
+    const families = await scrape();
+    expect(
+      sampleValue(families, "leasebroker_admissions_total", {
+        outcome: "queued",
+        reason: "no-fit",
+      }),
+    ).toBe(1);
+    expect(
+      sampleValue(families, "leasebroker_admissions_total", {
+        outcome: "rejected",
+        reason: "queue-expired",
+      }),
+    ).toBe(1);
+  });
+
   it("rejects malformed exposition text (the parser is strict)", () => {
     expect(() => parseExposition('a{b="c} 1\n')).toThrow(/line 1/);
     expect(() => parseExposition("a{b=c} 1\n")).toThrow(/line 1/);
