@@ -159,7 +159,7 @@ describe("the JSON API", () => {
     const page = await fetch(`${dash.base}/`);
     expect(page.headers.get("content-type")).toMatch(/^text\/html/);
     const html = await page.text();
-    expect(html).toContain('src="/static/app.js"');
+    expect(html).toContain('src="static/app.js"');
     for (const path of [
       "/static/app.js",
       "/static/app.css",

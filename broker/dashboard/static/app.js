@@ -9,7 +9,8 @@
  * Shapes are the JSON API's (broker/dashboard/cluster-view.ts, server.ts); amounts are in base
  * units: cpu cores, memory and disk bytes, gpus counts.
  */
-import uPlot from "/vendor/uplot.esm.js";
+// Relative paths throughout, so that the page also works behind a proxy under a path prefix.
+import uPlot from "../vendor/uplot.esm.js";
 
 /** @typedef {Record<string, number>} Amounts */
 /**
@@ -695,7 +696,7 @@ function setupControls() {
 
 function connect() {
   const conn = $("conn");
-  const events = new EventSource("/api/v1/events");
+  const events = new EventSource("api/v1/events");
   events.addEventListener("open", () => {
     conn.dataset.state = "live";
     conn.textContent = "live";
