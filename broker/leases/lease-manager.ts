@@ -465,7 +465,8 @@ export class LeaseManager {
       limits: this.#limits,
       largestHost: this.#hosts.largestAllocatable(),
     });
-    const d = this.#decide("(preview)", spec, now, { allowPreemption: true });
+    // A preview: not a decision the metrics count.
+    const d = this.#decideNow("(preview)", spec, now, { allowPreemption: true });
     switch (d.kind) {
       case "place":
         return {
