@@ -44,6 +44,7 @@ describe("/metrics", () => {
     );
     // Too big for any host: rejected with a reason.
     await expect(leases.submit(leaseSpec({ memoryGib: 64 }))).rejects.toThrow(/memory/);
+    leases.explain(leaseSpec({ cpus: 1 })); // a preview: not a decision the metrics count
     await clock.advance(2000); // the sim hosts report RUNNING: two leases ACTIVE
     await dash.broker.hosts.cordon("sim-02");
 
