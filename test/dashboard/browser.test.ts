@@ -127,6 +127,16 @@ describe("the dashboard page", () => {
       const zones = await page.locator("[data-host] .labels").allInnerTexts();
       expect(zones.length).toBe(HOSTS / 3);
       for (const labels of zones) expect(labels).toContain("zone=zone-a");
+      // …and by state: one host cordoned.
+      await broker.hosts.cordon("sim-05");
+      await page.locator("#host-filter").fill("state=cordoned");
+      await page
+        .locator("#host-count")
+        .filter({ hasText: `(1 of ${HOSTS})` })
+        .waitFor({
+          timeout: WAIT_MS,
+        });
+      expect(await page.locator("[data-host]").getAttribute("data-host")).toBe("sim-05");
       await page.locator("#host-filter").fill("");
 
       // Sort by leases, busiest first: the top row holds leases.

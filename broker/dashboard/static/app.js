@@ -138,8 +138,8 @@ const state = {
 // ── filter and sort ────────────────────────────────────────────────────────────────────────
 
 /**
- * "zone=zone-a, rack!=rack-2 web": every term must hold; `k=v` and `k!=v` test labels, other
- * text must appear in the host id or a label.
+ * "zone=zone-a, rack!=rack-2 web": every term must hold; `k=v` and `k!=v` test labels (and
+ * `state=down` the host's state), other text must appear in the host id or a label.
  * @param {string} text
  * @returns {(h: HostRow) => boolean}
  */
@@ -152,8 +152,12 @@ function parseFilter(text) {
   const tests = terms.map((term) => {
     const m = /^([^!=]+)(!?=)(.*)$/.exec(term);
     if (m !== null) {
-      const [, key = "", op, value] = m;
-      return op === "=" ? (h) => h.labels[key] === value : (h) => h.labels[key] !== value;
+      const [, key = "", op, value = ""] = m;
+      // `state=down` tests the host's state; other keys its labels.
+      /** @type {(h: HostRow) => string | undefined} */
+      const get = key === "state" ? (h) => h.state.toLowerCase() : (h) => h.labels[key];
+      const want = key === "state" ? value.toLowerCase() : value;
+      return op === "=" ? (h) => get(h) === want : (h) => get(h) !== want;
     }
     const needle = term.toLowerCase();
     return (h) =>
