@@ -60,7 +60,6 @@ const PENDING_BROKER_OPTIONS = {
     env: "LEASEBROKER_SHUTDOWN_GRACE",
     default: 10_000,
   },
-  httpAddress: { type: "string", description: "", env: "LEASEBROKER_HTTP_ADDRESS" },
 } as const satisfies OptionSpecs;
 
 const BROKER_SPECS = { ...BROKER_OPTIONS, ...PENDING_BROKER_OPTIONS };

@@ -1,6 +1,6 @@
 /**
- * Finding the external programs the integration tests run (etcd, nats-server; later qemu,
- * chromium), and installing them from Debian when they are missing and we are allowed to.
+ * Finding the external programs the integration tests run (etcd, nats-server, chromium; later
+ * qemu), and installing them from Debian when they are missing and we are allowed to.
  *
  * Order: an explicit environment override (`ETCD_BIN=/path`) wins, and if it names no executable
  * file that is an error (a typo must not be "fixed" by installing something else); then PATH, plus
@@ -38,8 +38,14 @@ export const ETCDCTL: BinarySpec = {
   debPackage: "etcd-client",
   versionArgs: ["version"],
 };
+/** Debian's chromium, driven by playwright-core in the dashboard's browser test. */
+export const CHROMIUM: BinarySpec = {
+  name: "chromium",
+  envVar: "CHROMIUM_BIN",
+  debPackage: "chromium",
+};
 /** The binaries every integration test run needs (global setup checks them up front). */
-export const INTEGRATION_BINARIES: readonly BinarySpec[] = [ETCD, ETCDCTL, NATS_SERVER];
+export const INTEGRATION_BINARIES: readonly BinarySpec[] = [ETCD, ETCDCTL, NATS_SERVER, CHROMIUM];
 
 /** Directories searched after PATH. */
 export const EXTRA_DIRS: readonly string[] = [
