@@ -39,6 +39,7 @@ import {
   msFromTimestamp,
   timestampFromMs,
 } from "../../proto/index.js";
+import { CallGuard, type TokenSource } from "../auth/index.js";
 import type { HostRegistry, HostView } from "../hosts/registry.js";
 import type { LeaseManager, PlacementPreview } from "../leases/lease-manager.js";
 import type { Lease, LeaseSpec } from "../leases/model.js";
@@ -64,6 +65,10 @@ export interface ApiServerOptions {
   readonly maxSendBytes?: number;
   /** Events a watcher may fall behind before its stream is ended. Default 10,000. */
   readonly maxWatchBacklog?: number;
+  /** TLS or mutual TLS (broker/auth/tls.ts). Default: plaintext. */
+  readonly credentials?: ServerCredentials;
+  /** Bearer tokens: every LeaseBroker call authenticated and authorized (broker/auth/guard.ts). */
+  readonly auth?: { readonly tokens: TokenSource };
 }
 
 export interface ApiDeps {
@@ -231,7 +236,17 @@ export class ApiServer {
       "grpc.max_send_message_length": options.maxSendBytes ?? 16 * 1024 * 1024,
     });
     const pkg: LeaseBrokerGrpcType = loadLeaseBrokerPackage();
-    this.#server.addService(pkg.leasebroker.v1.LeaseBroker.service, this.#handlers());
+    const service = pkg.leasebroker.v1.LeaseBroker.service;
+    const handlers = this.#handlers();
+    // Authentication wraps every handler in one place; health and reflection stay open.
+    const guard =
+      options.auth === undefined
+        ? undefined
+        : new CallGuard({ tokens: options.auth.tokens, ...deps, leases: deps.leases });
+    this.#server.addService(
+      service,
+      guard === undefined ? handlers : guard.wrap(service, handlers),
+    );
     this.health.addToServer(this.#server);
     new ReflectionService(loadLeaseBrokerPackageDefinition()).addToServer(this.#server);
   }
@@ -245,7 +260,7 @@ export class ApiServer {
     this.#port = await new Promise<number>((resolve, reject) => {
       this.#server.bindAsync(
         this.#options.address,
-        ServerCredentials.createInsecure(),
+        this.#options.credentials ?? ServerCredentials.createInsecure(),
         (error, port) => (error === null ? resolve(port) : reject(error)),
       );
     });

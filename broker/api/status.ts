@@ -14,6 +14,8 @@ import { explanationToProto } from "./convert.js";
 export const FIELD_METADATA_KEY = "lb-field";
 export const LEADER_METADATA_KEY = "lb-leader";
 export const EXPLANATION_METADATA_KEY = "lb-placement-explanation-bin";
+/** RESOURCE_EXHAUSTED by a tenant quota: the quota's name (`cpu`, `leases`, `max_duration`, …). */
+export const QUOTA_METADATA_KEY = "lb-quota";
 
 export const explanationCodec = createCodec("leasebroker.v1.PlacementExplanation");
 
@@ -59,6 +61,9 @@ export function toServiceError(
   if ("field" in e && typeof e.field === "string") metadata.set(FIELD_METADATA_KEY, e.field);
   if ("leaderAddress" in e && typeof e.leaderAddress === "string") {
     metadata.set(LEADER_METADATA_KEY, e.leaderAddress);
+  }
+  if (error.kind === "resource-exhausted" && "quota" in e && typeof e.quota === "string") {
+    metadata.set(QUOTA_METADATA_KEY, e.quota);
   }
   if (error.kind === "resource-exhausted" && "detail" in e && isPlacementExplanation(e.detail)) {
     metadata.set(
