@@ -115,10 +115,10 @@ export class QuotaLedger implements AdmissionHook {
 
   admit(spec: LeaseSpec, window: AdmissionWindow | undefined): void {
     const quota = this.#quota(spec.tenant);
+    this.#checkDuration(spec.tenant, quota, spec.window.durationMs);
     if (quota.leases !== undefined && this.liveLeases(spec.tenant) + 1 > quota.leases) {
       throw new QuotaExceededError(spec.tenant, "leases", `at most ${quota.leases} live leases`);
     }
-    this.#checkDuration(spec.tenant, quota, spec.window.durationMs);
     if (window !== undefined) this.#checkHold(spec.tenant, quota, spec, window);
   }
 
