@@ -51,6 +51,11 @@ export interface NatsBusOptions {
    */
   readonly waitOnFirstConnect?: boolean | undefined;
   readonly logger?: Logger | undefined;
+  /**
+   * Reply subjects of this client's requests start with this (default `_INBOX`): an agent uses
+   * `_INBOX.<hostId>` so that NATS permissions can confine it to its own replies.
+   */
+  readonly inboxPrefix?: string | undefined;
 }
 
 function splitServers(servers: string | readonly string[]): string[] {
@@ -94,6 +99,7 @@ export class NatsBus implements Bus {
         ...(options.pass === undefined ? {} : { pass: options.pass }),
         ...(options.token === undefined ? {} : { token: options.token }),
         ...(options.name === undefined ? {} : { name: options.name }),
+        ...(options.inboxPrefix === undefined ? {} : { inboxPrefix: options.inboxPrefix }),
         maxReconnectAttempts: -1,
         // The client otherwise builds an Error per request to keep its async stack trace: a
         // measurable cost at thousands of commands per second, for traces no one reads.
