@@ -46,11 +46,13 @@ import type { Lease, LeaseSpec } from "../leases/model.js";
 import type { LeaseState } from "../leases/transitions.js";
 import { type BrokerStore, CompactedError } from "../store/index.js";
 import {
+  enumName,
   eventToProto,
   explanationToProto,
   forecastToProto,
   hostToProto,
   leaseToProto,
+  requestTime,
   specFromProto,
   stateFromProto,
 } from "./convert.js";
@@ -340,7 +342,9 @@ export class ApiServer {
       ListLeases: unary(log, "ListLeases", async (req) => {
         const selector = selectorFrom("selector", req.selector);
         const kinds = new Set(
-          req.windowKinds.map((k) => k.replace(/^WINDOW_KIND_/, "").toLowerCase()),
+          req.windowKinds.map((k, i) =>
+            enumName(k, "WINDOW_KIND_", `window_kinds[${i}]`).toLowerCase(),
+          ),
         );
         const filter =
           selector.length === 0 && kinds.size === 0
@@ -375,9 +379,13 @@ export class ApiServer {
         const current = leases.get(req.id).value;
         let newEnd: number;
         if (req.extension === "newEnd") {
-          newEnd = msFromTimestamp(req.newEnd ?? { seconds: 0, nanos: 0 });
+          newEnd = requestTime("new_end", () =>
+            msFromTimestamp(req.newEnd ?? { seconds: 0, nanos: 0 }),
+          );
         } else if (req.extension === "extra") {
-          const extra = msFromDuration(req.extra ?? { seconds: 0, nanos: 0 });
+          const extra = requestTime("extra", () =>
+            msFromDuration(req.extra ?? { seconds: 0, nanos: 0 }),
+          );
           if (!(extra > 0)) throw new InvalidArgumentError("extra", "must be > 0");
           newEnd = current.end + extra;
         } else {
@@ -405,7 +413,9 @@ export class ApiServer {
       }),
       ListHosts: unary(log, "ListHosts", async (req) => {
         const selector = selectorFrom("selector", req.selector);
-        const states = new Set(req.states.map((s) => s.replace(/^HOST_STATE_/, "")));
+        const states = new Set(
+          req.states.map((s, i) => enumName(s, "HOST_STATE_", `states[${i}]`)),
+        );
         const size = req.pageSize === 0 ? 100 : req.pageSize;
         if (size < 0 || size > 1000)
           throw new InvalidArgumentError("page_size", "must be between 0 and 1000");
@@ -451,14 +461,20 @@ export class ApiServer {
       ),
       GetCapacity: unary(log, "GetCapacity", (req) => {
         const now = clock.now();
+        const bucketWidth = req.bucketWidth;
         const width =
-          req.bucketWidth === null ? DEFAULT_BUCKET_MS : msFromDuration(req.bucketWidth);
+          bucketWidth === null
+            ? DEFAULT_BUCKET_MS
+            : requestTime("bucket_width", () => msFromDuration(bucketWidth));
         if (!(width >= MIN_BUCKET_MS && width <= MAX_BUCKET_MS)) {
           throw new InvalidArgumentError("bucket_width", "must be between 1s and 30 days");
         }
         // Unset: now, rounded down to the bucket width.
+        const start0 = req.start;
         const start =
-          req.start === null ? Math.floor(now / width) * width : msFromTimestamp(req.start);
+          start0 === null
+            ? Math.floor(now / width) * width
+            : requestTime("start", () => msFromTimestamp(start0));
         const count = req.bucketCount === 0 ? DEFAULT_BUCKETS : req.bucketCount;
         if (count < 0 || count > MAX_BUCKETS) {
           throw new InvalidArgumentError("bucket_count", `must be between 0 and ${MAX_BUCKETS}`);
