@@ -244,7 +244,12 @@ export class ApiServer {
     const guard =
       options.auth === undefined
         ? undefined
-        : new CallGuard({ tokens: options.auth.tokens, ...deps, leases: deps.leases });
+        : new CallGuard({
+            tokens: options.auth.tokens,
+            leases: deps.leases,
+            clock: deps.clock,
+            logger: deps.logger,
+          });
     this.#server.addService(
       service,
       guard === undefined ? handlers : guard.wrap(service, handlers),
