@@ -194,6 +194,25 @@ export class CallGuard {
     return identity;
   }
 
+  /**
+   * A response as a tenant may see it: a preemption plan (ExplainPlacement, a dry-run submit)
+   * names only the tenant's own victims, so other tenants' lease ids do not leak through it.
+   */
+  redact<V>(caller: Identity, value: V): V {
+    const explanation = isFields(value) ? value.explanation : undefined;
+    const preemption = isFields(explanation) ? explanation.preemption : undefined;
+    if (!isFields(preemption) || !Array.isArray(preemption.victimLeaseIds)) return value;
+    preemption.victimLeaseIds = preemption.victimLeaseIds.filter((id: unknown) => {
+      if (typeof id !== "string") return false;
+      try {
+        return this.#deps.leases.get(id).value.spec.tenant === caller.tenant;
+      } catch {
+        return false;
+      }
+    });
+    return value;
+  }
+
   #refused(method: string, metadata: Metadata, error: unknown): Partial<ServiceError> {
     if (
       isLeaseBrokerError(error) &&
@@ -228,13 +247,20 @@ export class CallGuard {
       } else {
         const inner = handler as handleUnaryCall<unknown, unknown>;
         out[name] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
+          let caller: Identity;
           try {
-            this.check(name, call.metadata, call.request);
+            caller = this.check(name, call.metadata, call.request);
           } catch (error) {
             callback(this.#refused(name, call.metadata, error) as ServiceError);
             return;
           }
-          inner(call, callback);
+          if (caller.role !== "tenant") {
+            inner(call, callback);
+            return;
+          }
+          inner(call, (error, value, ...rest) =>
+            callback(error, this.redact(caller, value), ...rest),
+          );
         };
       }
     }
