@@ -87,6 +87,7 @@ async function serve(config: BrokerConfig, security: LoadedSecurity): Promise<vo
     policy: { ...DEFAULT_PLACEMENT_POLICY, fit: config.policy === "spread" ? "spread" : "binpack" },
     limits: { maxDurationMs: config.maxDuration },
     api: {
+      maxReceiveBytes: config.grpcMaxReceiveBytes,
       ...(security.credentials === undefined ? {} : { credentials: security.credentials }),
       ...(security.tokens === undefined ? {} : { auth: { tokens: security.tokens } }),
     },

@@ -172,8 +172,9 @@ export class CallGuard {
         case "spec":
         case "query": {
           const target = r.tenant === "spec" && isFields(request) ? request.spec : request;
+          if (!isFields(target)) break; // no spec: the handler says it is required
           const asked = stringField(target, "tenant");
-          if (asked === "" && isFields(target)) target.tenant = identity.tenant;
+          if (asked === "") target.tenant = identity.tenant;
           else if (asked !== identity.tenant) {
             throw new PermissionDeniedError(
               `tenant ${identity.tenant} may only ${r.tenant === "spec" ? "submit" : "see"} leases of its own tenant, not ${JSON.stringify(asked)}`,

@@ -28,6 +28,14 @@ export const SECURITY_OPTIONS = {
     description: "bearer tokens, tenants, roles, quotas and rates (YAML); turns authentication on",
     env: "LEASEBROKER_TOKENS_FILE",
   },
+  grpcMaxReceiveBytes: {
+    type: "integer",
+    description: "largest gRPC request accepted, in bytes (larger: RESOURCE_EXHAUSTED, unread)",
+    env: "LEASEBROKER_GRPC_MAX_RECEIVE_BYTES",
+    default: 1024 * 1024,
+    min: 4096,
+    max: 64 * 1024 * 1024,
+  },
   insecure: {
     type: "boolean",
     description:

@@ -6,8 +6,10 @@
 import { execFile } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REPO_ROOT } from "../agent/agent-process.js";
+import { BrokerApi } from "../broker/harness.js";
 import { BROKER_MAIN } from "../cluster/cluster-processes.js";
 import { freePort, makeTempDir, removeDir, spawnManaged } from "../helpers/index.js";
 import { makeTestPki, type TestPki } from "./certs.js";
@@ -103,6 +105,27 @@ describe("leasebroker security flags", () => {
         /security\s+authentication OFF: anyone who can connect may do anything \(plaintext, loopback only\)/,
       );
     } finally {
+      await proc.stop();
+    }
+  });
+
+  it("refuses a request over --grpc-max-receive-bytes unread, and serves the next", async () => {
+    const port = await freePort();
+    const proc = await spawnManaged(
+      process.execPath,
+      [BROKER_MAIN, "--grpc-address", `127.0.0.1:${port}`, "--grpc-max-receive-bytes", "4096"],
+      { name: "broker-small", readyWhen: /Stop with Ctrl-C/, readyTimeoutMs: 20_000 },
+    );
+    const api = new BrokerApi(`127.0.0.1:${port}`);
+    try {
+      const big = await api.submit({ spec: { name: "x".repeat(8192) } }).then(
+        () => undefined,
+        (error: { code: number }) => error.code,
+      );
+      expect(big).toBe(status.RESOURCE_EXHAUSTED);
+      expect((await api.listHosts({})).hosts.length).toBeGreaterThan(0);
+    } finally {
+      api.close();
       await proc.stop();
     }
   });
