@@ -6,6 +6,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
+import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { QUOTA_METADATA_KEY } from "../../broker/api/status.js";
 import { loadSecurity, QuotaLedger } from "../../broker/auth/index.js";
@@ -15,6 +16,7 @@ import { durationFromMs, type LeaseSpecInput, timestampFromMs } from "../../prot
 import { BrokerApi, HOUR, immediate, MINUTE, reserved, T0 } from "../broker/harness.js";
 import { makeTempDir, removeDir } from "../helpers/index.js";
 import { makeTestPki, type TestPki } from "./certs.js";
+import { CLEAN, encode, hostileRequests, RawClient } from "./hostile-requests.js";
 
 const TOKENS = {
   alice: "alice-token-0123456789",
@@ -55,19 +57,21 @@ function tls(cert: "client" | "rogue" | "none") {
   return credentials.createSsl(ca, readFileSync(k), readFileSync(c));
 }
 
+function channel(token?: string, cert: "client" | "rogue" | "none" = "client") {
+  return token === undefined
+    ? tls(cert)
+    : credentials.combineChannelCredentials(
+        tls(cert),
+        credentials.createFromMetadataGenerator((_params, callback) => {
+          const metadata = new Metadata();
+          metadata.set("authorization", `Bearer ${token}`);
+          callback(null, metadata);
+        }),
+      );
+}
+
 function client(token?: string, cert: "client" | "rogue" | "none" = "client"): BrokerApi {
-  const channel =
-    token === undefined
-      ? tls(cert)
-      : credentials.combineChannelCredentials(
-          tls(cert),
-          credentials.createFromMetadataGenerator((_params, callback) => {
-            const metadata = new Metadata();
-            metadata.set("authorization", `Bearer ${token}`);
-            callback(null, metadata);
-          }),
-        );
-  const api = new BrokerApi(address, channel);
+  const api = new BrokerApi(address, channel(token, cert));
   clients.push(api);
   return api;
 }
@@ -260,5 +264,48 @@ describe("quotas", () => {
     await client(TOKENS.alice).submit({ spec: spec({ memoryGib: 1 }, MINUTE), dryRun: true });
     await clock.advance(1000);
     await dryRun();
+  });
+});
+
+describe("hostile requests from a tenant", () => {
+  it("get clean answers and never touch another tenant's leases", async () => {
+    const ops = client(TOKENS.ops);
+    const before = (await ops.list({ pageSize: 1000 })).leases.filter(
+      (l) => l.spec?.tenant !== "team-a",
+    );
+    expect(before.length).toBeGreaterThan(0);
+    // Every lease id there is, the other tenants' among them.
+    const knownIds = before.map((l) => l.id);
+    const { requests, unaryNames } = hostileRequests(knownIds);
+    const raw = new RawClient(address, channel(TOKENS.alice));
+    const allowed = new Set([...CLEAN, status.PERMISSION_DENIED]);
+    try {
+      await fc.assert(
+        fc.asyncProperty(
+          fc
+            .constantFrom(...unaryNames)
+            .chain((name) =>
+              (requests[name] as fc.Arbitrary<object>).map((request) => ({ name, request })),
+            ),
+          async ({ name, request }) => {
+            const bytes = encode(name, request);
+            if (bytes === undefined) return;
+            const result = await raw.send(name, bytes);
+            expect(
+              allowed.has(result.code),
+              `${name}: ${status[result.code]} ${result.details}`,
+            ).toBe(true);
+          },
+        ),
+        { numRuns: 150, seed: 21 },
+      );
+    } finally {
+      raw.close();
+    }
+    const after = (await ops.list({ pageSize: 1000 })).leases.filter(
+      (l) => l.spec?.tenant !== "team-a",
+    );
+    // The other tenants' leases: the same ones, at the same revisions (nothing written to them).
+    expect(after.map((l) => [l.id, l.revision])).toEqual(before.map((l) => [l.id, l.revision]));
   });
 });
