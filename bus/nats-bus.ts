@@ -74,13 +74,15 @@ function natsCode(error: unknown): string | undefined {
 export class NatsBus implements Bus {
   readonly #nc: NatsConnection;
   readonly #log: Logger;
+  readonly #inboxPrefix: string | undefined;
   readonly #listeners = new Set<(event: BusStatusEvent) => void>();
   #status: BusStatus = "connected";
   #handlerErrors = 0;
 
-  private constructor(nc: NatsConnection, log: Logger) {
+  private constructor(nc: NatsConnection, log: Logger, inboxPrefix: string | undefined) {
     this.#nc = nc;
     this.#log = log;
+    this.#inboxPrefix = inboxPrefix;
     void this.#watchStatus();
     void nc.closed().then((error) => {
       this.#status = "closed";
@@ -112,7 +114,7 @@ export class NatsBus implements Bus {
         cause: error,
       });
     }
-    return new NatsBus(nc, log);
+    return new NatsBus(nc, log, options.inboxPrefix);
   }
 
   get status(): BusStatus {
@@ -191,7 +193,8 @@ export class NatsBus implements Bus {
   }
 
   createInbox(): string {
-    return createInbox();
+    // Under the client's inbox prefix, where NATS permissions let this client subscribe.
+    return createInbox(this.#inboxPrefix);
   }
 
   onStatus(listener: (event: BusStatusEvent) => void): () => void {
