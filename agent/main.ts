@@ -106,6 +106,8 @@ async function run(config: AgentConfig): Promise<void> {
     pass: config.natsPassword,
     token: config.natsToken,
     name: `leasebroker-agent:${config.hostId}`,
+    // Its own inbox, which deploy/nats/nats.conf lets it (and only it) subscribe to.
+    inboxPrefix: `_INBOX.${config.hostId}`,
     // An agent may come up before NATS does (boot order): keep trying instead of failing.
     waitOnFirstConnect: true,
     reconnectTimeWaitMs: 1000,

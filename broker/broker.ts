@@ -12,7 +12,7 @@ import {
   type PlacementPolicy,
   type Resources,
 } from "../placement/index.js";
-import { ApiServer } from "./api/server.js";
+import { ApiServer, type ApiServerOptions } from "./api/server.js";
 import { DashboardServer } from "./dashboard/index.js";
 import { AgentGateway } from "./hosts/agent-gateway.js";
 import type { HostGateway } from "./hosts/gateway.js";
@@ -24,6 +24,7 @@ import {
 } from "./hosts/registry.js";
 import { SimFleet, type SimFleetOptions } from "./hosts/sim-fleet.js";
 import { createIdGenerator } from "./ids.js";
+import type { AdmissionHook } from "./leases/admission.js";
 import {
   LeaseManager,
   type LeaseManager as LeaseManagerType,
@@ -66,6 +67,10 @@ export interface BrokerOptions {
   readonly heartbeatIntervalMs?: number;
   /** Batch the agent commands of one event-loop turn into one bus write (production). */
   readonly coalesceCommands?: boolean;
+  /** Security of the gRPC API: TLS credentials, bearer-token auth (broker/auth). */
+  readonly api?: Pick<ApiServerOptions, "credentials" | "auth" | "maxReceiveBytes">;
+  /** Admission policy beyond capacity: per-tenant quotas (broker/auth/quota-ledger.ts). */
+  readonly admission?: AdmissionHook;
 }
 
 export class Broker {
@@ -135,6 +140,7 @@ export class Broker {
       ),
       limits: { ...DEFAULT_ADMISSION_LIMITS, ...options.limits },
       ...(options.timings === undefined ? {} : { timings: options.timings }),
+      ...(options.admission === undefined ? {} : { admission: options.admission }),
     });
     this.api = new ApiServer(
       {
@@ -145,7 +151,7 @@ export class Broker {
         clock: this.clock,
         logger: this.#log,
       },
-      { address: options.grpcAddress },
+      { address: options.grpcAddress, ...options.api },
     );
     this.dashboard =
       options.httpAddress === undefined

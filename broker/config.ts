@@ -2,6 +2,7 @@
  * The broker's configuration: flags, then LEASEBROKER_* environment variables, then defaults.
  */
 import { ConfigError, type OptionSpecs, type ParsedOptions, parseDuration } from "../core/index.js";
+import { checkSecurity, SECURITY_OPTIONS } from "./auth/index.js";
 
 const hostPort = (value: string): string | undefined => {
   const match = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/.exec(value);
@@ -138,6 +139,7 @@ export const BROKER_OPTIONS = {
     choices: ["fatal", "error", "warn", "info", "debug", "trace", "silent"],
     default: "info",
   },
+  ...SECURITY_OPTIONS,
 } as const satisfies OptionSpecs;
 
 export type BrokerConfig = ParsedOptions<typeof BROKER_OPTIONS>;
@@ -165,4 +167,5 @@ export function checkCombinations(config: BrokerConfig): void {
       "--heartbeat-interval must be at most half of --host-suspect-after, or one late beat makes a host suspect",
     );
   }
+  checkSecurity(config);
 }

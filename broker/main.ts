@@ -17,6 +17,7 @@ import {
 } from "../core/index.js";
 import { DEFAULT_PLACEMENT_POLICY } from "../placement/index.js";
 import { type SimAgents, startSimAgents } from "./all-in-one.js";
+import { type LoadedSecurity, loadSecurity, QuotaLedger } from "./auth/index.js";
 import { Broker } from "./broker.js";
 import { BROKER_OPTIONS, type BrokerConfig, checkCombinations } from "./config.js";
 
@@ -70,7 +71,7 @@ async function connectBus(
   };
 }
 
-async function serve(config: BrokerConfig): Promise<void> {
+async function serve(config: BrokerConfig, security: LoadedSecurity): Promise<void> {
   const logger = createLogger({ level: config.logLevel as "info", name: "broker" });
   const clock = new RealClock();
   const simHosts = config.simHosts ?? (config.bus === "inproc" ? 5 : 0);
@@ -86,6 +87,12 @@ async function serve(config: BrokerConfig): Promise<void> {
     httpAddress: config.httpAddress,
     policy: { ...DEFAULT_PLACEMENT_POLICY, fit: config.policy === "spread" ? "spread" : "binpack" },
     limits: { maxDurationMs: config.maxDuration },
+    api: {
+      maxReceiveBytes: config.grpcMaxReceiveBytes,
+      ...(security.credentials === undefined ? {} : { credentials: security.credentials }),
+      ...(security.tokens === undefined ? {} : { auth: { tokens: security.tokens } }),
+    },
+    ...(security.tokens === undefined ? {} : { admission: new QuotaLedger(security.tokens) }),
     timings: {
       expiryNoticeMs: config.expiryNotice,
       stopGraceMs: config.stopGrace,
@@ -118,6 +125,7 @@ async function serve(config: BrokerConfig): Promise<void> {
       `leasebroker is serving (${config.store} store; ${config.bus === "inproc" ? "agents in this process" : `agents over NATS at ${config.natsUrl.join(",")}`}; ${simHosts} simulated hosts here; ${config.policy} placement)`,
       `  Dashboard      ${broker.dashboard?.url ?? "(off)"}   (also /metrics, /healthz, /readyz)`,
       `  gRPC API       ${address}   (grpc.health.v1 and server reflection included)`,
+      `  security       ${security.summary}`,
       "",
       "Try, in another shell:",
       `  npx leasectl --server ${address} hosts`,
@@ -152,6 +160,7 @@ async function serve(config: BrokerConfig): Promise<void> {
 
 async function main(argv: readonly string[]): Promise<void> {
   let parsed: ReturnType<typeof parseOptions<typeof BROKER_OPTIONS>>;
+  let security: LoadedSecurity;
   try {
     parsed = parseOptions(BROKER_OPTIONS, argv, process.env, { allowPositionals: true });
     const [command = "serve", ...rest] = parsed.positionals;
@@ -163,6 +172,7 @@ async function main(argv: readonly string[]): Promise<void> {
       throw new ConfigError(`unknown command ${JSON.stringify(command)} (commands: serve)`);
     if (rest.length > 0) throw new ConfigError(`unexpected argument ${JSON.stringify(rest[0])}`);
     checkCombinations(parsed.options);
+    security = loadSecurity(parsed.options);
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(
@@ -172,7 +182,7 @@ async function main(argv: readonly string[]): Promise<void> {
     }
     throw error;
   }
-  await serve(parsed.options);
+  await serve(parsed.options, security);
 }
 
 await main(process.argv.slice(2));

@@ -51,6 +51,11 @@ export interface NatsBusOptions {
    */
   readonly waitOnFirstConnect?: boolean | undefined;
   readonly logger?: Logger | undefined;
+  /**
+   * Reply subjects of this client's requests start with this (default `_INBOX`): an agent uses
+   * `_INBOX.<hostId>` so that NATS permissions can confine it to its own replies.
+   */
+  readonly inboxPrefix?: string | undefined;
 }
 
 function splitServers(servers: string | readonly string[]): string[] {
@@ -69,13 +74,15 @@ function natsCode(error: unknown): string | undefined {
 export class NatsBus implements Bus {
   readonly #nc: NatsConnection;
   readonly #log: Logger;
+  readonly #inboxPrefix: string | undefined;
   readonly #listeners = new Set<(event: BusStatusEvent) => void>();
   #status: BusStatus = "connected";
   #handlerErrors = 0;
 
-  private constructor(nc: NatsConnection, log: Logger) {
+  private constructor(nc: NatsConnection, log: Logger, inboxPrefix: string | undefined) {
     this.#nc = nc;
     this.#log = log;
+    this.#inboxPrefix = inboxPrefix;
     void this.#watchStatus();
     void nc.closed().then((error) => {
       this.#status = "closed";
@@ -94,6 +101,7 @@ export class NatsBus implements Bus {
         ...(options.pass === undefined ? {} : { pass: options.pass }),
         ...(options.token === undefined ? {} : { token: options.token }),
         ...(options.name === undefined ? {} : { name: options.name }),
+        ...(options.inboxPrefix === undefined ? {} : { inboxPrefix: options.inboxPrefix }),
         maxReconnectAttempts: -1,
         // The client otherwise builds an Error per request to keep its async stack trace: a
         // measurable cost at thousands of commands per second, for traces no one reads.
@@ -106,7 +114,7 @@ export class NatsBus implements Bus {
         cause: error,
       });
     }
-    return new NatsBus(nc, log);
+    return new NatsBus(nc, log, options.inboxPrefix);
   }
 
   get status(): BusStatus {
@@ -185,7 +193,8 @@ export class NatsBus implements Bus {
   }
 
   createInbox(): string {
-    return createInbox();
+    // Under the client's inbox prefix, where NATS permissions let this client subscribe.
+    return createInbox(this.#inboxPrefix);
   }
 
   onStatus(listener: (event: BusStatusEvent) => void): () => void {

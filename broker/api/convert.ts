@@ -59,8 +59,27 @@ export function resourcesToProto(r: Resources): ResourcesInput {
   };
 }
 
+/**
+ * Runs a Timestamp/Duration conversion of request field `field`: a value no millisecond time can
+ * hold (seconds past 2^53 ms, nanos out of range) is the client's INVALID_ARGUMENT, not a bug.
+ */
+export function requestTime<T>(field: string, convert: () => T): T {
+  try {
+    return convert();
+  } catch (error) {
+    if (error instanceof RangeError) {
+      throw new InvalidArgumentError(field, error.message, { cause: error });
+    }
+    throw error;
+  }
+}
+
 /** `now` fills the optional earliest start of a flexible window. */
 export function specFromProto(spec: ProtoLeaseSpec | null, now: number): LeaseSpec {
+  return requestTime("spec", () => specFromProtoTimes(spec, now));
+}
+
+function specFromProtoTimes(spec: ProtoLeaseSpec | null, now: number): LeaseSpec {
   if (spec === null) throw new InvalidArgumentError("spec", "is required");
   if (spec.resources === null) throw new InvalidArgumentError("spec.resources", "is required");
   let window: WindowSpec;
@@ -200,10 +219,21 @@ export function stateToProto(state: LeaseState): ProtoLeaseState {
   return state === "NEW" ? "LEASE_STATE_UNSPECIFIED" : (`LEASE_STATE_${state}` as ProtoLeaseState);
 }
 
+/**
+ * An enum value of a request without its prefix (`WINDOW_KIND_FLEXIBLE` → `FLEXIBLE`). A number
+ * the contract does not name arrives as a number (proto3 enums are open): INVALID_ARGUMENT.
+ */
+export function enumName(value: unknown, prefix: string, field: string): string {
+  if (typeof value !== "string" || !value.startsWith(prefix)) {
+    throw new InvalidArgumentError(field, `${JSON.stringify(value)} is not a ${prefix}* value`);
+  }
+  return value.slice(prefix.length);
+}
+
 export function stateFromProto(state: ProtoLeaseState, field: string): LeaseState {
   if (state === "LEASE_STATE_UNSPECIFIED")
     throw new InvalidArgumentError(field, "LEASE_STATE_UNSPECIFIED is not a state");
-  return state.replace(/^LEASE_STATE_/, "") as LeaseState;
+  return enumName(state, "LEASE_STATE_", field) as LeaseState;
 }
 
 const PLACEMENT_REASON: Readonly<Record<string, PlacementReason>> = {

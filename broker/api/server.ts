@@ -39,17 +39,20 @@ import {
   msFromTimestamp,
   timestampFromMs,
 } from "../../proto/index.js";
+import { CallGuard, type TokenSource } from "../auth/index.js";
 import type { HostRegistry, HostView } from "../hosts/registry.js";
 import type { LeaseManager, PlacementPreview } from "../leases/lease-manager.js";
 import type { Lease, LeaseSpec } from "../leases/model.js";
 import type { LeaseState } from "../leases/transitions.js";
 import { type BrokerStore, CompactedError } from "../store/index.js";
 import {
+  enumName,
   eventToProto,
   explanationToProto,
   forecastToProto,
   hostToProto,
   leaseToProto,
+  requestTime,
   specFromProto,
   stateFromProto,
 } from "./convert.js";
@@ -64,6 +67,10 @@ export interface ApiServerOptions {
   readonly maxSendBytes?: number;
   /** Events a watcher may fall behind before its stream is ended. Default 10,000. */
   readonly maxWatchBacklog?: number;
+  /** TLS or mutual TLS (broker/auth/tls.ts). Default: plaintext. */
+  readonly credentials?: ServerCredentials;
+  /** Bearer tokens: every LeaseBroker call authenticated and authorized (broker/auth/guard.ts). */
+  readonly auth?: { readonly tokens: TokenSource };
 }
 
 export interface ApiDeps {
@@ -231,7 +238,22 @@ export class ApiServer {
       "grpc.max_send_message_length": options.maxSendBytes ?? 16 * 1024 * 1024,
     });
     const pkg: LeaseBrokerGrpcType = loadLeaseBrokerPackage();
-    this.#server.addService(pkg.leasebroker.v1.LeaseBroker.service, this.#handlers());
+    const service = pkg.leasebroker.v1.LeaseBroker.service;
+    const handlers = this.#handlers();
+    // Authentication wraps every handler in one place; health and reflection stay open.
+    const guard =
+      options.auth === undefined
+        ? undefined
+        : new CallGuard({
+            tokens: options.auth.tokens,
+            leases: deps.leases,
+            clock: deps.clock,
+            logger: deps.logger,
+          });
+    this.#server.addService(
+      service,
+      guard === undefined ? handlers : guard.wrap(service, handlers),
+    );
     this.health.addToServer(this.#server);
     new ReflectionService(loadLeaseBrokerPackageDefinition()).addToServer(this.#server);
   }
@@ -245,7 +267,7 @@ export class ApiServer {
     this.#port = await new Promise<number>((resolve, reject) => {
       this.#server.bindAsync(
         this.#options.address,
-        ServerCredentials.createInsecure(),
+        this.#options.credentials ?? ServerCredentials.createInsecure(),
         (error, port) => (error === null ? resolve(port) : reject(error)),
       );
     });
@@ -325,7 +347,9 @@ export class ApiServer {
       ListLeases: unary(log, "ListLeases", async (req) => {
         const selector = selectorFrom("selector", req.selector);
         const kinds = new Set(
-          req.windowKinds.map((k) => k.replace(/^WINDOW_KIND_/, "").toLowerCase()),
+          req.windowKinds.map((k, i) =>
+            enumName(k, "WINDOW_KIND_", `window_kinds[${i}]`).toLowerCase(),
+          ),
         );
         const filter =
           selector.length === 0 && kinds.size === 0
@@ -360,9 +384,13 @@ export class ApiServer {
         const current = leases.get(req.id).value;
         let newEnd: number;
         if (req.extension === "newEnd") {
-          newEnd = msFromTimestamp(req.newEnd ?? { seconds: 0, nanos: 0 });
+          newEnd = requestTime("new_end", () =>
+            msFromTimestamp(req.newEnd ?? { seconds: 0, nanos: 0 }),
+          );
         } else if (req.extension === "extra") {
-          const extra = msFromDuration(req.extra ?? { seconds: 0, nanos: 0 });
+          const extra = requestTime("extra", () =>
+            msFromDuration(req.extra ?? { seconds: 0, nanos: 0 }),
+          );
           if (!(extra > 0)) throw new InvalidArgumentError("extra", "must be > 0");
           newEnd = current.end + extra;
         } else {
@@ -390,7 +418,9 @@ export class ApiServer {
       }),
       ListHosts: unary(log, "ListHosts", async (req) => {
         const selector = selectorFrom("selector", req.selector);
-        const states = new Set(req.states.map((s) => s.replace(/^HOST_STATE_/, "")));
+        const states = new Set(
+          req.states.map((s, i) => enumName(s, "HOST_STATE_", `states[${i}]`)),
+        );
         const size = req.pageSize === 0 ? 100 : req.pageSize;
         if (size < 0 || size > 1000)
           throw new InvalidArgumentError("page_size", "must be between 0 and 1000");
@@ -436,14 +466,20 @@ export class ApiServer {
       ),
       GetCapacity: unary(log, "GetCapacity", (req) => {
         const now = clock.now();
+        const bucketWidth = req.bucketWidth;
         const width =
-          req.bucketWidth === null ? DEFAULT_BUCKET_MS : msFromDuration(req.bucketWidth);
+          bucketWidth === null
+            ? DEFAULT_BUCKET_MS
+            : requestTime("bucket_width", () => msFromDuration(bucketWidth));
         if (!(width >= MIN_BUCKET_MS && width <= MAX_BUCKET_MS)) {
           throw new InvalidArgumentError("bucket_width", "must be between 1s and 30 days");
         }
         // Unset: now, rounded down to the bucket width.
+        const start0 = req.start;
         const start =
-          req.start === null ? Math.floor(now / width) * width : msFromTimestamp(req.start);
+          start0 === null
+            ? Math.floor(now / width) * width
+            : requestTime("start", () => msFromTimestamp(start0));
         const count = req.bucketCount === 0 ? DEFAULT_BUCKETS : req.bucketCount;
         if (count < 0 || count > MAX_BUCKETS) {
           throw new InvalidArgumentError("bucket_count", `must be between 0 and ${MAX_BUCKETS}`);

@@ -14,6 +14,8 @@ import { explanationToProto } from "./convert.js";
 export const FIELD_METADATA_KEY = "lb-field";
 export const LEADER_METADATA_KEY = "lb-leader";
 export const EXPLANATION_METADATA_KEY = "lb-placement-explanation-bin";
+/** RESOURCE_EXHAUSTED by a tenant quota: the quota's name (`cpu`, `leases`, `max_duration`, …). */
+export const QUOTA_METADATA_KEY = "lb-quota";
 
 export const explanationCodec = createCodec("leasebroker.v1.PlacementExplanation");
 
@@ -43,6 +45,30 @@ const CODE_BY_KIND: Readonly<Record<ErrorKind, status>> = {
   internal: status.INTERNAL,
 };
 
+/**
+ * Longest status message and field path sent. Messages may quote the request (an id, a field):
+ * unbounded, a huge value would make trailers larger than clients accept (grpc-js then drops the
+ * answer and the call hangs until its deadline).
+ */
+export const MAX_DETAILS = 1024;
+
+function bounded(text: string): string {
+  return text.length <= MAX_DETAILS
+    ? text
+    : `${text.slice(0, MAX_DETAILS)}… (${text.length} characters)`;
+}
+
+/**
+ * A metadata value: printable ASCII only (gRPC refuses anything else, by throwing), so a field path
+ * quoting a client's label key is escaped (`\u00e9`), and bounded.
+ */
+function metadataValue(text: string): string {
+  return bounded(text).replace(
+    /[^\x20-\x7e]/g,
+    (c) => `\\u${(c.codePointAt(0) ?? 0).toString(16).padStart(4, "0")}`,
+  );
+}
+
 export function statusOf(kind: ErrorKind): status {
   return CODE_BY_KIND[kind];
 }
@@ -53,12 +79,20 @@ export function toServiceError(
   const metadata = new Metadata();
   if (!isLeaseBrokerError(error)) {
     // A bug or an unexpected failure: say so without leaking internals.
-    return { code: status.INTERNAL, details: `internal error: ${errorMessage(error)}`, metadata };
+    return {
+      code: status.INTERNAL,
+      details: bounded(`internal error: ${errorMessage(error)}`),
+      metadata,
+    };
   }
   const e: object = error;
-  if ("field" in e && typeof e.field === "string") metadata.set(FIELD_METADATA_KEY, e.field);
+  if ("field" in e && typeof e.field === "string")
+    metadata.set(FIELD_METADATA_KEY, metadataValue(e.field));
   if ("leaderAddress" in e && typeof e.leaderAddress === "string") {
-    metadata.set(LEADER_METADATA_KEY, e.leaderAddress);
+    metadata.set(LEADER_METADATA_KEY, metadataValue(e.leaderAddress));
+  }
+  if (error.kind === "resource-exhausted" && "quota" in e && typeof e.quota === "string") {
+    metadata.set(QUOTA_METADATA_KEY, e.quota);
   }
   if (error.kind === "resource-exhausted" && "detail" in e && isPlacementExplanation(e.detail)) {
     metadata.set(
@@ -66,5 +100,5 @@ export function toServiceError(
       Buffer.from(explanationCodec.encode(explanationToProto(e.detail))),
     );
   }
-  return { code: statusOf(error.kind), details: error.message, metadata };
+  return { code: statusOf(error.kind), details: bounded(error.message), metadata };
 }

@@ -54,6 +54,26 @@ export const GLOBAL_OPTIONS = {
     short: "v",
     description: "say more, e.g. when following the leader (-v)",
   },
+  token: {
+    type: "string",
+    description: "bearer token sent with every call",
+    env: "LEASEBROKER_TOKEN",
+  },
+  tlsCa: {
+    type: "string",
+    description: "connect over TLS, trusting this CA (PEM)",
+    env: "LEASEBROKER_TLS_CA",
+  },
+  tlsCert: {
+    type: "string",
+    description: "mutual TLS: this client certificate (PEM; with --tls-key)",
+    env: "LEASEBROKER_TLS_CERT",
+  },
+  tlsKey: {
+    type: "string",
+    description: "mutual TLS: the client certificate's private key (PEM)",
+    env: "LEASEBROKER_TLS_KEY",
+  },
 } as const satisfies CliOptionSpecs;
 
 export type GlobalOptions = ParsedOptions<typeof GLOBAL_OPTIONS>;

@@ -17,8 +17,10 @@ export interface ConnectionOptions {
   readonly address: string;
   /** Deadline of each unary call, in milliseconds. */
   readonly timeoutMs: number;
-  /** Transport security. Only "insecure" for now; TLS comes with its issue. */
-  readonly security: { readonly kind: "insecure" };
+  /** Transport security: plaintext, or TLS (mutual with a client certificate and key). */
+  readonly security: TransportSecurity;
+  /** Sent as `authorization: Bearer <token>` with every call. */
+  readonly token?: string;
   /** Where progress notes go (only used when verbose). */
   readonly note: (line: string) => void;
   readonly verbose: boolean;
@@ -26,13 +28,27 @@ export interface ConnectionOptions {
   readonly signal?: AbortSignal;
 }
 
-/** The channel credentials for `security` (TLS will add a branch here). */
-export function channelCredentials(
-  security: ConnectionOptions["security"],
-): grpc.ChannelCredentials {
+export type TransportSecurity =
+  | { readonly kind: "insecure" }
+  | {
+      readonly kind: "tls";
+      /** PEM of the CA to trust; undefined: the system's roots. */
+      readonly ca?: Buffer;
+      readonly cert?: Buffer;
+      readonly key?: Buffer;
+    };
+
+/** The channel credentials for `security`. */
+export function channelCredentials(security: TransportSecurity): grpc.ChannelCredentials {
   switch (security.kind) {
     case "insecure":
       return grpc.credentials.createInsecure();
+    case "tls":
+      return grpc.credentials.createSsl(
+        security.ca ?? null,
+        security.key ?? null,
+        security.cert ?? null,
+      );
   }
 }
 
@@ -72,6 +88,14 @@ export class BrokerConnection {
   constructor(options: ConnectionOptions) {
     this.#options = options;
     this.#address = options.address;
+  }
+
+  /** Every call's metadata: the bearer token, when there is one. */
+  #metadata(): grpc.Metadata {
+    const metadata = new grpc.Metadata();
+    const token = this.#options.token;
+    if (token !== undefined && token !== "") metadata.set("authorization", `Bearer ${token}`);
+    return metadata;
   }
 
   /** The address calls go to now (the leader's, once followed). */
@@ -114,23 +138,16 @@ export class BrokerConnection {
     return new Promise<Res>((resolve, reject) => {
       const deadline = new Date(Date.now() + this.#options.timeoutMs);
       const onAbort = (): void => call.cancel();
-      const call = invoke(
-        this.#client(address),
-        new grpc.Metadata(),
-        { deadline },
-        (error, value) => {
-          signal?.removeEventListener("abort", onAbort);
-          if (error !== null) {
-            reject(
-              BrokerCallError.fromServiceError(error, address, method, this.#options.timeoutMs),
-            );
-          } else if (value === undefined) {
-            reject(new Error(`${method}: the broker answered without a message`));
-          } else {
-            resolve(value);
-          }
-        },
-      );
+      const call = invoke(this.#client(address), this.#metadata(), { deadline }, (error, value) => {
+        signal?.removeEventListener("abort", onAbort);
+        if (error !== null) {
+          reject(BrokerCallError.fromServiceError(error, address, method, this.#options.timeoutMs));
+        } else if (value === undefined) {
+          reject(new Error(`${method}: the broker answered without a message`));
+        } else {
+          resolve(value);
+        }
+      });
       if (signal?.aborted === true) call.cancel();
       else signal?.addEventListener("abort", onAbort, { once: true });
     });
@@ -150,7 +167,7 @@ export class BrokerConnection {
 
   /** Starts a server stream (no deadline) against the current address. */
   stream<Res>(invoke: StreamInvoke<Res>): grpc.ClientReadableStream<Res> {
-    return invoke(this.#client(this.#address), new grpc.Metadata(), {});
+    return invoke(this.#client(this.#address), this.#metadata(), {});
   }
 
   /** Wraps a stream's error as a BrokerCallError for `method`. */

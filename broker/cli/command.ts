@@ -16,6 +16,7 @@ import { BrokerConnection } from "./client.js";
 import { renderFailure } from "./errors.js";
 import { EXIT } from "./exit-codes.js";
 import { type CliIo, Output } from "./io.js";
+import { transportSecurity } from "./tls-flags.js";
 
 export interface CommandContext {
   readonly io: CliIo;
@@ -106,7 +107,8 @@ export function defineCommand<S extends CliOptionSpecs>(def: CommandDefinition<S
         broker = new BrokerConnection({
           address: global.server,
           timeoutMs: global.timeout,
-          security: { kind: "insecure" },
+          security: transportSecurity(global),
+          ...(global.token === undefined ? {} : { token: global.token }),
           verbose,
           note: (text) => out.err(text),
           ...(io.signal === undefined ? {} : { signal: io.signal }),

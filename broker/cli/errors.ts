@@ -220,6 +220,8 @@ export interface RenderContext {
 function renderCallError(e: BrokerCallError, ctx: RenderContext): string[] {
   switch (e.code) {
     case status.RESOURCE_EXHAUSTED: {
+      // A tenant's quota or write rate (broker/auth) is not a placement failure: say it as is.
+      if (/^(quota "|rate limit of tenant )/.test(e.details)) return [`error: ${e.details}`];
       if (e.explanation === undefined) return [`error: no host can take this lease: ${e.details}`];
       return [
         "error: no host can take this lease",

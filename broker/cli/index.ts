@@ -5,7 +5,12 @@
 export { type CliOptionSpec, GLOBAL_OPTIONS, type GlobalOptions } from "./args.js";
 export { type CapturedRun, type CaptureOptions, runCliCaptured } from "./capture.js";
 export { COMMANDS, generalHelp, runCli } from "./cli.js";
-export { BrokerConnection, type ConnectionOptions, channelCredentials } from "./client.js";
+export {
+  BrokerConnection,
+  type ConnectionOptions,
+  channelCredentials,
+  type TransportSecurity,
+} from "./client.js";
 export {
   BrokerCallError,
   decodeExplanation,

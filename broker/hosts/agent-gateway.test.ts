@@ -214,6 +214,26 @@ describe("AgentGateway: heartbeats and liveness", () => {
     expect(s.states.at(-1)).toEqual([HOST, "READY", "SUSPECT"]);
   });
 
+  it("drops a beat whose host id is not its subject's: another host cannot keep it alive", async () => {
+    const s = setup();
+    await sayHello(s, hello());
+    await s.clock.advance(4000);
+    expect(stateOf(s)).toBe("SUSPECT");
+    s.agentBus.publish(
+      hostSubject("host-b", "beat"),
+      agentCodecs.heartbeat.encode({
+        hostId: HOST,
+        bootId: "boot-1",
+        sequence: 1,
+        time: timestampFromMs(s.clock.now()),
+        seenEpoch: EPOCH,
+      }),
+    );
+    await s.clock.advance(0);
+    expect(stateOf(s)).toBe("SUSPECT");
+    expect(s.gateway.drops.get("beat", "invalid")).toBe(1);
+  });
+
   it("answers a beat from an unknown boot id, an unknown host or a DOWN host with accepted false", async () => {
     const s = setup();
     await sayHello(s, hello());

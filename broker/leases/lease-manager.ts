@@ -35,6 +35,7 @@ import {
 import type { HostGateway, WorkloadReport } from "../hosts/gateway.js";
 import type { HostRegistry } from "../hosts/registry.js";
 import type { BrokerStore, StoreWatch, Versioned } from "../store/index.js";
+import type { AdmissionHook } from "./admission.js";
 import type { Lease, LeaseEventType, LeaseSpec, StopReason } from "./model.js";
 import {
   assertTransition,
@@ -74,6 +75,8 @@ export interface LeaseManagerDeps {
   readonly newId: () => string;
   readonly limits?: AdmissionLimits;
   readonly timings?: Partial<LeaseTimings>;
+  /** A policy beyond capacity (per-tenant quotas); none by default. */
+  readonly admission?: AdmissionHook;
 }
 
 export interface SubmitResult {
@@ -167,6 +170,7 @@ export class LeaseManager {
   readonly #newId: () => string;
   readonly #limits: AdmissionLimits;
   readonly #timings: LeaseTimings;
+  readonly #admission: AdmissionHook | undefined;
 
   readonly #leases = new Map<string, Versioned<Lease>>();
   readonly #byRequestId = new Map<string, string>();
@@ -195,6 +199,7 @@ export class LeaseManager {
     this.#newId = deps.newId;
     this.#limits = deps.limits ?? DEFAULT_ADMISSION_LIMITS;
     this.#timings = { ...DEFAULT_LEASE_TIMINGS, ...deps.timings };
+    this.#admission = deps.admission;
   }
 
   /**
@@ -401,6 +406,9 @@ export class LeaseManager {
       });
       const id = this.#newId();
       const decision = this.#decide(id, spec, now, { allowPreemption: true });
+      if (decision.kind !== "none") {
+        this.#admission?.admit(spec, decision.kind === "queue" ? undefined : decision);
+      }
       const base: Lease = {
         id,
         spec,
@@ -546,6 +554,7 @@ export class LeaseManager {
           `a lease may last at most ${this.#limits.maxDurationMs / 86_400_000} days`,
         );
       }
+      this.#admission?.extend(lease, newEnd);
       try {
         this.#index.resize(id, { window: { start: lease.start, end: newEnd } });
       } catch (error) {
@@ -829,6 +838,11 @@ export class LeaseManager {
       if (lease.state !== "PENDING") continue;
       const d = this.#decide(lease.id, lease.spec, now, { allowPreemption: false });
       if (d.kind === "place") {
+        try {
+          this.#admission?.place(lease, d);
+        } catch {
+          continue; // over its tenant's quota for now: stays queued until room frees
+        }
         await this.#placeNew(lease, d, "STATE_CHANGED", item);
       } else if (d.kind === "none" && lease.spec.window.kind === "flexible") {
         await this.#finish(
@@ -1283,6 +1297,7 @@ export class LeaseManager {
     if (item.revision > this.#revision) this.#revision = item.revision;
     const before = this.#leases.get(item.id)?.value;
     this.#leases.set(item.id, item);
+    this.#admission?.observe(lease);
     if (before === undefined && this.#sortedIds !== undefined) {
       // Ids are time-ordered, so a new one almost always goes last; otherwise sort again lazily.
       const last = this.#sortedIds[this.#sortedIds.length - 1];

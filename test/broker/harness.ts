@@ -6,6 +6,7 @@
  */
 import {
   type CallOptions,
+  type ChannelCredentials,
   type ClientReadableStream,
   type ClientUnaryCall,
   credentials,
@@ -243,12 +244,10 @@ export class BrokerApi {
     options?: CallOptions,
   ) => Promise<CapacityForecast>;
 
-  constructor(address: string) {
+  /** `channel`: e.g. TLS credentials combined with a bearer token (default plaintext). */
+  constructor(address: string, channel: ChannelCredentials = credentials.createInsecure()) {
     const pkg = loadLeaseBrokerPackage();
-    const c: LeaseBrokerClient = new pkg.leasebroker.v1.LeaseBroker(
-      address,
-      credentials.createInsecure(),
-    );
+    const c: LeaseBrokerClient = new pkg.leasebroker.v1.LeaseBroker(address, channel);
     this.raw = c;
     this.submit = unary((r, m, o, cb) => c.SubmitLease(r, m, o, cb));
     this.get = unary((r, m, o, cb) => c.GetLease(r, m, o, cb));
