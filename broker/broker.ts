@@ -63,6 +63,10 @@ export interface BrokerOptions {
   readonly heartbeatIntervalMs?: number;
   /** Batch the agent commands of one event-loop turn into one bus write (production). */
   readonly coalesceCommands?: boolean;
+  /** A higher-priority lease may displace preemptible ones when nothing fits. Default true. */
+  readonly preemption?: boolean;
+  /** Serve the gRPC API on `start`. Default true; the simulator drives the lease manager directly. */
+  readonly serveApi?: boolean;
 }
 
 export class Broker {
@@ -79,6 +83,7 @@ export class Broker {
   readonly #log: Logger;
   readonly #simHosts: SimHostsOptions | undefined;
   readonly #liveness: LivenessOptions;
+  readonly #serveApi: boolean;
 
   constructor(options: BrokerOptions) {
     this.clock = options.clock;
@@ -95,6 +100,7 @@ export class Broker {
     });
     this.#simHosts = options.simHosts;
     this.#liveness = { ...DEFAULT_LIVENESS, ...options.liveness };
+    this.#serveApi = options.serveApi ?? true;
     let gateway: HostGateway;
     if (options.bus === undefined) {
       this.fleet = new SimFleet(this.clock, options.simHosts ?? {});
@@ -129,6 +135,7 @@ export class Broker {
         options.random === undefined ? {} : { random: options.random },
       ),
       limits: { ...DEFAULT_ADMISSION_LIMITS, ...options.limits },
+      ...(options.preemption === undefined ? {} : { preemption: options.preemption }),
       ...(options.timings === undefined ? {} : { timings: options.timings }),
     });
     this.api = new ApiServer(
@@ -144,7 +151,10 @@ export class Broker {
     );
   }
 
-  /** Loads state, brings up the simulated hosts, and serves the API. Returns the gRPC port. */
+  /**
+   * Loads state, brings up the simulated hosts, and serves the API. Returns the gRPC port (0 when
+   * `serveApi` is false).
+   */
   async start(): Promise<number> {
     this.index.advanceTo(this.clock.now());
     await this.hosts.load();
@@ -166,13 +176,14 @@ export class Broker {
       agents.open();
       this.hosts.startLiveness(this.#liveness);
     }
+    if (!this.#serveApi) return 0;
     const port = await this.api.start();
     this.#log.info({ port, hosts: this.hosts.ids().length }, "broker serving");
     return port;
   }
 
   async stop(graceMs = 5000): Promise<void> {
-    await this.api.stop(graceMs);
+    if (this.#serveApi) await this.api.stop(graceMs);
     this.agents?.close();
     this.hosts.stopLiveness();
     this.leases.stop();

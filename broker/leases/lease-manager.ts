@@ -73,6 +73,8 @@ export interface LeaseManagerDeps {
   readonly newId: () => string;
   readonly limits?: AdmissionLimits;
   readonly timings?: Partial<LeaseTimings>;
+  /** A non-preemptible lease with priority > 0 may displace preemptible ones. Default true. */
+  readonly preemption?: boolean;
 }
 
 export interface SubmitResult {
@@ -153,6 +155,7 @@ export class LeaseManager {
   readonly #newId: () => string;
   readonly #limits: AdmissionLimits;
   readonly #timings: LeaseTimings;
+  readonly #preemption: boolean;
 
   readonly #leases = new Map<string, Versioned<Lease>>();
   readonly #byRequestId = new Map<string, string>();
@@ -180,6 +183,7 @@ export class LeaseManager {
     this.#newId = deps.newId;
     this.#limits = deps.limits ?? DEFAULT_ADMISSION_LIMITS;
     this.#timings = { ...DEFAULT_LEASE_TIMINGS, ...deps.timings };
+    this.#preemption = deps.preemption ?? true;
   }
 
   /**
@@ -615,7 +619,7 @@ export class LeaseManager {
         explanation: decision.explanation,
       };
     }
-    if (options.allowPreemption && !spec.preemptible && spec.priority > 0) {
+    if (options.allowPreemption && this.#preemption && !spec.preemptible && spec.priority > 0) {
       // Victims keep running for their notice period, so the lease starts after it.
       const noticeEnd = now + this.#timings.preemptionNoticeMs;
       const pStart = Math.max(start, noticeEnd);

@@ -1,0 +1,134 @@
+/**
+ * Hosts needed: the smallest cluster, scaled from the described one (`clusterHosts`), that admits
+ * the whole trace — every request placed, none rejected or preempted. Found by search over the
+ * total host count: from the described size, double until a size admits the trace, then bisect
+ * between the largest size seen failing and the smallest seen admitting. Sizes that fail stop at
+ * their first rejection, so they cost less than a full replay.
+ *
+ * Bisection assumes that more hosts never admit less. The clusters are nested (n + 1 hosts are n
+ * hosts plus one), but online placement is greedy, so that is very likely rather than certain;
+ * every size tried is in the report.
+ */
+import type { LeaseTimings } from "../leases/lease-manager.js";
+import {
+  type ClusterDescription,
+  clusterHosts,
+  describedHostCount,
+  largestShapeAllocatable,
+  shapeCounts,
+} from "./cluster.js";
+import { replay, type SimPolicy } from "./replay.js";
+import type { TraceEntry } from "./trace.js";
+
+export interface SearchRun {
+  readonly hosts: number;
+  readonly admitted: boolean;
+  /** The first request refused, rejected or preempted at this size. */
+  readonly first_problem?: string;
+}
+
+export interface HostsNeeded {
+  /** The smallest total admitting the trace, or null if none up to `max_hosts` does. */
+  readonly hosts: number | null;
+  readonly shapes: Readonly<Record<string, number>> | null;
+  readonly max_hosts: number;
+  readonly method: string;
+  readonly runs: readonly SearchRun[];
+  readonly note?: string;
+}
+
+export interface SearchOptions {
+  readonly trace: readonly TraceEntry[];
+  readonly cluster: ClusterDescription;
+  readonly policy: SimPolicy;
+  readonly seed: number;
+  readonly timings?: Partial<LeaseTimings>;
+  readonly maxHosts: number;
+  /** The outcome at the described size, if a replay already found it. */
+  readonly described?: SearchRun;
+  /** Called after each size is tried (progress). */
+  readonly onRun?: (run: SearchRun) => void;
+}
+
+const METHOD =
+  "total host count: double from the described size until the trace is admitted, then bisect; " +
+  "shapes keep their proportions (Sainte-Laguë rounding, nested sizes)";
+
+export async function searchHostsNeeded(options: SearchOptions): Promise<HostsNeeded> {
+  const { trace, cluster, maxHosts } = options;
+  const runs: SearchRun[] = [];
+  const result = (hosts: number | null, note?: string): HostsNeeded => ({
+    hosts,
+    shapes:
+      hosts === null
+        ? null
+        : Object.fromEntries(
+            cluster.shapes.map((s, i) => [s.name, shapeCounts(cluster, hosts)[i] ?? 0]),
+          ),
+    max_hosts: maxHosts,
+    method: METHOD,
+    runs: [...runs].sort((a, b) => a.hosts - b.hosts),
+    ...(note === undefined ? {} : { note }),
+  });
+  if (trace.length === 0) return result(0);
+  const largest = largestShapeAllocatable(cluster);
+  const tooBig = trace.find(
+    (e) =>
+      e.resources.cpuMillis > largest.cpuMillis ||
+      e.resources.memoryMib > largest.memoryMib ||
+      e.resources.diskGib > largest.diskGib ||
+      e.resources.gpus > largest.gpus,
+  );
+  if (tooBig !== undefined) {
+    return result(
+      null,
+      `request ${tooBig.id} (line ${tooBig.line}) asks for more than any host shape offers: no cluster size admits the trace`,
+    );
+  }
+
+  const tried = new Map<number, boolean>();
+  const admits = async (hosts: number): Promise<boolean> => {
+    const known = tried.get(hosts);
+    if (known !== undefined) return known;
+    let run: SearchRun;
+    if (options.described !== undefined && options.described.hosts === hosts) {
+      run = options.described;
+    } else {
+      const r = await replay({
+        trace,
+        hosts: clusterHosts(cluster, hosts),
+        policy: options.policy,
+        seed: options.seed,
+        ...(options.timings === undefined ? {} : { timings: options.timings }),
+        stopAtFirstProblem: true,
+      });
+      run =
+        r.firstProblem === undefined
+          ? { hosts, admitted: true }
+          : {
+              hosts,
+              admitted: false,
+              first_problem: `${r.firstProblem.traceId} (line ${r.firstProblem.line}) ${r.firstProblem.what}`,
+            };
+    }
+    runs.push(run);
+    tried.set(hosts, run.admitted);
+    options.onRun?.(run);
+    return run.admitted;
+  };
+
+  let lo = 0; // the largest size known to fail (an empty cluster admits nothing)
+  let hi = Math.min(Math.max(1, describedHostCount(cluster)), maxHosts);
+  while (!(await admits(hi))) {
+    lo = hi;
+    if (hi >= maxHosts)
+      return result(null, `not admitted even with ${maxHosts} hosts (raise --max-hosts)`);
+    hi = Math.min(hi * 2, maxHosts);
+  }
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (await admits(mid)) hi = mid;
+    else lo = mid;
+  }
+  return result(hi);
+}
