@@ -27,6 +27,7 @@ export {
   SIM_EPOCH_MS,
   type SimEvent,
   type SimPolicy,
+  simEventOf,
   type UsageDeltas,
 } from "./replay.js";
 export {

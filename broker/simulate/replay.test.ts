@@ -20,6 +20,7 @@ import {
   replay,
   SIM_EPOCH_MS,
   type SimEvent,
+  simEventOf,
 } from "./replay.js";
 import { buildReport } from "./report.js";
 import { searchHostsNeeded } from "./search.js";
@@ -47,15 +48,7 @@ async function directRun(
   }
   const events: SimEvent[] = [];
   const watch = broker.leases.watch(0, ({ type, lease }) =>
-    events.push({
-      at: clock.now(),
-      traceId: lease.requestId,
-      type,
-      state: lease.state,
-      hostId: lease.hostId,
-      start: lease.start,
-      end: lease.end,
-    }),
+    events.push(simEventOf(clock.now(), type, lease)),
   );
   for (const entry of trace) {
     await clock.advanceTo(SIM_EPOCH_MS + entry.submitMs);

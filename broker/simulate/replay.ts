@@ -20,6 +20,7 @@ import type { HostAnnouncement } from "../hosts/registry.js";
 import type { LeaseTimings } from "../leases/lease-manager.js";
 import type { Lease, LeaseEventType, LeaseSpec, WindowSpec } from "../leases/model.js";
 import type { LeaseState } from "../leases/transitions.js";
+import { MemoryStore } from "../store/index.js";
 import type { TraceEntry } from "./trace.js";
 
 /** Monday 2026-01-05 00:00 UTC: trace time 0 (fixed, so that runs repeat exactly). */
@@ -60,6 +61,8 @@ export function brokerOptionsFor(
     logger: silentLogger(),
     grpcAddress: "127.0.0.1:0",
     serveApi: false,
+    // Nothing resumes a watch here: a short history keeps old lease versions collectable.
+    store: new MemoryStore({ copy: false, historyLimit: 1024 }),
     random: seededRandom(seed),
     policy: { ...DEFAULT_PLACEMENT_POLICY, fit: policy.fit },
     preemption: policy.preemption,
@@ -149,6 +152,19 @@ export interface ReplayOptions {
   readonly stopAtFirstProblem?: boolean;
   /** Every lease event, in order (tests, event logs). */
   readonly onEvent?: (event: SimEvent) => void;
+}
+
+/** A lease event as the simulator records it. */
+export function simEventOf(at: number, type: LeaseEventType, lease: Lease): SimEvent {
+  return {
+    at,
+    traceId: lease.requestId,
+    type,
+    state: lease.state,
+    hostId: lease.hostId,
+    start: lease.start,
+    end: lease.end,
+  };
 }
 
 const RUNNING = new Set<LeaseState>(["STARTING", "ACTIVE", "MIGRATING"]);
@@ -259,15 +275,7 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
     const previous = out.state;
     out.state = lease.state;
     const at = clock.now();
-    options.onEvent?.({
-      at,
-      traceId: lease.requestId,
-      type,
-      state: lease.state,
-      hostId: lease.hostId,
-      start: lease.start,
-      end: lease.end,
-    });
+    options.onEvent?.(simEventOf(at, type, lease));
     if (lease.state === "PENDING") out.queued = true;
     if (
       !out.placed &&
