@@ -97,7 +97,16 @@ function searchChart(report: SimulationReport): string {
 
 function table(rows: readonly (readonly (string | number)[])[], header: readonly string[]): string {
   return `<table><tr>${header.map((h) => `<th>${esc(h)}</th>`).join("")}</tr>${rows
-    .map((r) => `<tr>${r.map((c) => `<td>${esc(String(c))}</td>`).join("")}</tr>`)
+    .map(
+      (r) =>
+        `<tr>${r
+          .map((c) => {
+            // Figures line up on the right, words read from the left.
+            const words = typeof c === "string" && !/^[-\d.,%]+$/.test(c);
+            return `<td${words ? ' class="text"' : ""}>${esc(String(c))}</td>`;
+          })
+          .join("")}</tr>`,
+    )
     .join("")}</table>`;
 }
 
@@ -135,7 +144,7 @@ export function renderHtml(report: SimulationReport): string {
 body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:920px;color:#111}
 h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}
-th{background:#f4f4f5}td:first-child,th:first-child{text-align:left}
+th{background:#f4f4f5}td:first-child,th:first-child,td.text{text-align:left}
 svg text{font-size:11px;fill:#333}.key{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:middle}
 .small{color:#555;font-size:12px}code{background:#f4f4f5;padding:0 3px}
 </style></head><body>
