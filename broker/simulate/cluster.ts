@@ -170,6 +170,11 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
+/** The `zone` label of the n-th zone (0-based): zone-a, zone-b, … */
+export function zoneLabel(n: number): string {
+  return `zone-${String.fromCharCode(97 + n)}`;
+}
+
 /** Hosts in the description as written. */
 export function describedHostCount(cluster: ClusterDescription): number {
   return cluster.shapes.reduce((n, s) => n + s.count, 0);
@@ -211,26 +216,13 @@ export function clusterHosts(cluster: ClusterDescription, total: number): HostAn
         labels: {
           ...shape.labels,
           shape: shape.name,
-          zone: `zone-${String.fromCharCode(97 + (k % cluster.zones))}`,
+          zone: zoneLabel(k % cluster.zones),
         },
         driver: "sim",
         agentVersion: "simulator",
       });
     }
   });
-  return out;
-}
-
-/** Per resource, the largest allocatable of any shape (a lease above it fits no host of this cluster). */
-export function largestShapeAllocatable(cluster: ClusterDescription): Resources {
-  const out = { cpuMillis: 0, memoryMib: 0, diskGib: 0, gpus: 0 };
-  for (const s of cluster.shapes) {
-    const a = allocatable(s.capacity, s.ratios);
-    out.cpuMillis = Math.max(out.cpuMillis, a.cpuMillis);
-    out.memoryMib = Math.max(out.memoryMib, a.memoryMib);
-    out.diskGib = Math.max(out.diskGib, a.diskGib);
-    out.gpus = Math.max(out.gpus, a.gpus);
-  }
   return out;
 }
 

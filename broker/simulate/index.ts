@@ -4,11 +4,11 @@ export {
   clusterHosts,
   describedHostCount,
   type HostShape,
-  largestShapeAllocatable,
   parseCluster,
   STANDARD_CLUSTER,
   shapeCounts,
   totalAllocatable,
+  zoneLabel,
 } from "./cluster.js";
 export { runSimulate, SIMULATE_OPTIONS, SIMULATE_USAGE, type SimulateIo } from "./command.js";
 export { type GenerateOptions, generateTrace, TRACE_MIXES, type TraceMix } from "./generate.js";

@@ -178,7 +178,29 @@ shapes:
       maxHosts: 100,
     });
     expect(tooBig.hosts).toBeNull();
-    expect(tooBig.note).toMatch(/line-2 \(line 2\) asks for more than any host shape/);
+    expect(tooBig.note).toMatch(/line-2 \(line 2\) fits no host shape/);
+    expect(tooBig.runs).toEqual([]);
+    const nowhere = await searchHostsNeeded({
+      trace: parseTrace(
+        '{"submit":0,"duration":60,"cpu":1,"memory_gib":1,"constraints":["gpu=true"]}',
+      ),
+      cluster: SMALL,
+      policy: DEFAULT_SIM_POLICY,
+      seed: 1,
+      maxHosts: 100,
+    });
+    expect(nowhere.note).toMatch(/line-1 \(line 1\) fits no host shape/);
+    // Longer than the broker's 90-day limit: refused as invalid at any size, so one size is enough.
+    const invalid = await searchHostsNeeded({
+      trace: parseTrace(`submit,duration,cpu,memory_gib\n0,${91 * 86_400},1,1`),
+      cluster: SMALL,
+      policy: DEFAULT_SIM_POLICY,
+      seed: 1,
+      maxHosts: 100,
+    });
+    expect(invalid.hosts).toBeNull();
+    expect(invalid.note).toMatch(/line-2 \(line 2\): the broker refuses it as invalid/);
+    expect(invalid.runs).toHaveLength(1);
     const capped = await searchHostsNeeded({
       trace: parseTrace(
         `submit,duration,cpu,memory_gib\n${Array.from({ length: 5 }, () => "0,60,4,8").join("\n")}`,

@@ -132,6 +132,8 @@ export interface ReplayResult {
     readonly traceId: string;
     readonly line: number;
     readonly what: string;
+    /** Set when the request was refused or rejected (not preempted). */
+    readonly reason?: RejectReason;
   };
 }
 
@@ -261,10 +263,15 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
   let migrations = 0;
   let events = 0;
   let firstProblem: ReplayResult["firstProblem"];
-  const problem = (i: number, what: string): void => {
+  const problem = (i: number, what: string, reason?: RejectReason): void => {
     if (firstProblem !== undefined) return;
     const e = trace[i] as TraceEntry;
-    firstProblem = { traceId: e.id, line: e.line, what };
+    firstProblem = {
+      traceId: e.id,
+      line: e.line,
+      what,
+      ...(reason === undefined ? {} : { reason }),
+    };
   };
 
   const watch = broker.leases.watch(0, ({ type, lease }) => {
@@ -303,7 +310,7 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
             ? "reservation_start_passed"
             : "queue_timeout";
       out.message = lease.statusMessage;
-      problem(i, `rejected: ${lease.statusMessage}`);
+      problem(i, `rejected: ${lease.statusMessage}`, out.reason);
     } else if (type === "PREEMPTION_NOTICE" || lease.state === "PREEMPTED") {
       out.message = lease.statusMessage;
       problem(i, `preempted: ${lease.statusMessage}`);
@@ -325,7 +332,7 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
         else if (error instanceof InvalidArgumentError) out.reason = "invalid";
         else throw error;
         out.message = error.message;
-        problem(i, `refused: ${error.message}`);
+        problem(i, `refused: ${error.message}`, out.reason);
       }
     }
     // The rest of the story: reservations start, leases run out, queues drain.

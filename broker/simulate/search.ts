@@ -9,13 +9,14 @@
  * hosts plus one), but online placement is greedy, so that is very likely rather than certain;
  * every size tried is in the report.
  */
+import { allocatable, fits, matches, parseSelector } from "../../placement/index.js";
 import type { LeaseTimings } from "../leases/lease-manager.js";
 import {
   type ClusterDescription,
   clusterHosts,
   describedHostCount,
-  largestShapeAllocatable,
   shapeCounts,
+  zoneLabel,
 } from "./cluster.js";
 import { replay, type SimPolicy } from "./replay.js";
 import type { TraceEntry } from "./trace.js";
@@ -71,22 +72,17 @@ export async function searchHostsNeeded(options: SearchOptions): Promise<HostsNe
     ...(note === undefined ? {} : { note }),
   });
   if (trace.length === 0) return result(0);
-  const largest = largestShapeAllocatable(cluster);
-  const tooBig = trace.find(
-    (e) =>
-      e.resources.cpuMillis > largest.cpuMillis ||
-      e.resources.memoryMib > largest.memoryMib ||
-      e.resources.diskGib > largest.diskGib ||
-      e.resources.gpus > largest.gpus,
-  );
-  if (tooBig !== undefined) {
+  const homeless = trace.find((e) => !fitsSomeShape(e, cluster));
+  if (homeless !== undefined) {
     return result(
       null,
-      `request ${tooBig.id} (line ${tooBig.line}) asks for more than any host shape offers: no cluster size admits the trace`,
+      `request ${homeless.id} (line ${homeless.line}) fits no host shape (resources or constraints): no cluster size admits the trace`,
     );
   }
 
   const tried = new Map<number, boolean>();
+  /** Sizes whose first problem was a request the broker refuses as invalid (no size helps). */
+  const invalidAt = new Map<number, string>();
   const admits = async (hosts: number): Promise<boolean> => {
     const known = tried.get(hosts);
     if (known !== undefined) return known;
@@ -102,6 +98,8 @@ export async function searchHostsNeeded(options: SearchOptions): Promise<HostsNe
         ...(options.timings === undefined ? {} : { timings: options.timings }),
         stopAtFirstProblem: true,
       });
+      if (r.firstProblem?.reason === "invalid")
+        invalidAt.set(hosts, `request ${r.firstProblem.traceId} (line ${r.firstProblem.line})`);
       run =
         r.firstProblem === undefined
           ? { hosts, admitted: true }
@@ -120,6 +118,9 @@ export async function searchHostsNeeded(options: SearchOptions): Promise<HostsNe
   let lo = 0; // the largest size known to fail (an empty cluster admits nothing)
   let hi = Math.min(Math.max(1, describedHostCount(cluster)), maxHosts);
   while (!(await admits(hi))) {
+    const invalid = invalidAt.get(hi);
+    if (invalid !== undefined)
+      return result(null, `${invalid}: the broker refuses it as invalid whatever the cluster`);
     lo = hi;
     if (hi >= maxHosts)
       return result(null, `not admitted even with ${maxHosts} hosts (raise --max-hosts)`);
@@ -131,4 +132,22 @@ export async function searchHostsNeeded(options: SearchOptions): Promise<HostsNe
     else lo = mid;
   }
   return result(hi);
+}
+
+/** Some shape (in some zone) has the room and the labels for `entry` on an empty host. */
+function fitsSomeShape(entry: TraceEntry, cluster: ClusterDescription): boolean {
+  const constraints = entry.constraints.map((c) => parseSelector(c));
+  return cluster.shapes.some((shape) => {
+    if (shape.count === 0 || !fits(entry.resources, allocatable(shape.capacity, shape.ratios)))
+      return false;
+    for (let z = 0; z < cluster.zones; z++) {
+      const labels = {
+        ...shape.labels,
+        shape: shape.name,
+        zone: zoneLabel(z),
+      };
+      if (matches(constraints, labels)) return true;
+    }
+    return false;
+  });
 }
