@@ -25,7 +25,7 @@ import {
 } from "./cluster.js";
 import { generateTrace, TRACE_MIXES, type TraceMix } from "./generate.js";
 import { renderHtml } from "./html.js";
-import { REBALANCE_LEVELS, type RebalanceLevel, replay, type SimPolicy } from "./replay.js";
+import { REBALANCE_SETTINGS, type RebalanceSetting, replay, type SimPolicy } from "./replay.js";
 import { buildReport, type SimulationReport } from "./report.js";
 import { type HostsNeeded, searchHostsNeeded } from "./search.js";
 import { detectFormat, formatTrace, parseTrace, type TraceEntry, TraceError } from "./trace.js";
@@ -81,8 +81,9 @@ export const SIMULATE_OPTIONS = {
   },
   rebalance: {
     type: "string",
-    description: "rebalancing by live migration (passed to the broker when it has it)",
-    choices: REBALANCE_LEVELS,
+    description:
+      "rebalancing by live migration: off, or the planner's level 1 (cautious) to 5 (eager); passed to the broker when it has it",
+    choices: REBALANCE_SETTINGS.map(String),
     default: "off",
   },
   makeRoom: {
@@ -235,7 +236,9 @@ async function simulate(args: {
   const hosts = clusterHosts(cluster, total);
   const policy: SimPolicy = {
     fit: options.policy as SimPolicy["fit"],
-    rebalance: options.rebalance as RebalanceLevel,
+    rebalance: (options.rebalance === "off"
+      ? "off"
+      : Number(options.rebalance)) as RebalanceSetting,
     makeRoom: options.makeRoom,
     preemption: options.preemption,
   };

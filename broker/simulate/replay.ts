@@ -26,13 +26,17 @@ import type { TraceEntry } from "./trace.js";
 /** Monday 2026-01-05 00:00 UTC: trace time 0 (fixed, so that runs repeat exactly). */
 export const SIM_EPOCH_MS = Date.UTC(2026, 0, 5);
 
-export const REBALANCE_LEVELS = ["off", "low", "medium", "high"] as const;
-export type RebalanceLevel = (typeof REBALANCE_LEVELS)[number];
+/**
+ * Rebalancing: off, or the migration planner's level 1–5 (conservative to aggressive, as DRS's
+ * migration threshold; level 1 proposes nothing, so it only differs from off in name).
+ */
+export type RebalanceSetting = "off" | 1 | 2 | 3 | 4 | 5;
+export const REBALANCE_SETTINGS: readonly RebalanceSetting[] = ["off", 1, 2, 3, 4, 5];
 
 export interface SimPolicy {
   readonly fit: "binpack" | "spread";
   /** How eagerly running leases are live-migrated to even out hosts (with the Live migration issue). */
-  readonly rebalance: RebalanceLevel;
+  readonly rebalance: RebalanceSetting;
   /** Live-migrate running leases to make room for one that does not fit (with the Live migration issue). */
   readonly makeRoom: boolean;
   readonly preemption: boolean;
