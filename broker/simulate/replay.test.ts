@@ -148,6 +148,71 @@ shapes:
     expect(report.migrations.performed).toBe(0);
   });
 
+  it("counts queueing and its rejections by hand-computed reasons", async () => {
+    // One host. A fills it until 600 s. B (immediate, may queue) waits and starts when A ends;
+    // C (flexible, latest start 300 s) and D (reserved at 120 s, may queue) give up; E (immediate,
+    // may queue) is still waiting when the 1-minute queue timeout passes.
+    const trace = parseTrace(
+      [
+        "id,submit,kind,start,earliest,latest,duration,cpu,memory_gib,allow_queue",
+        "a,0,immediate,,,,600,4,8,false",
+        "b,60,immediate,,,,600,4,8,true",
+        "c,60,flexible,,60,300,600,4,8,false",
+        "d,60,reserved,120,,,600,4,8,true",
+        "e,100,immediate,,,,60,4,8,true",
+      ].join("\n"),
+    );
+    const hosts = clusterHosts(SMALL, 1);
+    const result = await replay({ trace, hosts, timings: { queueTimeoutMs: 60_000 } });
+    const report = buildReport({
+      source: "hand",
+      trace,
+      cluster: SMALL,
+      shapeCounts: [1],
+      allocatable: totalAllocatable(hosts),
+      policy: DEFAULT_SIM_POLICY,
+      seed: 1,
+      result,
+      hostsNeeded: null,
+    });
+    expect(result.outcomes.map((o) => o.state)).toEqual([
+      "ENDED",
+      "REJECTED",
+      "REJECTED",
+      "REJECTED",
+      "REJECTED",
+    ]);
+    // B's queue timeout (60 s + 1 min) comes before A ends: it is rejected too.
+    expect(report.leases.by_kind.immediate.rejected_by_reason).toEqual({ queue_timeout: 2 });
+    expect(report.leases.by_kind.flexible.rejected_by_reason).toEqual({ latest_start_passed: 1 });
+    expect(report.leases.by_kind.reserved.rejected_by_reason).toEqual({
+      reservation_start_passed: 1,
+    });
+    expect(report.leases.queued).toBe(4);
+    const longer = await replay({ trace, hosts, timings: { queueTimeoutMs: 3_600_000 } });
+    // With the default 1 h timeout B and E wait for A (ends at 600 s) and run one after the other.
+    expect(longer.outcomes.map((o) => o.state)).toEqual([
+      "ENDED",
+      "ENDED",
+      "REJECTED",
+      "REJECTED",
+      "ENDED",
+    ]);
+    const again = buildReport({
+      source: "hand",
+      trace,
+      cluster: SMALL,
+      shapeCounts: [1],
+      allocatable: totalAllocatable(hosts),
+      policy: DEFAULT_SIM_POLICY,
+      seed: 1,
+      result: longer,
+      hostsNeeded: null,
+    });
+    // B starts at 600 s (asked at 60 s); E when B ends at 1200 s (asked at 100 s).
+    expect(again.queueing_delay.queued_fixed).toMatchObject({ count: 2, max_s: 1100, p50_s: 540 });
+  });
+
   it("finds the hosts needed where the answer is known", async () => {
     // Seven whole-host leases at once need seven hosts; the described cluster has two.
     const lines = ["submit,duration,cpu,memory_gib"];
