@@ -121,7 +121,9 @@ shapes:
       bucketMs: 3_600_000,
     });
     const l = report.leases;
-    expect([l.submitted, l.accepted, l.rejected, l.acceptance_rate]).toEqual([5, 4, 1, 0.8]);
+    expect([l.submitted, l.accepted, l.rejected, l.acceptance_rate, l.rejection_rate]).toEqual([
+      5, 4, 1, 0.8, 0.2,
+    ]);
     expect(l.by_kind.immediate).toMatchObject({
       submitted: 3,
       accepted: 2,

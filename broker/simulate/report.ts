@@ -23,6 +23,7 @@ export interface KindFigures {
   readonly accepted: number;
   readonly rejected: number;
   readonly acceptance_rate: number;
+  readonly rejection_rate: number;
   readonly rejected_by_reason: Partial<Record<RejectReason, number>>;
   /** Accepted, then displaced by a higher-priority lease. */
   readonly preempted: number;
@@ -158,6 +159,7 @@ function kindFigures(indices: readonly number[], result: ReplayResult): KindFigu
     accepted,
     rejected,
     acceptance_rate: indices.length === 0 ? 0 : round(accepted / indices.length),
+    rejection_rate: indices.length === 0 ? 0 : round(rejected / indices.length),
     rejected_by_reason: sortedReasons,
     preempted,
     queued,
