@@ -7,6 +7,7 @@
  * events (`LeaseManager.watch`), the same events WatchLeases serves.
  */
 import {
+  InternalError,
   InvalidArgumentError,
   ResourceExhaustedError,
   type SettleMode,
@@ -148,12 +149,6 @@ export interface ReplayOptions {
   /** Seeds the broker's id generator. */
   readonly seed?: number;
   readonly timings?: Partial<LeaseTimings>;
-  /**
-   * How each timer's reactions settle before the next fires. `macrotask` (default) lets every
-   * promise chain finish (the broker does no I/O here), so the order is the same as any run of
-   * the broker under a VirtualClock.
-   */
-  readonly settle?: SettleMode;
   /** Stop at the first request refused, rejected or preempted (the hosts-needed search). */
   readonly stopAtFirstProblem?: boolean;
   /** Every lease event, in order (tests, event logs). */
@@ -224,7 +219,9 @@ export function leaseSpecOf(entry: TraceEntry, epoch: number): LeaseSpec {
 
 export async function replay(options: ReplayOptions): Promise<ReplayResult> {
   const { trace } = options;
-  const settle = options.settle ?? "macrotask";
+  // One macrotask turn after each timer: with no I/O in the loop it drains every promise chain a
+  // timer started, so the order of decisions is that of any run of the broker on a VirtualClock.
+  const settle: SettleMode = "macrotask";
   const epoch = SIM_EPOCH_MS;
   const clock = new VirtualClock(epoch);
   const broker = new Broker(
@@ -237,7 +234,8 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
   );
   await broker.start();
   const fleet = broker.fleet;
-  if (fleet === undefined) throw new Error("the simulator needs the broker's simulated fleet");
+  if (fleet === undefined)
+    throw new InternalError("the simulator needs the broker's simulated fleet");
   for (const host of options.hosts) {
     fleet.addHost(host.id);
     broker.hosts.register(host);
