@@ -2,6 +2,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { runSimulate } from "./command.js";
 
@@ -22,7 +23,31 @@ async function run(...argv: string[]): Promise<{ code: number; out: string; err:
   return { code, out, err };
 }
 
+const EXAMPLES = fileURLToPath(new URL("../../docs/examples/", import.meta.url));
+
 describe("leasebroker simulate", () => {
+  it("runs the examples in docs/; a shape scaled away comes back in the search", async () => {
+    const r = await run(
+      "--trace",
+      join(EXAMPLES, "trace.csv"),
+      "--cluster",
+      join(EXAMPLES, "cluster.yaml"),
+      "--hosts",
+      "5",
+      "--json",
+    );
+    expect(r.code, r.err).toBe(0);
+    const report = JSON.parse(r.out);
+    // 5 hosts of a 60/30/10 mix have no GPU host: the training reservation is too large for it.
+    expect(report.inputs.cluster.shapes).toEqual({ general: 3, highmem: 2, gpu: 0 });
+    expect(report.leases.by_kind.reserved.rejected_by_reason).toEqual({ too_large: 1 });
+    expect(report.leases.by_kind.immediate).toMatchObject({ submitted: 4, accepted: 4 });
+    expect(report.hosts_needed).toMatchObject({
+      hosts: 6,
+      shapes: { general: 3, highmem: 2, gpu: 1 },
+    });
+  });
+
   it("exits 2 on a bad flag or input, saying which and why", async () => {
     const trace = join(dir, "bad.csv");
     writeFileSync(trace, "submit,duration,cpu,memory_gib\n0,60,1,1\n10,60,1,zero\n");

@@ -259,20 +259,15 @@ async function simulate(args: {
     io.stderr("searching for the hosts needed …\n");
     hostsNeeded = await searchHostsNeeded({
       trace,
-      cluster,
+      // Scaled from the description as written, so that a shape the simulated size rounded to
+      // no hosts still gets hosts at larger sizes.
+      cluster: args.cluster,
+      startHosts: hosts.length,
       policy,
       seed: options.seed,
       timings,
       maxHosts: options.maxHosts,
-      described: {
-        hosts: hosts.length,
-        admitted: result.firstProblem === undefined,
-        ...(result.firstProblem === undefined
-          ? {}
-          : {
-              first_problem: `${result.firstProblem.traceId} (line ${result.firstProblem.line}) ${result.firstProblem.what}`,
-            }),
-      },
+      described: { hosts: hosts.length, firstProblem: result.firstProblem },
       onRun: (run) =>
         io.stderr(`  ${run.hosts} hosts: ${run.admitted ? "admitted" : "not admitted"}\n`),
     });

@@ -78,6 +78,9 @@ export function brokerOptionsFor(
 /** Why a request was not admitted. */
 export type RejectReason =
   | "no_fit"
+  /** Larger than any host of this cluster: the broker refuses it as invalid (a bigger shape helps). */
+  | "too_large"
+  /** Refused as invalid whatever the cluster (e.g. longer than the broker's maximum duration). */
   | "invalid"
   | "queue_timeout"
   | "latest_start_passed"
@@ -331,7 +334,8 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
         const out = outcomes[i] as EntryOutcome;
         out.state = "REFUSED";
         if (error instanceof ResourceExhaustedError) out.reason = "no_fit";
-        else if (error instanceof InvalidArgumentError) out.reason = "invalid";
+        else if (error instanceof InvalidArgumentError)
+          out.reason = error.field.startsWith("spec.resources") ? "too_large" : "invalid";
         else throw error;
         out.message = error.message;
         problem(i, `refused: ${error.message}`, out.reason);

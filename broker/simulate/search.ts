@@ -18,7 +18,7 @@ import {
   shapeCounts,
   zoneLabel,
 } from "./cluster.js";
-import { replay, type SimPolicy } from "./replay.js";
+import { type ReplayResult, replay, type SimPolicy } from "./replay.js";
 import type { TraceEntry } from "./trace.js";
 
 export interface SearchRun {
@@ -45,14 +45,19 @@ export interface SearchOptions {
   readonly seed: number;
   readonly timings?: Partial<LeaseTimings>;
   readonly maxHosts: number;
-  /** The outcome at the described size, if a replay already found it. */
-  readonly described?: SearchRun;
+  /** The size to start from (the size simulated). Default: the described size. */
+  readonly startHosts?: number;
+  /** The outcome at a size a replay already tried (the size simulated). */
+  readonly described?: {
+    readonly hosts: number;
+    readonly firstProblem: ReplayResult["firstProblem"] | undefined;
+  };
   /** Called after each size is tried (progress). */
   readonly onRun?: (run: SearchRun) => void;
 }
 
 const METHOD =
-  "total host count: double from the described size until the trace is admitted, then bisect; " +
+  "total host count: double from the simulated size until the trace is admitted, then bisect; " +
   "shapes keep their proportions (Sainte-Laguë rounding, nested sizes)";
 
 export async function searchHostsNeeded(options: SearchOptions): Promise<HostsNeeded> {
@@ -86,29 +91,29 @@ export async function searchHostsNeeded(options: SearchOptions): Promise<HostsNe
   const admits = async (hosts: number): Promise<boolean> => {
     const known = tried.get(hosts);
     if (known !== undefined) return known;
-    let run: SearchRun;
-    if (options.described !== undefined && options.described.hosts === hosts) {
-      run = options.described;
-    } else {
-      const r = await replay({
-        trace,
-        hosts: clusterHosts(cluster, hosts),
-        policy: options.policy,
-        seed: options.seed,
-        ...(options.timings === undefined ? {} : { timings: options.timings }),
-        stopAtFirstProblem: true,
-      });
-      if (r.firstProblem?.reason === "invalid")
-        invalidAt.set(hosts, `request ${r.firstProblem.traceId} (line ${r.firstProblem.line})`);
-      run =
-        r.firstProblem === undefined
-          ? { hosts, admitted: true }
-          : {
-              hosts,
-              admitted: false,
-              first_problem: `${r.firstProblem.traceId} (line ${r.firstProblem.line}) ${r.firstProblem.what}`,
-            };
-    }
+    const problem =
+      options.described !== undefined && options.described.hosts === hosts
+        ? options.described.firstProblem
+        : (
+            await replay({
+              trace,
+              hosts: clusterHosts(cluster, hosts),
+              policy: options.policy,
+              seed: options.seed,
+              ...(options.timings === undefined ? {} : { timings: options.timings }),
+              stopAtFirstProblem: true,
+            })
+          ).firstProblem;
+    if (problem?.reason === "invalid")
+      invalidAt.set(hosts, `request ${problem.traceId} (line ${problem.line})`);
+    const run: SearchRun =
+      problem === undefined
+        ? { hosts, admitted: true }
+        : {
+            hosts,
+            admitted: false,
+            first_problem: `${problem.traceId} (line ${problem.line}) ${problem.what}`,
+          };
     runs.push(run);
     tried.set(hosts, run.admitted);
     options.onRun?.(run);
@@ -116,7 +121,7 @@ export async function searchHostsNeeded(options: SearchOptions): Promise<HostsNe
   };
 
   let lo = 0; // the largest size known to fail (an empty cluster admits nothing)
-  let hi = Math.min(Math.max(1, describedHostCount(cluster)), maxHosts);
+  let hi = Math.min(Math.max(1, options.startHosts ?? describedHostCount(cluster)), maxHosts);
   while (!(await admits(hi))) {
     const invalid = invalidAt.get(hi);
     if (invalid !== undefined)
