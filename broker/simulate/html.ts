@@ -2,6 +2,7 @@
  * The report as one self-contained HTML page: inline CSS and inline SVG charts, no scripts and
  * nothing fetched, so it can be mailed or archived as a single file.
  */
+import { formatDuration } from "../../core/index.js";
 import type { SimulationReport } from "./report.js";
 import { WINDOW_KINDS } from "./trace.js";
 
@@ -92,7 +93,7 @@ function searchChart(report: SimulationReport): string {
       return `<circle cx="${xx}" cy="30" r="6" fill="${r.admitted ? "#16a34a" : "#dc2626"}"><title>${r.hosts} hosts: ${r.admitted ? "admitted" : esc(r.first_problem ?? "not admitted")}</title></circle><text x="${xx}" y="56" text-anchor="middle">${r.hosts}</text>`;
     })
     .join("");
-  return `${answer}<svg viewBox="0 0 ${w} 70" width="100%" role="img" aria-label="sizes tried"><line x1="20" x2="${w - 40}" y1="30" y2="30" stroke="#999"/>${marks}</svg><p class="small">Green: the size admitted every request; red: it did not. ${esc(s.method)}.</p>`;
+  return `${answer}<svg viewBox="0 0 ${w} 70" width="100%" role="img" aria-label="sizes tried"><line x1="20" x2="${w - 40}" y1="30" y2="30" stroke="#999"/>${marks}</svg><p class="small">Green: the size admitted every request; red: it did not. Search over the ${esc(s.method)}.</p>`;
 }
 
 function table(rows: readonly (readonly (string | number)[])[], header: readonly string[]): string {
@@ -149,12 +150,12 @@ svg text{font-size:11px;fill:#333}.key{display:inline-block;width:12px;height:12
 .small{color:#555;font-size:12px}code{background:#f4f4f5;padding:0 3px}
 </style></head><body>
 <h1>leasebroker simulation</h1>
-<p>Trace <code>${esc(i.trace.source)}</code>: ${i.trace.leases} requests over ${(i.trace.span_s / 86_400).toFixed(2)} days.
+<p>Trace <code>${esc(i.trace.source)}</code>: ${i.trace.leases} requests over ${formatDuration(i.trace.span_s * 1000)}.
 Cluster: ${i.cluster.hosts} hosts (${Object.entries(i.cluster.shapes)
     .map(([k, v]) => `${v} × ${esc(k)}`)
     .join(", ")}; ${i.cluster.zones} zones).
 Policy: ${i.policy.placement}, rebalance ${i.policy.rebalance}, make-room ${i.policy.make_room ? "on" : "off"}, preemption ${i.policy.preemption ? "on" : "off"}. Seed ${i.seed}.
-Simulated ${(report.simulation.simulated_s / 86_400).toFixed(2)} days, ${report.simulation.lease_events} lease events.</p>
+Simulated ${formatDuration(report.simulation.simulated_s * 1000)}, ${report.simulation.lease_events} lease events.</p>
 <h2>Acceptance</h2>
 <p>${l.accepted} of ${l.submitted} requests accepted (${pct(l.acceptance_rate)}), ${l.rejected} rejected, ${l.preempted} preempted after acceptance.</p>
 ${acceptanceChart(report)}
