@@ -241,6 +241,8 @@ async function run(): Promise<Result> {
     natsUrl,
     "--grpc-address",
     address,
+    "--http-address",
+    "127.0.0.1:0",
     "--sim-hosts",
     "0",
     "--heartbeat-interval",

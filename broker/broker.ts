@@ -13,6 +13,7 @@ import {
   type Resources,
 } from "../placement/index.js";
 import { ApiServer } from "./api/server.js";
+import { DashboardServer } from "./dashboard/index.js";
 import { AgentGateway } from "./hosts/agent-gateway.js";
 import type { HostGateway } from "./hosts/gateway.js";
 import {
@@ -45,6 +46,8 @@ export interface BrokerOptions {
   readonly logger: Logger;
   /** gRPC listen address; port 0 picks a free port. */
   readonly grpcAddress: string;
+  /** HTTP (dashboard, /metrics, /healthz) listen address; port 0 picks a free port. None: no HTTP. */
+  readonly httpAddress?: string;
   readonly policy?: PlacementPolicy;
   readonly limits?: Partial<AdmissionLimits>;
   readonly timings?: Partial<LeaseTimings>;
@@ -76,6 +79,8 @@ export class Broker {
   readonly hosts: HostRegistry;
   readonly leases: LeaseManagerType;
   readonly api: ApiServer;
+  /** The HTTP server (dashboard, metrics, health), when `httpAddress` is given. */
+  readonly dashboard: DashboardServer | undefined;
   /** The simulated fleet (no bus), or undefined. */
   readonly fleet: SimFleet | undefined;
   /** The agents' gateway (bus mode), or undefined. */
@@ -149,6 +154,21 @@ export class Broker {
       },
       { address: options.grpcAddress },
     );
+    this.dashboard =
+      options.httpAddress === undefined
+        ? undefined
+        : new DashboardServer(
+            {
+              clock: this.clock,
+              logger: this.#log,
+              hosts: this.hosts,
+              index: this.index,
+              leases: this.leases,
+              store: this.store,
+              ...(options.bus === undefined ? {} : { bus: options.bus }),
+            },
+            { address: options.httpAddress },
+          );
   }
 
   /**
@@ -176,13 +196,15 @@ export class Broker {
       agents.open();
       this.hosts.startLiveness(this.#liveness);
     }
-    if (!this.#serveApi) return 0;
-    const port = await this.api.start();
-    this.#log.info({ port, hosts: this.hosts.ids().length }, "broker serving");
+    const port = this.#serveApi ? await this.api.start() : 0;
+    const httpPort = await this.dashboard?.start();
+    this.dashboard?.setReady(true);
+    this.#log.info({ port, httpPort, hosts: this.hosts.ids().length }, "broker serving");
     return port;
   }
 
   async stop(graceMs = 5000): Promise<void> {
+    await this.dashboard?.stop();
     if (this.#serveApi) await this.api.stop(graceMs);
     this.agents?.close();
     this.hosts.stopLiveness();

@@ -18,6 +18,13 @@ export const BROKER_OPTIONS = {
     default: "127.0.0.1:50051",
     check: hostPort,
   },
+  httpAddress: {
+    type: "string",
+    description: "where the HTTP server listens: the dashboard, /metrics, /healthz, /readyz",
+    env: "LEASEBROKER_HTTP_ADDRESS",
+    default: "127.0.0.1:8080",
+    check: hostPort,
+  },
   store: {
     type: "string",
     description: "where state is kept",
@@ -137,6 +144,9 @@ export type BrokerConfig = ParsedOptions<typeof BROKER_OPTIONS>;
 
 /** Checks the combinations no single flag can; a problem is a ConfigError (exit 2). */
 export function checkCombinations(config: BrokerConfig): void {
+  if (config.httpAddress === config.grpcAddress && !config.httpAddress.endsWith(":0")) {
+    throw new ConfigError("--http-address and --grpc-address must differ (one port each)");
+  }
   if (config.bus === "nats" && config.natsUrl.length === 0) {
     throw new ConfigError(
       "--bus nats needs --nats-url (or LEASEBROKER_NATS_URL), e.g. nats://127.0.0.1:4222",

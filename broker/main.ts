@@ -84,6 +84,7 @@ async function serve(config: BrokerConfig): Promise<void> {
     coalesceCommands: true,
     liveness: { suspectAfterMs: config.hostSuspectAfter, downAfterMs: config.hostTtl },
     grpcAddress: config.grpcAddress,
+    httpAddress: config.httpAddress,
     policy: { ...DEFAULT_PLACEMENT_POLICY, fit: config.policy === "spread" ? "spread" : "binpack" },
     limits: { maxDurationMs: config.maxDuration },
     timings: {
@@ -116,6 +117,7 @@ async function serve(config: BrokerConfig): Promise<void> {
     [
       "",
       `leasebroker is serving (${config.store} store; ${config.bus === "inproc" ? "agents in this process" : `agents over NATS at ${config.natsUrl.join(",")}`}; ${simHosts} simulated hosts here; ${config.policy} placement)`,
+      `  Dashboard      ${broker.dashboard?.url ?? "(off)"}   (also /metrics, /healthz, /readyz)`,
       `  gRPC API       ${address}   (grpc.health.v1 and server reflection included)`,
       "",
       "Try, in another shell:",

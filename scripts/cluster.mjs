@@ -25,6 +25,7 @@ Options:
   --agents <n>                 agent processes (default 3)
   --nats-port <port>           nats-server port on 127.0.0.1 (default 4222)
   --grpc-address <host:port>   the broker's gRPC API (default 127.0.0.1:50051)
+  --http-address <host:port>   the broker's dashboard and /metrics (default 127.0.0.1:8080)
   --cpus <n>                   vCPUs each agent offers (default 8)
   --memory-gib <n>             memory each agent offers, GiB (default 16)
   --disk-gib <n>               disk each agent offers, GiB (default 100)
@@ -48,6 +49,7 @@ try {
       agents: { type: "string", default: "3" },
       "nats-port": { type: "string", default: "4222" },
       "grpc-address": { type: "string", default: "127.0.0.1:50051" },
+      "http-address": { type: "string", default: "127.0.0.1:8080" },
       cpus: { type: "string", default: "8" },
       "memory-gib": { type: "string", default: "16" },
       "disk-gib": { type: "string", default: "100" },
@@ -331,6 +333,8 @@ try {
     natsUrl,
     "--grpc-address",
     grpcAddress,
+    "--http-address",
+    args["http-address"],
     "--sim-hosts",
     "0",
   ];
@@ -388,6 +392,7 @@ try {
       `leasebroker local cluster: nats-server, the broker and ${agentCount} agent process${agentCount === 1 ? "" : "es"} (sim driver)`,
       `  NATS           ${natsUrl}   (pid ${children.get("nats").child.pid})`,
       `  broker gRPC    ${grpcAddress}   (pid ${broker.child.pid})`,
+      `  dashboard      http://${args["http-address"]}/   (also /metrics)`,
       ...agents.map(
         (a) =>
           `  ${a.name.padEnd(14)} ${cpus} vCPU, ${memoryGib} GiB, ${diskGib} GiB disk   (pid ${a.child.pid})`,

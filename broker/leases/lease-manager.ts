@@ -14,6 +14,7 @@ import {
   errorMessage,
   FailedPreconditionError,
   InvalidArgumentError,
+  LeaseBrokerError,
   type Logger,
   NotFoundError,
   ResourceExhaustedError,
@@ -116,6 +117,19 @@ export interface LeaseWatchEvent {
   readonly revision: number;
   readonly type: LeaseEventType;
   readonly lease: Lease;
+  /** The state before this write (absent for a new lease). */
+  readonly previousState?: LeaseState;
+}
+
+/**
+ * What metrics observe of admission (the dashboard sets one with `observe`). Called after the
+ * fact, never inside a decision's logic; an observer that throws is logged and ignored.
+ */
+export interface AdmissionObserver {
+  /** One placement decision (a submit, a queue retry, a replan) and how long it took. */
+  decision(kind: "place" | "preempt" | "queue" | "none", seconds: number): void;
+  /** How one submit ended: admitted (started or reserved), queued, or rejected with a reason. */
+  admission(outcome: "admitted" | "queued" | "rejected", reason: string): void;
 }
 
 /** The decision for a new or queued lease. */
@@ -171,6 +185,7 @@ export class LeaseManager {
   #revision = 0;
   #queuePass: Timer | undefined;
   #unsubscribe: (() => void)[] = [];
+  #observer: AdmissionObserver | undefined;
 
   constructor(deps: LeaseManagerDeps) {
     this.#store = deps.store;
@@ -329,7 +344,46 @@ export class LeaseManager {
 
   // ── admission ──────────────────────────────────────────────────────────────────────────────
 
+  /** Sets (or clears) the one admission observer. */
+  observe(observer: AdmissionObserver | undefined): void {
+    this.#observer = observer;
+  }
+
+  #notifyObserver(report: (observer: AdmissionObserver) => void): void {
+    const observer = this.#observer;
+    if (observer === undefined) return;
+    try {
+      report(observer);
+    } catch (error) {
+      this.#log.warn({ err: error }, "admission observer failed");
+    }
+  }
+
   submit(spec: LeaseSpec, requestId = ""): Promise<SubmitResult> {
+    const result = this.#submit(spec, requestId);
+    if (this.#observer !== undefined) {
+      result.then(
+        (r) => {
+          if (r.replayed) return;
+          const state = r.lease.state;
+          this.#notifyObserver((o) =>
+            state === "PENDING"
+              ? o.admission("queued", "no-fit")
+              : o.admission("admitted", state === "RESERVED" ? "reserved" : "started"),
+          );
+        },
+        (error: unknown) => {
+          const kind = error instanceof LeaseBrokerError ? error.kind : "internal";
+          this.#notifyObserver((o) =>
+            o.admission("rejected", kind === "resource-exhausted" ? "no-fit" : kind),
+          );
+        },
+      );
+    }
+    return result;
+  }
+
+  #submit(spec: LeaseSpec, requestId: string): Promise<SubmitResult> {
     return this.#exclusive(async () => {
       const now = this.#clock.now();
       if (requestId !== "") {
@@ -415,7 +469,8 @@ export class LeaseManager {
       limits: this.#limits,
       largestHost: this.#hosts.largestAllocatable(),
     });
-    const d = this.#decide("(preview)", spec, now, { allowPreemption: true });
+    // A preview: not a decision the metrics count.
+    const d = this.#decideNow("(preview)", spec, now, { allowPreemption: true });
     switch (d.kind) {
       case "place":
         return {
@@ -570,6 +625,21 @@ export class LeaseManager {
   }
 
   #decide(
+    id: string,
+    spec: LeaseSpec,
+    now: number,
+    options: { allowPreemption: boolean },
+  ): Decision {
+    if (this.#observer === undefined) return this.#decideNow(id, spec, now, options);
+    // Wall time on purpose: this measures the decision's CPU cost, not lease time (the Clock's).
+    const began = performance.now();
+    const decision = this.#decideNow(id, spec, now, options);
+    const seconds = (performance.now() - began) / 1000;
+    this.#notifyObserver((o) => o.decision(decision.kind, seconds));
+    return decision;
+  }
+
+  #decideNow(
     id: string,
     spec: LeaseSpec,
     now: number,

@@ -48,6 +48,9 @@ export async function startBrokerProcess(natsUrl: string): Promise<BrokerProcess
       natsUrl,
       "--grpc-address",
       address,
+      // A free port: tests must not collide on the default 8080.
+      "--http-address",
+      "127.0.0.1:0",
       "--sim-hosts",
       "0",
       "--heartbeat-interval",

@@ -1,6 +1,6 @@
 /**
- * Finding the external programs the integration tests run (etcd, nats-server; later qemu,
- * chromium), and installing them from Debian when they are missing and we are allowed to.
+ * Finding the external programs the integration tests run (etcd, nats-server, chromium; later
+ * qemu), and installing them from Debian when they are missing and we are allowed to.
  *
  * Order: an explicit environment override (`ETCD_BIN=/path`) wins, and if it names no executable
  * file that is an error (a typo must not be "fixed" by installing something else); then PATH, plus
@@ -21,6 +21,8 @@ export interface BinarySpec {
   readonly envVar?: string;
   /** The Debian package that provides it. */
   readonly debPackage?: string;
+  /** The arguments that print its version (default `--version`). */
+  readonly versionArgs?: readonly string[];
 }
 
 export const ETCD: BinarySpec = { name: "etcd", envVar: "ETCD_BIN", debPackage: "etcd-server" };
@@ -29,8 +31,21 @@ export const NATS_SERVER: BinarySpec = {
   envVar: "NATS_SERVER_BIN",
   debPackage: "nats-server",
 };
+/** etcd's CLI: the deploy tests run the backup and restore that docs/operations.md gives. */
+export const ETCDCTL: BinarySpec = {
+  name: "etcdctl",
+  envVar: "ETCDCTL_BIN",
+  debPackage: "etcd-client",
+  versionArgs: ["version"],
+};
+/** Debian's chromium, driven by playwright-core in the dashboard's browser test. */
+export const CHROMIUM: BinarySpec = {
+  name: "chromium",
+  envVar: "CHROMIUM_BIN",
+  debPackage: "chromium",
+};
 /** The binaries every integration test run needs (global setup checks them up front). */
-export const INTEGRATION_BINARIES: readonly BinarySpec[] = [ETCD, NATS_SERVER];
+export const INTEGRATION_BINARIES: readonly BinarySpec[] = [ETCD, ETCDCTL, NATS_SERVER, CHROMIUM];
 
 /** Directories searched after PATH. */
 export const EXTRA_DIRS: readonly string[] = [

@@ -51,7 +51,8 @@ function goArch(): string {
   }
 }
 
-function etcdEnv(
+/** The environment an etcd or etcdctl process gets: none of ours ETCD_* / ETCDCTL_*, plus `extra`. */
+export function etcdEnv(
   extra: Readonly<Record<string, string>> | undefined,
 ): Record<string, string | undefined> {
   const env: Record<string, string | undefined> = {};
@@ -66,7 +67,8 @@ function etcdEnv(
   return { ...env, ...extra };
 }
 
-async function isHealthy(clientUrl: string): Promise<boolean> {
+/** Whether the etcd member at `clientUrl` has a leader and serves reads. */
+export async function isHealthy(clientUrl: string): Promise<boolean> {
   const response = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(2_000) });
   if (!response.ok) return false;
   const body: unknown = await response.json();

@@ -9,7 +9,7 @@ export default function setup(): void {
   const paths = requireBinaries(INTEGRATION_BINARIES);
   const found = INTEGRATION_BINARIES.map((spec, i) => {
     const path = paths[i] ?? "?";
-    return `${spec.name} ${path} (${binaryVersion(path)})`;
+    return `${spec.name} ${path} (${binaryVersion(path, spec.versionArgs)})`;
   });
   process.stderr.write(`[test-helpers] using ${found.join("; ")}\n`);
 }
