@@ -71,6 +71,10 @@ export interface BrokerOptions {
   readonly api?: Pick<ApiServerOptions, "credentials" | "auth" | "maxReceiveBytes">;
   /** Admission policy beyond capacity: per-tenant quotas (broker/auth/quota-ledger.ts). */
   readonly admission?: AdmissionHook;
+  /** A higher-priority lease may displace preemptible ones when nothing fits. Default true. */
+  readonly preemption?: boolean;
+  /** Serve the gRPC API on `start`. Default true; the simulator drives the lease manager directly. */
+  readonly serveApi?: boolean;
 }
 
 export class Broker {
@@ -89,6 +93,7 @@ export class Broker {
   readonly #log: Logger;
   readonly #simHosts: SimHostsOptions | undefined;
   readonly #liveness: LivenessOptions;
+  readonly #serveApi: boolean;
 
   constructor(options: BrokerOptions) {
     this.clock = options.clock;
@@ -105,6 +110,7 @@ export class Broker {
     });
     this.#simHosts = options.simHosts;
     this.#liveness = { ...DEFAULT_LIVENESS, ...options.liveness };
+    this.#serveApi = options.serveApi ?? true;
     let gateway: HostGateway;
     if (options.bus === undefined) {
       this.fleet = new SimFleet(this.clock, options.simHosts ?? {});
@@ -139,6 +145,7 @@ export class Broker {
         options.random === undefined ? {} : { random: options.random },
       ),
       limits: { ...DEFAULT_ADMISSION_LIMITS, ...options.limits },
+      ...(options.preemption === undefined ? {} : { preemption: options.preemption }),
       ...(options.timings === undefined ? {} : { timings: options.timings }),
       ...(options.admission === undefined ? {} : { admission: options.admission }),
     });
@@ -170,7 +177,10 @@ export class Broker {
           );
   }
 
-  /** Loads state, brings up the simulated hosts, and serves the API. Returns the gRPC port. */
+  /**
+   * Loads state, brings up the simulated hosts, and serves the API. Returns the gRPC port (0 when
+   * `serveApi` is false).
+   */
   async start(): Promise<number> {
     this.index.advanceTo(this.clock.now());
     await this.hosts.load();
@@ -192,7 +202,7 @@ export class Broker {
       agents.open();
       this.hosts.startLiveness(this.#liveness);
     }
-    const port = await this.api.start();
+    const port = this.#serveApi ? await this.api.start() : 0;
     const httpPort = await this.dashboard?.start();
     this.dashboard?.setReady(true);
     this.#log.info({ port, httpPort, hosts: this.hosts.ids().length }, "broker serving");
@@ -201,7 +211,7 @@ export class Broker {
 
   async stop(graceMs = 5000): Promise<void> {
     await this.dashboard?.stop();
-    await this.api.stop(graceMs);
+    if (this.#serveApi) await this.api.stop(graceMs);
     this.agents?.close();
     this.hosts.stopLiveness();
     this.leases.stop();

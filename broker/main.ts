@@ -24,6 +24,7 @@ import { BROKER_OPTIONS, type BrokerConfig, checkCombinations } from "./config.j
 const USAGE = `leasebroker — a brokering cluster scheduler for virtual workloads
 
 Usage: leasebroker [serve] [options]
+       leasebroker simulate [options]   replay a trace faster than real time (simulate --help)
 
 Options:
 ${optionsHelp(BROKER_OPTIONS)}
@@ -159,6 +160,12 @@ async function serve(config: BrokerConfig, security: LoadedSecurity): Promise<vo
 }
 
 async function main(argv: readonly string[]): Promise<void> {
+  if (argv[0] === "simulate") {
+    // Loaded only when asked for: serving needs none of it.
+    const { runSimulate } = await import("./simulate/index.js");
+    process.exitCode = await runSimulate(argv.slice(1));
+    return;
+  }
   let parsed: ReturnType<typeof parseOptions<typeof BROKER_OPTIONS>>;
   let security: LoadedSecurity;
   try {
@@ -169,7 +176,9 @@ async function main(argv: readonly string[]): Promise<void> {
       return;
     }
     if (command !== "serve")
-      throw new ConfigError(`unknown command ${JSON.stringify(command)} (commands: serve)`);
+      throw new ConfigError(
+        `unknown command ${JSON.stringify(command)} (commands: serve, simulate)`,
+      );
     if (rest.length > 0) throw new ConfigError(`unexpected argument ${JSON.stringify(rest[0])}`);
     checkCombinations(parsed.options);
     security = loadSecurity(parsed.options);

@@ -77,6 +77,8 @@ export interface LeaseManagerDeps {
   readonly timings?: Partial<LeaseTimings>;
   /** A policy beyond capacity (per-tenant quotas); none by default. */
   readonly admission?: AdmissionHook;
+  /** A non-preemptible lease with priority > 0 may displace preemptible ones. Default true. */
+  readonly preemption?: boolean;
 }
 
 export interface SubmitResult {
@@ -171,6 +173,7 @@ export class LeaseManager {
   readonly #limits: AdmissionLimits;
   readonly #timings: LeaseTimings;
   readonly #admission: AdmissionHook | undefined;
+  readonly #preemption: boolean;
 
   readonly #leases = new Map<string, Versioned<Lease>>();
   readonly #byRequestId = new Map<string, string>();
@@ -200,6 +203,7 @@ export class LeaseManager {
     this.#limits = deps.limits ?? DEFAULT_ADMISSION_LIMITS;
     this.#timings = { ...DEFAULT_LEASE_TIMINGS, ...deps.timings };
     this.#admission = deps.admission;
+    this.#preemption = deps.preemption ?? true;
   }
 
   /**
@@ -694,7 +698,7 @@ export class LeaseManager {
         explanation: decision.explanation,
       };
     }
-    if (options.allowPreemption && !spec.preemptible && spec.priority > 0) {
+    if (options.allowPreemption && this.#preemption && !spec.preemptible && spec.priority > 0) {
       // Victims keep running for their notice period, so the lease starts after it.
       const noticeEnd = now + this.#timings.preemptionNoticeMs;
       const pStart = Math.max(start, noticeEnd);
