@@ -29,6 +29,7 @@ import {
   type LeaseTimings,
 } from "./leases/lease-manager.js";
 import { type AdmissionLimits, DEFAULT_ADMISSION_LIMITS } from "./leases/validate.js";
+import { type MigrationLimits, MigrationOrchestrator } from "./migrations/index.js";
 import { type BrokerStore, MemoryStore } from "./store/index.js";
 
 export interface SimHostsOptions extends SimFleetOptions {
@@ -63,6 +64,8 @@ export interface BrokerOptions {
   readonly heartbeatIntervalMs?: number;
   /** Batch the agent commands of one event-loop turn into one bus write (production). */
   readonly coalesceCommands?: boolean;
+  /** Live migration limits and timeouts. */
+  readonly migrationLimits?: Partial<MigrationLimits>;
 }
 
 export class Broker {
@@ -71,6 +74,7 @@ export class Broker {
   readonly index: ClusterIndex;
   readonly hosts: HostRegistry;
   readonly leases: LeaseManagerType;
+  readonly migrations: MigrationOrchestrator;
   readonly api: ApiServer;
   /** The simulated fleet (no bus), or undefined. */
   readonly fleet: SimFleet | undefined;
@@ -131,10 +135,25 @@ export class Broker {
       limits: { ...DEFAULT_ADMISSION_LIMITS, ...options.limits },
       ...(options.timings === undefined ? {} : { timings: options.timings }),
     });
+    this.migrations = new MigrationOrchestrator({
+      store: this.store,
+      clock: this.clock,
+      leases: this.leases,
+      hosts: this.hosts,
+      gateway,
+      logger: this.#log,
+      newId: createIdGenerator(
+        "m-",
+        this.clock,
+        options.random === undefined ? {} : { random: options.random },
+      ),
+      ...(options.migrationLimits === undefined ? {} : { limits: options.migrationLimits }),
+    });
     this.api = new ApiServer(
       {
         store: this.store,
         leases: this.leases,
+        migrations: this.migrations,
         hosts: this.hosts,
         index: this.index,
         clock: this.clock,
@@ -156,6 +175,7 @@ export class Broker {
       }
     }
     await this.leases.start();
+    await this.migrations.start();
     const agents = this.agents;
     if (agents !== undefined) {
       agents.onInventory((inventory) => {
@@ -171,12 +191,14 @@ export class Broker {
     return port;
   }
 
-  async stop(graceMs = 5000): Promise<void> {
+  /** Stops serving; `keepStore` leaves the store open (a restart on the same store, in tests). */
+  async stop(graceMs = 5000, options: { keepStore?: boolean } = {}): Promise<void> {
     await this.api.stop(graceMs);
     this.agents?.close();
     this.hosts.stopLiveness();
+    this.migrations.stop();
     this.leases.stop();
-    await this.store.close();
+    if (options.keepStore !== true) await this.store.close();
   }
 }
 

@@ -343,6 +343,11 @@ export class HostRegistry {
     return this.#setAdmin(hostId, { cordoned: true, reason });
   }
 
+  /** Cordons the host and marks it DRAINING until `deadline` (uncordon ends the drain). */
+  async drain(hostId: string, deadline: number, reason = ""): Promise<HostView> {
+    return this.#setAdmin(hostId, { cordoned: true, reason, drainDeadline: deadline });
+  }
+
   async uncordon(hostId: string): Promise<HostView> {
     const view = await this.#setAdmin(hostId, { cordoned: false });
     this.#notify(hostId);
@@ -351,20 +356,19 @@ export class HostRegistry {
 
   async #setAdmin(
     hostId: string,
-    change: { cordoned: boolean; reason?: string },
+    change: { cordoned: boolean; reason?: string; drainDeadline?: number },
   ): Promise<HostView> {
     const live = this.#hosts.get(hostId);
     if (live === undefined) throw new NotFoundError("host", hostId);
     const current = this.#records.get(hostId);
+    const drainDeadline = change.drainDeadline ?? current?.record.drainDeadline;
     const record: HostRecord = {
       id: hostId,
       cordoned: change.cordoned,
       ...(change.cordoned && change.reason !== undefined && change.reason !== ""
         ? { reason: change.reason }
         : {}),
-      ...(change.cordoned && current?.record.drainDeadline !== undefined
-        ? { drainDeadline: current.record.drainDeadline }
-        : {}),
+      ...(change.cordoned && drainDeadline !== undefined ? { drainDeadline } : {}),
       updatedAt: this.#clock.now(),
     };
     const revision = await this.#store.commit([
