@@ -180,6 +180,8 @@ export class LeaseManager {
   #sortedIds: string[] | undefined;
   /** Non-terminal leases with a host, by host id. */
   readonly #byHost = new Map<string, Set<string>>();
+  /** MIGRATING leases by destination host. */
+  readonly #migratingTo = new Map<string, Set<string>>();
   readonly #timers = new Map<string, Timer[]>();
   readonly #parsed = new WeakMap<LeaseSpec, readonly Requirement[]>();
   #tail: Promise<unknown> = Promise.resolve();
@@ -216,29 +218,17 @@ export class LeaseManager {
       for (const item of page.items) this.#remember(item);
       after = page.next;
     } while (after !== undefined);
-    for (const item of this.#leases.values()) {
-      const lease = item.value;
-      if (
-        (HOLDING_STATES.has(lease.state) || lease.state === "SUSPENDED") &&
-        lease.hostId !== "" &&
-        this.#index.host(lease.hostId) !== undefined
-      ) {
-        this.#commitHold(lease);
-      }
-      // A migration in flight charges its destination too (the orchestrator decides its fate).
-      const to = lease.migrationTo;
-      if (
-        lease.state === "MIGRATING" &&
-        lease.migrationId !== undefined &&
-        to !== undefined &&
-        this.#index.host(to) !== undefined
-      ) {
-        this.#commitDestinationHold(lease, lease.migrationId, to);
-      }
-    }
+    for (const host of this.#index.hosts()) this.#chargeHost(host.id);
     for (const item of this.#leases.values()) this.#arm(item.value);
     this.#unsubscribe.push(this.#gateway.onReport((report) => void this.#onReport(report)));
-    this.#unsubscribe.push(this.#hosts.onCapacityAdded(() => this.#scheduleQueuePass()));
+    this.#unsubscribe.push(
+      this.#hosts.onCapacityAdded((hostId) => {
+        // A host known to the store but not yet to this broker (after a restart) joins: its
+        // leases' holds are charged before anything else is placed there.
+        this.#chargeHost(hostId);
+        this.#scheduleQueuePass();
+      }),
+    );
     this.#unsubscribe.push(
       this.#hosts.onStateChanged((hostId, state) => {
         if (state !== "DOWN") return;
@@ -1020,6 +1010,32 @@ export class LeaseManager {
     });
   }
 
+  /** Charges the holds of `hostId`'s leases (and migrations to it) that are not charged yet. */
+  #chargeHost(hostId: string): void {
+    if (this.#index.host(hostId) === undefined) return;
+    for (const item of this.#onHost(hostId)) {
+      const lease = item.value;
+      if (!HOLDING_STATES.has(lease.state) && lease.state !== "SUSPENDED") continue;
+      if (this.#index.hold(lease.id) !== undefined) continue;
+      try {
+        this.#commitHold(lease);
+      } catch (error) {
+        this.#log.error({ err: error, lease: lease.id, host: hostId }, "cannot charge a lease");
+      }
+    }
+    for (const id of this.#migratingTo.get(hostId) ?? []) {
+      const lease = this.#leases.get(id)?.value;
+      const migrationId = lease?.migrationId;
+      if (lease === undefined || migrationId === undefined) continue;
+      if (this.#index.hold(destinationHoldId(migrationId)) !== undefined) continue;
+      try {
+        this.#commitDestinationHold(lease, migrationId, hostId);
+      } catch (error) {
+        this.#log.error({ err: error, lease: id, host: hostId }, "cannot charge a migration");
+      }
+    }
+  }
+
   #commitDestinationHold(lease: Lease, migrationId: string, toHostId: string, now?: number): void {
     this.#index.commit(
       destinationHoldId(migrationId),
@@ -1511,11 +1527,13 @@ export class LeaseManager {
         case "MIGRATING": {
           this.#index.releaseLease(lease.id);
           if (lease.spec.onHostFailure === "restart" && lease.end > now) {
-            const d = place(
-              this.#index,
-              this.#request(lease.id, lease.spec, { start: now, end: lease.end }),
-              this.#policy,
-            );
+            const request = this.#request(lease.id, lease.spec, { start: now, end: lease.end });
+            // Not on the destination of its migration: that host holds the prepared incoming
+            // workload until the orchestrator's abort reaches it, and would refuse the start.
+            const d =
+              lease.state === "MIGRATING" && lease.migrationTo !== undefined
+                ? placeAway(this.#index, request, this.#policy, lease.migrationTo)
+                : place(this.#index, request, this.#policy);
             if (d.ok) {
               this.corrections.restartedElsewhere++;
               await this.#placeNew(
@@ -1661,7 +1679,19 @@ export class LeaseManager {
             await this.#transition(item, "ACTIVE", `running on ${lease.hostId}`);
           break;
         case "STOPPED":
-          if (lease.state === "ENDING") {
+          if (
+            report.migrationId !== undefined &&
+            report.migrationId !== "" &&
+            lease.state === "ACTIVE"
+          ) {
+            // The source finished a migration the broker had given up: the workload left for a
+            // host the broker does not place it on. Reconciliation starts it here again and stops
+            // the stray copy, so the lease lives on (on one host).
+            this.#log.warn(
+              { lease: lease.id, host: report.hostId, migration: report.migrationId },
+              "a migration finished after it was aborted",
+            );
+          } else if (lease.state === "ENDING") {
             await this.#finish(item, stopFinal(lease.stopReason), lease.statusMessage);
           } else if (RUNNING_STATES.has(lease.state)) {
             await this.#finish(
@@ -1780,6 +1810,16 @@ export class LeaseManager {
         this.#byHost.set(lease.hostId, onHost);
       }
       onHost.add(lease.id);
+    }
+    if (before?.migrationTo !== undefined)
+      this.#migratingTo.get(before.migrationTo)?.delete(lease.id);
+    if (lease.state === "MIGRATING" && lease.migrationTo !== undefined) {
+      let to = this.#migratingTo.get(lease.migrationTo);
+      if (to === undefined) {
+        to = new Set();
+        this.#migratingTo.set(lease.migrationTo, to);
+      }
+      to.add(lease.id);
     }
     if (lease.requestId !== "")
       this.#byRequestId.set(requestKey(lease.spec.tenant, lease.requestId), lease.id);
