@@ -7,6 +7,7 @@
  * exactly one host (its lease's), and the index's holds are exactly the leases' (`violations`).
  */
 import { afterEach, describe, expect, it } from "vitest";
+import type { Lease } from "../leases/model.js";
 import type { Migration, MigrationState } from "./model.js";
 import { migratableSpec, TestCluster } from "./test-cluster.js";
 
@@ -106,11 +107,11 @@ describe("a live migration", () => {
 
   it("keeps at most 2 outgoing per host and waits as PLANNED for a slot", async () => {
     const c = await cluster(4, 32);
-    const leases = [];
+    const leases: Lease[] = [];
     for (let i = 0; i < 6; i++) leases.push(await c.submit(migratableSpec(2)));
     const source = leases[0]?.hostId as string;
     expect(leases.every((l) => l.hostId === source)).toBe(true);
-    const ids = [];
+    const ids: string[] = [];
     for (const l of leases)
       ids.push((await c.broker.migrations.migrate({ leaseId: l.id, reason: "DRAIN" })).id);
     let most = 0;
