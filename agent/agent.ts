@@ -607,9 +607,12 @@ export class Agent {
     for (const w of await this.#driver.list()) {
       // A repeated start of a lease already here is not a second workload.
       if (w.leaseId === leaseId || TERMINAL_STATES.has(w.state)) continue;
+      used.diskGib += w.resources.diskGib;
+      // A workload suspended to disk has given back its CPU, memory and devices (the broker
+      // places other leases into them); only its disk stays taken.
+      if (w.state === "SUSPENDED") continue;
       used.cpuMillis += w.resources.cpuMillis;
       used.memoryMib += w.resources.memoryMib;
-      used.diskGib += w.resources.diskGib;
       used.gpus += w.resources.gpus;
     }
     const short = (Object.keys(limits) as Array<keyof ResourceVector>).filter(
