@@ -15,6 +15,7 @@ import {
   type Resources,
 } from "../../placement/index.js";
 import type { BrokerStore } from "../store/index.js";
+import { forEachObject } from "../store/store.js";
 
 /** What a host says about itself when it joins. */
 export interface HostAnnouncement {
@@ -122,16 +123,9 @@ export class HostRegistry {
 
   /** Loads the persisted admin state (call once before hosts join). */
   async load(): Promise<void> {
-    let after: string | undefined;
-    do {
-      const page = await this.#store.list(
-        "hosts",
-        after === undefined ? { limit: 1000 } : { after, limit: 1000 },
-      );
-      for (const item of page.items)
-        this.#records.set(item.id, { record: item.value, revision: item.revision });
-      after = page.next;
-    } while (after !== undefined);
+    await forEachObject(this.#store, "hosts", (item) =>
+      this.#records.set(item.id, { record: item.value, revision: item.revision }),
+    );
   }
 
   /** Called when capacity may have appeared (a host joined or was uncordoned). */

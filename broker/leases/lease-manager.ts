@@ -36,7 +36,14 @@ import type { HostGateway, WorkloadReport } from "../hosts/gateway.js";
 import type { HostRegistry } from "../hosts/registry.js";
 import { destinationHoldId } from "../migrations/model.js";
 import { placeAway } from "../migrations/place-away.js";
-import type { BrokerSchema, BrokerStore, StoreWatch, Versioned, WriteOp } from "../store/index.js";
+import {
+  type BrokerSchema,
+  type BrokerStore,
+  forEachObject,
+  type StoreWatch,
+  type Versioned,
+  type WriteOp,
+} from "../store/index.js";
 import type { Lease, LeaseEventType, LeaseSpec, StopReason } from "./model.js";
 import {
   assertTransition,
@@ -209,15 +216,7 @@ export class LeaseManager {
    * (a start or end that passed while the broker was away fires at once).
    */
   async start(): Promise<void> {
-    let after: string | undefined;
-    do {
-      const page = await this.#store.list(
-        "leases",
-        after === undefined ? { limit: 1000 } : { after, limit: 1000 },
-      );
-      for (const item of page.items) this.#remember(item);
-      after = page.next;
-    } while (after !== undefined);
+    await forEachObject(this.#store, "leases", (item) => this.#remember(item));
     for (const host of this.#index.hosts()) this.#chargeHost(host.id);
     for (const item of this.#leases.values()) this.#arm(item.value);
     this.#unsubscribe.push(this.#gateway.onReport((report) => void this.#onReport(report)));
@@ -1485,43 +1484,9 @@ export class LeaseManager {
     for (const item of onHost) {
       const lease = item.value;
       switch (lease.state) {
-        case "RESERVED": {
-          this.#index.release(lease.id);
-          const d = place(
-            this.#index,
-            this.#request(lease.id, lease.spec, { start: lease.start, end: lease.end }),
-            this.#policy,
-          );
-          if (d.ok) {
-            this.corrections.reservationsMoved++;
-            await this.#placeNew(
-              lease,
-              {
-                kind: "place",
-                state: "RESERVED",
-                hostId: d.hostId,
-                start: lease.start,
-                end: lease.end,
-                explanation: d.explanation,
-              },
-              "STATE_CHANGED",
-              item,
-              `host ${hostId} is down`,
-            );
-          } else {
-            await this.#write(
-              item,
-              {
-                ...lease,
-                state: "PENDING",
-                hostId: "",
-                statusMessage: `host ${hostId} is down; waiting for capacity: ${d.explanation.summary}`,
-              },
-              "STATE_CHANGED",
-            );
-          }
+        case "RESERVED":
+          await this.#replan(item, `host ${hostId} is down`);
           break;
-        }
         case "STARTING":
         case "ACTIVE":
         case "MIGRATING": {

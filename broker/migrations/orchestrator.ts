@@ -36,7 +36,13 @@ import type { HostGateway, MigrationReport, WorkloadReport } from "../hosts/gate
 import type { HostRegistry } from "../hosts/registry.js";
 import type { LeaseChange, LeaseManager, MigrationOutcome } from "../leases/lease-manager.js";
 import type { Lease } from "../leases/model.js";
-import type { BrokerSchema, BrokerStore, Versioned, WriteOp } from "../store/index.js";
+import {
+  type BrokerSchema,
+  type BrokerStore,
+  forEachObject,
+  type Versioned,
+  type WriteOp,
+} from "../store/index.js";
 import {
   isFinished,
   type Migration,
@@ -168,15 +174,7 @@ export class MigrationOrchestrator {
    * and leases. Call after the lease manager has started (it charges the destinations).
    */
   async start(): Promise<void> {
-    let after: string | undefined;
-    do {
-      const page = await this.#store.list(
-        "migrations",
-        after === undefined ? { limit: 1000 } : { after, limit: 1000 },
-      );
-      for (const item of page.items) this.#migrations.set(item.id, item);
-      after = page.next;
-    } while (after !== undefined);
+    await forEachObject(this.#store, "migrations", (item) => this.#migrations.set(item.id, item));
     const unfinished = [...this.#migrations.values()]
       .filter((m) => !isFinished(m.value.state))
       .sort((a, b) => (a.id < b.id ? -1 : 1));

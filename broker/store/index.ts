@@ -19,6 +19,7 @@ export {
   COLLECTIONS,
   type CollectionName,
   CompactedError,
+  forEachObject,
   type ListOptions,
   type ListPage,
   type Store,
