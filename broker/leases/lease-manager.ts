@@ -861,32 +861,12 @@ export class LeaseManager {
     const lease = item.value;
     // A migration in flight is given its own time; if it aborts, this timer fires again.
     if (lease.state === "MIGRATING") return;
-    const now = this.#clock.now();
     const from = lease.hostId;
-    if (lease.spec.onHostFailure === "restart" && lease.end > now) {
+    if (lease.spec.onHostFailure === "restart" && lease.end > this.#clock.now()) {
       this.#index.releaseLease(lease.id);
-      const d = placeAway(
-        this.#index,
-        this.#request(lease.id, lease.spec, { start: now, end: lease.end }),
-        this.#policy,
-        from,
-      );
-      if (d.ok && d.hostId !== from) {
-        const { stopReason: _r, stopDeadline: _d, ...rest } = lease;
-        await this.#placeNew(
-          rest,
-          {
-            kind: "place",
-            state: "STARTING",
-            hostId: d.hostId,
-            start: now,
-            end: lease.end,
-            explanation: d.explanation,
-          },
-          "STATE_CHANGED",
-          item,
-          `host ${from} was drained`,
-        );
+      const { stopReason: _r, stopDeadline: _d, ...rest } = lease;
+      const noRoom = await this.#restartAway(item, rest, from, `host ${from} was drained`);
+      if (noRoom === undefined) {
         this.#gateway
           .stop(from, lease.id, { graceMs: this.#timings.stopGraceMs, force: false })
           .catch((error) =>
@@ -900,6 +880,43 @@ export class LeaseManager {
       "drain",
       `host ${from} was drained and the lease could not move (on_host_failure: ${lease.spec.onHostFailure})`,
     );
+  }
+
+  /**
+   * Starts the lease afresh (as `base`) for the rest of its window on a host other than `avoid`;
+   * returns why not when no host has room. The caller released its holds.
+   */
+  async #restartAway(
+    item: Versioned<Lease>,
+    base: Lease,
+    avoid: string,
+    why: string,
+  ): Promise<PlacementExplanation | undefined> {
+    const now = this.#clock.now();
+    const end = item.value.end;
+    const d = placeAway(
+      this.#index,
+      this.#request(base.id, base.spec, { start: now, end }),
+      this.#policy,
+      avoid,
+    );
+    if (!d.ok) return d.explanation;
+    if (d.hostId === avoid) return emptyExplanation(`only ${avoid} has room`);
+    await this.#placeNew(
+      base,
+      {
+        kind: "place",
+        state: "STARTING",
+        hostId: d.hostId,
+        start: now,
+        end,
+        explanation: d.explanation,
+      },
+      "STATE_CHANGED",
+      item,
+      why,
+    );
+    return undefined;
   }
 
   /** Suspends an ACTIVE lease to its host's disk: its CPU and memory are released, its disk kept. */
@@ -1492,36 +1509,22 @@ export class LeaseManager {
         case "MIGRATING": {
           this.#index.releaseLease(lease.id);
           if (lease.spec.onHostFailure === "restart" && lease.end > now) {
-            const request = this.#request(lease.id, lease.spec, { start: now, end: lease.end });
             // Not on the destination of its migration: that host holds the prepared incoming
             // workload until the orchestrator's abort reaches it, and would refuse the start.
-            const d =
+            const avoid =
               lease.state === "MIGRATING" && lease.migrationTo !== undefined
-                ? placeAway(this.#index, request, this.#policy, lease.migrationTo)
-                : place(this.#index, request, this.#policy);
-            if (d.ok) {
+                ? lease.migrationTo
+                : hostId;
+            const noRoom = await this.#restartAway(item, lease, avoid, `host ${hostId} is down`);
+            if (noRoom === undefined) {
               this.corrections.restartedElsewhere++;
-              await this.#placeNew(
-                lease,
-                {
-                  kind: "place",
-                  state: "STARTING",
-                  hostId: d.hostId,
-                  start: now,
-                  end: lease.end,
-                  explanation: d.explanation,
-                },
-                "STATE_CHANGED",
-                item,
-                `host ${hostId} is down`,
-              );
               break;
             }
             this.corrections.failedWithHost++;
             await this.#finish(
               item,
               "FAILED",
-              `host ${hostId} is down and no host can take the rest of the window: ${d.explanation.summary}`,
+              `host ${hostId} is down and no host can take the rest of the window: ${noRoom.summary}`,
             );
             break;
           }
