@@ -1369,9 +1369,7 @@ export class LeaseManager {
       case "ACTIVE":
       case "MIGRATING":
         if (lease.stopDeadline !== undefined && lease.stopReason === "preempt") {
-          at(lease.stopDeadline, "preemption", (item) =>
-            this.#beginStop(item, "preempt", item.value.statusMessage),
-          );
+          at(lease.stopDeadline, "preemption", (item) => this.#preemptionDeadline(item));
         } else {
           if (lease.stopDeadline !== undefined && lease.stopReason === "drain") {
             at(lease.stopDeadline, "drain-deadline", (item) => this.#drainDeadline(item));
@@ -1409,6 +1407,44 @@ export class LeaseManager {
         break;
     }
     if (timers.length > 0) this.#timers.set(lease.id, timers);
+  }
+
+  /**
+   * A preempted victim's notice ran out. One that allows it is suspended to disk instead of
+   * stopped (it keeps its window and can be resumed where there is room); the others stop.
+   * (A victim that can move is migrated by the preemption-by-migration planner before this.)
+   */
+  async #preemptionDeadline(item: Versioned<Lease>): Promise<void> {
+    const lease = item.value;
+    if (
+      lease.state === "ACTIVE" &&
+      lease.spec.migration.allowSuspend &&
+      lease.end > this.#clock.now()
+    ) {
+      try {
+        this.#index.resize(lease.id, {
+          window: { start: lease.start, end: lease.end },
+          resources: diskOnly(lease.spec.resources),
+        });
+        const { stopReason: _r, stopDeadline: _d, ...rest } = lease;
+        await this.#write(
+          item,
+          {
+            ...rest,
+            state: "SUSPENDED",
+            statusMessage: `suspended instead of stopped: ${lease.statusMessage}`,
+          },
+          "STATE_CHANGED",
+        );
+        this.#gateway.suspend(lease.hostId, lease.id).catch((error) => {
+          this.#log.warn({ err: error, lease: lease.id }, "suspend command failed");
+        });
+        return;
+      } catch (error) {
+        if (!(error instanceof CapacityExceededError)) throw error;
+      }
+    }
+    await this.#beginStop(item, "preempt", lease.statusMessage);
   }
 
   async #startReserved(item: Versioned<Lease>): Promise<void> {

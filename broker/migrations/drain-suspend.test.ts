@@ -161,4 +161,20 @@ describe("SuspendLease and ResumeLease", () => {
     expect(c.broker.index.holdsOfLease(lease.id)).toEqual([]);
     expect(await c.violations()).toEqual([]);
   });
+
+  it("suspends a preempted victim that allows it, instead of stopping it", async () => {
+    const c = await cluster(1, 16);
+    const victim = await c.submit({ ...migratableSpec(12), preemptible: true });
+    const boss = await c.broker.leases.submit({ ...migratableSpec(12), priority: 100 });
+    expect(boss.lease.state).toBe("RESERVED");
+    expect(c.lease(victim.id).stopReason).toBe("preempt");
+    await c.clock.advanceTo(c.lease(victim.id).stopDeadline ?? 0);
+    await c.clock.advance(5000);
+    expect(c.lease(boss.lease.id).state).toBe("ACTIVE");
+    const after = c.lease(victim.id);
+    expect(after.state).toBe("SUSPENDED");
+    expect(after.stopDeadline).toBeUndefined();
+    expect(c.broker.index.hold(victim.id)?.resources.memoryMib).toBe(0);
+    expect(await c.violations()).toEqual([]);
+  });
 });
