@@ -702,7 +702,7 @@ export class LeaseManager {
       const served = lease.stopReason === "drain" || lease.stopReason === "preempt";
       const { stopReason: _reason, stopDeadline: _deadline, ...rest } = lease;
       const moved: Lease = {
-        ...(served ? { ...rest, warned: lease.warned } : lease),
+        ...(served ? rest : lease),
         state: "ACTIVE",
         hostId: o.toHostId,
         statusMessage: o.message,

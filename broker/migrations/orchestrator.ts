@@ -386,7 +386,8 @@ export class MigrationOrchestrator {
       const starting: string[] = [];
       for (const id of this.#planned) {
         const m = this.#migrations.get(id)?.value;
-        if (m === undefined || m.state !== "PLANNED") continue;
+        // One being ended (its lease stopped, a host lost) does not start.
+        if (m === undefined || m.state !== "PLANNED" || !this.#isLive(id)) continue;
         if (
           total < l.maxInFlight &&
           (out.get(m.fromHostId) ?? 0) < l.maxOutgoingPerHost &&
