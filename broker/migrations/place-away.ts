@@ -1,5 +1,5 @@
 /**
- * Placement of a lease that already runs somewhere: anywhere but its current host. The index has
+ * Placement of a lease that already runs somewhere, on a host other than its current one. The index has
  * no per-request host exclusion, so the source is taken out of the candidates for the duration of
  * one synchronous `place` (a DRAINING or CORDONED source is no candidate anyway).
  */
