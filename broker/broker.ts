@@ -29,7 +29,7 @@ import {
   type LeaseTimings,
 } from "./leases/lease-manager.js";
 import { type AdmissionLimits, DEFAULT_ADMISSION_LIMITS } from "./leases/validate.js";
-import { type MigrationLimits, MigrationOrchestrator } from "./migrations/index.js";
+import { followDrains, type MigrationLimits, MigrationOrchestrator } from "./migrations/index.js";
 import { type BrokerStore, MemoryStore } from "./store/index.js";
 
 export interface SimHostsOptions extends SimFleetOptions {
@@ -176,6 +176,13 @@ export class Broker {
     }
     await this.leases.start();
     await this.migrations.start();
+    followDrains({
+      clock: this.clock,
+      index: this.index,
+      hosts: this.hosts,
+      leases: this.leases,
+      orchestrator: this.migrations,
+    });
     const agents = this.agents;
     if (agents !== undefined) {
       agents.onInventory((inventory) => {

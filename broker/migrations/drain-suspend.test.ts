@@ -89,6 +89,65 @@ describe("DrainHost", () => {
     expect(await c.violations()).toEqual([]);
   });
 
+  it("tries an aborted drain migration again elsewhere, but not one aborted on request", async () => {
+    const c = await cluster(4, 32);
+    const slow = {
+      params: { dirty_rate_bytes_per_s: "400000000", working_set_mib: "2048" },
+      maxDowntimeMs: 60_000,
+    };
+    const a = await c.submit(migratableSpec(4, slow));
+    const b = await c.submit(migratableSpec(4, slow));
+    const source = a.hostId;
+    expect(b.hostId).toBe(source);
+    const result = await drainHost(drainDeps(c), {
+      hostId: source,
+      deadline: c.clock.now() + 3_600_000,
+    });
+    const first = result.moves.find((m) => m.leaseId === a.id)?.migrationId as string;
+    const other = result.moves.find((m) => m.leaseId === b.id)?.migrationId as string;
+    await c.until(() => c.broker.migrations.get(first).value.state === "TRANSFERRING");
+    const deadHost = c.broker.migrations.get(first).value.toHostId;
+    await c.broker.migrations.abort(other, "keep it here");
+    await c.kill(deadHost);
+    await c.until(
+      () => c.broker.migrations.unfinished().length === 0 && c.lease(a.id).hostId !== source,
+      300_000,
+    );
+    const tries = c.broker.migrations.list({ leaseId: a.id }).migrations.map((m) => m.value);
+    expect(tries.map((m) => [m.state, m.reason])).toEqual([
+      ["COMPLETED", "DRAIN"],
+      ["ABORTED", "DRAIN"],
+    ]);
+    expect(tries[0]?.toHostId).not.toBe(deadHost);
+    expect(c.lease(a.id)).toMatchObject({ state: "ACTIVE", hostId: tries[0]?.toHostId });
+    // Aborted on request: it stays until the deadline.
+    expect(c.broker.migrations.list({ leaseId: b.id }).migrations).toHaveLength(1);
+    expect(c.lease(b.id)).toMatchObject({ state: "ACTIVE", hostId: source });
+    expect(await c.violations()).toEqual([]);
+  });
+
+  it("rolls back migrations on their way to the draining host", async () => {
+    const c = await cluster(3, 32);
+    const lease = await c.submit(
+      migratableSpec(4, { params: { working_set_mib: "2048" }, maxDowntimeMs: 60_000 }),
+    );
+    const to = [...c.hosts.keys()].find((h) => h !== lease.hostId) as string;
+    const m = await c.broker.migrations.migrate({
+      leaseId: lease.id,
+      toHostId: to,
+      reason: "MANUAL",
+    });
+    await c.clock.advance(1000);
+    await drainHost(drainDeps(c), { hostId: to });
+    expect(c.broker.migrations.get(m.id).value).toMatchObject({
+      state: "ABORTED",
+      abortReason: `destination ${to} drains`,
+    });
+    await c.clock.advance(3000);
+    expect(c.lease(lease.id)).toMatchObject({ state: "ACTIVE", hostId: lease.hostId });
+    expect(await c.violations()).toEqual([]);
+  });
+
   it("refuses a deadline in the past and an unknown host, changing nothing", async () => {
     const c = await cluster(2, 16);
     await expect(

@@ -114,6 +114,11 @@ export async function drainHost(deps: DrainDeps, request: DrainRequest): Promise
 
   const reason = request.reason ?? "";
   await hosts.drain(hostId, deadline, reason);
+  // Nothing moves onto a draining host: migrations still on their way there are rolled back.
+  for (const m of orchestrator.unfinished()) {
+    if (m.toHostId === hostId)
+      await orchestrator.abort(m.id, `destination ${hostId} drains`, { byRequest: false });
+  }
   const why = `host ${hostId} drains${reason === "" ? "" : ` (${reason})`}: leaves by ${new Date(deadline).toISOString()}`;
   for (const lease of running) await leases.noticeDrain(lease.id, deadline, why);
   const result = await orchestrator.execute(planned, "DRAIN");
@@ -133,4 +138,34 @@ export async function drainHost(deps: DrainDeps, request: DrainRequest): Promise
     stopLeaseIds: stop.sort(),
     replannedLeaseIds: replanned.sort(),
   };
+}
+
+/** How often a lease's drain migration is tried again after it aborted. */
+const DRAIN_RETRIES = 2;
+
+/**
+ * Follows drains: a DRAIN migration that aborted (not on request) while its source still drains
+ * and the deadline is ahead is tried again, to a destination the placer picks (at most
+ * `DRAIN_RETRIES` times per lease). A lease left behind follows its policy at the deadline.
+ */
+export function followDrains(deps: DrainDeps): () => void {
+  const { clock, hosts, leases, orchestrator } = deps;
+  const retries = new Map<string, number>();
+  return orchestrator.onEnd((m) => {
+    if (m.reason !== "DRAIN") return;
+    if (m.state === "COMPLETED" || m.abortedByRequest === true) {
+      retries.delete(m.leaseId);
+      return;
+    }
+    const tried = retries.get(m.leaseId) ?? 0;
+    if (tried >= DRAIN_RETRIES || !hosts.has(m.fromHostId)) return;
+    const host = hosts.view(m.fromHostId);
+    if (host.state !== "DRAINING" || (host.drainDeadline ?? 0) <= clock.now()) return;
+    const lease = leases.get(m.leaseId).value;
+    if (lease.state !== "ACTIVE" || lease.hostId !== m.fromHostId) return;
+    retries.set(m.leaseId, tried + 1);
+    void orchestrator
+      .migrate({ leaseId: m.leaseId, fromHostId: m.fromHostId, reason: "DRAIN" })
+      .catch(() => retries.delete(m.leaseId));
+  });
 }

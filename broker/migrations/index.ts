@@ -1,4 +1,10 @@
-export { type DrainMove, type DrainRequest, type DrainResult, drainHost } from "./drain.js";
+export {
+  type DrainMove,
+  type DrainRequest,
+  type DrainResult,
+  drainHost,
+  followDrains,
+} from "./drain.js";
 export {
   destinationHoldId,
   isFinished,

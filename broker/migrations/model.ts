@@ -67,6 +67,8 @@ export interface Migration {
   readonly downtimeMs?: number;
   /** "" unless ABORTED. */
   readonly abortReason: string;
+  /** ABORTED on someone's request (AbortMigration), not by a failure: not retried. */
+  readonly abortedByRequest?: boolean;
   /** 0 = unlimited. */
   readonly bandwidthLimitBytesPerS: number;
   readonly maxDowntimeMs: number;

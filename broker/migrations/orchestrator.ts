@@ -323,13 +323,20 @@ export class MigrationOrchestrator {
     });
   }
 
-  /** Aborts a migration that has not finished; the workload stays on the source. */
-  async abort(id: string, reason = ""): Promise<Migration> {
+  /**
+   * Aborts a migration that has not finished; the workload stays on the source. `byRequest`
+   * (AbortMigration, the default) marks it as wanted: a drain does not retry it.
+   */
+  async abort(id: string, reason = "", options: { byRequest?: boolean } = {}): Promise<Migration> {
     const m = this.get(id).value;
     if (isFinished(m.state)) {
       throw new FailedPreconditionError(`migration ${id} is ${m.state}: there is nothing to abort`);
     }
-    await this.#end(id, { kind: "aborted", why: reason === "" ? "aborted by request" : reason });
+    await this.#end(id, {
+      kind: "aborted",
+      why: reason === "" ? "aborted by request" : reason,
+      byRequest: options.byRequest ?? true,
+    });
     return this.get(id).value;
   }
 
@@ -607,7 +614,7 @@ export class MigrationOrchestrator {
     id: string,
     how:
       | { kind: "completed"; downtimeMs?: number; progress?: TransferProgress }
-      | { kind: "aborted"; why: string; tellHosts?: boolean },
+      | { kind: "aborted"; why: string; tellHosts?: boolean; byRequest?: boolean },
   ): Promise<void> {
     const f = this.#inFlight.get(id);
     if (f === undefined || f.ending) return Promise.resolve();
@@ -626,7 +633,13 @@ export class MigrationOrchestrator {
               ...(how.downtimeMs === undefined ? {} : { downtimeMs: how.downtimeMs }),
               ...(how.progress === undefined ? {} : { progress: how.progress }),
             }
-          : { ...m, state: "ABORTED", endedAt: now, abortReason: how.why };
+          : {
+              ...m,
+              state: "ABORTED",
+              endedAt: now,
+              abortReason: how.why,
+              ...(how.byRequest === true ? { abortedByRequest: true } : {}),
+            };
       const outcome: MigrationOutcome =
         how.kind === "completed"
           ? {
