@@ -4,29 +4,10 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { Lease, LeaseSpec } from "../leases/model.js";
 import { drainHost } from "./drain.js";
-import { migratableSpec, TestCluster } from "./test-cluster.js";
+import { migratableSpec, stopClusters, testCluster } from "./test-cluster.js";
 
-const clusters: TestCluster[] = [];
-afterEach(async () => {
-  for (const c of clusters.splice(0)) await c.stop();
-});
-
-async function cluster(...args: Parameters<typeof TestCluster.start>): Promise<TestCluster> {
-  const c = await TestCluster.start(...args);
-  clusters.push(c);
-  return c;
-}
-
-function drainDeps(c: TestCluster) {
-  const b = c.broker;
-  return {
-    clock: c.clock,
-    index: b.index,
-    hosts: b.hosts,
-    leases: b.leases,
-    orchestrator: b.migrations,
-  };
-}
+afterEach(stopClusters);
+const cluster = testCluster;
 
 function reservation(start: number): LeaseSpec {
   return { ...migratableSpec(1), window: { kind: "reserved", start, durationMs: 600_000 } };
@@ -50,7 +31,7 @@ describe("DrainHost", () => {
 
     // A dry run plans the same and changes nothing.
     const revision = await c.store.revision();
-    const dry = await drainHost(drainDeps(c), { hostId: source, deadline, dryRun: true });
+    const dry = await drainHost(c.drainDeps(), { hostId: source, deadline, dryRun: true });
     expect(dry.moves.map((m) => m.leaseId).sort()).toEqual(moving.map((l) => l.id).sort());
     expect(dry.moves.every((m) => m.toHostId !== source && m.migrationId === "")).toBe(true);
     expect(dry.stopLeaseIds).toEqual([pinnedFail.id, pinnedRestart.id].sort());
@@ -58,7 +39,7 @@ describe("DrainHost", () => {
     expect(dry.host.state).toBe("READY");
     expect(await c.store.revision()).toBe(revision);
 
-    const result = await drainHost(drainDeps(c), { hostId: source, deadline, reason: "kernel" });
+    const result = await drainHost(c.drainDeps(), { hostId: source, deadline, reason: "kernel" });
     expect(result.host.state).toBe("DRAINING");
     expect(result.moves).toHaveLength(3);
     expect(result.moves.every((m) => m.migrationId !== "")).toBe(true);
@@ -99,7 +80,7 @@ describe("DrainHost", () => {
     const b = await c.submit(migratableSpec(4, slow));
     const source = a.hostId;
     expect(b.hostId).toBe(source);
-    const result = await drainHost(drainDeps(c), {
+    const result = await drainHost(c.drainDeps(), {
       hostId: source,
       deadline: c.clock.now() + 3_600_000,
     });
@@ -138,7 +119,7 @@ describe("DrainHost", () => {
       reason: "MANUAL",
     });
     await c.clock.advance(1000);
-    await drainHost(drainDeps(c), { hostId: to });
+    await drainHost(c.drainDeps(), { hostId: to });
     expect(c.broker.migrations.get(m.id).value).toMatchObject({
       state: "ABORTED",
       abortReason: `destination ${to} drains`,
@@ -151,9 +132,9 @@ describe("DrainHost", () => {
   it("refuses a deadline in the past and an unknown host, changing nothing", async () => {
     const c = await cluster(2, 16);
     await expect(
-      drainHost(drainDeps(c), { hostId: "sim-01", deadline: c.clock.now() - 1 }),
+      drainHost(c.drainDeps(), { hostId: "sim-01", deadline: c.clock.now() - 1 }),
     ).rejects.toThrow(/deadline: must be in the future/);
-    await expect(drainHost(drainDeps(c), { hostId: "nope" })).rejects.toThrow(/nope/);
+    await expect(drainHost(c.drainDeps(), { hostId: "nope" })).rejects.toThrow(/nope/);
     expect(c.broker.hosts.view("sim-01").state).toBe("READY");
   });
 });

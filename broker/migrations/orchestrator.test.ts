@@ -9,18 +9,10 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { Lease } from "../leases/model.js";
 import type { Migration, MigrationState } from "./model.js";
-import { migratableSpec, TestCluster } from "./test-cluster.js";
+import { migratableSpec, stopClusters, type TestCluster, testCluster } from "./test-cluster.js";
 
-const clusters: TestCluster[] = [];
-afterEach(async () => {
-  for (const c of clusters.splice(0)) await c.stop();
-});
-
-async function cluster(...args: Parameters<typeof TestCluster.start>): Promise<TestCluster> {
-  const c = await TestCluster.start(...args);
-  clusters.push(c);
-  return c;
-}
+afterEach(stopClusters);
+const cluster = testCluster;
 
 /**
  * 4 GiB with a 2 GiB working set dirtied faster than the link: round 1 takes ~17-31 s, then the

@@ -157,6 +157,18 @@ export class TestCluster {
     }
   }
 
+  /** What `drainHost` needs, from this cluster's broker. */
+  drainDeps() {
+    const b = this.broker;
+    return {
+      clock: this.clock,
+      index: b.index,
+      hosts: b.hosts,
+      leases: b.leases,
+      orchestrator: b.migrations,
+    };
+  }
+
   lease(id: string): Lease {
     return this.broker.leases.get(id).value;
   }
@@ -223,6 +235,21 @@ export class TestCluster {
     for (const id of expected.keys()) if (!seen.has(id)) out.push(`lease ${id} holds nothing`);
     return out;
   }
+}
+
+const started: TestCluster[] = [];
+
+/** Starts a cluster that `stopClusters` (in afterEach) stops. */
+export async function testCluster(
+  ...args: Parameters<typeof TestCluster.start>
+): Promise<TestCluster> {
+  const c = await TestCluster.start(...args);
+  started.push(c);
+  return c;
+}
+
+export async function stopClusters(): Promise<void> {
+  for (const c of started.splice(0)) await c.stop();
 }
 
 const TERMINAL = new Set(["ENDED", "FAILED", "CANCELLED", "PREEMPTED", "REJECTED"]);
