@@ -607,9 +607,13 @@ export class Agent {
     for (const w of await this.#driver.list()) {
       // A repeated start of a lease already here is not a second workload.
       if (w.leaseId === leaseId || TERMINAL_STATES.has(w.state)) continue;
+      used.diskGib += w.resources.diskGib;
+      // A workload suspended (or being suspended) to disk has given back its CPU, memory and
+      // devices: the broker places other leases into them at once, and the save ends within
+      // seconds, before a new guest has booted into that memory. Only its disk stays taken.
+      if (w.state === "SUSPENDED" || w.state === "SUSPENDING") continue;
       used.cpuMillis += w.resources.cpuMillis;
       used.memoryMib += w.resources.memoryMib;
-      used.diskGib += w.resources.diskGib;
       used.gpus += w.resources.gpus;
     }
     const short = (Object.keys(limits) as Array<keyof ResourceVector>).filter(

@@ -31,6 +31,7 @@ import {
   type LeaseTimings,
 } from "./leases/lease-manager.js";
 import { type AdmissionLimits, DEFAULT_ADMISSION_LIMITS } from "./leases/validate.js";
+import { followDrains, type MigrationLimits, MigrationOrchestrator } from "./migrations/index.js";
 import { type BrokerStore, MemoryStore } from "./store/index.js";
 
 export interface SimHostsOptions extends SimFleetOptions {
@@ -75,6 +76,8 @@ export interface BrokerOptions {
   readonly preemption?: boolean;
   /** Serve the gRPC API on `start`. Default true; the simulator drives the lease manager directly. */
   readonly serveApi?: boolean;
+  /** Live migration limits and timeouts. */
+  readonly migrationLimits?: Partial<MigrationLimits>;
 }
 
 export class Broker {
@@ -83,6 +86,7 @@ export class Broker {
   readonly index: ClusterIndex;
   readonly hosts: HostRegistry;
   readonly leases: LeaseManagerType;
+  readonly migrations: MigrationOrchestrator;
   readonly api: ApiServer;
   /** The HTTP server (dashboard, metrics, health), when `httpAddress` is given. */
   readonly dashboard: DashboardServer | undefined;
@@ -149,10 +153,25 @@ export class Broker {
       ...(options.timings === undefined ? {} : { timings: options.timings }),
       ...(options.admission === undefined ? {} : { admission: options.admission }),
     });
+    this.migrations = new MigrationOrchestrator({
+      store: this.store,
+      clock: this.clock,
+      leases: this.leases,
+      hosts: this.hosts,
+      gateway,
+      logger: this.#log,
+      newId: createIdGenerator(
+        "m-",
+        this.clock,
+        options.random === undefined ? {} : { random: options.random },
+      ),
+      ...(options.migrationLimits === undefined ? {} : { limits: options.migrationLimits }),
+    });
     this.api = new ApiServer(
       {
         store: this.store,
         leases: this.leases,
+        migrations: this.migrations,
         hosts: this.hosts,
         index: this.index,
         clock: this.clock,
@@ -192,6 +211,14 @@ export class Broker {
       }
     }
     await this.leases.start();
+    await this.migrations.start();
+    followDrains({
+      clock: this.clock,
+      index: this.index,
+      hosts: this.hosts,
+      leases: this.leases,
+      orchestrator: this.migrations,
+    });
     const agents = this.agents;
     if (agents !== undefined) {
       agents.onInventory((inventory) => {
@@ -209,13 +236,15 @@ export class Broker {
     return port;
   }
 
-  async stop(graceMs = 5000): Promise<void> {
+  /** Stops serving; `keepStore` leaves the store open (a restart on the same store, in tests). */
+  async stop(graceMs = 5000, options: { keepStore?: boolean } = {}): Promise<void> {
     await this.dashboard?.stop();
     if (this.#serveApi) await this.api.stop(graceMs);
     this.agents?.close();
     this.hosts.stopLiveness();
+    this.migrations.stop();
     this.leases.stop();
-    await this.store.close();
+    if (options.keepStore !== true) await this.store.close();
   }
 }
 

@@ -100,6 +100,13 @@ async function serve(config: BrokerConfig, security: LoadedSecurity): Promise<vo
       preemptionNoticeMs: config.preemptionNotice,
       queueTimeoutMs: config.queueTimeout,
     },
+    migrationLimits: {
+      maxOutgoingPerHost: config.migrationsOutPerHost,
+      maxIncomingPerHost: config.migrationsInPerHost,
+      maxInFlight: config.migrationsMax,
+      progressTimeoutMs: config.migrationProgressTimeout,
+      drainTimeoutMs: config.drainTimeout,
+    },
   });
   let port: number;
   let agents: SimAgents | undefined;

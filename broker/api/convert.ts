@@ -17,6 +17,7 @@ import {
   type LeaseEventInput,
   type LeaseInput,
   type LeaseSpecInput,
+  type MigrationInput,
   msFromDuration,
   msFromTimestamp,
   type PlacementExplanationInput,
@@ -24,6 +25,7 @@ import {
   type HostState as ProtoHostState,
   type LeaseSpec as ProtoLeaseSpec,
   type LeaseState as ProtoLeaseState,
+  type MigrationState as ProtoMigrationState,
   type Resources as ProtoResources,
   type ResourcesInput,
   timestampFromMs,
@@ -32,6 +34,7 @@ import type { HostView } from "../hosts/registry.js";
 import type { LeaseWatchEvent } from "../leases/lease-manager.js";
 import type { Lease, LeaseSpec, WindowSpec } from "../leases/model.js";
 import type { LeaseState } from "../leases/transitions.js";
+import type { Migration, MigrationState } from "../migrations/model.js";
 
 export function resourcesFromProto(r: ProtoResources | null): Resources {
   if (r === null) return { cpuMillis: 0, memoryMib: 0, diskGib: 0, gpus: 0 };
@@ -242,6 +245,8 @@ const PLACEMENT_REASON: Readonly<Record<string, PlacementReason>> = {
   restarted: "PLACEMENT_REASON_RESTART",
   replanned: "PLACEMENT_REASON_REPLAN",
   migrated: "PLACEMENT_REASON_MIGRATION",
+  // Resumed on another host: the saved state was copied there (a cold migration).
+  resumed: "PLACEMENT_REASON_MIGRATION",
 };
 
 export function leaseToProto(lease: Lease, revision: number): LeaseInput {
@@ -257,6 +262,7 @@ export function leaseToProto(lease: Lease, revision: number): LeaseInput {
       hostId: h.hostId,
       at: timestampFromMs(h.at),
       reason: PLACEMENT_REASON[h.reason] ?? "PLACEMENT_REASON_UNSPECIFIED",
+      migrationId: h.migrationId ?? "",
       message: h.reason,
     })),
     statusMessage: lease.statusMessage,
@@ -266,11 +272,24 @@ export function leaseToProto(lease: Lease, revision: number): LeaseInput {
     stopDeadline: lease.stopDeadline === undefined ? null : timestampFromMs(lease.stopDeadline),
     // Why stop_deadline is set (the notice's message names the preempting lease); "" otherwise.
     stopReason: lease.stopDeadline === undefined ? "" : lease.statusMessage,
+    migrationId: lease.migrationId ?? "",
   };
 }
 
-export function eventToProto(event: LeaseWatchEvent, previousState?: LeaseState): LeaseEventInput {
+/**
+ * A lease event; `migration` looks up the migration named by the lease (or, for the write that
+ * ends one, by the lease before it).
+ */
+export function eventToProto(
+  event: LeaseWatchEvent,
+  previousState?: LeaseState,
+  migration?: (id: string) => { value: Migration; revision: number } | undefined,
+): LeaseEventInput {
+  const migrationId = event.lease.migrationId ?? event.previous?.migrationId;
+  const m =
+    migrationId === undefined || migration === undefined ? undefined : migration(migrationId);
   return {
+    migration: m === undefined ? null : migrationToProto(m.value, m.revision),
     revision: event.revision,
     type: `LEASE_EVENT_TYPE_${event.type}`,
     lease: leaseToProto(event.lease, event.revision),
@@ -404,5 +423,52 @@ export function forecastToProto(
     selector: [...selector],
     hostCount: buckets[0]?.hosts ?? 0,
     generatedTime: timestampFromMs(now),
+  };
+}
+
+export function migrationStateToProto(state: MigrationState): ProtoMigrationState {
+  return `MIGRATION_STATE_${state}`;
+}
+
+export function migrationStateFromProto(state: ProtoMigrationState, field: string): MigrationState {
+  if (state === "MIGRATION_STATE_UNSPECIFIED")
+    throw new InvalidArgumentError(field, "MIGRATION_STATE_UNSPECIFIED is not a state");
+  return state.replace(/^MIGRATION_STATE_/, "") as MigrationState;
+}
+
+export function migrationToProto(m: Migration, revision: number): MigrationInput {
+  const p = m.progress;
+  return {
+    id: m.id,
+    leaseId: m.leaseId,
+    fromHostId: m.fromHostId,
+    toHostId: m.toHostId,
+    state: migrationStateToProto(m.state),
+    reason: `MIGRATION_REASON_${m.reason}`,
+    progress:
+      p === undefined
+        ? null
+        : {
+            bytesTransferred: p.bytesTransferred,
+            bytesRemaining: p.bytesRemaining,
+            rounds: p.rounds,
+            dirtyRateBytesPerS: p.dirtyRateBytesPerS,
+            bandwidthBytesPerS: p.bandwidthBytesPerS,
+            expectedDowntime: durationFromMs(p.expectedDowntimeMs),
+            time: timestampFromMs(p.time),
+          },
+    downtime: m.downtimeMs === undefined ? null : durationFromMs(m.downtimeMs),
+    totalTime:
+      m.endedAt === 0 || m.startedAt === 0 ? null : durationFromMs(m.endedAt - m.startedAt),
+    startTime: m.startedAt === 0 ? null : timestampFromMs(m.startedAt),
+    endTime: m.endedAt === 0 ? null : timestampFromMs(m.endedAt),
+    abortReason: m.abortReason,
+    revision,
+    createTime: timestampFromMs(m.createdAt),
+    bandwidthLimitBytesPerS: m.bandwidthLimitBytesPerS,
+    maxDowntime: durationFromMs(m.maxDowntimeMs),
+    autoConverge: m.autoConverge,
+    postCopy: m.postCopy,
+    resources: resourcesToProto(m.resources),
   };
 }

@@ -19,7 +19,6 @@ import {
   errorMessage,
   InvalidArgumentError,
   type Logger,
-  NotFoundError,
   ResourceExhaustedError,
 } from "../../core/index.js";
 import {
@@ -44,6 +43,7 @@ import type { HostRegistry, HostView } from "../hosts/registry.js";
 import type { LeaseManager, PlacementPreview } from "../leases/lease-manager.js";
 import type { Lease, LeaseSpec } from "../leases/model.js";
 import type { LeaseState } from "../leases/transitions.js";
+import { drainHost, type MigrationOrchestrator } from "../migrations/index.js";
 import { type BrokerStore, CompactedError } from "../store/index.js";
 import {
   enumName,
@@ -52,7 +52,10 @@ import {
   forecastToProto,
   hostToProto,
   leaseToProto,
+  migrationStateFromProto,
+  migrationToProto,
   requestTime,
+  resourcesToProto,
   specFromProto,
   stateFromProto,
 } from "./convert.js";
@@ -77,6 +80,7 @@ export interface ApiDeps {
   /** For the revision that list responses were read at. */
   readonly store: Pick<BrokerStore, "revision">;
   readonly leases: LeaseManager;
+  readonly migrations: MigrationOrchestrator;
   readonly hosts: HostRegistry;
   readonly index: ClusterIndex;
   readonly clock: Clock;
@@ -306,7 +310,11 @@ export class ApiServer {
   }
 
   #handlers(): LeaseBrokerHandlers {
-    const { store, leases, hosts, index, clock, logger: log } = this.#deps;
+    const { store, leases, migrations, hosts, index, clock, logger: log } = this.#deps;
+    const migrationProto = (id: string) => {
+      const item = migrations.get(id);
+      return migrationToProto(item.value, item.revision);
+    };
     const leaseProto = (id: string) => {
       const item = leases.get(id);
       return leaseToProto(item.value, item.revision);
@@ -399,12 +407,19 @@ export class ApiServer {
         await leases.extend(req.id, newEnd);
         return leaseProto(req.id);
       }),
-      SuspendLease: unary(log, "SuspendLease", () =>
-        unimplemented("suspending a lease (the Live migration issue)"),
-      ),
-      ResumeLease: unary(log, "ResumeLease", () =>
-        unimplemented("resuming a lease (the Live migration issue)"),
-      ),
+      SuspendLease: unary(log, "SuspendLease", async (req) => {
+        if (req.id === "") throw new InvalidArgumentError("id", "is required");
+        checkReason(req.reason);
+        checkRevision(req.id, req.expectedRevision);
+        await leases.suspend(req.id, req.reason);
+        return leaseProto(req.id);
+      }),
+      ResumeLease: unary(log, "ResumeLease", async (req) => {
+        if (req.id === "") throw new InvalidArgumentError("id", "is required");
+        checkRevision(req.id, req.expectedRevision);
+        await leases.resume(req.id);
+        return leaseProto(req.id);
+      }),
       WatchLeases: (call) => this.#watch(call),
       ExplainPlacement: unary(log, "ExplainPlacement", (req) => {
         const preview = leases.explain(specFromProto(req.spec, clock.now()));
@@ -449,21 +464,64 @@ export class ApiServer {
         if (req.id === "") throw new InvalidArgumentError("id", "is required");
         return this.#hostProto(await hosts.uncordon(req.id));
       }),
-      DrainHost: unary(log, "DrainHost", () =>
-        unimplemented("draining a host (the Live migration issue)"),
-      ),
-      MigrateLease: unary(log, "MigrateLease", () =>
-        unimplemented("migrating a lease (the Live migration issue)"),
-      ),
-      GetMigration: unary(log, "GetMigration", (req) => {
-        throw new NotFoundError("migration", req.id);
+      DrainHost: unary(log, "DrainHost", async (req) => {
+        if (req.id === "") throw new InvalidArgumentError("id", "is required");
+        checkReason(req.reason);
+        const result = await drainHost(
+          { clock, index, hosts, leases, orchestrator: migrations },
+          {
+            hostId: req.id,
+            ...(req.deadline === null ? {} : { deadline: msFromTimestamp(req.deadline) }),
+            reason: req.reason,
+            dryRun: req.dryRun,
+          },
+        );
+        return {
+          host: this.#hostProto(result.host),
+          moves: result.moves.map((m) => ({
+            leaseId: m.leaseId,
+            fromHostId: m.fromHostId,
+            toHostId: m.toHostId,
+            reason: "MIGRATION_REASON_DRAIN" as const,
+            resources: resourcesToProto(m.resources),
+          })),
+          stopLeaseIds: [...result.stopLeaseIds],
+          replannedLeaseIds: [...result.replannedLeaseIds],
+        };
       }),
-      ListMigrations: unary(log, "ListMigrations", () =>
-        unimplemented("listing migrations (the Live migration issue)"),
-      ),
-      AbortMigration: unary(log, "AbortMigration", () =>
-        unimplemented("aborting a migration (the Live migration issue)"),
-      ),
+      MigrateLease: unary(log, "MigrateLease", async (req) => {
+        if (req.leaseId === "") throw new InvalidArgumentError("lease_id", "is required");
+        const migration = await migrations.migrate({
+          leaseId: req.leaseId,
+          toHostId: req.targetHostId,
+          reason: "MANUAL",
+          expectedRevision: req.expectedRevision,
+        });
+        return migrationProto(migration.id);
+      }),
+      GetMigration: unary(log, "GetMigration", (req) => {
+        if (req.id === "") throw new InvalidArgumentError("id", "is required");
+        return migrationProto(req.id);
+      }),
+      ListMigrations: unary(log, "ListMigrations", (req) => {
+        const page = migrations.list({
+          leaseId: req.leaseId,
+          hostId: req.hostId,
+          states: req.states.map((s, i) => migrationStateFromProto(s, `states[${i}]`)),
+          pageSize: req.pageSize,
+          pageToken: req.pageToken,
+        });
+        return {
+          migrations: page.migrations.map((m) => migrationToProto(m.value, m.revision)),
+          nextPageToken: page.nextPageToken,
+        };
+      }),
+      AbortMigration: unary(log, "AbortMigration", async (req) => {
+        if (req.id === "") throw new InvalidArgumentError("id", "is required");
+        checkReason(req.reason);
+        await migrations.abort(req.id, req.reason);
+        return migrationProto(req.id);
+      }),
       GetCapacity: unary(log, "GetCapacity", (req) => {
         const now = clock.now();
         const bucketWidth = req.bucketWidth;
@@ -501,9 +559,8 @@ export class ApiServer {
       GetAutoscaleStatus: unary(log, "GetAutoscaleStatus", () =>
         unimplemented("the autoscaling hook"),
       ),
-      Rebalance: unary(log, "Rebalance", () =>
-        unimplemented("rebalancing (the Live migration issue)"),
-      ),
+      // The rebalance planner is the lead's to wire (migration/ planners + orchestrator.execute).
+      Rebalance: unary(log, "Rebalance", () => unimplemented("rebalancing")),
     };
   }
 
@@ -555,7 +612,13 @@ export class ApiServer {
             : undefined;
         // Filter by type before building the message (eventToProto's type is this name).
         if (types.size > 0 && !types.has(`LEASE_EVENT_TYPE_${event.type}` as never)) return;
-        const proto = eventToProto(event, previous);
+        const proto = eventToProto(event, previous, (id) => {
+          try {
+            return this.#deps.migrations.get(id);
+          } catch {
+            return undefined;
+          }
+        });
         if (call.writableLength > maxBacklog) {
           end({
             code: status.RESOURCE_EXHAUSTED,

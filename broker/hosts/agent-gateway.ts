@@ -25,16 +25,35 @@ import {
   UnavailableError,
 } from "../../core/index.js";
 import {
+  type AgentEvent,
   agentCodecs,
   type CommandInput,
   type CommandReply,
   durationFromMs,
   type Hello,
+  msFromDuration,
   timestampFromMs,
 } from "../../proto/index.js";
 import { resourcesFromProto, resourcesToProto } from "../api/convert.js";
-import type { HostGateway, StopOptions, WorkloadReport, WorkloadSpec } from "./gateway.js";
+import type {
+  HostGateway,
+  IncomingEndpoint,
+  IncomingWorkload,
+  MigrationPhase,
+  MigrationReport,
+  OutgoingMigration,
+  StopOptions,
+  WorkloadReport,
+  WorkloadSpec,
+} from "./gateway.js";
 import type { HostRegistry } from "./registry.js";
+
+const MIGRATION_PHASES: ReadonlySet<string> = new Set<MigrationPhase>([
+  "TRANSFERRING",
+  "SWITCHOVER",
+  "COMPLETED",
+  "ABORTED",
+]);
 
 /** The contract's host id grammar (stricter than a NATS token). */
 const HOST_ID = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -87,6 +106,7 @@ export class AgentGateway implements HostGateway {
   };
   readonly #log: Logger;
   readonly #reports = new Set<(report: WorkloadReport) => void>();
+  readonly #migrationReports = new Set<(report: MigrationReport) => void>();
   readonly #inventories = new Set<(inventory: HostInventory) => void>();
   readonly #subscriptions: Subscription[] = [];
   #offStatus: (() => void) | undefined;
@@ -164,6 +184,60 @@ export class AgentGateway implements HostGateway {
     await this.#command(hostId, `stop:${leaseId}`, {
       stop: { leaseId, grace: durationFromMs(options.graceMs), force: options.force },
     });
+  }
+
+  async prepareIncoming(hostId: string, workload: IncomingWorkload): Promise<IncomingEndpoint> {
+    const reply = await this.#command(hostId, `prepare:${workload.migrationId}`, {
+      prepareIncoming: {
+        migrationId: workload.migrationId,
+        leaseId: workload.leaseId,
+        resources: resourcesToProto(workload.resources),
+        driver: { image: workload.image, params: { ...workload.params } },
+        endTime: timestampFromMs(workload.end),
+        postCopy: workload.postCopy,
+      },
+    });
+    return { address: reply.incomingAddress, port: reply.incomingPort };
+  }
+
+  async migrateOut(hostId: string, m: OutgoingMigration): Promise<void> {
+    await this.#command(hostId, `migrate:${m.migrationId}`, {
+      migrateOut: {
+        migrationId: m.migrationId,
+        leaseId: m.leaseId,
+        destinationHostId: m.destinationHostId,
+        destinationAddress: m.destination.address,
+        destinationPort: m.destination.port,
+        bandwidthLimitBytesPerS: m.bandwidthLimitBytesPerS,
+        downtimeLimit: durationFromMs(m.downtimeLimitMs),
+        autoConverge: m.autoConverge,
+        postCopy: m.postCopy,
+      },
+    });
+  }
+
+  async abortMigration(
+    hostId: string,
+    migrationId: string,
+    leaseId: string,
+    reason: string,
+  ): Promise<void> {
+    await this.#command(hostId, `abort:${migrationId}`, {
+      abortMigration: { migrationId, leaseId, reason },
+    });
+  }
+
+  async suspend(hostId: string, leaseId: string): Promise<void> {
+    await this.#command(hostId, `suspend:${leaseId}`, { suspend: { leaseId } });
+  }
+
+  async resume(hostId: string, leaseId: string): Promise<void> {
+    await this.#command(hostId, `resume:${leaseId}`, { resume: { leaseId } });
+  }
+
+  onMigrationReport(listener: (report: MigrationReport) => void): () => void {
+    this.#migrationReports.add(listener);
+    return () => this.#migrationReports.delete(listener);
   }
 
   // ── incoming ───────────────────────────────────────────────────────────────────────────────
@@ -292,8 +366,11 @@ export class AgentGateway implements HostGateway {
       this.#invalid("event", m.subject, "host_id is not the subject's");
       return;
     }
+    if (event.kind === "migrationProgress") {
+      this.#onMigrationProgress(event.hostId, event.migrationProgress);
+      return;
+    }
     const w = event.workload;
-    // Migration progress comes with the Live migration issue.
     if (event.kind !== "workload" || w === null || w === undefined) return;
     const state =
       w.state === "WORKLOAD_STATE_RUNNING"
@@ -309,8 +386,37 @@ export class AgentGateway implements HostGateway {
       leaseId: w.leaseId,
       state,
       message: w.message,
+      ...(w.migrationId === "" ? {} : { migrationId: w.migrationId }),
     };
     for (const listener of [...this.#reports]) listener(report);
+  }
+
+  #onMigrationProgress(hostId: string, p: AgentEvent["migrationProgress"]): void {
+    if (p === null || p === undefined) return;
+    const phase = p.phase.replace(/^MIGRATION_STATE_/, "");
+    if (!MIGRATION_PHASES.has(phase) || p.migrationId === "" || p.leaseId === "") {
+      this.#invalid("event", hostSubject(hostId, "event"), `migration progress: bad phase or ids`);
+      return;
+    }
+    const s = p.progress;
+    const report: MigrationReport = {
+      hostId,
+      migrationId: p.migrationId,
+      leaseId: p.leaseId,
+      phase: phase as MigrationPhase,
+      bytesTransferred: Number(s?.bytesTransferred ?? 0),
+      bytesRemaining: Number(s?.bytesRemaining ?? 0),
+      rounds: s?.rounds ?? 0,
+      dirtyRateBytesPerS: Number(s?.dirtyRateBytesPerS ?? 0),
+      bandwidthBytesPerS: Number(s?.bandwidthBytesPerS ?? 0),
+      expectedDowntimeMs:
+        s?.expectedDowntime === null || s?.expectedDowntime === undefined
+          ? 0
+          : msFromDuration(s.expectedDowntime),
+      ...(p.downtime === null ? {} : { downtimeMs: msFromDuration(p.downtime) }),
+      error: p.error,
+    };
+    for (const listener of [...this.#migrationReports]) listener(report);
   }
 
   // ── outgoing ───────────────────────────────────────────────────────────────────────────────
@@ -319,7 +425,7 @@ export class AgentGateway implements HostGateway {
     hostId: string,
     key: string,
     kind: Omit<CommandInput, "idempotencyKey" | "epoch" | "hostId">,
-  ): Promise<void> {
+  ): Promise<CommandReply> {
     if (this.#deposed)
       throw new UnavailableError("this broker was deposed: a newer epoch commands the agents");
     // One key per logical command (retries below resend the same bytes, so the same key): a
@@ -358,6 +464,7 @@ export class AgentGateway implements HostGateway {
       );
     });
     this.#check(hostId, reply);
+    return reply;
   }
 
   #turn: Promise<void> | undefined;

@@ -28,6 +28,54 @@ export interface WorkloadReport {
   readonly leaseId: string;
   readonly state: WorkloadState;
   readonly message: string;
+  /** The migration that caused the change (the source's STOPPED after a switchover); "" if none. */
+  readonly migrationId?: string;
+}
+
+/** The destination side of a live migration (PrepareIncoming). */
+export interface IncomingWorkload extends WorkloadSpec {
+  readonly migrationId: string;
+  readonly postCopy: boolean;
+}
+
+/** Where the source sends the workload's state. */
+export interface IncomingEndpoint {
+  readonly address: string;
+  readonly port: number;
+}
+
+/** The source side of a live migration (MigrateOut). */
+export interface OutgoingMigration {
+  readonly migrationId: string;
+  readonly leaseId: string;
+  readonly destinationHostId: string;
+  readonly destination: IncomingEndpoint;
+  /** Bytes per second; 0 = unlimited. */
+  readonly bandwidthLimitBytesPerS: number;
+  readonly downtimeLimitMs: number;
+  readonly autoConverge: boolean;
+  readonly postCopy: boolean;
+}
+
+/** Migration phases hosts report (the contract's MigrationState subset). */
+export type MigrationPhase = "TRANSFERRING" | "SWITCHOVER" | "COMPLETED" | "ABORTED";
+
+/** Progress of a migration, from the source (every phase) or the destination (its end). */
+export interface MigrationReport {
+  readonly hostId: string;
+  readonly migrationId: string;
+  readonly leaseId: string;
+  readonly phase: MigrationPhase;
+  readonly bytesTransferred: number;
+  readonly bytesRemaining: number;
+  readonly rounds: number;
+  readonly dirtyRateBytesPerS: number;
+  readonly bandwidthBytesPerS: number;
+  readonly expectedDowntimeMs: number;
+  /** COMPLETED: the switchover downtime. */
+  readonly downtimeMs?: number;
+  /** ABORTED: why. */
+  readonly error: string;
 }
 
 export interface HostGateway {
@@ -37,4 +85,21 @@ export interface HostGateway {
   stop(hostId: string, leaseId: string, options: StopOptions): Promise<void>;
   /** Subscribes to workload reports from every host. */
   onReport(listener: (report: WorkloadReport) => void): () => void;
+  /** Destination: reserve and wait for an incoming migration; resolves with where to send. */
+  prepareIncoming(hostId: string, workload: IncomingWorkload): Promise<IncomingEndpoint>;
+  /** Source: start sending the workload; progress comes as migration reports. */
+  migrateOut(hostId: string, migration: OutgoingMigration): Promise<void>;
+  /** Either side: cancel (the source keeps running, the destination discards). */
+  abortMigration(
+    hostId: string,
+    migrationId: string,
+    leaseId: string,
+    reason: string,
+  ): Promise<void>;
+  /** Suspends a running workload to the host's disk. */
+  suspend(hostId: string, leaseId: string): Promise<void>;
+  /** Resumes a workload suspended on the host (RUNNING is reported later). */
+  resume(hostId: string, leaseId: string): Promise<void>;
+  /** Subscribes to migration progress from every host. */
+  onMigrationReport(listener: (report: MigrationReport) => void): () => void;
 }

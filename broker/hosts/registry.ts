@@ -15,6 +15,7 @@ import {
   type Resources,
 } from "../../placement/index.js";
 import type { BrokerStore } from "../store/index.js";
+import { forEachObject } from "../store/store.js";
 
 /** What a host says about itself when it joins. */
 export interface HostAnnouncement {
@@ -122,16 +123,9 @@ export class HostRegistry {
 
   /** Loads the persisted admin state (call once before hosts join). */
   async load(): Promise<void> {
-    let after: string | undefined;
-    do {
-      const page = await this.#store.list(
-        "hosts",
-        after === undefined ? { limit: 1000 } : { after, limit: 1000 },
-      );
-      for (const item of page.items)
-        this.#records.set(item.id, { record: item.value, revision: item.revision });
-      after = page.next;
-    } while (after !== undefined);
+    await forEachObject(this.#store, "hosts", (item) =>
+      this.#records.set(item.id, { record: item.value, revision: item.revision }),
+    );
   }
 
   /** Called when capacity may have appeared (a host joined or was uncordoned). */
@@ -343,6 +337,11 @@ export class HostRegistry {
     return this.#setAdmin(hostId, { cordoned: true, reason });
   }
 
+  /** Cordons the host and marks it DRAINING until `deadline` (uncordon ends the drain). */
+  async drain(hostId: string, deadline: number, reason = ""): Promise<HostView> {
+    return this.#setAdmin(hostId, { cordoned: true, reason, drainDeadline: deadline });
+  }
+
   async uncordon(hostId: string): Promise<HostView> {
     const view = await this.#setAdmin(hostId, { cordoned: false });
     this.#notify(hostId);
@@ -351,20 +350,19 @@ export class HostRegistry {
 
   async #setAdmin(
     hostId: string,
-    change: { cordoned: boolean; reason?: string },
+    change: { cordoned: boolean; reason?: string; drainDeadline?: number },
   ): Promise<HostView> {
     const live = this.#hosts.get(hostId);
     if (live === undefined) throw new NotFoundError("host", hostId);
     const current = this.#records.get(hostId);
+    const drainDeadline = change.drainDeadline ?? current?.record.drainDeadline;
     const record: HostRecord = {
       id: hostId,
       cordoned: change.cordoned,
       ...(change.cordoned && change.reason !== undefined && change.reason !== ""
         ? { reason: change.reason }
         : {}),
-      ...(change.cordoned && current?.record.drainDeadline !== undefined
-        ? { drainDeadline: current.record.drainDeadline }
-        : {}),
+      ...(change.cordoned && drainDeadline !== undefined ? { drainDeadline } : {}),
       updatedAt: this.#clock.now(),
     };
     const revision = await this.#store.commit([

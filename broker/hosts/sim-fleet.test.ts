@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { VirtualClock } from "../../core/index.js";
-import type { WorkloadReport } from "./gateway.js";
+import type { MigrationReport, WorkloadReport } from "./gateway.js";
 import { SimFleet, UnknownSimHostError } from "./sim-fleet.js";
 
 const workload = (leaseId: string) => ({
@@ -87,5 +87,98 @@ describe("SimFleet", () => {
     await clock.advance(0);
     expect(reports).toMatchObject([{ state: "FAILED" }]);
     await expect(fleet.start("nope", workload("l"))).rejects.toBeInstanceOf(UnknownSimHostError);
+  });
+
+  it("migrates a running workload by pre-copy rounds, and aborts keeping the source", async () => {
+    const clock = new VirtualClock(0);
+    // 1 GiB at 128 MiB/s: round 1 takes 8 s.
+    const fleet = new SimFleet(clock, { bootMs: 0, bandwidthBytesPerS: 128 * 1024 * 1024 });
+    const reports: WorkloadReport[] = [];
+    const progress: MigrationReport[] = [];
+    fleet.onReport((r) => reports.push(r));
+    fleet.onMigrationReport((r) => progress.push(r));
+    for (const h of ["h1", "h2", "h3"]) fleet.addHost(h);
+    await fleet.start("h1", workload("l1"));
+    await clock.advance(0);
+    const migrate = async (id: string, to: string) => {
+      const destination = await fleet.prepareIncoming(to, {
+        ...workload("l1"),
+        migrationId: id,
+        postCopy: false,
+      });
+      await fleet.migrateOut("h1", {
+        migrationId: id,
+        leaseId: "l1",
+        destinationHostId: to,
+        destination,
+        bandwidthLimitBytesPerS: 0,
+        downtimeLimitMs: 300,
+        autoConverge: false,
+        postCopy: false,
+      });
+    };
+
+    await migrate("m1", "h2");
+    await clock.advance(4000);
+    expect(progress.at(-1)).toMatchObject({ migrationId: "m1", phase: "TRANSFERRING", rounds: 0 });
+    await fleet.abortMigration("h1", "m1", "l1", "changed plans");
+    await fleet.abortMigration("h2", "m1", "l1", "changed plans");
+    expect(progress.at(-1)).toMatchObject({ phase: "ABORTED", error: "changed plans" });
+    expect(fleet.workloads("h1")).toEqual(["l1"]);
+    expect(fleet.workloads("h2")).toEqual([]);
+    await expect(fleet.abortMigration("h1", "m1", "l1", "")).rejects.toThrow(/NOT_FOUND/);
+
+    await migrate("m2", "h3");
+    await clock.advance(60_000);
+    const phases = progress.filter((p) => p.migrationId === "m2").map((p) => p.phase);
+    expect(phases[0]).toBe("TRANSFERRING");
+    expect(phases.slice(-2)).toEqual(["SWITCHOVER", "COMPLETED"]);
+    const done = progress.at(-1);
+    expect(done?.bytesTransferred).toBeGreaterThanOrEqual(1024 * 1024 * 1024);
+    expect(done?.downtimeMs).toBeLessThanOrEqual(300);
+    expect(reports.slice(-2)).toEqual([
+      {
+        hostId: "h1",
+        leaseId: "l1",
+        state: "STOPPED",
+        message: "migrated to h3",
+        migrationId: "m2",
+      },
+      { hostId: "h3", leaseId: "l1", state: "RUNNING", message: "migrated in", migrationId: "m2" },
+    ]);
+    expect(fleet.workloads("h1")).toEqual([]);
+    expect(fleet.workloads("h3")).toEqual(["l1"]);
+  });
+
+  it("suspends and resumes a workload", async () => {
+    const clock = new VirtualClock(0);
+    const fleet = new SimFleet(clock, { bootMs: 0, suspendMs: 1000, resumeMs: 500 });
+    const reports: WorkloadReport[] = [];
+    fleet.onReport((r) => reports.push(r));
+    fleet.addHost("h1");
+    await fleet.start("h1", workload("l1"));
+    await clock.advance(0);
+    await fleet.suspend("h1", "l1");
+    await clock.advance(1000);
+    await expect(
+      fleet.migrateOut("h1", {
+        migrationId: "m",
+        leaseId: "l1",
+        destinationHostId: "h1",
+        destination: { address: "h1", port: 1 },
+        bandwidthLimitBytesPerS: 0,
+        downtimeLimitMs: 300,
+        autoConverge: false,
+        postCopy: false,
+      }),
+    ).rejects.toThrow(/WRONG_STATE/);
+    await fleet.resume("h1", "l1");
+    await clock.advance(500);
+    expect(reports.at(-1)).toEqual({
+      hostId: "h1",
+      leaseId: "l1",
+      state: "RUNNING",
+      message: "resumed",
+    });
   });
 });

@@ -31,10 +31,20 @@ import {
   place,
   planPreemption,
   type Requirement,
+  type Resources,
 } from "../../placement/index.js";
 import type { HostGateway, WorkloadReport } from "../hosts/gateway.js";
 import type { HostRegistry } from "../hosts/registry.js";
-import type { BrokerStore, StoreWatch, Versioned } from "../store/index.js";
+import { destinationHoldId } from "../migrations/model.js";
+import { placeAway } from "../migrations/place-away.js";
+import {
+  type BrokerSchema,
+  type BrokerStore,
+  forEachObject,
+  type StoreWatch,
+  type Versioned,
+  type WriteOp,
+} from "../store/index.js";
 import type { AdmissionHook } from "./admission.js";
 import type { Lease, LeaseEventType, LeaseSpec, StopReason } from "./model.js";
 import {
@@ -55,6 +65,8 @@ export interface LeaseTimings {
   readonly preemptionNoticeMs: number;
   /** An immediate lease waits in the queue at most this long. Default 1 h. */
   readonly queueTimeoutMs: number;
+  /** Speed at which a suspended workload's saved state is copied to another host. Default 1 Gbit/s. */
+  readonly stateCopyBytesPerS: number;
 }
 
 export const DEFAULT_LEASE_TIMINGS: LeaseTimings = {
@@ -62,7 +74,19 @@ export const DEFAULT_LEASE_TIMINGS: LeaseTimings = {
   stopGraceMs: 30_000,
   preemptionNoticeMs: 120_000,
   queueTimeoutMs: 3_600_000,
+  stateCopyBytesPerS: 125_000_000,
 };
+
+/** A change to a lease, as `onChange` listeners see it (after the write). */
+export interface LeaseChange {
+  readonly lease: Lease;
+  readonly previous: Lease | undefined;
+}
+
+/** How a migration ended, for `endMigration`. */
+export type MigrationOutcome =
+  | { readonly kind: "completed"; readonly toHostId: string; readonly message: string }
+  | { readonly kind: "aborted"; readonly message: string };
 
 export interface LeaseManagerDeps {
   readonly store: BrokerStore;
@@ -122,6 +146,8 @@ export interface LeaseWatchEvent {
   readonly lease: Lease;
   /** The state before this write (absent for a new lease). */
   readonly previousState?: LeaseState;
+  /** The lease before this write (state changes to and from MIGRATING name its migration). */
+  readonly previous?: Lease;
 }
 
 /**
@@ -182,6 +208,8 @@ export class LeaseManager {
   #sortedIds: string[] | undefined;
   /** Non-terminal leases with a host, by host id. */
   readonly #byHost = new Map<string, Set<string>>();
+  /** MIGRATING leases by destination host. */
+  readonly #migratingTo = new Map<string, Set<string>>();
   readonly #timers = new Map<string, Timer[]>();
   readonly #parsed = new WeakMap<LeaseSpec, readonly Requirement[]>();
   #tail: Promise<unknown> = Promise.resolve();
@@ -190,6 +218,7 @@ export class LeaseManager {
   #queuePass: Timer | undefined;
   #unsubscribe: (() => void)[] = [];
   #observer: AdmissionObserver | undefined;
+  readonly #changeListeners = new Set<(change: LeaseChange) => void>();
 
   constructor(deps: LeaseManagerDeps) {
     this.#store = deps.store;
@@ -211,28 +240,18 @@ export class LeaseManager {
    * (a start or end that passed while the broker was away fires at once).
    */
   async start(): Promise<void> {
-    let after: string | undefined;
-    do {
-      const page = await this.#store.list(
-        "leases",
-        after === undefined ? { limit: 1000 } : { after, limit: 1000 },
-      );
-      for (const item of page.items) this.#remember(item);
-      after = page.next;
-    } while (after !== undefined);
-    for (const item of this.#leases.values()) {
-      const lease = item.value;
-      if (
-        HOLDING_STATES.has(lease.state) &&
-        lease.hostId !== "" &&
-        this.#index.host(lease.hostId) !== undefined
-      ) {
-        this.#commitHold(lease);
-      }
-    }
+    await forEachObject(this.#store, "leases", (item) => this.#remember(item));
+    for (const host of this.#index.hosts()) this.#chargeHost(host.id);
     for (const item of this.#leases.values()) this.#arm(item.value);
     this.#unsubscribe.push(this.#gateway.onReport((report) => void this.#onReport(report)));
-    this.#unsubscribe.push(this.#hosts.onCapacityAdded(() => this.#scheduleQueuePass()));
+    this.#unsubscribe.push(
+      this.#hosts.onCapacityAdded((hostId) => {
+        // A host known to the store but not yet to this broker (after a restart) joins: its
+        // leases' holds are charged before anything else is placed there.
+        this.#chargeHost(hostId);
+        this.#scheduleQueuePass();
+      }),
+    );
     this.#unsubscribe.push(
       this.#hosts.onStateChanged((hostId, state) => {
         if (state !== "DOWN") return;
@@ -341,7 +360,7 @@ export class LeaseManager {
           revision: event.revision,
           type: event.type === "delete" ? "DELETED" : lease.lastEvent,
           lease,
-          ...(previous === undefined ? {} : { previousState: previous.state }),
+          ...(previous === undefined ? {} : { previousState: previous.state, previous }),
         });
       },
     );
@@ -536,7 +555,12 @@ export class LeaseManager {
     return this.#exclusive(async () => {
       const item = this.get(id);
       const lease = item.value;
-      if (!["RESERVED", "STARTING", "ACTIVE", "MIGRATING"].includes(lease.state)) {
+      if (lease.state === "MIGRATING") {
+        throw new FailedPreconditionError(
+          `lease ${id} is being migrated (${lease.migrationId ?? ""}): extend it once the migration ends`,
+        );
+      }
+      if (!["RESERVED", "STARTING", "ACTIVE"].includes(lease.state)) {
         throw new FailedPreconditionError(
           `lease ${id} is ${lease.state}: only a placed, running or reserved lease can be extended`,
         );
@@ -594,6 +618,524 @@ export class LeaseManager {
         throw error;
       }
     });
+  }
+
+  // ── migrations, drains and suspension (the orchestrator's side of the lease) ────────────
+
+  /** Called after every lease write, in order (the orchestrator follows leases it moves). */
+  onChange(listener: (change: LeaseChange) => void): () => void {
+    this.#changeListeners.add(listener);
+    return () => this.#changeListeners.delete(listener);
+  }
+
+  /**
+   * Starts moving an ACTIVE, live-migratable lease: charges the destination for the rest of the
+   * window (a second hold) and writes the lease MIGRATING together with the migration record
+   * `record(lease, toHostId)`, in one transaction. Without `toHostId` the placer picks a host other
+   * than the source.
+   */
+  beginMigration(args: {
+    readonly leaseId: string;
+    readonly migrationId: string;
+    readonly toHostId?: string;
+    /** The host a planner saw the lease on; a lease that moved since fails. */
+    readonly fromHostId?: string;
+    readonly expectedRevision?: number;
+    readonly record: (lease: Lease, toHostId: string) => WriteOp<BrokerSchema>;
+  }): Promise<{ lease: Versioned<Lease>; toHostId: string }> {
+    return this.#exclusive(async () => {
+      const item = this.get(args.leaseId);
+      const lease = item.value;
+      if (args.expectedRevision !== undefined && args.expectedRevision !== 0)
+        this.expectRevision(lease.id, args.expectedRevision);
+      if (lease.state !== "ACTIVE") {
+        throw new FailedPreconditionError(
+          `lease ${lease.id} is ${lease.state}: only an ACTIVE lease can be migrated`,
+        );
+      }
+      if (!lease.spec.migration.liveMigratable) {
+        throw new FailedPreconditionError(
+          `lease ${lease.id} is not live_migratable (spec.migration.live_migratable is false)`,
+        );
+      }
+      if (args.fromHostId !== undefined && args.fromHostId !== lease.hostId) {
+        throw new FailedPreconditionError(
+          `lease ${lease.id} runs on ${lease.hostId}, not ${args.fromHostId}`,
+        );
+      }
+      const now = this.#clock.now();
+      if (lease.end <= now) {
+        throw new FailedPreconditionError(`lease ${lease.id} is at its end: nothing to migrate`);
+      }
+      this.#index.advanceTo(now);
+      const window = { start: now, end: lease.end };
+      let toHostId = args.toHostId;
+      if (toHostId === undefined || toHostId === "") {
+        const d = placeAway(
+          this.#index,
+          this.#request(lease.id, lease.spec, window),
+          this.#policy,
+          lease.hostId,
+        );
+        if (!d.ok) {
+          throw new ResourceExhaustedError(
+            `no other host can take lease ${lease.id} for the rest of its window: ${d.explanation.summary}`,
+            d.explanation,
+          );
+        }
+        toHostId = d.hostId;
+      } else {
+        if (toHostId === lease.hostId) {
+          throw new InvalidArgumentError("target_host_id", `lease ${lease.id} already runs there`);
+        }
+        const host = this.#index.host(toHostId);
+        if (host === undefined) throw new NotFoundError("host", toHostId);
+        if (host.state !== "READY") {
+          throw new FailedPreconditionError(
+            `host ${toHostId} is ${host.state}: it takes no leases`,
+          );
+        }
+      }
+      try {
+        this.#commitDestinationHold(lease, args.migrationId, toHostId, now);
+      } catch (error) {
+        if (!(error instanceof CapacityExceededError)) throw error;
+        throw new ResourceExhaustedError(
+          `host ${toHostId} cannot hold lease ${lease.id} until ${new Date(lease.end).toISOString()}: ${error.message}`,
+          undefined,
+          { cause: error },
+        );
+      }
+      try {
+        const next = await this.#write(
+          item,
+          {
+            ...lease,
+            state: "MIGRATING",
+            migrationId: args.migrationId,
+            migrationTo: toHostId,
+            statusMessage: `migrating to ${toHostId} (${args.migrationId})`,
+          },
+          "STATE_CHANGED",
+          [args.record(lease, toHostId)],
+        );
+        return { lease: next, toHostId };
+      } catch (error) {
+        this.#index.release(destinationHoldId(args.migrationId));
+        throw error;
+      }
+    });
+  }
+
+  /**
+   * Ends a migration: COMPLETED moves the lease (and its hold) to the destination, ABORTED leaves
+   * it on the source; either way the lease is ACTIVE again and the destination's extra hold is
+   * gone. The migration `record` is written in the same transaction. A lease that already left
+   * MIGRATING (cancelled, ended, its host lost) is not touched: only the record is written.
+   * Returns the store revision of the write.
+   */
+  endMigration(args: {
+    readonly leaseId: string;
+    readonly migrationId: string;
+    readonly outcome: MigrationOutcome;
+    readonly record: WriteOp<BrokerSchema>;
+  }): Promise<number> {
+    return this.#exclusive(async () => {
+      const item = this.#leases.get(args.leaseId);
+      const lease = item?.value;
+      const holdId = destinationHoldId(args.migrationId);
+      if (
+        item === undefined ||
+        lease === undefined ||
+        lease.state !== "MIGRATING" ||
+        lease.migrationId !== args.migrationId
+      ) {
+        this.#index.release(holdId);
+        return this.#store.commit([args.record]);
+      }
+      const now = this.#clock.now();
+      const o = args.outcome;
+      if (o.kind === "aborted") {
+        const next = await this.#write(
+          item,
+          { ...lease, state: "ACTIVE", statusMessage: o.message },
+          "STATE_CHANGED",
+          [args.record],
+        );
+        this.#index.release(holdId);
+        this.#scheduleQueuePass();
+        return next.revision;
+      }
+      // A notice to leave the source (drain, preemption) is served by the move.
+      const served = lease.stopReason === "drain" || lease.stopReason === "preempt";
+      const { stopReason: _reason, stopDeadline: _deadline, ...rest } = lease;
+      const moved: Lease = {
+        ...(served ? rest : lease),
+        state: "ACTIVE",
+        hostId: o.toHostId,
+        statusMessage: o.message,
+        history: [
+          ...lease.history.slice(-99),
+          { hostId: o.toHostId, at: now, reason: "migrated", migrationId: args.migrationId },
+        ],
+      };
+      const next = await this.#write(item, moved, "STATE_CHANGED", [args.record]);
+      this.#index.release(lease.id);
+      this.#index.release(holdId);
+      try {
+        this.#commitHold(moved);
+      } catch (error) {
+        // The destination was charged from now on; its past is not worth refusing the move for.
+        this.#log.warn({ err: error, lease: lease.id }, "migrated hold: charging from now on");
+        this.#index.commit(
+          lease.id,
+          o.toHostId,
+          { start: now, end: lease.end },
+          lease.spec.resources,
+          this.#holdMeta(lease),
+        );
+      }
+      this.#scheduleQueuePass();
+      return next.revision;
+    });
+  }
+
+  /** Records migration progress (a MIGRATION_PROGRESS event of the lease) with the record. */
+  recordMigrationProgress(args: {
+    readonly leaseId: string;
+    readonly migrationId: string;
+    readonly message: string;
+    readonly record: WriteOp<BrokerSchema>;
+  }): Promise<number> {
+    return this.#exclusive(async () => {
+      const item = this.#leases.get(args.leaseId);
+      if (
+        item === undefined ||
+        item.value.state !== "MIGRATING" ||
+        item.value.migrationId !== args.migrationId
+      ) {
+        return this.#store.commit([args.record]);
+      }
+      const next = await this.#write(
+        item,
+        { ...item.value, statusMessage: args.message },
+        "MIGRATION_PROGRESS",
+        [args.record],
+      );
+      return next.revision;
+    });
+  }
+
+  /**
+   * A drain notice: the lease must leave its host by `deadline`. If it is still there then (not
+   * live-migratable, nowhere to go, or its migrations failed), it follows on_host_failure: RESTART
+   * starts it afresh on another host when one has room, else it is stopped and FAILS.
+   */
+  noticeDrain(leaseId: string, deadline: number, message: string): Promise<void> {
+    return this.#exclusive(async () => {
+      const item = this.get(leaseId);
+      const lease = item.value;
+      if (!["STARTING", "ACTIVE", "MIGRATING"].includes(lease.state)) return;
+      if (lease.stopReason !== undefined && lease.stopReason !== "drain") return;
+      await this.#write(
+        item,
+        { ...lease, stopReason: "drain", stopDeadline: deadline, statusMessage: message },
+        "PREEMPTION_NOTICE",
+      );
+    });
+  }
+
+  /**
+   * Moves a reservation off a draining host: the same window on another host, or PENDING until
+   * one has room. Returns the host it went to ("" when it waits).
+   */
+  replanReservation(leaseId: string, why: string): Promise<string> {
+    return this.#exclusive(async () => {
+      const item = this.get(leaseId);
+      if (item.value.state !== "RESERVED") return item.value.hostId;
+      return this.#replan(item, why);
+    });
+  }
+
+  /** Where a reservation would go off its host (dry runs); commits nothing. */
+  previewReplan(leaseId: string): string {
+    const lease = this.get(leaseId).value;
+    const d = placeAway(
+      this.#index,
+      this.#request(lease.id, lease.spec, { start: lease.start, end: lease.end }),
+      this.#policy,
+      lease.hostId,
+    );
+    return d.ok ? d.hostId : "";
+  }
+
+  /** The placement request of a placed lease over `window` (for planners and dry runs). */
+  placementRequest(leaseId: string, window: { start: number; end: number }): PlacementRequest {
+    const lease = this.get(leaseId).value;
+    return this.#request(lease.id, lease.spec, window);
+  }
+
+  get policy(): PlacementPolicy {
+    return this.#policy;
+  }
+
+  /** Non-terminal leases placed on `hostId`, by id. */
+  onHost(hostId: string): Versioned<Lease>[] {
+    return this.#onHost(hostId).sort((a, b) => (a.id < b.id ? -1 : 1));
+  }
+
+  async #replan(item: Versioned<Lease>, why: string): Promise<string> {
+    const lease = item.value;
+    const from = lease.hostId;
+    this.#index.release(lease.id);
+    const d = placeAway(
+      this.#index,
+      this.#request(lease.id, lease.spec, { start: lease.start, end: lease.end }),
+      this.#policy,
+      from,
+    );
+    if (d.ok && d.hostId !== from) {
+      this.corrections.reservationsMoved++;
+      await this.#placeNew(
+        lease,
+        {
+          kind: "place",
+          state: "RESERVED",
+          hostId: d.hostId,
+          start: lease.start,
+          end: lease.end,
+          explanation: d.explanation,
+        },
+        "STATE_CHANGED",
+        item,
+        why,
+      );
+      return d.hostId;
+    }
+    await this.#write(
+      item,
+      {
+        ...lease,
+        state: "PENDING",
+        hostId: "",
+        statusMessage: `${why}; waiting for capacity: ${d.explanation.summary}`,
+      },
+      "STATE_CHANGED",
+    );
+    return "";
+  }
+
+  async #drainDeadline(item: Versioned<Lease>): Promise<void> {
+    const lease = item.value;
+    // A migration in flight is given its own time; if it aborts, this timer fires again.
+    if (lease.state === "MIGRATING") return;
+    const from = lease.hostId;
+    if (lease.spec.onHostFailure === "restart" && lease.end > this.#clock.now()) {
+      this.#index.releaseLease(lease.id);
+      const { stopReason: _r, stopDeadline: _d, ...rest } = lease;
+      const noRoom = await this.#restartAway(item, rest, from, `host ${from} was drained`);
+      if (noRoom === undefined) {
+        this.#gateway
+          .stop(from, lease.id, { graceMs: this.#timings.stopGraceMs, force: false })
+          .catch((error) =>
+            this.#log.warn({ err: error, lease: lease.id, host: from }, "drain: stop failed"),
+          );
+        return;
+      }
+    }
+    await this.#beginStop(
+      item,
+      "drain",
+      `host ${from} was drained and the lease could not move (on_host_failure: ${lease.spec.onHostFailure})`,
+    );
+  }
+
+  /**
+   * Starts the lease afresh (as `base`) for the rest of its window on a host other than `avoid`;
+   * returns why not when no host has room. The caller released its holds.
+   */
+  async #restartAway(
+    item: Versioned<Lease>,
+    base: Lease,
+    avoid: string,
+    why: string,
+  ): Promise<PlacementExplanation | undefined> {
+    const now = this.#clock.now();
+    const end = item.value.end;
+    const d = placeAway(
+      this.#index,
+      this.#request(base.id, base.spec, { start: now, end }),
+      this.#policy,
+      avoid,
+    );
+    if (!d.ok) return d.explanation;
+    if (d.hostId === avoid) return emptyExplanation(`only ${avoid} has room`);
+    await this.#placeNew(
+      base,
+      {
+        kind: "place",
+        state: "STARTING",
+        hostId: d.hostId,
+        start: now,
+        end,
+        explanation: d.explanation,
+      },
+      "STATE_CHANGED",
+      item,
+      why,
+    );
+    return undefined;
+  }
+
+  /** Suspends an ACTIVE lease to its host's disk: its CPU and memory are released, its disk kept. */
+  suspend(id: string, reason = ""): Promise<Lease> {
+    return this.#exclusive(async () => {
+      const item = this.get(id);
+      const lease = item.value;
+      if (lease.state !== "ACTIVE") {
+        throw new FailedPreconditionError(
+          `lease ${id} is ${lease.state}: only an ACTIVE lease can be suspended`,
+        );
+      }
+      if (this.#index.hold(id) !== undefined)
+        this.#index.resize(id, { resources: diskOnly(lease.spec.resources) });
+      const message = reason === "" ? "suspended" : `suspended: ${reason}`;
+      const next = await this.#write(
+        item,
+        { ...lease, state: "SUSPENDED", statusMessage: message },
+        "STATE_CHANGED",
+      );
+      this.#gateway.suspend(lease.hostId, id).catch((error) => {
+        this.#log.warn({ err: error, lease: id, host: lease.hostId }, "suspend command failed");
+      });
+      this.#scheduleQueuePass();
+      return next.value;
+    });
+  }
+
+  /**
+   * Resumes a SUSPENDED lease for the rest of its window: on its host if the room is still there,
+   * else on another host with room, after the saved state is copied there (memory / copy speed).
+   */
+  resume(id: string): Promise<Lease> {
+    return this.#exclusive(async () => {
+      const item = this.get(id);
+      const lease = item.value;
+      if (lease.state !== "SUSPENDED") {
+        throw new FailedPreconditionError(
+          `lease ${id} is ${lease.state}: only a SUSPENDED lease can be resumed`,
+        );
+      }
+      const now = this.#clock.now();
+      if (lease.end <= now) {
+        throw new FailedPreconditionError(`lease ${id} is at its end: nothing to resume`);
+      }
+      this.#index.advanceTo(now);
+      const from = lease.hostId;
+      const host = this.#index.host(from);
+      if (host !== undefined && host.state === "READY" && this.#index.hold(id) !== undefined) {
+        try {
+          this.#index.resize(id, { resources: lease.spec.resources });
+          const next = await this.#write(
+            item,
+            { ...lease, state: "STARTING", statusMessage: `resuming on ${from}` },
+            "STATE_CHANGED",
+          );
+          this.#gateway.resume(from, id).catch((error) => {
+            this.#log.warn({ err: error, lease: id, host: from }, "resume command failed");
+            void this.#onReport({
+              hostId: from,
+              leaseId: id,
+              state: "FAILED",
+              message: `resume failed: ${errorMessage(error)}`,
+            });
+          });
+          return next.value;
+        } catch (error) {
+          if (!(error instanceof CapacityExceededError)) throw error;
+        }
+      }
+      const d = placeAway(
+        this.#index,
+        this.#request(id, lease.spec, { start: now, end: lease.end }),
+        this.#policy,
+        from,
+      );
+      if (!d.ok || d.hostId === from) {
+        throw new ResourceExhaustedError(
+          `no host has room to resume lease ${id}: ${d.explanation.summary}`,
+          d.explanation,
+        );
+      }
+      const copyMs = Math.ceil(
+        ((lease.spec.resources.memoryMib * 1024 * 1024) / this.#timings.stateCopyBytesPerS) * 1000,
+      );
+      this.#index.releaseLease(id);
+      const moved: Lease = {
+        ...lease,
+        state: "STARTING",
+        hostId: d.hostId,
+        statusMessage: `resuming on ${d.hostId}: copying the saved state from ${from} (${Math.round(copyMs / 1000)} s)`,
+        history: [...lease.history.slice(-99), { hostId: d.hostId, at: now, reason: "resumed" }],
+      };
+      this.#commitHold(moved);
+      const next = await this.#write(item, moved, "STATE_CHANGED");
+      this.#clock.setTimer(copyMs, () => {
+        const current = this.#leases.get(id)?.value;
+        if (current?.state !== "STARTING" || current.hostId !== d.hostId) return;
+        this.#sendStart(current);
+        this.#gateway
+          .stop(from, id, { graceMs: 0, force: true })
+          .catch((error) =>
+            this.#log.warn({ err: error, lease: id, host: from }, "discarding saved state failed"),
+          );
+      });
+      return next.value;
+    });
+  }
+
+  /** Charges the holds of `hostId`'s leases (and migrations to it) that are not charged yet. */
+  #chargeHost(hostId: string): void {
+    if (this.#index.host(hostId) === undefined) return;
+    for (const item of this.#onHost(hostId)) {
+      const lease = item.value;
+      if (!HOLDING_STATES.has(lease.state) && lease.state !== "SUSPENDED") continue;
+      if (this.#index.hold(lease.id) !== undefined) continue;
+      try {
+        this.#commitHold(lease);
+      } catch (error) {
+        this.#log.error({ err: error, lease: lease.id, host: hostId }, "cannot charge a lease");
+      }
+    }
+    for (const id of this.#migratingTo.get(hostId) ?? []) {
+      const lease = this.#leases.get(id)?.value;
+      const migrationId = lease?.migrationId;
+      if (lease === undefined || migrationId === undefined) continue;
+      if (this.#index.hold(destinationHoldId(migrationId)) !== undefined) continue;
+      try {
+        this.#commitDestinationHold(lease, migrationId, hostId);
+      } catch (error) {
+        this.#log.error({ err: error, lease: id, host: hostId }, "cannot charge a migration");
+      }
+    }
+  }
+
+  #commitDestinationHold(lease: Lease, migrationId: string, toHostId: string, now?: number): void {
+    this.#index.commit(
+      destinationHoldId(migrationId),
+      toHostId,
+      { start: Math.min(now ?? this.#clock.now(), lease.end - 1), end: lease.end },
+      lease.spec.resources,
+      { ...this.#holdMeta(lease), leaseId: lease.id },
+    );
+  }
+
+  #holdMeta(lease: Lease) {
+    return {
+      priority: lease.spec.priority,
+      preemptible: lease.spec.preemptible,
+      ...(lease.spec.affinity === undefined ? {} : { group: lease.spec.affinity.group }),
+    };
   }
 
   // ── decisions ──────────────────────────────────────────────────────────────────────────────
@@ -915,10 +1457,11 @@ export class LeaseManager {
       case "ACTIVE":
       case "MIGRATING":
         if (lease.stopDeadline !== undefined && lease.stopReason === "preempt") {
-          at(lease.stopDeadline, "preemption", (item) =>
-            this.#beginStop(item, "preempt", item.value.statusMessage),
-          );
+          at(lease.stopDeadline, "preemption", (item) => this.#preemptionDeadline(item));
         } else {
+          if (lease.stopDeadline !== undefined && lease.stopReason === "drain") {
+            at(lease.stopDeadline, "drain-deadline", (item) => this.#drainDeadline(item));
+          }
           if (!lease.warned && lease.end - t.expiryNoticeMs > lease.start) {
             at(lease.end - t.expiryNoticeMs, "expiry-warning", (item) =>
               this.#write(
@@ -935,6 +1478,13 @@ export class LeaseManager {
           at(lease.end, "end", (item) => this.#beginStop(item, "end", "the lease's window ended"));
         }
         break;
+      case "SUSPENDED":
+        // The window keeps running while suspended: at its end the saved state is discarded.
+        at(lease.end, "end", async (item) => {
+          await this.#finish(item, "ENDED", "the lease's window ended while suspended");
+          this.#sendStop(item.value, true);
+        });
+        break;
       case "ENDING":
         // Stop was asked with a grace period; after it, the host is told to kill.
         at(lease.updatedAt + t.stopGraceMs, "force-stop", async (item) => {
@@ -945,6 +1495,44 @@ export class LeaseManager {
         break;
     }
     if (timers.length > 0) this.#timers.set(lease.id, timers);
+  }
+
+  /**
+   * A preempted victim's notice ran out. One that allows it is suspended to disk instead of
+   * stopped (it keeps its window and can be resumed where there is room); the others stop.
+   * (A victim that can move is migrated by the preemption-by-migration planner before this.)
+   */
+  async #preemptionDeadline(item: Versioned<Lease>): Promise<void> {
+    const lease = item.value;
+    if (
+      lease.state === "ACTIVE" &&
+      lease.spec.migration.allowSuspend &&
+      lease.end > this.#clock.now()
+    ) {
+      try {
+        this.#index.resize(lease.id, {
+          window: { start: lease.start, end: lease.end },
+          resources: diskOnly(lease.spec.resources),
+        });
+        const { stopReason: _r, stopDeadline: _d, ...rest } = lease;
+        await this.#write(
+          item,
+          {
+            ...rest,
+            state: "SUSPENDED",
+            statusMessage: `suspended instead of stopped: ${lease.statusMessage}`,
+          },
+          "STATE_CHANGED",
+        );
+        this.#gateway.suspend(lease.hostId, lease.id).catch((error) => {
+          this.#log.warn({ err: error, lease: lease.id }, "suspend command failed");
+        });
+        return;
+      } catch (error) {
+        if (!(error instanceof CapacityExceededError)) throw error;
+      }
+    }
+    await this.#beginStop(item, "preempt", lease.statusMessage);
   }
 
   async #startReserved(item: Versioned<Lease>): Promise<void> {
@@ -965,8 +1553,9 @@ export class LeaseManager {
     message: string,
   ): Promise<Versioned<Lease>> {
     const lease = item.value;
-    // The capacity is free from now on: the timeline no longer counts this lease.
-    this.#index.release(lease.id);
+    // The capacity is free from now on: the timeline no longer counts this lease (nor the
+    // destination of a migration in flight, which the orchestrator then aborts).
+    this.#index.releaseLease(lease.id);
     const next = await this.#write(
       item,
       {
@@ -1036,76 +1625,30 @@ export class LeaseManager {
     for (const item of onHost) {
       const lease = item.value;
       switch (lease.state) {
-        case "RESERVED": {
-          this.#index.release(lease.id);
-          const d = place(
-            this.#index,
-            this.#request(lease.id, lease.spec, { start: lease.start, end: lease.end }),
-            this.#policy,
-          );
-          if (d.ok) {
-            this.corrections.reservationsMoved++;
-            await this.#placeNew(
-              lease,
-              {
-                kind: "place",
-                state: "RESERVED",
-                hostId: d.hostId,
-                start: lease.start,
-                end: lease.end,
-                explanation: d.explanation,
-              },
-              "STATE_CHANGED",
-              item,
-              `host ${hostId} is down`,
-            );
-          } else {
-            await this.#write(
-              item,
-              {
-                ...lease,
-                state: "PENDING",
-                hostId: "",
-                statusMessage: `host ${hostId} is down; waiting for capacity: ${d.explanation.summary}`,
-              },
-              "STATE_CHANGED",
-            );
-          }
+        case "RESERVED":
+          await this.#replan(item, `host ${hostId} is down`);
           break;
-        }
         case "STARTING":
         case "ACTIVE":
         case "MIGRATING": {
-          this.#index.release(lease.id);
+          this.#index.releaseLease(lease.id);
           if (lease.spec.onHostFailure === "restart" && lease.end > now) {
-            const d = place(
-              this.#index,
-              this.#request(lease.id, lease.spec, { start: now, end: lease.end }),
-              this.#policy,
-            );
-            if (d.ok) {
+            // Not on the destination of its migration: that host holds the prepared incoming
+            // workload until the orchestrator's abort reaches it, and would refuse the start.
+            const avoid =
+              lease.state === "MIGRATING" && lease.migrationTo !== undefined
+                ? lease.migrationTo
+                : hostId;
+            const noRoom = await this.#restartAway(item, lease, avoid, `host ${hostId} is down`);
+            if (noRoom === undefined) {
               this.corrections.restartedElsewhere++;
-              await this.#placeNew(
-                lease,
-                {
-                  kind: "place",
-                  state: "STARTING",
-                  hostId: d.hostId,
-                  start: now,
-                  end: lease.end,
-                  explanation: d.explanation,
-                },
-                "STATE_CHANGED",
-                item,
-                `host ${hostId} is down`,
-              );
               break;
             }
             this.corrections.failedWithHost++;
             await this.#finish(
               item,
               "FAILED",
-              `host ${hostId} is down and no host can take the rest of the window: ${d.explanation.summary}`,
+              `host ${hostId} is down and no host can take the rest of the window: ${noRoom.summary}`,
             );
             break;
           }
@@ -1119,6 +1662,10 @@ export class LeaseManager {
             stopFinal(lease.stopReason),
             `${lease.statusMessage} (host ${hostId} is down)`,
           );
+          break;
+        case "SUSPENDED":
+          // The saved state was on that host's disk.
+          await this.#finish(item, "FAILED", `host ${hostId} is down with the suspended state`);
           break;
         default:
           break;
@@ -1143,7 +1690,10 @@ export class LeaseManager {
       for (const leaseId of present) {
         const lease = this.#leases.get(leaseId)?.value;
         const belongs =
-          lease !== undefined && lease.hostId === hostId && RUNNING_STATES.has(lease.state);
+          lease !== undefined &&
+          ((lease.hostId === hostId &&
+            (RUNNING_STATES.has(lease.state) || lease.state === "SUSPENDED")) ||
+            (lease.state === "MIGRATING" && lease.migrationTo === hostId));
         if (belongs) continue;
         // A Hello and the beats after it list the workload until the stop lands: stop it once.
         const key = `${hostId}/${leaseId}`;
@@ -1187,6 +1737,16 @@ export class LeaseManager {
     return this.#exclusive(async () => {
       const item = this.#leases.get(report.leaseId);
       const lease = item?.value;
+      // Both ends of a migration report about it; the orchestrator, not this, decides its outcome.
+      if (
+        lease?.state === "MIGRATING" &&
+        (report.hostId === lease.migrationTo ||
+          (report.migrationId !== undefined &&
+            report.migrationId !== "" &&
+            report.migrationId === lease.migrationId))
+      ) {
+        return;
+      }
       if (
         item === undefined ||
         lease === undefined ||
@@ -1211,7 +1771,19 @@ export class LeaseManager {
             await this.#transition(item, "ACTIVE", `running on ${lease.hostId}`);
           break;
         case "STOPPED":
-          if (lease.state === "ENDING") {
+          if (
+            report.migrationId !== undefined &&
+            report.migrationId !== "" &&
+            lease.state === "ACTIVE"
+          ) {
+            // The source finished a migration the broker had given up: the workload left for a
+            // host the broker does not place it on. Reconciliation starts it here again and stops
+            // the stray copy, so the lease lives on (on one host).
+            this.#log.warn(
+              { lease: lease.id, host: report.hostId, migration: report.migrationId },
+              "a migration finished after it was aborted",
+            );
+          } else if (lease.state === "ENDING") {
             await this.#finish(item, stopFinal(lease.stopReason), lease.statusMessage);
           } else if (RUNNING_STATES.has(lease.state)) {
             await this.#finish(
@@ -1251,7 +1823,7 @@ export class LeaseManager {
     message: string,
   ): Promise<Versioned<Lease>> {
     assertTransition(item.id, item.value.state, to);
-    this.#index.release(item.id);
+    this.#index.releaseLease(item.id);
     const lease = item.value;
     const now = this.#clock.now();
     // A lease that ran and stops before its planned end records when it really ended.
@@ -1267,9 +1839,17 @@ export class LeaseManager {
 
   async #write(
     previous: Versioned<Lease> | undefined,
-    next: Lease,
+    written: Lease,
     event: LeaseEventType,
+    /** Written in the same transaction (a migration record). */
+    extra: readonly WriteOp<BrokerSchema>[] = [],
   ): Promise<Versioned<Lease>> {
+    // Only a MIGRATING lease names a migration.
+    let next = written;
+    if (next.state !== "MIGRATING" && next.migrationId !== undefined) {
+      const { migrationId: _id, migrationTo: _to, ...rest } = next;
+      next = rest;
+    }
     if (previous !== undefined && previous.value.state !== next.state) {
       assertTransition(next.id, previous.value.state, next.state);
     } else if (previous === undefined) {
@@ -1284,6 +1864,7 @@ export class LeaseManager {
         value,
         expectRevision: previous?.revision ?? 0,
       },
+      ...extra,
     ]);
     const stored: Versioned<Lease> = {
       id: value.id,
@@ -1293,6 +1874,10 @@ export class LeaseManager {
     };
     this.#remember(stored);
     this.#arm(stored.value);
+    if (this.#changeListeners.size > 0) {
+      const change: LeaseChange = { lease: stored.value, previous: previous?.value };
+      for (const listener of [...this.#changeListeners]) listener(change);
+    }
     return stored;
   }
 
@@ -1319,6 +1904,16 @@ export class LeaseManager {
       }
       onHost.add(lease.id);
     }
+    if (before?.migrationTo !== undefined)
+      this.#migratingTo.get(before.migrationTo)?.delete(lease.id);
+    if (lease.state === "MIGRATING" && lease.migrationTo !== undefined) {
+      let to = this.#migratingTo.get(lease.migrationTo);
+      if (to === undefined) {
+        to = new Set();
+        this.#migratingTo.set(lease.migrationTo, to);
+      }
+      to.add(lease.id);
+    }
     if (lease.requestId !== "")
       this.#byRequestId.set(requestKey(lease.spec.tenant, lease.requestId), lease.id);
     if (lease.state === "PENDING") {
@@ -1333,12 +1928,8 @@ export class LeaseManager {
       lease.id,
       lease.hostId,
       { start: lease.start, end: lease.end },
-      lease.spec.resources,
-      {
-        priority: lease.spec.priority,
-        preemptible: lease.spec.preemptible,
-        ...(lease.spec.affinity === undefined ? {} : { group: lease.spec.affinity.group }),
-      },
+      lease.state === "SUSPENDED" ? diskOnly(lease.spec.resources) : lease.spec.resources,
+      this.#holdMeta(lease),
     );
   }
 
@@ -1357,10 +1948,16 @@ function stopFinal(reason: StopReason | undefined): LeaseState {
     case "preempt":
       return "PREEMPTED";
     case "failure":
+    case "drain":
       return "FAILED";
     default:
       return "ENDED";
   }
+}
+
+/** What a suspended lease keeps on its host: its disk (the saved memory lives there too). */
+function diskOnly(r: Resources): Resources {
+  return { cpuMillis: 0, memoryMib: 0, diskGib: r.diskGib, gpus: 0 };
 }
 
 function emptyExplanation(summary: string): PlacementExplanation {

@@ -59,7 +59,7 @@ export interface LeaseSpec {
 }
 
 /** Why a lease left (or is leaving) its host. */
-export type StopReason = "end" | "cancel" | "preempt" | "failure";
+export type StopReason = "end" | "cancel" | "preempt" | "failure" | "drain";
 
 /** What a write to a lease was; WatchLeases reports it as the event type. */
 export type LeaseEventType =
@@ -75,6 +75,8 @@ export interface PlacementRecord {
   readonly hostId: string;
   readonly at: number;
   readonly reason: string;
+  /** The migration that moved it here (reason "migrated"). */
+  readonly migrationId?: string;
 }
 
 export interface Lease {
@@ -101,4 +103,8 @@ export interface Lease {
   readonly warned: boolean;
   /** What the last write to this lease was (the event WatchLeases reports for it). */
   readonly lastEvent: LeaseEventType;
+  /** While MIGRATING: the migration in progress. */
+  readonly migrationId?: string;
+  /** While MIGRATING: its destination host (charged too, and allowed to report the workload). */
+  readonly migrationTo?: string;
 }

@@ -1,5 +1,6 @@
 import type { HostRecord } from "../hosts/registry.js";
 import type { Lease } from "../leases/model.js";
+import type { Migration } from "../migrations/model.js";
 import type { Store } from "./store.js";
 
 export {
@@ -18,6 +19,7 @@ export {
   COLLECTIONS,
   type CollectionName,
   CompactedError,
+  forEachObject,
   type ListOptions,
   type ListPage,
   type Store,
@@ -29,17 +31,11 @@ export {
   type WriteOp,
 } from "./store.js";
 
-/** A migration record (filled in by the Live migration issue). */
-export interface MigrationRecord {
-  readonly id: string;
-  readonly leaseId: string;
-}
-
 /** What the broker keeps in its Store. */
 export interface BrokerSchema {
   leases: Lease;
   hosts: HostRecord;
-  migrations: MigrationRecord;
+  migrations: Migration;
 }
 
 export type BrokerStore = Store<BrokerSchema>;

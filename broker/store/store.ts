@@ -128,3 +128,20 @@ export class WriteConflictError extends ConflictError {
     );
   }
 }
+
+/** Calls `visit` with every object of `collection`, in id order, reading 1000 at a time. */
+export async function forEachObject<S, C extends keyof S>(
+  store: Store<S>,
+  collection: C,
+  visit: (item: Versioned<S[C]>) => void,
+): Promise<void> {
+  let after: string | undefined;
+  do {
+    const page = await store.list(
+      collection,
+      after === undefined ? { limit: 1000 } : { after, limit: 1000 },
+    );
+    for (const item of page.items) visit(item);
+    after = page.next;
+  } while (after !== undefined);
+}

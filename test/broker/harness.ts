@@ -65,6 +65,7 @@ export const TEST_TIMINGS: LeaseTimings = {
   stopGraceMs: 30 * SECOND,
   preemptionNoticeMs: 2 * MINUTE,
   queueTimeoutMs: 6 * HOUR,
+  stateCopyBytesPerS: 125_000_000,
 };
 
 export interface TestHosts {

@@ -54,12 +54,12 @@ describe("the gRPC service", () => {
     expect((await tb.api.listHosts({})).hosts).toHaveLength(2);
   });
 
-  it("answers UNIMPLEMENTED for DrainHost and MigrateLease", async () => {
-    const drain = await rpcError(tb.api.drain({ id: "sim-01" }));
-    expect(codeName(drain.code)).toBe("UNIMPLEMENTED");
+  it("answers NOT_FOUND for DrainHost of an unknown host and MigrateLease of an unknown lease", async () => {
+    const drain = await rpcError(tb.api.drain({ id: "no-such-host" }));
+    expect(codeName(drain.code)).toBe("NOT_FOUND");
     const migrate = await rpcError(tb.api.migrate({ leaseId: "l-x" }));
-    expect(codeName(migrate.code)).toBe("UNIMPLEMENTED");
-    // DrainHost changed nothing.
+    expect(codeName(migrate.code)).toBe("NOT_FOUND");
+    // Neither changed a host.
     expect((await tb.api.getHost({ id: "sim-01" })).state).toBe("HOST_STATE_READY");
   });
 
