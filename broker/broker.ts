@@ -13,7 +13,7 @@ import {
   type Resources,
 } from "../placement/index.js";
 import { ApiServer, type ApiServerOptions } from "./api/server.js";
-import { DashboardServer } from "./dashboard/index.js";
+import { DashboardServer, orchestratorMigrationSource } from "./dashboard/index.js";
 import { AgentGateway } from "./hosts/agent-gateway.js";
 import type { HostGateway } from "./hosts/gateway.js";
 import {
@@ -90,6 +90,7 @@ export class Broker {
   readonly api: ApiServer;
   /** The HTTP server (dashboard, metrics, health), when `httpAddress` is given. */
   readonly dashboard: DashboardServer | undefined;
+  #detachMigrations: (() => void) | undefined;
   /** The simulated fleet (no bus), or undefined. */
   readonly fleet: SimFleet | undefined;
   /** The agents' gateway (bus mode), or undefined. */
@@ -212,6 +213,9 @@ export class Broker {
     }
     await this.leases.start();
     await this.migrations.start();
+    this.#detachMigrations = this.dashboard?.attachMigrations(
+      orchestratorMigrationSource(this.migrations, this.store),
+    );
     followDrains({
       clock: this.clock,
       index: this.index,
@@ -238,6 +242,7 @@ export class Broker {
 
   /** Stops serving; `keepStore` leaves the store open (a restart on the same store, in tests). */
   async stop(graceMs = 5000, options: { keepStore?: boolean } = {}): Promise<void> {
+    this.#detachMigrations?.();
     await this.dashboard?.stop();
     if (this.#serveApi) await this.api.stop(graceMs);
     this.agents?.close();

@@ -11,6 +11,7 @@ export {
 } from "./cluster-view.js";
 export { EventStreams, Throttle } from "./live.js";
 export { DashboardMetrics, type DependencyHealth, type ScrapeInput } from "./metrics.js";
+export { migrationView, orchestratorMigrationSource } from "./migration-source.js";
 export {
   type AutoscaleBody,
   type DashboardDeps,

