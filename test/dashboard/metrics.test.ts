@@ -142,7 +142,7 @@ describe("/metrics", () => {
     for (let i = 1; i < buckets.length; i++)
       expect(buckets[i]?.value).toBeGreaterThanOrEqual(buckets[i - 1]?.value ?? 0);
 
-    // Nothing attached: migrations all 0, no autoscale signal.
+    // The orchestrator is attached with nothing in flight (all 0); no autoscale signal.
     for (const s of families.get("leasebroker_migrations")?.samples ?? []) expect(s.value).toBe(0);
     expect(families.get("leasebroker_migrations")?.samples).toHaveLength(6);
     expect(sampleValue(families, "leasebroker_migrations_source_attached")).toBe(1);
