@@ -13,6 +13,7 @@ import {
   type Resources,
 } from "../placement/index.js";
 import { ApiServer } from "./api/server.js";
+import { type AutoscaleOptions, AutoscaleSignaller } from "./autoscale/index.js";
 import { AgentGateway } from "./hosts/agent-gateway.js";
 import type { HostGateway } from "./hosts/gateway.js";
 import {
@@ -63,6 +64,8 @@ export interface BrokerOptions {
   readonly heartbeatIntervalMs?: number;
   /** Batch the agent commands of one event-loop turn into one bus write (production). */
   readonly coalesceCommands?: boolean;
+  /** The autoscaling hook (evaluated every interval; signals published where configured). */
+  readonly autoscale?: AutoscaleOptions;
 }
 
 export class Broker {
@@ -76,6 +79,8 @@ export class Broker {
   readonly fleet: SimFleet | undefined;
   /** The agents' gateway (bus mode), or undefined. */
   readonly agents: AgentGateway | undefined;
+  /** The autoscaling hook, when configured. */
+  readonly autoscale: AutoscaleSignaller | undefined;
   readonly #log: Logger;
   readonly #simHosts: SimHostsOptions | undefined;
   readonly #liveness: LivenessOptions;
@@ -95,6 +100,8 @@ export class Broker {
     });
     this.#simHosts = options.simHosts;
     this.#liveness = { ...DEFAULT_LIVENESS, ...options.liveness };
+    // One fencing token for agent commands and autoscale signals.
+    const epoch = options.epoch ?? this.clock.now();
     let gateway: HostGateway;
     if (options.bus === undefined) {
       this.fleet = new SimFleet(this.clock, options.simHosts ?? {});
@@ -107,7 +114,7 @@ export class Broker {
         registry: this.hosts,
         clock: this.clock,
         logger: this.#log,
-        epoch: options.epoch ?? this.clock.now(),
+        epoch,
         heartbeatIntervalMs: options.heartbeatIntervalMs ?? 1000,
         hostTtlMs: this.#liveness.downAfterMs,
         coalesceCommands: options.coalesceCommands ?? false,
@@ -131,6 +138,21 @@ export class Broker {
       limits: { ...DEFAULT_ADMISSION_LIMITS, ...options.limits },
       ...(options.timings === undefined ? {} : { timings: options.timings }),
     });
+    this.autoscale =
+      options.autoscale === undefined
+        ? undefined
+        : new AutoscaleSignaller(
+            {
+              clock: this.clock,
+              logger: this.#log,
+              index: this.index,
+              hosts: this.hosts,
+              leases: this.leases,
+              policy,
+              epoch,
+            },
+            options.autoscale,
+          );
     this.api = new ApiServer(
       {
         store: this.store,
@@ -139,6 +161,7 @@ export class Broker {
         index: this.index,
         clock: this.clock,
         logger: this.#log,
+        ...(this.autoscale === undefined ? {} : { autoscale: this.autoscale }),
       },
       { address: options.grpcAddress },
     );
@@ -166,6 +189,7 @@ export class Broker {
       agents.open();
       this.hosts.startLiveness(this.#liveness);
     }
+    this.autoscale?.start();
     const port = await this.api.start();
     this.#log.info({ port, hosts: this.hosts.ids().length }, "broker serving");
     return port;
@@ -173,6 +197,7 @@ export class Broker {
 
   async stop(graceMs = 5000): Promise<void> {
     await this.api.stop(graceMs);
+    await this.autoscale?.stop();
     this.agents?.close();
     this.hosts.stopLiveness();
     this.leases.stop();

@@ -18,7 +18,12 @@ import {
 import { DEFAULT_PLACEMENT_POLICY } from "../placement/index.js";
 import { type SimAgents, startSimAgents } from "./all-in-one.js";
 import { Broker } from "./broker.js";
-import { BROKER_OPTIONS, type BrokerConfig, checkCombinations } from "./config.js";
+import {
+  autoscaleOptions,
+  BROKER_OPTIONS,
+  type BrokerConfig,
+  checkCombinations,
+} from "./config.js";
 
 const USAGE = `leasebroker — a brokering cluster scheduler for virtual workloads
 
@@ -91,6 +96,7 @@ async function serve(config: BrokerConfig): Promise<void> {
       preemptionNoticeMs: config.preemptionNotice,
       queueTimeoutMs: config.queueTimeout,
     },
+    autoscale: autoscaleOptions(config, bus.broker),
   });
   let port: number;
   let agents: SimAgents | undefined;
