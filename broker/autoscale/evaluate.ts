@@ -84,7 +84,7 @@ export interface Evaluation {
   /** Waiting leases that fit no current host and start within the horizon, sorted. */
   readonly unmetLeaseIds: readonly string[];
   readonly unmetDemand: Resources;
-  /** The earliest start among them. */
+  /** The earliest start among them; undefined when one is needed now. */
   readonly deadline: number | undefined;
   /** Waiting leases starting beyond the horizon (not counted yet), sorted. */
   readonly laterLeaseIds: readonly string[];
@@ -157,6 +157,8 @@ export function evaluate(input: EvaluationInput): Evaluation {
     unmetDemand = add(unmetDemand, lease.spec.resources);
     deadline = Math.min(deadline ?? Number.POSITIVE_INFINITY, request.window.start);
   }
+  // Needed now: no deadline (the contract's null), so that the signal does not change every time.
+  if (deadline !== undefined && deadline <= now) deadline = undefined;
   const unmetLeaseIds = unmet.map((r) => r.leaseId ?? "").sort();
   const packing = packOntoNewHosts(unmet, input.shapes, input.policy);
 

@@ -6,8 +6,9 @@
  * webhooks have their own bounded queues.
  *
  * Hysteresis:
- * - after a ScaleOut is published, nothing else is published for `scaleOutCooldownMs` (the
- *   hosts it asked for are joining; demand that comes and goes inside it changes nothing);
+ * - a ScaleOut goes out at once; a changed ScaleOut at most once per `scaleOutCooldownMs` (the
+ *   hosts it asked for are joining); a ScaleOut stands until no evaluation has asked for hosts
+ *   for a whole `scaleOutCooldownMs`, so demand that comes and goes does not flap the signal;
  * - a host becomes a scale-in candidate only after it was one in every evaluation for
  *   `scaleInCooldownMs`, and only if no ScaleOut was published within `scaleInCooldownMs`;
  * - candidates are cordoned and drained (the HostDrainer port; empty hosts need no drain) and
@@ -114,6 +115,8 @@ export class AutoscaleSignaller {
   #last: AutoscaleSignalRecord | undefined;
   #evaluation: Evaluation | undefined;
   #lastScaleOutAt: number | undefined;
+  /** Since when evaluations have not asked for hosts (undefined while they do). */
+  #calmSince: number | undefined;
   /** Host → since when it has been a scale-in candidate in every evaluation. */
   readonly #candidateSince = new Map<string, number>();
   /** Host → since when it has been READY and empty. */
@@ -255,15 +258,19 @@ export class AutoscaleSignaller {
     }
     this.#evaluation = evaluation;
     this.#trackCandidates(raw, now);
-    const inScaleOutQuiet =
-      this.#lastScaleOutAt !== undefined &&
-      now - this.#lastScaleOutAt < this.settings.scaleOutCooldownMs;
-    if (inScaleOutQuiet) return;
+    if (raw.kind === "scale-out") this.#calmSince = undefined;
+    else this.#calmSince ??= now;
+    const standing = this.#last?.recommendation.kind === "scale-out";
     if (raw.kind === "scale-out") {
-      this.#lastScaleOutAt = now;
-      this.#publish(raw, now);
+      const quiet =
+        this.#lastScaleOutAt !== undefined &&
+        now - this.#lastScaleOutAt < this.settings.scaleOutCooldownMs;
+      if (standing && quiet) return;
+      if (this.#publish(raw, now)) this.#lastScaleOutAt = now;
       return;
     }
+    // A ScaleOut stands until the demand has been gone for a whole cooldown.
+    if (standing && now - (this.#calmSince ?? now) < this.settings.scaleOutCooldownMs) return;
     if (raw.kind === "scale-in") this.#startDrains(raw, now);
     if (this.#removable.size > 0) {
       this.#publish(this.#scaleInSignal(), now);
@@ -374,10 +381,13 @@ export class AutoscaleSignaller {
     };
   }
 
-  /** Publishes when the signal differs from the last one (kind, or a ScaleOut/ScaleIn's content). */
-  #publish(recommendation: Recommendation, now: number): void {
+  /**
+   * Publishes when the signal differs from the last one (kind, or a ScaleOut/ScaleIn's content);
+   * returns whether it did.
+   */
+  #publish(recommendation: Recommendation, now: number): boolean {
     const previous = this.#last?.recommendation;
-    if (previous !== undefined && sameSignal(previous, recommendation)) return;
+    if (previous !== undefined && sameSignal(previous, recommendation)) return false;
     const signal: AutoscaleSignalRecord = {
       recommendation,
       time: now,
@@ -399,6 +409,7 @@ export class AutoscaleSignaller {
     }
     this.webhooks?.enqueue(signal);
     for (const listener of [...this.#listeners]) listener(signal);
+    return true;
   }
 }
 
