@@ -53,7 +53,9 @@ function waiting(id: string, memoryGib: number): Lease {
     updatedAt: T0,
     statusMessage: "",
     history: [],
-  } as Lease;
+    warned: false,
+    lastEvent: "CREATED",
+  };
 }
 
 async function setup(options: AutoscaleOptions, hostIds = ["host-a", "host-b", "host-c"]) {
