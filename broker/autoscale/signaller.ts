@@ -272,7 +272,8 @@ export class AutoscaleSignaller {
     // A ScaleOut stands until the demand has been gone for a whole cooldown.
     if (standing && now - (this.#calmSince ?? now) < this.settings.scaleOutCooldownMs) return;
     if (raw.kind === "scale-in") this.#startDrains(raw, now);
-    if (this.#removable.size > 0) {
+    // One ScaleIn for the hosts drained together: none while others are still draining.
+    if (this.#removable.size > 0 && this.#draining.size === 0) {
       this.#publish(this.#scaleInSignal(), now);
       return;
     }
