@@ -192,7 +192,7 @@ function recommend(input: EvaluationInput, e: Omit<Evaluation, "recommendation">
       hosts,
       reason:
         `${servable} waiting lease${servable === 1 ? " needs" : "s need"} ${formatResources(e.unmetDemand)}` +
-        ` that no current host has; they pack onto ${total} new host${total === 1 ? "" : "s"}` +
+        ` that no current host has; bin packing puts ${servable === 1 ? "it" : "them"} on ${total} new host${total === 1 ? "" : "s"}` +
         (e.packing.unservable.length > 0
           ? `; ${e.packing.unservable.length} fit no host shape`
           : ""),

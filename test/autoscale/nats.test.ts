@@ -5,6 +5,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { autoscaleSignalCodec } from "../../broker/autoscale/index.js";
 import { Broker } from "../../broker/broker.js";
+import { runCliCaptured } from "../../broker/cli/capture.js";
 import { AUTOSCALE_SUBJECT, NatsBus } from "../../bus/index.js";
 import { silentLogger, VirtualClock } from "../../core/index.js";
 import type { AutoscaleSignal } from "../../proto/index.js";
@@ -47,7 +48,7 @@ describe("autoscale signals on NATS", () => {
       epoch: 11,
       autoscale: { intervalMs: 30 * SECOND, bus: publisher },
     });
-    await broker.start();
+    const port = await broker.start();
     cleanups.push(() => broker.stop(100));
     await waitFor(() => received.length === 1, { what: "the first signal" });
     expect(received[0]).toMatchObject({ signal: "steady", sequence: 1, epoch: 11 });
@@ -66,5 +67,17 @@ describe("autoscale signals on NATS", () => {
     expect(out.scaleOut?.hosts[0]?.resources?.memoryMib).toBe(16 * 1024);
     expect(out.scaleOut?.leaseIds).toHaveLength(1);
     expect(out.scaleOut?.deadline).toBeNull(); // needed now
+
+    // GetAutoscaleStatus and `leasectl autoscale` show the same signal and why.
+    const run = await runCliCaptured(["--server", `127.0.0.1:${port}`, "autoscale"], {
+      now: clock.now(),
+    });
+    expect(run.stderr).toBe("");
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/Enabled:\s+yes/);
+    expect(run.stdout).toMatch(/Ready hosts:\s+2/);
+    expect(run.stdout).toMatch(/Pending:\s+1 leases/);
+    expect(run.stdout).toContain("scale out #2: 1× 4c-16g (1 waiting lease needs");
+    expect(run.stdout).toContain("needed by now");
   });
 });
