@@ -9,7 +9,8 @@ import { silentLogger, VirtualClock } from "../../core/index.js";
 import type { PlannedMove } from "../../migration/index.js";
 import { ClusterIndex, DEFAULT_PLACEMENT_POLICY } from "../../placement/index.js";
 import { HostRegistry } from "../hosts/registry.js";
-import type { Lease, LeaseSpec } from "../leases/model.js";
+import type { Lease } from "../leases/model.js";
+import { testLeaseSpec } from "../leases/test-support.js";
 import { MemoryStore } from "../store/index.js";
 import type { ConsolidationPlanner, HostDrainer } from "./ports.js";
 import type { AutoscaleSignalRecord } from "./signal.js";
@@ -21,26 +22,7 @@ const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 
 function waiting(id: string, memoryGib: number): Lease {
-  const spec: LeaseSpec = {
-    name: id,
-    tenant: "t",
-    labels: {},
-    resources: { cpuMillis: 1000, memoryMib: memoryGib * GIB, diskGib: 1, gpus: 0 },
-    window: { kind: "immediate", durationMs: HOUR },
-    priority: 0,
-    preemptible: false,
-    constraints: [],
-    migration: {
-      liveMigratable: true,
-      maxDowntimeMs: 0,
-      allowSuspend: false,
-      allowAutoConverge: false,
-      allowPostCopy: false,
-    },
-    onHostFailure: "fail",
-    allowQueue: true,
-    driver: { image: "", params: {} },
-  };
+  const spec = testLeaseSpec(memoryGib, { allowQueue: true, liveMigratable: true });
   return {
     id,
     spec,

@@ -7,6 +7,7 @@ import { Agent, SimDriver } from "../../agent/index.js";
 import type { AutoscaleOptions } from "../../broker/autoscale/index.js";
 import { Broker } from "../../broker/broker.js";
 import type { Lease, LeaseSpec, WindowSpec } from "../../broker/leases/model.js";
+import { testLeaseSpec } from "../../broker/leases/test-support.js";
 import { InProcessHub, seededRandom } from "../../bus/index.js";
 import { silentLogger, VirtualClock } from "../../core/index.js";
 import type { HostLauncher, ShapeRequest } from "../../deploy/examples/autoscaler/autoscaler.js";
@@ -17,6 +18,8 @@ export const SECOND = 1000;
 export const MINUTE = 60 * SECOND;
 export const HOUR = 60 * MINUTE;
 export const HOST_TTL = 30 * SECOND;
+/** The webhook secret of the tests. */
+export const SECRET = "test-secret-0123456789";
 
 /** The hosts the tests start by hand: 8 CPUs, 16 GiB (allocatable: 32 cores at cpu ratio 4). */
 export const SMALL_HOST: ShapeRequest = {
@@ -27,26 +30,7 @@ export const SMALL_HOST: ShapeRequest = {
 };
 
 export function spec(memoryGib: number, window: WindowSpec, allowQueue = false): LeaseSpec {
-  return {
-    name: "vm",
-    tenant: "t",
-    labels: {},
-    resources: { cpuMillis: 1000, memoryMib: memoryGib * GIB, diskGib: 1, gpus: 0 },
-    window,
-    priority: 0,
-    preemptible: false,
-    constraints: [],
-    migration: {
-      liveMigratable: true,
-      maxDowntimeMs: 0,
-      allowSuspend: false,
-      allowAutoConverge: false,
-      allowPostCopy: false,
-    },
-    onHostFailure: "fail",
-    allowQueue,
-    driver: { image: "", params: {} },
-  };
+  return testLeaseSpec(memoryGib, { window, allowQueue, liveMigratable: true });
 }
 
 export interface AutoscaleCluster {

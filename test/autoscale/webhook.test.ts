@@ -22,12 +22,12 @@ import {
   autoscaleCluster,
   HOUR,
   SECOND,
+  SECRET,
   SMALL_HOST,
   spec,
   T0,
 } from "./cluster.js";
 
-const SECRET = "test-secret-0123456789";
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
