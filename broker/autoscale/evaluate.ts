@@ -218,7 +218,10 @@ function recommend(input: EvaluationInput, e: Omit<Evaluation, "recommendation">
   if (e.unmetLeaseIds.length > 0) {
     return {
       kind: "steady",
-      reason: `${e.unmetLeaseIds.length} waiting leases fit no host shape: adding hosts would not help`,
+      reason:
+        input.shapes.length === 0
+          ? `${e.unmetLeaseIds.length} waiting leases, but no host shape is known: configure --autoscale-host-shapes`
+          : `${e.unmetLeaseIds.length} waiting leases fit no host shape: adding hosts would not help`,
     };
   }
   if (e.utilisation[busiest] >= input.lowWatermark) {

@@ -22,17 +22,29 @@ const AGENT_MAIN = path.resolve(
   "../../../agent/main.js",
 );
 
-export function agentProcessLauncher(natsUrl: string, log: (line: string) => void): HostLauncher {
+export interface AgentProcessOptions {
+  readonly natsUrl: string;
+  readonly log: (line: string) => void;
+  /** The agent's entry point. Default: dist/agent/main.js of this build. */
+  readonly agentMain?: string;
+  /** Where the agents' stderr goes. Default: this process's. */
+  readonly stderr?: "inherit" | "ignore";
+}
+
+/** Starts one `leasebroker-agent` process (sim driver, on NATS) per host; stops it with SIGTERM. */
+export function agentProcessLauncher(
+  options: AgentProcessOptions,
+): HostLauncher & { running(): string[]; stopAll(): Promise<void> } {
   const children = new Map<string, ChildProcess>();
-  return {
+  const launcher = {
     async start(hostId: string, shape: ShapeRequest): Promise<void> {
       const dataDir = await mkdtemp(path.join(tmpdir(), `autoscaler-${hostId}-`));
       const args = [
-        AGENT_MAIN,
+        options.agentMain ?? AGENT_MAIN,
         "--host-id",
         hostId,
         "--nats-url",
-        natsUrl,
+        options.natsUrl,
         "--driver",
         "sim",
         "--data-dir",
@@ -45,10 +57,12 @@ export function agentProcessLauncher(natsUrl: string, log: (line: string) => voi
         String(shape.capacity.diskGib),
         ...Object.entries(shape.labels).flatMap(([k, v]) => ["--label", `${k}=${v}`]),
       ];
-      const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "inherit"] });
+      const child = spawn(process.execPath, args, {
+        stdio: ["ignore", "ignore", options.stderr ?? "inherit"],
+      });
       child.on("exit", (code) => {
-        children.delete(hostId);
-        log(`${hostId} exited (${code ?? "signal"})`);
+        if (children.get(hostId) === child) children.delete(hostId);
+        options.log(`${hostId} exited (${code ?? "signal"})`);
       });
       children.set(hostId, child);
     },
@@ -59,7 +73,12 @@ export function agentProcessLauncher(natsUrl: string, log: (line: string) => voi
       child.kill("SIGTERM");
       await exited;
     },
+    running: (): string[] => [...children.keys()].sort(),
+    async stopAll(): Promise<void> {
+      await Promise.all([...children.keys()].map((id) => launcher.stop(id)));
+    },
   };
+  return launcher;
 }
 
 async function main(): Promise<void> {
@@ -87,7 +106,7 @@ async function main(): Promise<void> {
   const autoscaler = new ReferenceAutoscaler({
     secret,
     hostPrefix: values.prefix,
-    launcher: agentProcessLauncher(values["nats-url"], log),
+    launcher: agentProcessLauncher({ natsUrl: values["nats-url"], log }),
     log,
   });
   const url = await autoscaler.listen(port);
