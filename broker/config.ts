@@ -278,6 +278,11 @@ export function checkCombinations(config: BrokerConfig): void {
       "--autoscale-low-watermark must be below --autoscale-high-watermark, or hosts would be added and removed in turn",
     );
   }
+  if (config.autoscaleNats && config.bus !== "nats") {
+    throw new ConfigError(
+      "--autoscale-nats publishes on the NATS bus: add --bus nats --nats-url …, or drop it",
+    );
+  }
   if (config.autoscaleWebhookUrl.length > 0 && config.autoscaleWebhookSecret === undefined) {
     throw new ConfigError(
       "--autoscale-webhook-url needs --autoscale-webhook-secret (receivers verify the signature)",

@@ -1,13 +1,15 @@
 /**
  * One evaluation of the cluster for autoscaling, from the timelines: the waiting demand that fits
  * nowhere (and the new hosts it needs, by bin packing), utilisation against the watermarks, the
- * hosts that could be removed. Pure: time is an argument; hysteresis lives in the signaller.
+ * hosts that could be removed. Deterministic, time is an argument, and it leaves the index as it
+ * found it (probe holds are released before it returns); hysteresis lives in the signaller.
  */
 import type { PlannedMove } from "../../migration/index.js";
 import {
   add,
   type ClusterIndex,
   findEarliestSlot,
+  type PlacementDecision,
   type PlacementPolicy,
   type PlacementRequest,
   parseSelector,
@@ -108,8 +110,12 @@ function waitingRequest(lease: Lease, now: number): PlacementRequest {
   );
 }
 
-/** Whether a waiting lease fits a current host somewhere in its allowed window. */
-function fitsNow(input: EvaluationInput, lease: Lease, request: PlacementRequest): boolean {
+/** Where a waiting lease fits a current host in its allowed window, or why it does not. */
+function placeNow(
+  input: EvaluationInput,
+  lease: Lease,
+  request: PlacementRequest,
+): PlacementDecision {
   const w = lease.spec.window;
   if (w.kind === "flexible" && w.latestStart > request.window.start) {
     return findEarliestSlot(
@@ -121,9 +127,9 @@ function fitsNow(input: EvaluationInput, lease: Lease, request: PlacementRequest
         duration: w.durationMs,
       },
       input.policy,
-    ).ok;
+    );
   }
-  return place(input.index, request, input.policy).ok;
+  return place(input.index, request, input.policy);
 }
 
 export function evaluate(input: EvaluationInput): Evaluation {
@@ -145,16 +151,38 @@ export function evaluate(input: EvaluationInput): Evaluation {
   const laterLeaseIds: string[] = [];
   let unmetDemand = ZERO_RESOURCES;
   let deadline: number | undefined;
-  for (const lease of input.waiting) {
-    const request = waitingRequest(lease, now);
-    if (request.window.start > now + input.horizonMs) {
-      laterLeaseIds.push(lease.id);
-      continue;
+  // In the queue's order. A lease that fits now holds its room (a probe hold, released below)
+  // while the next ones are checked, so that two leases are not counted into the same room.
+  const queue = [...input.waiting].sort(
+    (a, b) =>
+      b.spec.priority - a.spec.priority || a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1),
+  );
+  const probes: string[] = [];
+  try {
+    for (const lease of queue) {
+      const request = waitingRequest(lease, now);
+      if (request.window.start > now + input.horizonMs) {
+        laterLeaseIds.push(lease.id);
+        continue;
+      }
+      const decision = placeNow(input, lease, request);
+      if (decision.ok) {
+        const probe = `autoscale-probe:${lease.id}`;
+        index.commit(probe, decision.hostId, decision, lease.spec.resources, {
+          leaseId: lease.id,
+          priority: lease.spec.priority,
+          preemptible: lease.spec.preemptible,
+          ...(lease.spec.affinity === undefined ? {} : { group: lease.spec.affinity.group }),
+        });
+        probes.push(probe);
+        continue;
+      }
+      unmet.push(request);
+      unmetDemand = add(unmetDemand, lease.spec.resources);
+      deadline = Math.min(deadline ?? Number.POSITIVE_INFINITY, request.window.start);
     }
-    if (fitsNow(input, lease, request)) continue;
-    unmet.push(request);
-    unmetDemand = add(unmetDemand, lease.spec.resources);
-    deadline = Math.min(deadline ?? Number.POSITIVE_INFINITY, request.window.start);
+  } finally {
+    for (const probe of probes) index.release(probe);
   }
   // Needed now: no deadline (the contract's null), so that the signal does not change every time.
   if (deadline !== undefined && deadline <= now) deadline = undefined;

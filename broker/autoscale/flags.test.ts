@@ -67,6 +67,7 @@ describe("--autoscale-* flags", () => {
     [["--autoscale-webhook-url", "http://x"], /needs --autoscale-webhook-secret/],
     [["--autoscale-webhook-secret", "short"], /at least 16 characters/],
     [["--autoscale-min-hosts", "-1"], /--autoscale-min-hosts/],
+    [["--autoscale-nats"], /--autoscale-nats publishes on the NATS bus/],
   ])("refuse %j", (argv, message) => {
     expect(() => parse(argv)).toThrow(ConfigError);
     expect(() => parse(argv)).toThrow(message);
