@@ -13,7 +13,7 @@ import { packOntoNewHosts } from "../broker/autoscale/packing.js";
 import { parseHostShape, shapeAllocatable } from "../broker/autoscale/shapes.js";
 import { placementRequest } from "../broker/leases/lease-manager.js";
 import type { Lease } from "../broker/leases/model.js";
-import { testLeaseSpec } from "../broker/leases/test-support.js";
+import { testLeaseSpec, testPendingLease } from "../broker/leases/test-support.js";
 import { ClusterIndex, createRng, DEFAULT_PLACEMENT_POLICY } from "../placement/index.js";
 import { parseFlags } from "./lib/args.js";
 import { fmt, median, table } from "./lib/stats.js";
@@ -55,21 +55,13 @@ for (let h = 0; h < flags.hosts; h++) {
     );
   }
 }
-const waiting: Lease[] = Array.from({ length: flags.waiting }, (_, i) => ({
-  id: `w-${String(i).padStart(5, "0")}`,
-  spec: testLeaseSpec(8 + Math.floor(rng.next() * 41), { allowQueue: true }),
-  state: "PENDING",
-  hostId: "",
-  start: 0,
-  end: 0,
-  requestId: "",
-  createdAt: NOW,
-  updatedAt: NOW,
-  statusMessage: "",
-  history: [],
-  warned: false,
-  lastEvent: "CREATED",
-}));
+const waiting: Lease[] = Array.from({ length: flags.waiting }, (_, i) =>
+  testPendingLease(
+    `w-${String(i).padStart(5, "0")}`,
+    testLeaseSpec(8 + Math.floor(rng.next() * 41), { allowQueue: true }),
+    NOW,
+  ),
+);
 
 const input = {
   index,

@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { ClusterIndex, DEFAULT_PLACEMENT_POLICY } from "../../placement/index.js";
 import type { Lease, WindowSpec } from "../leases/model.js";
-import { testLeaseSpec } from "../leases/test-support.js";
+import { testLeaseSpec, testPendingLease } from "../leases/test-support.js";
 import { type EvaluationInput, evaluate } from "./evaluate.js";
 import { parseHostShape } from "./shapes.js";
 
@@ -16,24 +16,11 @@ const GIB = 1024;
 const SHAPE = parseHostShape("s-4x16:4:16");
 
 function waiting(id: string, memoryGib: number, window?: WindowSpec): Lease {
-  return {
-    id,
-    spec: testLeaseSpec(memoryGib, {
-      allowQueue: true,
-      ...(window === undefined ? {} : { window }),
-    }),
-    state: "PENDING",
-    hostId: "",
-    start: 0,
-    end: 0,
-    requestId: "",
-    createdAt: T,
-    updatedAt: T,
-    statusMessage: "",
-    history: [],
-    warned: false,
-    lastEvent: "CREATED",
-  };
+  const spec = testLeaseSpec(memoryGib, {
+    allowQueue: true,
+    ...(window === undefined ? {} : { window }),
+  });
+  return testPendingLease(id, spec, T);
 }
 
 /** Two 16 GiB hosts, each with `usedGib` held for the next day. */

@@ -10,7 +10,7 @@ import type { PlannedMove } from "../../migration/index.js";
 import { ClusterIndex, DEFAULT_PLACEMENT_POLICY } from "../../placement/index.js";
 import { HostRegistry } from "../hosts/registry.js";
 import type { Lease } from "../leases/model.js";
-import { testLeaseSpec } from "../leases/test-support.js";
+import { testLeaseSpec, testPendingLease } from "../leases/test-support.js";
 import { MemoryStore } from "../store/index.js";
 import type { ConsolidationPlanner, HostDrainer } from "./ports.js";
 import type { AutoscaleSignalRecord } from "./signal.js";
@@ -23,21 +23,7 @@ const HOUR = 60 * MINUTE;
 
 function waiting(id: string, memoryGib: number): Lease {
   const spec = testLeaseSpec(memoryGib, { allowQueue: true, liveMigratable: true });
-  return {
-    id,
-    spec,
-    state: "PENDING",
-    hostId: "",
-    start: 0,
-    end: 0,
-    requestId: "",
-    createdAt: T0,
-    updatedAt: T0,
-    statusMessage: "",
-    history: [],
-    warned: false,
-    lastEvent: "CREATED",
-  };
+  return testPendingLease(id, spec, T0);
 }
 
 async function setup(options: AutoscaleOptions, hostIds = ["host-a", "host-b", "host-c"]) {

@@ -1,5 +1,5 @@
 /** Lease specs for tests (here and in test/): the smallest valid spec, with what a test varies. */
-import type { LeaseSpec, OnHostFailure, WindowSpec } from "./model.js";
+import type { Lease, LeaseSpec, OnHostFailure, WindowSpec } from "./model.js";
 
 export interface TestSpecOptions {
   readonly window?: WindowSpec;
@@ -29,5 +29,24 @@ export function testLeaseSpec(memoryGib: number, options: TestSpecOptions = {}):
     onHostFailure: options.onHostFailure ?? "fail",
     allowQueue: options.allowQueue ?? false,
     driver: { image: "", params: {} },
+  };
+}
+
+/** A PENDING lease (in the queue since `createdAt`) with `spec`. */
+export function testPendingLease(id: string, spec: LeaseSpec, createdAt: number): Lease {
+  return {
+    id,
+    spec,
+    state: "PENDING",
+    hostId: "",
+    start: 0,
+    end: 0,
+    requestId: "",
+    createdAt,
+    updatedAt: createdAt,
+    statusMessage: "",
+    history: [],
+    warned: false,
+    lastEvent: "CREATED",
   };
 }
