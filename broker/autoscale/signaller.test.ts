@@ -14,7 +14,7 @@ import { testLeaseSpec, testPendingLease } from "../leases/test-support.js";
 import { MemoryStore } from "../store/index.js";
 import type { ConsolidationPlanner, HostDrainer } from "./ports.js";
 import type { AutoscaleSignalRecord } from "./signal.js";
-import { type AutoscaleOptions, AutoscaleSignaller } from "./signaller.js";
+import { type AutoscaleOptions, AutoscaleSignaller, CORDON_REASON } from "./signaller.js";
 
 const T0 = 1_900_000_000_000;
 const GIB = 1024;
@@ -171,6 +171,17 @@ describe("AutoscaleSignaller", () => {
     expect(s.hosts.view("host-c").cordoned).toBe(false);
     expect(s.signaller.status().removableHostIds).toEqual([]);
     expect(s.signals.at(-1)?.recommendation.kind).not.toBe("scale-in");
+    await s.signaller.stop();
+  });
+
+  it("uncordons hosts that an earlier broker cordoned for scale-in", async () => {
+    const s = await setup({});
+    await s.hosts.cordon("host-a", CORDON_REASON);
+    await s.hosts.cordon("host-b", "kernel upgrade");
+    s.signaller.start();
+    await s.clock.advance(0);
+    expect(s.hosts.view("host-a").cordoned).toBe(false);
+    expect(s.hosts.view("host-b").cordoned).toBe(true); // the operator's cordon stays
     await s.signaller.stop();
   });
 });

@@ -99,7 +99,8 @@ export interface AutoscaleStatusView {
   readonly removableHostIds: readonly string[];
 }
 
-const CORDON_REASON = "autoscale: scale-in candidate";
+/** The cordon reason of hosts the autoscaler is taking out (visible in `leasectl hosts`). */
+export const CORDON_REASON = "autoscale: scale-in candidate";
 
 export class AutoscaleSignaller {
   readonly settings: AutoscaleSettings;
@@ -248,6 +249,8 @@ export class AutoscaleSignaller {
   async #evaluateOnce(): Promise<void> {
     const now = this.#deps.clock.now();
     this.#forgetGoneHosts();
+    const stale = this.#staleCordons();
+    if (stale.length > 0) await this.#uncordon(stale);
     let evaluation = this.#evaluate(now);
     let raw = evaluation.recommendation;
     if (raw.kind === "scale-out" && this.#draining.size + this.#removable.size > 0) {
@@ -349,14 +352,36 @@ export class AutoscaleSignaller {
     this.#draining.clear();
     this.#removable.clear();
     this.#candidateSince.clear();
-    for (const hostId of ids) {
-      if (this.#deps.hosts.has(hostId) && this.#deps.hosts.view(hostId).state !== "DOWN") {
-        await this.#deps.hosts
-          .uncordon(hostId)
-          .catch((error) => this.#log.warn({ host: hostId, err: error }, "cannot uncordon"));
-      }
-    }
+    const hosts = this.#deps.hosts;
+    await this.#uncordon(ids.filter((id) => hosts.has(id) && hosts.view(id).state !== "DOWN"));
     this.#log.info({ hosts: ids, why }, "scale-in cancelled");
+  }
+
+  /**
+   * Hosts cordoned for scale-in that this signaller is not taking out (an earlier broker process
+   * cordoned them; the state of their drain was in its memory) are uncordoned: this run decides
+   * again.
+   */
+  #staleCordons(): string[] {
+    return this.#deps.hosts
+      .views()
+      .filter(
+        (v) =>
+          v.cordoned &&
+          v.stateReason === CORDON_REASON &&
+          v.state !== "DOWN" &&
+          !this.#draining.has(v.id) &&
+          !this.#removable.has(v.id),
+      )
+      .map((v) => v.id);
+  }
+
+  async #uncordon(hostIds: readonly string[]): Promise<void> {
+    for (const hostId of hostIds) {
+      await this.#deps.hosts
+        .uncordon(hostId)
+        .catch((error) => this.#log.warn({ host: hostId, err: error }, "cannot uncordon"));
+    }
   }
 
   /** Removable hosts that went away (the autoscaler released them) are forgotten. */
