@@ -13,6 +13,7 @@ import {
   type Resources,
 } from "../placement/index.js";
 import { ApiServer, type ApiServerOptions } from "./api/server.js";
+import { type AutoscaleOptions, AutoscaleSignaller } from "./autoscale/index.js";
 import { DashboardServer, orchestratorMigrationSource } from "./dashboard/index.js";
 import { AgentGateway } from "./hosts/agent-gateway.js";
 import type { HostGateway } from "./hosts/gateway.js";
@@ -78,6 +79,8 @@ export interface BrokerOptions {
   readonly serveApi?: boolean;
   /** Live migration limits and timeouts. */
   readonly migrationLimits?: Partial<MigrationLimits>;
+  /** The autoscaling hook (evaluated every interval; signals published where configured). */
+  readonly autoscale?: AutoscaleOptions;
 }
 
 export class Broker {
@@ -95,6 +98,8 @@ export class Broker {
   readonly fleet: SimFleet | undefined;
   /** The agents' gateway (bus mode), or undefined. */
   readonly agents: AgentGateway | undefined;
+  /** The autoscaling hook, when configured. */
+  readonly autoscale: AutoscaleSignaller | undefined;
   readonly #log: Logger;
   readonly #simHosts: SimHostsOptions | undefined;
   readonly #liveness: LivenessOptions;
@@ -116,6 +121,8 @@ export class Broker {
     this.#simHosts = options.simHosts;
     this.#liveness = { ...DEFAULT_LIVENESS, ...options.liveness };
     this.#serveApi = options.serveApi ?? true;
+    // One fencing token for agent commands and autoscale signals.
+    const epoch = options.epoch ?? this.clock.now();
     let gateway: HostGateway;
     if (options.bus === undefined) {
       this.fleet = new SimFleet(this.clock, options.simHosts ?? {});
@@ -128,7 +135,7 @@ export class Broker {
         registry: this.hosts,
         clock: this.clock,
         logger: this.#log,
-        epoch: options.epoch ?? this.clock.now(),
+        epoch,
         heartbeatIntervalMs: options.heartbeatIntervalMs ?? 1000,
         hostTtlMs: this.#liveness.downAfterMs,
         coalesceCommands: options.coalesceCommands ?? false,
@@ -168,6 +175,21 @@ export class Broker {
       ),
       ...(options.migrationLimits === undefined ? {} : { limits: options.migrationLimits }),
     });
+    this.autoscale =
+      options.autoscale === undefined
+        ? undefined
+        : new AutoscaleSignaller(
+            {
+              clock: this.clock,
+              logger: this.#log,
+              index: this.index,
+              hosts: this.hosts,
+              leases: this.leases,
+              policy,
+              epoch,
+            },
+            options.autoscale,
+          );
     this.api = new ApiServer(
       {
         store: this.store,
@@ -177,6 +199,7 @@ export class Broker {
         index: this.index,
         clock: this.clock,
         logger: this.#log,
+        ...(this.autoscale === undefined ? {} : { autoscale: this.autoscale }),
       },
       { address: options.grpcAddress, ...options.api },
     );
@@ -233,6 +256,7 @@ export class Broker {
       agents.open();
       this.hosts.startLiveness(this.#liveness);
     }
+    this.autoscale?.start();
     const port = this.#serveApi ? await this.api.start() : 0;
     const httpPort = await this.dashboard?.start();
     this.dashboard?.setReady(true);
@@ -245,6 +269,7 @@ export class Broker {
     this.#detachMigrations?.();
     await this.dashboard?.stop();
     if (this.#serveApi) await this.api.stop(graceMs);
+    await this.autoscale?.stop();
     this.agents?.close();
     this.hosts.stopLiveness();
     this.migrations.stop();

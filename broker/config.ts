@@ -1,8 +1,15 @@
 /**
  * The broker's configuration: flags, then LEASEBROKER_* environment variables, then defaults.
  */
-import { ConfigError, type OptionSpecs, type ParsedOptions, parseDuration } from "../core/index.js";
+import {
+  ConfigError,
+  errorMessage,
+  type OptionSpecs,
+  type ParsedOptions,
+  parseDuration,
+} from "../core/index.js";
 import { checkSecurity, SECURITY_OPTIONS } from "./auth/index.js";
+import { type AutoscaleOptions, parseHostShape } from "./autoscale/index.js";
 
 const hostPort = (value: string): string | undefined => {
   const match = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/.exec(value);
@@ -170,6 +177,122 @@ export const BROKER_OPTIONS = {
     default: 3_600_000,
     min: 1000,
   },
+  autoscaleInterval: {
+    type: "duration",
+    description: "autoscaling: evaluate the cluster this often",
+    env: "LEASEBROKER_AUTOSCALE_INTERVAL",
+    default: 30_000,
+    min: 1000,
+  },
+  autoscaleHorizon: {
+    type: "duration",
+    description: "autoscaling: waiting leases starting within this count as demand",
+    env: "LEASEBROKER_AUTOSCALE_HORIZON",
+    default: 3_600_000,
+    min: 1000,
+  },
+  autoscaleHighWatermark: {
+    type: "number",
+    description: "autoscaling: utilisation of any resource above this asks for hosts (0..1)",
+    env: "LEASEBROKER_AUTOSCALE_HIGH_WATERMARK",
+    default: 0.85,
+    min: 0.01,
+    max: 1,
+  },
+  autoscaleLowWatermark: {
+    type: "number",
+    description: "autoscaling: utilisation of every resource below this lets hosts go (0..1)",
+    env: "LEASEBROKER_AUTOSCALE_LOW_WATERMARK",
+    default: 0.3,
+    min: 0,
+    max: 1,
+  },
+  autoscaleScaleOutCooldown: {
+    type: "duration",
+    description: "autoscaling: no other signal this long after a ScaleOut",
+    env: "LEASEBROKER_AUTOSCALE_SCALE_OUT_COOLDOWN",
+    default: 120_000,
+  },
+  autoscaleScaleInCooldown: {
+    type: "duration",
+    description: "autoscaling: a host must be removable this long (and no ScaleOut this recent)",
+    env: "LEASEBROKER_AUTOSCALE_SCALE_IN_COOLDOWN",
+    default: 600_000,
+  },
+  autoscaleMinHosts: {
+    type: "integer",
+    description: "autoscaling: never suggest fewer READY hosts than this",
+    env: "LEASEBROKER_AUTOSCALE_MIN_HOSTS",
+    default: 1,
+    min: 0,
+    max: 1_000_000,
+  },
+  autoscaleHostShapes: {
+    type: "list",
+    description:
+      "autoscaling: shapes of new hosts, name:cpus:memoryGiB[:diskGiB[:gpus]] (default: the shapes of the current hosts)",
+    env: "LEASEBROKER_AUTOSCALE_HOST_SHAPES",
+    check: (items) => {
+      for (const item of items) {
+        try {
+          parseHostShape(item);
+        } catch (error) {
+          return errorMessage(error).replace(/^--autoscale-host-shapes: /, "");
+        }
+      }
+      return undefined;
+    },
+  },
+  autoscaleNats: {
+    type: "boolean",
+    description: "autoscaling: publish signals on the bus subject lb.v1.autoscale (protobuf)",
+    env: "LEASEBROKER_AUTOSCALE_NATS",
+  },
+  autoscaleWebhookUrl: {
+    type: "list",
+    description: "autoscaling: POST signals (JSON, signed) to these http(s) URLs",
+    env: "LEASEBROKER_AUTOSCALE_WEBHOOK_URL",
+    check: (urls) => {
+      for (const url of urls) {
+        let parsed: URL;
+        try {
+          parsed = new URL(url);
+        } catch {
+          return `${JSON.stringify(url)} is not a URL`;
+        }
+        if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+          return `${JSON.stringify(url)}: only http and https URLs`;
+        }
+      }
+      return undefined;
+    },
+  },
+  autoscaleWebhookSecret: {
+    type: "string",
+    description: "autoscaling: shared secret of the webhooks' HMAC-SHA256 signature",
+    env: "LEASEBROKER_AUTOSCALE_WEBHOOK_SECRET",
+    check: (v) => (v.length < 16 ? "must be at least 16 characters" : undefined),
+  },
+  autoscaleWebhookTimeout: {
+    type: "duration",
+    description: "autoscaling: a webhook attempt fails after this",
+    env: "LEASEBROKER_AUTOSCALE_WEBHOOK_TIMEOUT",
+    default: 5000,
+    min: 100,
+  },
+  autoscaleWebhookAttempts: {
+    type: "integer",
+    description: "autoscaling: attempts per signal and webhook (exponential backoff from 1 s)",
+    env: "LEASEBROKER_AUTOSCALE_WEBHOOK_ATTEMPTS",
+    default: 5,
+    min: 1,
+    max: 20,
+  },
+  autoscaleDeadLetterFile: {
+    type: "string",
+    description: "autoscaling: append undeliverable webhook signals to this JSON lines file",
+    env: "LEASEBROKER_AUTOSCALE_DEAD_LETTER_FILE",
+  },
   logLevel: {
     type: "string",
     description: "log level",
@@ -200,10 +323,58 @@ export function checkCombinations(config: BrokerConfig): void {
   if (config.hostSuspectAfter >= config.hostTtl) {
     throw new ConfigError("--host-suspect-after must be shorter than --host-ttl");
   }
+  if (config.autoscaleLowWatermark >= config.autoscaleHighWatermark) {
+    throw new ConfigError(
+      "--autoscale-low-watermark must be below --autoscale-high-watermark, or hosts would be added and removed in turn",
+    );
+  }
+  if (config.autoscaleNats && config.bus !== "nats") {
+    throw new ConfigError(
+      "--autoscale-nats publishes on the NATS bus: add --bus nats --nats-url …, or drop it",
+    );
+  }
+  if (config.autoscaleWebhookUrl.length > 0 && config.autoscaleWebhookSecret === undefined) {
+    throw new ConfigError(
+      "--autoscale-webhook-url needs --autoscale-webhook-secret (receivers verify the signature)",
+    );
+  }
   if (config.heartbeatInterval * 2 > config.hostSuspectAfter) {
     throw new ConfigError(
       "--heartbeat-interval must be at most half of --host-suspect-after, or one late beat makes a host suspect",
     );
   }
   checkSecurity(config);
+}
+
+/** The autoscaling hook's options from the configuration (the bus is the broker's). */
+export function autoscaleOptions(
+  config: BrokerConfig,
+  bus: AutoscaleOptions["bus"],
+): AutoscaleOptions {
+  return {
+    intervalMs: config.autoscaleInterval,
+    horizonMs: config.autoscaleHorizon,
+    highWatermark: config.autoscaleHighWatermark,
+    lowWatermark: config.autoscaleLowWatermark,
+    scaleOutCooldownMs: config.autoscaleScaleOutCooldown,
+    scaleInCooldownMs: config.autoscaleScaleInCooldown,
+    minHosts: config.autoscaleMinHosts,
+    shapes: config.autoscaleHostShapes.map((item) => parseHostShape(item)),
+    ...(config.autoscaleNats && bus !== undefined ? { bus } : {}),
+    ...(config.autoscaleWebhookUrl.length === 0
+      ? {}
+      : {
+          webhooks: {
+            urls: config.autoscaleWebhookUrl,
+            ...(config.autoscaleWebhookSecret === undefined
+              ? {}
+              : { secret: config.autoscaleWebhookSecret }),
+            timeoutMs: config.autoscaleWebhookTimeout,
+            maxAttempts: config.autoscaleWebhookAttempts,
+            ...(config.autoscaleDeadLetterFile === undefined
+              ? {}
+              : { deadLetterPath: config.autoscaleDeadLetterFile }),
+          },
+        }),
+  };
 }

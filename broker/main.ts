@@ -19,7 +19,12 @@ import { DEFAULT_PLACEMENT_POLICY } from "../placement/index.js";
 import { type SimAgents, startSimAgents } from "./all-in-one.js";
 import { type LoadedSecurity, loadSecurity, QuotaLedger } from "./auth/index.js";
 import { Broker } from "./broker.js";
-import { BROKER_OPTIONS, type BrokerConfig, checkCombinations } from "./config.js";
+import {
+  autoscaleOptions,
+  BROKER_OPTIONS,
+  type BrokerConfig,
+  checkCombinations,
+} from "./config.js";
 
 const USAGE = `leasebroker — a brokering cluster scheduler for virtual workloads
 
@@ -107,6 +112,7 @@ async function serve(config: BrokerConfig, security: LoadedSecurity): Promise<vo
       progressTimeoutMs: config.migrationProgressTimeout,
       drainTimeoutMs: config.drainTimeout,
     },
+    autoscale: autoscaleOptions(config, bus.broker),
   });
   let port: number;
   let agents: SimAgents | undefined;

@@ -39,6 +39,11 @@ import {
   timestampFromMs,
 } from "../../proto/index.js";
 import { CallGuard, type TokenSource } from "../auth/index.js";
+import {
+  type AutoscaleSignaller,
+  type AutoscaleStatusView,
+  statusToProto,
+} from "../autoscale/index.js";
 import type { HostRegistry, HostView } from "../hosts/registry.js";
 import type { LeaseManager, PlacementPreview } from "../leases/lease-manager.js";
 import type { Lease, LeaseSpec } from "../leases/model.js";
@@ -85,7 +90,18 @@ export interface ApiDeps {
   readonly index: ClusterIndex;
   readonly clock: Clock;
   readonly logger: Logger;
+  /** The autoscaling hook; without it GetAutoscaleStatus says "not enabled". */
+  readonly autoscale?: Pick<AutoscaleSignaller, "status">;
 }
+
+const AUTOSCALE_OFF: AutoscaleStatusView = {
+  enabled: false,
+  lastSignal: undefined,
+  evaluation: undefined,
+  idleHostIds: [],
+  drainingHostIds: [],
+  removableHostIds: [],
+};
 
 const MAX_BUCKETS = 1000;
 const DEFAULT_BUCKETS = 24;
@@ -557,7 +573,7 @@ export class ApiServer {
         return forecastToProto(buckets, req.selector, now, maxHostFree);
       }),
       GetAutoscaleStatus: unary(log, "GetAutoscaleStatus", () =>
-        unimplemented("the autoscaling hook"),
+        statusToProto(this.#deps.autoscale?.status() ?? AUTOSCALE_OFF),
       ),
       // The rebalance planner is the lead's to wire (migration/ planners + orchestrator.execute).
       Rebalance: unary(log, "Rebalance", () => unimplemented("rebalancing")),

@@ -1,7 +1,7 @@
 /**
  * Migration and cluster operations: drain, migrate, migrations, migration, abort-migration,
- * rebalance, autoscale. The broker answers UNIMPLEMENTED for these until their issues land;
- * leasectl then says "the broker does not support … yet" (exit 8).
+ * rebalance, autoscale. The broker answers UNIMPLEMENTED for the migration ones until their issue
+ * lands; leasectl then says "the broker does not support … yet" (exit 8).
  */
 import {
   type AutoscaleStatus,
@@ -208,7 +208,7 @@ export const rebalanceCommand = defineCommand({
 
 export const autoscaleCommand = defineCommand({
   name: "autoscale",
-  summary: "Show what the autoscale signaller sees and last said.",
+  summary: "Show what the autoscale signaller sees, its last signal and why.",
   options: {},
   arity: [0, 0],
   async run(ctx) {

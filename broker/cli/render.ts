@@ -451,16 +451,20 @@ export function autoscaleResult(s: AutoscaleStatus, now: number): string[] {
   if (signal !== null) {
     const at = timeWithRelative(tsMs(signal.time), now);
     if (signal.signal === "scaleOut" && signal.scaleOut !== null && signal.scaleOut !== undefined) {
-      const hosts = signal.scaleOut.hosts.map((h) => `${h.count}× ${h.shape}`).join(", ");
-      last = `scale out: ${hosts} (${signal.scaleOut.reason}) at ${at}`;
+      const out = signal.scaleOut;
+      const hosts = out.hosts.map((h) => `${h.count}× ${h.shape}`).join(", ");
+      const deadline = out.deadline === null ? "now" : timeWithRelative(tsMs(out.deadline), now);
+      last = `scale out #${signal.sequence}: ${hosts} (${out.reason}; needed by ${deadline}) at ${at}`;
     } else if (
       signal.signal === "scaleIn" &&
       signal.scaleIn !== null &&
       signal.scaleIn !== undefined
     ) {
-      last = `scale in: ${signal.scaleIn.candidateHostIds.join(", ")} (${signal.scaleIn.reason}) at ${at}`;
+      const moves = signal.scaleIn.moves.length;
+      last = `scale in #${signal.sequence}: ${signal.scaleIn.candidateHostIds.join(", ")} (${signal.scaleIn.reason}${moves > 0 ? `; ${moves} migrations` : ""}) at ${at}`;
     } else {
-      last = `steady at ${at}`;
+      const why = signal.steady?.reason ?? "";
+      last = `steady #${signal.sequence}${why === "" ? "" : ` (${why})`} at ${at}`;
     }
   }
   return fields([

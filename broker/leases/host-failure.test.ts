@@ -13,6 +13,7 @@ import { agentCodecs } from "../../proto/index.js";
 import { type SimAgents, startSimAgents } from "../all-in-one.js";
 import { Broker } from "../broker.js";
 import type { Lease, LeaseSpec, OnHostFailure, WindowSpec } from "./model.js";
+import { testLeaseSpec } from "./test-support.js";
 
 const T0 = 1_900_000_000_000;
 const GIB = 1024;
@@ -23,26 +24,7 @@ function spec(
   onHostFailure: OnHostFailure,
   window: WindowSpec = { kind: "immediate", durationMs: 3_600_000 },
 ): LeaseSpec {
-  return {
-    name: "vm",
-    tenant: "t",
-    labels: {},
-    resources: { cpuMillis: 1000, memoryMib: memoryGib * GIB, diskGib: 1, gpus: 0 },
-    window,
-    priority: 0,
-    preemptible: false,
-    constraints: [],
-    migration: {
-      liveMigratable: false,
-      maxDowntimeMs: 0,
-      allowSuspend: false,
-      allowAutoConverge: false,
-      allowPostCopy: false,
-    },
-    onHostFailure,
-    allowQueue: false,
-    driver: { image: "", params: {} },
-  };
+  return testLeaseSpec(memoryGib, { onHostFailure, window });
 }
 
 interface Cluster {

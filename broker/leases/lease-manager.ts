@@ -326,6 +326,13 @@ export class LeaseManager {
     return { leases: out, nextPageToken, revision: this.#revision };
   }
 
+  /** The PENDING leases (the queue), oldest first. */
+  pendingLeases(): Lease[] {
+    return [...this.#pending]
+      .map((id) => this.get(id).value)
+      .sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
+  }
+
   /** Every lease id in order. Leases are never removed, and new ids sort after old ones. */
   #sortedIdList(): readonly string[] {
     this.#sortedIds ??= [...this.#leases.keys()].sort();
@@ -1151,28 +1158,7 @@ export class LeaseManager {
   }
 
   #request(id: string, spec: LeaseSpec, window: { start: number; end: number }): PlacementRequest {
-    return {
-      leaseId: id,
-      resources: spec.resources,
-      window,
-      constraints: this.#requirements(spec),
-      priority: spec.priority,
-      preemptible: spec.preemptible,
-      ...(spec.affinity === undefined
-        ? {}
-        : {
-            group: {
-              name: spec.affinity.group,
-              kind: spec.affinity.kind,
-              hard: spec.affinity.hard,
-              ...(spec.affinity.topologyKey === ""
-                ? {}
-                : { topologyKey: spec.affinity.topologyKey }),
-              ...(spec.affinity.maxSkew === 0 ? {} : { maxSkew: spec.affinity.maxSkew }),
-            },
-          }),
-      ...(spec.policy === undefined ? {} : { policy: spec.policy }),
-    };
+    return placementRequest(id, spec, window, this.#requirements(spec));
   }
 
   #decide(
@@ -1980,4 +1966,33 @@ export function sameSpec(a: unknown, b: unknown): boolean {
   return ka.every((k) =>
     sameSpec((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]),
   );
+}
+
+/** What placement sees of a lease over `window` (`constraints` parsed from `spec.constraints`). */
+export function placementRequest(
+  id: string,
+  spec: LeaseSpec,
+  window: { start: number; end: number },
+  constraints: readonly Requirement[],
+): PlacementRequest {
+  return {
+    leaseId: id,
+    resources: spec.resources,
+    window,
+    constraints,
+    priority: spec.priority,
+    preemptible: spec.preemptible,
+    ...(spec.affinity === undefined
+      ? {}
+      : {
+          group: {
+            name: spec.affinity.group,
+            kind: spec.affinity.kind,
+            hard: spec.affinity.hard,
+            ...(spec.affinity.topologyKey === "" ? {} : { topologyKey: spec.affinity.topologyKey }),
+            ...(spec.affinity.maxSkew === 0 ? {} : { maxSkew: spec.affinity.maxSkew }),
+          },
+        }),
+    ...(spec.policy === undefined ? {} : { policy: spec.policy }),
+  };
 }
