@@ -13,6 +13,7 @@ import {
   type Resources,
 } from "../placement/index.js";
 import { ApiServer } from "./api/server.js";
+import { HighAvailability, type LeaderElection, observeCommits } from "./ha/index.js";
 import { AgentGateway } from "./hosts/agent-gateway.js";
 import type { HostGateway } from "./hosts/gateway.js";
 import {
@@ -29,7 +30,7 @@ import {
   type LeaseTimings,
 } from "./leases/lease-manager.js";
 import { type AdmissionLimits, DEFAULT_ADMISSION_LIMITS } from "./leases/validate.js";
-import { type BrokerStore, MemoryStore } from "./store/index.js";
+import { type BrokerSchema, type BrokerStore, type EtcdStore, MemoryStore } from "./store/index.js";
 
 export interface SimHostsOptions extends SimFleetOptions {
   readonly count: number;
@@ -63,6 +64,17 @@ export interface BrokerOptions {
   readonly heartbeatIntervalMs?: number;
   /** Batch the agent commands of one event-loop turn into one bus write (production). */
   readonly coalesceCommands?: boolean;
+  /** High availability over etcd (issue 6): campaign, follow or lead. `store` is then unused. */
+  readonly ha?: BrokerHaOptions;
+}
+
+export interface BrokerHaOptions {
+  readonly store: EtcdStore<BrokerSchema>;
+  readonly election: LeaderElection;
+  /** This broker's gRPC address as others reach it. */
+  readonly advertiseAddress: string;
+  /** Longest a new leader waits for hosts with leases to say Hello. Default 2 heartbeats + 0.5 s. */
+  readonly settleMs?: number;
 }
 
 export class Broker {
@@ -79,12 +91,18 @@ export class Broker {
   readonly #log: Logger;
   readonly #simHosts: SimHostsOptions | undefined;
   readonly #liveness: LivenessOptions;
+  /** The role in a cluster of brokers (with `ha`), or undefined (a single broker). */
+  readonly ha: HighAvailability | undefined;
 
   constructor(options: BrokerOptions) {
     this.clock = options.clock;
     this.#log = options.logger;
+    const ha = options.ha;
     // The lease manager and registry write fresh objects and never mutate them: no copy needed.
-    this.store = options.store ?? new MemoryStore({ copy: false });
+    this.store =
+      ha === undefined
+        ? (options.store ?? new MemoryStore({ copy: false }))
+        : observeCommits(ha.store, (error) => this.ha?.commitFailed(error));
     const policy = options.policy ?? DEFAULT_PLACEMENT_POLICY;
     this.index = new ClusterIndex({ resourceWeights: policy.resourceWeights });
     this.hosts = new HostRegistry({
@@ -111,6 +129,7 @@ export class Broker {
         heartbeatIntervalMs: options.heartbeatIntervalMs ?? 1000,
         hostTtlMs: this.#liveness.downAfterMs,
         coalesceCommands: options.coalesceCommands ?? false,
+        ...(ha === undefined ? {} : { mayCommand: () => ha.election.valid() }),
         ...(options.random === undefined ? {} : { random: options.random }),
       });
       gateway = this.agents;
@@ -131,8 +150,23 @@ export class Broker {
       limits: { ...DEFAULT_ADMISSION_LIMITS, ...options.limits },
       ...(options.timings === undefined ? {} : { timings: options.timings }),
     });
+    this.ha =
+      ha === undefined
+        ? undefined
+        : new HighAvailability({
+            store: ha.store,
+            election: ha.election,
+            leases: this.leases,
+            hosts: this.hosts,
+            agents: this.agents,
+            liveness: this.#liveness,
+            logger: this.#log,
+            advertiseAddress: ha.advertiseAddress,
+            settleMs: ha.settleMs ?? 2 * (options.heartbeatIntervalMs ?? 1000) + 500,
+          });
     this.api = new ApiServer(
       {
+        ...(this.ha === undefined ? {} : { gate: this.ha }),
         store: this.store,
         leases: this.leases,
         hosts: this.hosts,
@@ -147,6 +181,7 @@ export class Broker {
   /** Loads state, brings up the simulated hosts, and serves the API. Returns the gRPC port. */
   async start(): Promise<number> {
     this.index.advanceTo(this.clock.now());
+    if (this.ha !== undefined) return this.#startHa(this.ha);
     await this.hosts.load();
     const fleet = this.fleet;
     if (fleet !== undefined) {
@@ -171,7 +206,26 @@ export class Broker {
     return port;
   }
 
+  /** High availability: follow, campaign, lead when elected (the role decides what runs). */
+  async #startHa(ha: HighAvailability): Promise<number> {
+    this.agents?.onInventory((inventory) => {
+      this.leases
+        .reconcile(inventory)
+        .catch((error) => this.#log.error({ err: error }, "reconcile failed"));
+    });
+    ha.start();
+    const port = await this.api.start();
+    this.#log.info({ port }, "broker serving (high availability: following until elected)");
+    return port;
+  }
+
+  /**
+   * Stops: health NOT_SERVING, resign leadership (a follower takes over at once), then lets the
+   * calls in flight finish for `graceMs`, and closes the store.
+   */
   async stop(graceMs = 5000): Promise<void> {
+    this.api.setServing(false);
+    await this.ha?.stop();
     await this.api.stop(graceMs);
     this.agents?.close();
     this.hosts.stopLiveness();

@@ -39,6 +39,7 @@ import {
   msFromTimestamp,
   timestampFromMs,
 } from "../../proto/index.js";
+import { gateHandlers, type RequestGate } from "../ha/gate.js";
 import type { HostRegistry, HostView } from "../hosts/registry.js";
 import type { LeaseManager, PlacementPreview } from "../leases/lease-manager.js";
 import type { Lease, LeaseSpec } from "../leases/model.js";
@@ -74,6 +75,8 @@ export interface ApiDeps {
   readonly index: ClusterIndex;
   readonly clock: Clock;
   readonly logger: Logger;
+  /** High availability: which calls this broker answers in its role (all, without one). */
+  readonly gate?: RequestGate;
 }
 
 const MAX_BUCKETS = 1000;
@@ -231,7 +234,11 @@ export class ApiServer {
       "grpc.max_send_message_length": options.maxSendBytes ?? 16 * 1024 * 1024,
     });
     const pkg: LeaseBrokerGrpcType = loadLeaseBrokerPackage();
-    this.#server.addService(pkg.leasebroker.v1.LeaseBroker.service, this.#handlers());
+    const handlers = this.#handlers();
+    this.#server.addService(
+      pkg.leasebroker.v1.LeaseBroker.service,
+      deps.gate === undefined ? handlers : gateHandlers(handlers, deps.gate),
+    );
     this.health.addToServer(this.#server);
     new ReflectionService(loadLeaseBrokerPackageDefinition()).addToServer(this.#server);
   }

@@ -58,6 +58,11 @@ export interface AgentGatewayOptions {
   readonly random?: () => number;
   /** Send the commands of one event-loop turn in one bus write (production). Default false. */
   readonly coalesceCommands?: boolean;
+  /**
+   * Asked before every command attempt: false means this broker may not command agents (it is
+   * not, or may no longer be, the leader). Default: always true.
+   */
+  readonly mayCommand?: () => boolean;
 }
 
 /** What a host said it runs, from a Hello (the whole truth) or a heartbeat (ids only). */
@@ -84,6 +89,7 @@ export class AgentGateway implements HostGateway {
   readonly drops = new DropCounters();
   readonly #o: Required<Omit<AgentGatewayOptions, "random">> & {
     random: (() => number) | undefined;
+    epoch: number;
   };
   readonly #log: Logger;
   readonly #reports = new Set<(report: WorkloadReport) => void>();
@@ -100,6 +106,7 @@ export class AgentGateway implements HostGateway {
       commandTimeoutMs: 3000,
       commandAttempts: 5,
       coalesceCommands: false,
+      mayCommand: () => true,
       ...options,
       random: options.random,
     };
@@ -108,6 +115,12 @@ export class AgentGateway implements HostGateway {
 
   get epoch(): number {
     return this.#o.epoch;
+  }
+
+  /** A new leadership term: commands carry `epoch` from now on (and the gateway is not deposed). */
+  setEpoch(epoch: number): void {
+    this.#o.epoch = epoch;
+    this.#deposed = false;
   }
 
   /** True once an agent answered STALE_EPOCH: a newer broker leads; this one must not command. */
@@ -320,8 +333,8 @@ export class AgentGateway implements HostGateway {
     key: string,
     kind: Omit<CommandInput, "idempotencyKey" | "epoch" | "hostId">,
   ): Promise<void> {
-    if (this.#deposed)
-      throw new UnavailableError("this broker was deposed: a newer epoch commands the agents");
+    const refusal = this.#refusal();
+    if (refusal !== undefined) throw refusal;
     // One key per logical command (retries below resend the same bytes, so the same key): a
     // deliberate second command for the same lease (a restart, a second stop) is not a duplicate.
     this.#commands++;
@@ -338,6 +351,9 @@ export class AgentGateway implements HostGateway {
     if (this.#o.coalesceCommands) await this.#turnEnd();
     const reply = await withRetries(
       async () => {
+        // Asked again before each attempt: leadership may end while a command is retried.
+        const refused = this.#refusal();
+        if (refused !== undefined) throw refused;
         const answer = await this.#o.bus.request(hostSubject(hostId, "cmd"), bytes, {
           timeoutMs: this.#o.commandTimeoutMs,
         });
@@ -358,6 +374,15 @@ export class AgentGateway implements HostGateway {
       );
     });
     this.#check(hostId, reply);
+  }
+
+  /** Why this broker may not command agents now, or undefined. */
+  #refusal(): UnavailableError | undefined {
+    if (this.#deposed)
+      return new UnavailableError("this broker was deposed: a newer epoch commands the agents");
+    if (!this.#o.mayCommand())
+      return new UnavailableError("this broker is not the leader: it does not command agents");
+    return undefined;
   }
 
   #turn: Promise<void> | undefined;

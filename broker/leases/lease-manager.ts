@@ -187,6 +187,16 @@ export class LeaseManager {
    * (a start or end that passed while the broker was away fires at once).
    */
   async start(): Promise<void> {
+    await this.load();
+    this.armAll();
+  }
+
+  /**
+   * Loads every lease from the Store and charges the holds of placed ones on hosts the index
+   * knows; a host that joins later gets its leases' holds charged as it registers. Listens to
+   * hosts and reports. Timers wait for `armAll` (a new leader first lets agents re-register).
+   */
+  async load(): Promise<void> {
     let after: string | undefined;
     do {
       const page = await this.#store.list(
@@ -196,19 +206,15 @@ export class LeaseManager {
       for (const item of page.items) this.#remember(item);
       after = page.next;
     } while (after !== undefined);
-    for (const item of this.#leases.values()) {
-      const lease = item.value;
-      if (
-        HOLDING_STATES.has(lease.state) &&
-        lease.hostId !== "" &&
-        this.#index.host(lease.hostId) !== undefined
-      ) {
-        this.#commitHold(lease);
-      }
-    }
-    for (const item of this.#leases.values()) this.#arm(item.value);
+    for (const hostId of this.#byHost.keys()) this.#chargeHost(hostId);
     this.#unsubscribe.push(this.#gateway.onReport((report) => void this.#onReport(report)));
-    this.#unsubscribe.push(this.#hosts.onCapacityAdded(() => this.#scheduleQueuePass()));
+    this.#unsubscribe.push(
+      this.#hosts.onCapacityAdded((hostId) => {
+        // Synchronously, as the host registers: nothing can be placed there before its leases.
+        this.#chargeHost(hostId);
+        this.#scheduleQueuePass();
+      }),
+    );
     this.#unsubscribe.push(
       this.#hosts.onStateChanged((hostId, state) => {
         if (state !== "DOWN") return;
@@ -217,8 +223,69 @@ export class LeaseManager {
         );
       }),
     );
+  }
+
+  /** Arms every loaded lease's timers and runs the queue. */
+  armAll(): void {
+    for (const item of this.#leases.values()) this.#arm(item.value);
     this.#scheduleQueuePass();
   }
+
+  /** Charges the holds of the leases placed on `hostId` that the index does not hold yet. */
+  #chargeHost(hostId: string): void {
+    if (this.#index.host(hostId) === undefined) return;
+    for (const item of this.#onHost(hostId)) {
+      const lease = item.value;
+      if (!HOLDING_STATES.has(lease.state) || this.#index.hold(lease.id) !== undefined) continue;
+      try {
+        this.#commitHold(lease);
+      } catch (error) {
+        // A host back with less capacity than its leases hold: keep them, say so.
+        this.#log.error({ err: error, lease: lease.id, host: hostId }, "cannot charge a hold");
+      }
+    }
+  }
+
+  // ── high availability (issue 6): a follower's cache, and a leader's reload ────────────────
+
+  /**
+   * A follower's cache: a lease as the Store's watch reports it (newer revisions only). Nothing
+   * is charged or armed: a follower neither places nor acts.
+   */
+  applyRemote(item: Versioned<Lease>): void {
+    const current = this.#leases.get(item.id);
+    if (current !== undefined && current.revision >= item.revision) return;
+    this.#remember(item);
+  }
+
+  /** The hosts that have non-terminal leases placed on them (a new leader waits for them). */
+  placedHostIds(): string[] {
+    return [...this.#byHost].filter(([, ids]) => ids.size > 0).map(([hostId]) => hostId);
+  }
+
+  /**
+   * Forgets everything (after the writes in flight): timers, listeners, holds, leases. A broker
+   * that steps down, or whose view may differ from the Store's (a write failed), then loads again.
+   */
+  reset(): Promise<void> {
+    return this.#exclusive(async () => this.resetNow());
+  }
+
+  /** `reset` without waiting for the writes in flight (they fail: the store is fenced). */
+  resetNow(): void {
+    this.stop();
+    for (const id of this.#leases.keys()) this.#index.release(id);
+    this.#leases.clear();
+    this.#byRequestId.clear();
+    this.#pending.clear();
+    this.#sortedIds = undefined;
+    this.#byHost.clear();
+    this.#restartedAt.clear();
+    this.#staleStopAt.clear();
+    this.#revision = 0;
+  }
+
+  // ── end of high availability ───────────────────────────────────────────────────────────────
 
   stop(): void {
     for (const timers of this.#timers.values()) for (const t of timers) t.cancel();

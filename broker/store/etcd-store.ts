@@ -252,6 +252,11 @@ export class EtcdStore<S = StoreSchema> implements Store<S> {
   #observed = 0;
   #closed = false;
 
+  /** The etcd client (shared with the leader election, which must fence with the same etcd). */
+  get client(): Etcd3 {
+    return this.#client;
+  }
+
   constructor(options: EtcdStoreOptions<S>) {
     const prefix = options.prefix ?? DEFAULT_PREFIX;
     this.prefix = prefix.endsWith("/") ? prefix : `${prefix}/`;

@@ -43,3 +43,9 @@ export interface BrokerSchema {
 }
 
 export type BrokerStore = Store<BrokerSchema>;
+export {
+  BROKER_CODECS,
+  storedHostCodec,
+  storedLeaseCodec,
+  storedMigrationCodec,
+} from "./proto-codecs.js";
