@@ -71,6 +71,11 @@ export interface HostInventory {
   readonly leaseIds: readonly string[];
   /** A Hello: the agent (re)registered, possibly after a restart. */
   readonly fromHello: boolean;
+  /**
+   * From a Hello: the workloads the agent says are RUNNING (their RUNNING event may have gone
+   * out while no broker listened, during a leader failover).
+   */
+  readonly running?: readonly string[];
 }
 
 /** An agent refused a command; `code` is its CommandError name. */
@@ -247,6 +252,9 @@ export class AgentGateway implements HostGateway {
       hostId: hello.hostId,
       leaseIds: hello.workloads.map((w) => w.leaseId),
       fromHello: true,
+      running: hello.workloads
+        .filter((w) => w.state === "WORKLOAD_STATE_RUNNING")
+        .map((w) => w.leaseId),
     };
     for (const listener of [...this.#inventories]) listener(inventory);
   }

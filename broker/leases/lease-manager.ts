@@ -1115,6 +1115,7 @@ export class LeaseManager {
     hostId: string;
     leaseIds: readonly string[];
     fromHello: boolean;
+    running?: readonly string[];
   }): Promise<void> {
     return this.#exclusive(async () => {
       const { hostId } = inventory;
@@ -1141,6 +1142,7 @@ export class LeaseManager {
           );
       }
       const now = this.#clock.now();
+      if (inventory.fromHello) await this.#catchUp(hostId, present, inventory.running ?? []);
       for (const item of this.#onHost(hostId)) {
         const lease = item.value;
         if (present.has(lease.id)) continue;
@@ -1158,6 +1160,27 @@ export class LeaseManager {
         this.#sendStart(lease);
       }
     });
+  }
+
+  /**
+   * What a Hello says that reports may have missed (they are published once; during a leader
+   * failover nobody listens): a STARTING lease the host runs is ACTIVE, an ENDING lease the host
+   * no longer has has stopped.
+   */
+  async #catchUp(
+    hostId: string,
+    present: ReadonlySet<string>,
+    running: readonly string[],
+  ): Promise<void> {
+    const isRunning = new Set(running);
+    for (const item of this.#onHost(hostId)) {
+      const lease = item.value;
+      if (lease.state === "STARTING" && isRunning.has(lease.id)) {
+        await this.#transition(item, "ACTIVE", `running on ${hostId}`);
+      } else if (lease.state === "ENDING" && !present.has(lease.id)) {
+        await this.#finish(item, stopFinal(lease.stopReason), lease.statusMessage);
+      }
+    }
   }
 
   // ── reports from hosts ─────────────────────────────────────────────────────────────────────

@@ -1,0 +1,199 @@
+/**
+ * A cluster of brokers for the high-availability tests: real etcd, real nats-server, broker
+ * processes with `--store etcd`, `leasebroker-agent` processes, and clients that follow the
+ * leader (the CLI's BrokerConnection, the same code leasectl uses).
+ */
+import { join } from "node:path";
+import { status } from "@grpc/grpc-js";
+import { BrokerConnection } from "../../broker/cli/client.js";
+import { BrokerCallError } from "../../broker/cli/errors.js";
+import { HOLDING_STATES } from "../../broker/leases/transitions.js";
+import type {
+  Lease,
+  LeaseSpecInput,
+  ListLeasesResponse,
+  SubmitLeaseResponse,
+} from "../../proto/index.js";
+import { BROKER_MAIN, TIMINGS } from "../cluster/cluster-processes.js";
+import {
+  freePort,
+  type ManagedProcess,
+  makeTempDir,
+  removeDir,
+  spawnManaged,
+} from "../helpers/index.js";
+
+export const ELECTION_TTL = "2s";
+
+export interface HaBroker {
+  readonly name: string;
+  readonly address: string;
+  proc: ManagedProcess;
+  /** Resolves once this broker logs that it leads (past or future), bounded. */
+  leading(timeoutMs?: number): Promise<void>;
+  /** Whether its log says it leads (it may since have stepped down: see `log`). */
+  saidLeading(): boolean;
+  dispose(): Promise<void>;
+}
+
+export interface HaBrokerOptions {
+  readonly name: string;
+  readonly etcdUrl: string;
+  readonly natsUrl: string;
+  readonly extraArgs?: readonly string[];
+}
+
+export async function startHaBroker(options: HaBrokerOptions): Promise<HaBroker> {
+  const port = await freePort();
+  const address = `127.0.0.1:${port}`;
+  const dir = await makeTempDir(`broker-${options.name}`);
+  const proc = await spawnManaged(
+    process.execPath,
+    [
+      BROKER_MAIN,
+      "--store",
+      "etcd",
+      "--etcd-endpoints",
+      options.etcdUrl,
+      "--election-ttl",
+      ELECTION_TTL,
+      "--bus",
+      "nats",
+      "--nats-url",
+      options.natsUrl,
+      "--grpc-address",
+      address,
+      "--sim-hosts",
+      "0",
+      "--heartbeat-interval",
+      TIMINGS.heartbeatInterval,
+      "--host-suspect-after",
+      TIMINGS.suspectAfter,
+      "--host-ttl",
+      TIMINGS.hostTtl,
+      "--stop-grace",
+      "1s",
+      "--shutdown-grace",
+      "2s",
+      ...(options.extraArgs ?? []),
+    ],
+    {
+      name: `broker-${options.name}`,
+      logFile: join(dir, "broker.log"),
+      readyWhen: /"msg":"broker serving/,
+      readyTimeoutMs: 20_000,
+      stopGraceMs: 10_000,
+    },
+  );
+  const broker: HaBroker = {
+    name: options.name,
+    address,
+    proc,
+    async leading(timeoutMs = 15_000) {
+      await broker.proc.waitForOutput(/"msg":"leading"/, timeoutMs);
+    },
+    saidLeading: () => /"msg":"leading"/.test(broker.proc.output()),
+    async dispose() {
+      await broker.proc.stop();
+      await removeDir(dir);
+    },
+  };
+  return broker;
+}
+
+/** A client of several brokers that follows the leader and retries through a failover. */
+export class HaClient {
+  readonly #conn: BrokerConnection;
+
+  constructor(addresses: readonly string[], failoverMs = 20_000) {
+    this.#conn = new BrokerConnection({
+      address: addresses.join(","),
+      timeoutMs: 3000,
+      failoverMs,
+      security: { kind: "insecure" },
+      verbose: false,
+      note: () => {},
+    });
+  }
+
+  async submit(spec: LeaseSpecInput, requestId: string): Promise<Lease> {
+    const response = await this.#conn.unary<SubmitLeaseResponse>("SubmitLease", (c, m, o, cb) =>
+      c.SubmitLease({ spec, requestId }, m, o, cb),
+    );
+    if (response.lease === null) throw new Error("SubmitLease returned no lease");
+    return response.lease;
+  }
+
+  cancel(id: string): Promise<Lease> {
+    return this.#conn.unary<Lease>("CancelLease", (c, m, o, cb) => c.CancelLease({ id }, m, o, cb));
+  }
+
+  extend(id: string, extraSeconds: number): Promise<Lease> {
+    return this.#conn.unary<Lease>("ExtendLease", (c, m, o, cb) =>
+      c.ExtendLease({ id, extra: { seconds: extraSeconds, nanos: 0 } }, m, o, cb),
+    );
+  }
+
+  get(id: string): Promise<Lease> {
+    return this.#conn.unary<Lease>("GetLease", (c, m, o, cb) => c.GetLease({ id }, m, o, cb));
+  }
+
+  async listAll(): Promise<Lease[]> {
+    const out: Lease[] = [];
+    let pageToken = "";
+    do {
+      const page = await this.#conn.unary<ListLeasesResponse>("ListLeases", (c, m, o, cb) =>
+        c.ListLeases({ pageToken, pageSize: 1000 }, m, o, cb),
+      );
+      out.push(...page.leases);
+      pageToken = page.nextPageToken;
+    } while (pageToken !== "");
+    return out;
+  }
+
+  close(): void {
+    this.#conn.close();
+  }
+}
+
+export function isUnavailable(error: unknown): boolean {
+  return error instanceof BrokerCallError && error.code === status.UNAVAILABLE;
+}
+
+/** A small immediate lease: memory binds (16 fit an 8 GiB agent). */
+export function smallLease(tenant: string, minutes = 10): LeaseSpecInput {
+  return {
+    tenant,
+    resources: { cpuMillis: 250, memoryMib: 512 },
+    immediate: { duration: { seconds: minutes * 60, nanos: 0 } },
+  };
+}
+
+const ms = (t: { seconds: number | string; nanos: number } | null): number =>
+  t === null ? 0 : Number(t.seconds) * 1000 + Math.floor(t.nanos / 1e6);
+
+/** The largest total memory held on one host at any instant by `leases` (their windows). */
+export function peakMemoryByHost(leases: readonly Lease[]): Map<string, number> {
+  const edges = new Map<string, { at: number; delta: number }[]>();
+  for (const lease of leases) {
+    const state = lease.state.replace(/^LEASE_STATE_/, "");
+    if (!HOLDING_STATES.has(state as never) || lease.hostId === "") continue;
+    const memory = Number(lease.spec?.resources?.memoryMib ?? 0);
+    const list = edges.get(lease.hostId) ?? [];
+    list.push({ at: ms(lease.start), delta: memory }, { at: ms(lease.end), delta: -memory });
+    edges.set(lease.hostId, list);
+  }
+  const peaks = new Map<string, number>();
+  for (const [host, list] of edges) {
+    // Half-open windows: at the same instant an end comes before a start.
+    list.sort((a, b) => a.at - b.at || a.delta - b.delta);
+    let used = 0;
+    let peak = 0;
+    for (const edge of list) {
+      used += edge.delta;
+      peak = Math.max(peak, used);
+    }
+    peaks.set(host, peak);
+  }
+  return peaks;
+}
