@@ -230,7 +230,11 @@ function storeError(error: unknown, what: string): LeaseBrokerError {
   // Connection-level failures that etcd3 does not classify (refused dials, DNS) still mean "etcd
   // cannot be reached"; anything else is a bug or a protocol problem.
   const message = error instanceof Error ? error.message : String(error);
-  if (/ECONNREFUSED|EHOSTUNREACH|ENOTFOUND|No connection|UNAVAILABLE|DEADLINE/i.test(message)) {
+  if (
+    /ECONNREFUSED|EHOSTUNREACH|ENOTFOUND|No connection|UNAVAILABLE|DEADLINE|circuit breaker is open/i.test(
+      message,
+    )
+  ) {
     return new UnavailableError(`${what}: etcd is unavailable`, { cause: error });
   }
   return new InternalError(`${what}: etcd failed: ${message}`, { cause: error });

@@ -12,56 +12,20 @@ import type { Lease as DomainLease } from "../../broker/leases/model.js";
 import { HOLDING_STATES } from "../../broker/leases/transitions.js";
 import { BROKER_CODECS, type BrokerSchema, EtcdStore } from "../../broker/store/index.js";
 import type { Lease } from "../../proto/index.js";
-import { buildAgent } from "../agent/agent-process.js";
-import {
-  BeatObserver,
-  type ClusterAgent,
-  startClusterAgent,
-} from "../cluster/cluster-processes.js";
-import {
-  type EtcdHandle,
-  type NatsHandle,
-  startEtcd,
-  startNats,
-  waitFor,
-} from "../helpers/index.js";
+import { BeatObserver } from "../cluster/cluster-processes.js";
+import { waitFor } from "../helpers/index.js";
 import {
   type HaBroker,
   HaClient,
+  type HaCluster,
+  HOST_MEMORY_MIB,
   peakMemoryByHost,
   smallLease,
-  startHaBroker,
+  startHaCluster,
+  stopHaCluster,
 } from "./ha-cluster.js";
 
 const HOSTS = ["ha-1", "ha-2", "ha-3"];
-/** An agent's memory (8 GiB, ratio 1): what no host may exceed at any instant. */
-const HOST_MEMORY_MIB = 8 * 1024;
-
-interface Cluster {
-  etcd: EtcdHandle;
-  nats: NatsHandle;
-  brokers: HaBroker[];
-  agents: ClusterAgent[];
-}
-
-async function startCluster(): Promise<Cluster> {
-  buildAgent();
-  const etcd = await startEtcd();
-  const nats = await startNats();
-  const first = await startHaBroker({ name: "a", etcdUrl: etcd.clientUrl, natsUrl: nats.url });
-  await first.leading();
-  const second = await startHaBroker({ name: "b", etcdUrl: etcd.clientUrl, natsUrl: nats.url });
-  const agents = await Promise.all(HOSTS.map((id) => startClusterAgent(id, nats.url)));
-  return { etcd, nats, brokers: [first, second], agents };
-}
-
-async function stopCluster(c: Cluster | undefined): Promise<void> {
-  if (c === undefined) return;
-  await Promise.all(c.agents.map((a) => a.dispose()));
-  await Promise.all(c.brokers.map((b) => b.dispose()));
-  await c.nats.stop();
-  await c.etcd.stop();
-}
 
 /** Every write the store ever applied to a lease, in revision order (etcd keeps all history). */
 async function leaseHistory(etcdUrl: string): Promise<{ revision: number; lease: DomainLease }[]> {
@@ -113,21 +77,21 @@ function worstOversubscription(history: { revision: number; lease: DomainLease }
 }
 
 describe("kill -9 of the leader under a steady stream of submits", () => {
-  let cluster: Cluster | undefined;
+  let cluster: HaCluster | undefined;
   let beats: BeatObserver | undefined;
 
   beforeAll(async () => {
-    cluster = await startCluster();
+    cluster = await startHaCluster(HOSTS);
     beats = await BeatObserver.open(cluster.nats.url);
   }, 90_000);
 
   afterAll(async () => {
     await beats?.close();
-    await stopCluster(cluster);
+    await stopHaCluster(cluster);
   }, 60_000);
 
   it("a follower leads, and no acknowledged lease is lost, duplicated or doubly run", async () => {
-    const c = cluster as Cluster;
+    const c = cluster as HaCluster;
     const [leader, follower] = c.brokers as [HaBroker, HaBroker];
     // The client knows the follower first: it is redirected to the leader, then must fail over.
     const client = new HaClient([follower.address, leader.address]);
@@ -210,18 +174,18 @@ describe("kill -9 of the leader under a steady stream of submits", () => {
 });
 
 describe("history check: concurrent submits, cancels and extends while the leader is killed", () => {
-  let cluster: Cluster | undefined;
+  let cluster: HaCluster | undefined;
 
   beforeAll(async () => {
-    cluster = await startCluster();
+    cluster = await startHaCluster(HOSTS);
   }, 90_000);
 
   afterAll(async () => {
-    await stopCluster(cluster);
+    await stopHaCluster(cluster);
   }, 60_000);
 
   it("no host is oversubscribed at any revision, and every acknowledged write is there", async () => {
-    const c = cluster as Cluster;
+    const c = cluster as HaCluster;
     const [leader, follower] = c.brokers as [HaBroker, HaBroker];
     // Half of the clients start at the leader, half at the follower.
     const clients = [
@@ -264,7 +228,7 @@ describe("history check: concurrent submits, cancels and extends while the leade
           extendedTo.set(id, endOf(lease));
         } else {
           // Several sizes, so that placements pack hosts unevenly.
-          const spec = smallLease(`t${w}`, 5 + (i % 3));
+          const spec = smallLease(`t${w}`, 300 + 60 * (i % 3));
           const memoryMib = [512, 1024, 1536][i % 3] as number;
           const requestId = `w${w}-${i}`;
           const lease = await client.submit(

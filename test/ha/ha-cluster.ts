@@ -14,16 +14,64 @@ import type {
   ListLeasesResponse,
   SubmitLeaseResponse,
 } from "../../proto/index.js";
-import { BROKER_MAIN, TIMINGS } from "../cluster/cluster-processes.js";
+import { buildAgent } from "../agent/agent-process.js";
 import {
+  BROKER_MAIN,
+  type ClusterAgent,
+  startClusterAgent,
+  TIMINGS,
+} from "../cluster/cluster-processes.js";
+import {
+  type EtcdHandle,
   freePort,
   type ManagedProcess,
   makeTempDir,
+  type NatsHandle,
   removeDir,
   spawnManaged,
+  startEtcd,
+  startNats,
 } from "../helpers/index.js";
 
 export const ELECTION_TTL = "2s";
+/** An agent's memory (8 GiB, ratio 1): what no host may exceed at any instant. */
+export const HOST_MEMORY_MIB = 8 * 1024;
+
+export interface HaCluster {
+  readonly etcd: EtcdHandle;
+  readonly nats: NatsHandle;
+  /** The first one leads when the others start. */
+  readonly brokers: HaBroker[];
+  readonly agents: ClusterAgent[];
+}
+
+/**
+ * etcd, NATS, two brokers (the first leads: it starts alone) and one agent per host id.
+ * `etcdUrlOf` gives a broker another way to etcd (a proxy the test can cut).
+ */
+export async function startHaCluster(
+  hosts: readonly string[],
+  options: { etcdUrlOf?: (broker: string, etcd: EtcdHandle) => Promise<string> } = {},
+): Promise<HaCluster> {
+  buildAgent();
+  const etcd = await startEtcd();
+  const nats = await startNats();
+  const url = async (name: string): Promise<string> =>
+    options.etcdUrlOf === undefined ? etcd.clientUrl : options.etcdUrlOf(name, etcd);
+  const first = await startHaBroker({ name: "a", etcdUrl: await url("a"), natsUrl: nats.url });
+  await first.leading();
+  const second = await startHaBroker({ name: "b", etcdUrl: await url("b"), natsUrl: nats.url });
+  const agents = await Promise.all(hosts.map((id) => startClusterAgent(id, nats.url)));
+  return { etcd, nats, brokers: [first, second], agents };
+}
+
+export async function stopHaCluster(c: HaCluster | undefined): Promise<void> {
+  if (c === undefined) return;
+  await Promise.all(c.agents.map((a) => a.dispose()));
+  await Promise.all(c.brokers.map((b) => b.dispose()));
+  await c.nats.stop();
+  await c.etcd.stop();
+}
 
 export interface HaBroker {
   readonly name: string;
@@ -31,8 +79,8 @@ export interface HaBroker {
   proc: ManagedProcess;
   /** Resolves once this broker logs that it leads (past or future), bounded. */
   leading(timeoutMs?: number): Promise<void>;
-  /** Whether its log says it leads (it may since have stepped down: see `log`). */
-  saidLeading(): boolean;
+  /** Whether its log's last word on its role is that it leads. */
+  leadsNow(): boolean;
   dispose(): Promise<void>;
 }
 
@@ -92,7 +140,10 @@ export async function startHaBroker(options: HaBrokerOptions): Promise<HaBroker>
     async leading(timeoutMs = 15_000) {
       await broker.proc.waitForOutput(/"msg":"leading"/, timeoutMs);
     },
-    saidLeading: () => /"msg":"leading"/.test(broker.proc.output()),
+    leadsNow: () => {
+      const log = broker.proc.output();
+      return log.lastIndexOf('"msg":"leading"') > log.lastIndexOf('"msg":"no longer the leader"');
+    },
     async dispose() {
       await broker.proc.stop();
       await removeDir(dir);
@@ -161,11 +212,11 @@ export function isUnavailable(error: unknown): boolean {
 }
 
 /** A small immediate lease: memory binds (16 fit an 8 GiB agent). */
-export function smallLease(tenant: string, minutes = 10): LeaseSpecInput {
+export function smallLease(tenant: string, seconds = 600): LeaseSpecInput {
   return {
     tenant,
     resources: { cpuMillis: 250, memoryMib: 512 },
-    immediate: { duration: { seconds: minutes * 60, nanos: 0 } },
+    immediate: { duration: { seconds, nanos: 0 } },
   };
 }
 
