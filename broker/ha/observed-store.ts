@@ -17,7 +17,7 @@ export function observeCommits<S>(store: Store<S>, onFailure: (error: unknown) =
         throw error;
       }
     },
-    watch: (options, listener) => store.watch(options, listener),
+    watch: (options, listener, onError) => store.watch(options, listener, onError),
     revision: () => store.revision(),
     close: () => store.close(),
   };

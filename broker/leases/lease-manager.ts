@@ -14,6 +14,7 @@ import {
   errorMessage,
   FailedPreconditionError,
   InvalidArgumentError,
+  type LeaseBrokerError,
   type Logger,
   NotFoundError,
   ResourceExhaustedError,
@@ -372,7 +373,11 @@ export class LeaseManager {
    * Lease events from `fromRevision` on, inclusive (0: from now), then live ones, as the
    * contract's WatchLeases says. Throws `CompactedError` when that history is gone.
    */
-  watch(fromRevision: number, listener: (event: LeaseWatchEvent) => void): StoreWatch {
+  watch(
+    fromRevision: number,
+    listener: (event: LeaseWatchEvent) => void,
+    onError?: (error: LeaseBrokerError) => void,
+  ): StoreWatch {
     return this.#store.watch(
       // The Store delivers the events after the revision it is given.
       { collections: ["leases"], ...(fromRevision > 0 ? { fromRevision: fromRevision - 1 } : {}) },
@@ -387,6 +392,7 @@ export class LeaseManager {
           ...(previous === undefined ? {} : { previousState: previous.state }),
         });
       },
+      onError,
     );
   }
 

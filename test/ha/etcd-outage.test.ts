@@ -3,11 +3,13 @@
  * nothing is half-written, work resumes when it returns), and the leader alone cut off from
  * etcd by a partition (it sends agents no command once its election lease has expired).
  */
+import { status } from "@grpc/grpc-js";
 import { Etcd3 } from "etcd3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BROKER_CODECS, type BrokerSchema, EtcdStore } from "../../broker/store/index.js";
 import { NatsBus, type Subscription } from "../../bus/index.js";
 import { agentCodecs } from "../../proto/index.js";
+import { BrokerApi } from "../broker/harness.js";
 import { waitFor } from "../helpers/index.js";
 import {
   type HaBroker,
@@ -97,6 +99,24 @@ describe("etcd stopped with the brokers running", () => {
     client.close();
     direct.close();
   }, 120_000);
+
+  it("answers a watch from compacted history OUT_OF_RANGE, on the leader and on a follower", async () => {
+    const c = cluster as HaCluster;
+    const etcd = new Etcd3({ hosts: c.etcd.clientUrl });
+    try {
+      const { header } = await etcd.kv.range({ key: Buffer.from("/"), count_only: true });
+      await etcd.kv.compact({ revision: header.revision, physical: true });
+    } finally {
+      etcd.close();
+    }
+    for (const broker of c.brokers) {
+      const api = new BrokerApi(broker.address);
+      const stream = api.watch({ fromRevision: 1 });
+      const error = await stream.waitForError();
+      expect(error.code, broker.name).toBe(status.OUT_OF_RANGE);
+      api.close();
+    }
+  }, 60_000);
 
   it("on SIGTERM the leader resigns: the other broker leads at once, the process exits 0", async () => {
     const c = cluster as HaCluster;
