@@ -152,6 +152,7 @@ export class HighAvailability implements RequestGate {
     this.#cacheWatch = undefined;
     const { store, leases, hosts } = this.#o;
     await leases.reset();
+    if (generation !== this.#generation) return;
     hosts.reset();
     let delay = RETRY_MS;
     while (generation === this.#generation) {
