@@ -15,7 +15,7 @@
  */
 import type { Etcd3, IKeyValue, Lease, Watcher } from "etcd3";
 import { errorMessage, type Logger } from "../../core/index.js";
-import type { StoreFence } from "../store/index.js";
+import { prefixEnd, type StoreFence } from "../store/index.js";
 
 export interface ElectionOptions {
   readonly client: Etcd3;
@@ -103,7 +103,7 @@ export class LeaderElection {
 
   /** True while this broker leads and its lease cannot have expired at etcd. */
   valid(): boolean {
-    return this.#role.kind === "leader" && Date.now() < this.#validUntil;
+    return this.#role.kind === "leader" && monotonicNow() < this.#validUntil;
   }
 
   /** The leader's advertised address as last seen (this broker's own while it leads). */
@@ -142,13 +142,15 @@ export class LeaderElection {
     const lease = this.#o.client.lease(ttlSeconds, { autoKeepAlive: true });
     this.#lease = lease;
     this.#fired = [];
-    const sentAt = Date.now();
-    lease.on("keepaliveFired", () => this.#fired.push(Date.now()));
+    const sentAt = monotonicNow();
+    lease.on("keepaliveFired", () => this.#fired.push(monotonicNow()));
     lease.on("keepaliveFailed", () => {
       this.#fired = [];
     });
     lease.on("keepaliveSucceeded", (res) => {
-      const at = this.#fired.shift() ?? Date.now() - this.#o.ttlMs / 3;
+      const at = this.#fired.shift();
+      // An answer with no send time known proves nothing about how long the lease lives.
+      if (at === undefined || campaign !== this.#campaigns) return;
       this.#extend(at + Number(res.TTL) * 1000);
     });
     lease.on("lost", (error) => {
@@ -193,13 +195,13 @@ export class LeaderElection {
     clearTimeout(this.#expiry);
     this.#expiry = setTimeout(
       () => this.#checkExpiry(),
-      Math.max(0, this.#validUntil - Date.now()),
+      Math.max(0, this.#validUntil - monotonicNow()),
     );
     this.#expiry.unref();
   }
 
   #checkExpiry(): void {
-    if (this.#role.kind !== "leader" || Date.now() < this.#validUntil) return;
+    if (this.#role.kind !== "leader" || monotonicNow() < this.#validUntil) return;
     this.#log.warn("the election lease may have expired (no keepalive answered): stepping down");
     this.#lost("the election lease was not renewed in time");
   }
@@ -276,7 +278,7 @@ export class LeaderElection {
     try {
       const response = await this.#o.client.kv.range({
         key: Buffer.from(this.#electionPrefix),
-        range_end: Buffer.from(prefixEnd(this.#electionPrefix)),
+        range_end: prefixEnd(Buffer.from(this.#electionPrefix)),
         sort_order: "Ascend",
         sort_target: "Create",
         limit: 1,
@@ -292,7 +294,7 @@ export class LeaderElection {
       this.#key !== undefined &&
       first.key.toString() === this.#key &&
       Number(first.create_revision) === this.#createRevision;
-    if (mine && this.#role.kind === "follower" && Date.now() < this.#validUntil) {
+    if (mine && this.#role.kind === "follower" && monotonicNow() < this.#validUntil) {
       const term: Term = { epoch: this.#createRevision, key: this.#key as string };
       this.#role = { kind: "leader", term };
       this.#armExpiry();
@@ -311,8 +313,10 @@ export class LeaderElection {
   }
 }
 
-function prefixEnd(prefix: string): Buffer {
-  const end = Buffer.from(prefix);
-  end[end.length - 1] = (end[end.length - 1] as number) + 1;
-  return end;
+/**
+ * The leadership deadline is local time, and must not jump with the wall clock (NTP): a
+ * monotonic clock. (Not the Clock port: etcd's leases run in real time, never virtual.)
+ */
+function monotonicNow(): number {
+  return performance.now();
 }

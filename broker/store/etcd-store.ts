@@ -184,7 +184,7 @@ function deepFreeze<T>(value: T): T {
 }
 
 /** The smallest key greater than every key starting with `prefix` (etcd's prefix range end). */
-function prefixEnd(prefix: Buffer): Buffer {
+export function prefixEnd(prefix: Buffer): Buffer {
   const end = Buffer.from(prefix);
   for (let i = end.length - 1; i >= 0; i--) {
     const byte = end[i] as number;

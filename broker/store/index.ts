@@ -9,6 +9,7 @@ export {
   type EtcdStoreWatch,
   FencedError,
   jsonCodec,
+  prefixEnd,
   StoreDecodeError,
   type StoreFence,
   type ValueCodec,

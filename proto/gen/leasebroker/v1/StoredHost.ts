@@ -7,13 +7,25 @@ import type { Long } from '@grpc/proto-loader';
  * A host's administrative state (liveness and capacity come from its agent, not from here).
  */
 export interface StoredHost {
+  /**
+   * The host id (also the key's last segment).
+   */
   'id'?: (string) | undefined;
+  /**
+   * Cordoned by an operator: no new leases.
+   */
   'cordoned'?: (boolean) | undefined;
+  /**
+   * The operator's reason; empty when none.
+   */
   'reason'?: (string) | undefined;
   /**
-   * 0 when not draining.
+   * While draining, when leases that could not move follow their policy, epoch ms; 0 otherwise.
    */
   'drainDeadlineMs'?: (number | string | Long) | undefined;
+  /**
+   * When it was last written, epoch ms.
+   */
   'updatedAtMs'?: (number | string | Long) | undefined;
 }
 
@@ -21,12 +33,24 @@ export interface StoredHost {
  * A host's administrative state (liveness and capacity come from its agent, not from here).
  */
 export interface StoredHost__Output {
+  /**
+   * The host id (also the key's last segment).
+   */
   'id': (string);
+  /**
+   * Cordoned by an operator: no new leases.
+   */
   'cordoned': (boolean);
+  /**
+   * The operator's reason; empty when none.
+   */
   'reason': (string);
   /**
-   * 0 when not draining.
+   * While draining, when leases that could not move follow their policy, epoch ms; 0 otherwise.
    */
   'drainDeadlineMs': (number);
+  /**
+   * When it was last written, epoch ms.
+   */
   'updatedAtMs': (number);
 }

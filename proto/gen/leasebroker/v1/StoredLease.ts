@@ -11,31 +11,61 @@ import type { Long } from '@grpc/proto-loader';
  * A lease as the broker stores it.
  */
 export interface StoredLease {
+  /**
+   * The lease id (also the key's last segment).
+   */
   'id'?: (string) | undefined;
   /**
    * The spec as submitted (the contract's message; times absolute).
    */
   'spec'?: (_leasebroker_v1_LeaseSpec | null) | undefined;
+  /**
+   * The lifecycle state (UNSPECIFIED: not yet admitted).
+   */
   'state'?: (_leasebroker_v1_LeaseState) | undefined;
+  /**
+   * The host that holds or runs it; empty when none.
+   */
   'hostId'?: (string) | undefined;
   /**
-   * 0 while unplaced.
+   * Planned or actual start, epoch ms; 0 while unplaced.
    */
   'startMs'?: (number | string | Long) | undefined;
+  /**
+   * Planned end, epoch ms; 0 while unplaced.
+   */
   'endMs'?: (number | string | Long) | undefined;
+  /**
+   * The client's idempotency id; empty if none.
+   */
   'requestId'?: (string) | undefined;
+  /**
+   * When it was submitted, epoch ms.
+   */
   'createdAtMs'?: (number | string | Long) | undefined;
+  /**
+   * When it was last written, epoch ms.
+   */
   'updatedAtMs'?: (number | string | Long) | undefined;
+  /**
+   * Detail of the current state.
+   */
   'statusMessage'?: (string) | undefined;
+  /**
+   * Every host it was placed on, oldest first.
+   */
   'history'?: (_leasebroker_v1_StoredPlacement)[] | undefined;
   /**
-   * "end", "cancel", "preempt", "failure"; empty when not stopping.
+   * Why it is stopping: "end", "cancel", "preempt", "failure"; empty when not stopping.
    */
   'stopReason'?: (string) | undefined;
   /**
-   * 0 when none.
+   * For a preemption notice, when the workload is stopped, epoch ms; 0 when none.
    */
   'stopDeadlineMs'?: (number | string | Long) | undefined;
+  /**
+   * The expiry warning was sent for the current end.
+   */
   'warned'?: (boolean) | undefined;
   /**
    * The event the last write was (WatchLeases reports it).
@@ -47,31 +77,61 @@ export interface StoredLease {
  * A lease as the broker stores it.
  */
 export interface StoredLease__Output {
+  /**
+   * The lease id (also the key's last segment).
+   */
   'id': (string);
   /**
    * The spec as submitted (the contract's message; times absolute).
    */
   'spec': (_leasebroker_v1_LeaseSpec__Output | null);
+  /**
+   * The lifecycle state (UNSPECIFIED: not yet admitted).
+   */
   'state': (_leasebroker_v1_LeaseState__Output);
+  /**
+   * The host that holds or runs it; empty when none.
+   */
   'hostId': (string);
   /**
-   * 0 while unplaced.
+   * Planned or actual start, epoch ms; 0 while unplaced.
    */
   'startMs': (number);
+  /**
+   * Planned end, epoch ms; 0 while unplaced.
+   */
   'endMs': (number);
+  /**
+   * The client's idempotency id; empty if none.
+   */
   'requestId': (string);
+  /**
+   * When it was submitted, epoch ms.
+   */
   'createdAtMs': (number);
+  /**
+   * When it was last written, epoch ms.
+   */
   'updatedAtMs': (number);
+  /**
+   * Detail of the current state.
+   */
   'statusMessage': (string);
+  /**
+   * Every host it was placed on, oldest first.
+   */
   'history': (_leasebroker_v1_StoredPlacement__Output)[];
   /**
-   * "end", "cancel", "preempt", "failure"; empty when not stopping.
+   * Why it is stopping: "end", "cancel", "preempt", "failure"; empty when not stopping.
    */
   'stopReason': (string);
   /**
-   * 0 when none.
+   * For a preemption notice, when the workload is stopped, epoch ms; 0 when none.
    */
   'stopDeadlineMs': (number);
+  /**
+   * The expiry warning was sent for the current end.
+   */
   'warned': (boolean);
   /**
    * The event the last write was (WatchLeases reports it).

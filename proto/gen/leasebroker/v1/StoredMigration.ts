@@ -6,7 +6,13 @@
  * A migration record (filled in by the Live migration issue).
  */
 export interface StoredMigration {
+  /**
+   * The migration id (also the key's last segment).
+   */
   'id'?: (string) | undefined;
+  /**
+   * The lease being migrated.
+   */
   'leaseId'?: (string) | undefined;
 }
 
@@ -14,6 +20,12 @@ export interface StoredMigration {
  * A migration record (filled in by the Live migration issue).
  */
 export interface StoredMigration__Output {
+  /**
+   * The migration id (also the key's last segment).
+   */
   'id': (string);
+  /**
+   * The lease being migrated.
+   */
   'leaseId': (string);
 }

@@ -7,8 +7,17 @@ import type { Long } from '@grpc/proto-loader';
  * One placement of a stored lease.
  */
 export interface StoredPlacement {
+  /**
+   * The host it was placed on.
+   */
   'hostId'?: (string) | undefined;
+  /**
+   * When, epoch milliseconds.
+   */
   'atMs'?: (number | string | Long) | undefined;
+  /**
+   * Why ("placed", "reserved", "restarted", ...).
+   */
   'reason'?: (string) | undefined;
 }
 
@@ -16,7 +25,16 @@ export interface StoredPlacement {
  * One placement of a stored lease.
  */
 export interface StoredPlacement__Output {
+  /**
+   * The host it was placed on.
+   */
   'hostId': (string);
+  /**
+   * When, epoch milliseconds.
+   */
   'atMs': (number);
+  /**
+   * Why ("placed", "reserved", "restarted", ...).
+   */
   'reason': (string);
 }
