@@ -3,12 +3,12 @@
  * nothing is half-written, work resumes when it returns), and the leader alone cut off from
  * etcd by a partition (it sends agents no command once its election lease has expired).
  */
-import { status } from "@grpc/grpc-js";
+import { type ServiceError, status } from "@grpc/grpc-js";
 import { Etcd3 } from "etcd3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BROKER_CODECS, type BrokerSchema, EtcdStore } from "../../broker/store/index.js";
 import { NatsBus, type Subscription } from "../../bus/index.js";
-import { agentCodecs } from "../../proto/index.js";
+import { agentCodecs, type Lease } from "../../proto/index.js";
 import { BrokerApi } from "../broker/harness.js";
 import { waitFor } from "../helpers/index.js";
 import {
@@ -39,9 +39,23 @@ describe("etcd stopped with the brokers running", () => {
     const c = cluster as HaCluster;
     const [leader, follower] = c.brokers as [HaBroker, HaBroker];
     const client = new HaClient([leader.address, follower.address]);
-    const before = [];
+    const before: Lease[] = [];
     for (let i = 0; i < 4; i++)
       before.push(await client.submit(smallLease("outage"), `before-${i}`));
+
+    // The follower serves lease reads from its cache and sends the rest to the leader.
+    const standby = new BrokerApi(follower.address);
+    await waitFor(
+      async () => (await standby.get({ id: (before[3] as Lease).id })).requestId === "before-3",
+      { what: "the follower's cache to have the last lease" },
+    );
+    const refusal = await standby.listHosts({}).then(
+      () => undefined,
+      (error: ServiceError) => error,
+    );
+    expect(refusal?.code).toBe(status.UNAVAILABLE);
+    expect(refusal?.metadata.get("lb-leader")).toEqual([leader.address]);
+    standby.close();
 
     await c.etcd.kill();
     // A client that does not retry sees what the brokers answer while etcd is away.
