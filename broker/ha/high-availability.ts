@@ -58,6 +58,8 @@ export class HighAvailability implements RequestGate {
   /** Bumped on every change of role: work of an older one stops where it is. */
   #generation = 0;
   #cacheWatch: StoreWatch | undefined;
+  /** The follower's cache is loaded (until then a read would answer from nothing). */
+  #cacheReady = false;
   /** When the current takeover began (for the log and the benchmark). */
   #takeoverStarted = 0;
   readonly #ready = new Set<(term: Term, tookMs: number) => void>();
@@ -90,8 +92,11 @@ export class HighAvailability implements RequestGate {
       case "leader":
         return;
       case "follower":
-        if (FOLLOWER_METHODS.has(method)) return;
-        throw new NotLeaderError(this.#leaderElsewhere());
+        if (!FOLLOWER_METHODS.has(method)) throw new NotLeaderError(this.#leaderElsewhere());
+        if (method !== "WatchLeases" && !this.#cacheReady) {
+          throw new UnavailableError("this broker is loading its copy of the state: retry shortly");
+        }
+        return;
       case "taking-over":
         throw new UnavailableError(
           "this broker is taking over as leader (loading state, agents re-registering): retry shortly",
@@ -148,6 +153,7 @@ export class HighAvailability implements RequestGate {
 
   async #follow(): Promise<void> {
     const generation = ++this.#generation;
+    this.#cacheReady = false;
     this.#cacheWatch?.close();
     this.#cacheWatch = undefined;
     const { store, leases, hosts } = this.#o;
@@ -193,6 +199,7 @@ export class HighAvailability implements RequestGate {
             void this.#follow();
           },
         );
+        this.#cacheReady = true;
         return;
       } catch (error) {
         this.#log.warn({ err: error }, "follower cache: cannot load the leases; retrying");
@@ -209,6 +216,7 @@ export class HighAvailability implements RequestGate {
     const generation = ++this.#generation;
     if (this.#mode !== "taking-over") this.#takeoverStarted = Date.now();
     this.#mode = "taking-over";
+    this.#cacheReady = false;
     this.#cacheWatch?.close();
     this.#cacheWatch = undefined;
     this.#standDown();
