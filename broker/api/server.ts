@@ -525,34 +525,30 @@ export class ApiServer {
       end(toServiceError(error));
     };
     try {
-      watch = leases.watch(
-        req.fromRevision,
-        (event) => {
-          if (closed) return;
-          if (req.leaseId !== "" && event.lease.id !== req.leaseId) return;
-          if (req.tenant !== "" && event.lease.spec.tenant !== req.tenant) return;
-          // The state before a state change, when the lease manager reports it.
-          const previous =
-            event.type === "STATE_CHANGED" &&
-            "previousState" in event &&
-            typeof event.previousState === "string"
-              ? (event.previousState as LeaseState)
-              : undefined;
-          // Filter by type before building the message (eventToProto's type is this name).
-          if (types.size > 0 && !types.has(`LEASE_EVENT_TYPE_${event.type}` as never)) return;
-          const proto = eventToProto(event, previous);
-          if (call.writableLength > maxBacklog) {
-            end({
-              code: status.RESOURCE_EXHAUSTED,
-              details: `the watcher fell more than ${maxBacklog} events behind; resume from revision ${lastRevision}`,
-            });
-            return;
-          }
-          lastRevision = event.revision;
-          call.write(proto);
-        },
-        failed,
-      );
+      watch = leases.watch({ fromRevision: req.fromRevision, onError: failed }, (event) => {
+        if (closed) return;
+        if (req.leaseId !== "" && event.lease.id !== req.leaseId) return;
+        if (req.tenant !== "" && event.lease.spec.tenant !== req.tenant) return;
+        // The state before a state change, when the lease manager reports it.
+        const previous =
+          event.type === "STATE_CHANGED" &&
+          "previousState" in event &&
+          typeof event.previousState === "string"
+            ? (event.previousState as LeaseState)
+            : undefined;
+        // Filter by type before building the message (eventToProto's type is this name).
+        if (types.size > 0 && !types.has(`LEASE_EVENT_TYPE_${event.type}` as never)) return;
+        const proto = eventToProto(event, previous);
+        if (call.writableLength > maxBacklog) {
+          end({
+            code: status.RESOURCE_EXHAUSTED,
+            details: `the watcher fell more than ${maxBacklog} events behind; resume from revision ${lastRevision}`,
+          });
+          return;
+        }
+        lastRevision = event.revision;
+        call.write(proto);
+      });
     } catch (error) {
       failed(error);
       return;

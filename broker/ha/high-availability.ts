@@ -90,6 +90,8 @@ export class HighAvailability implements RequestGate {
   check(method: string): void {
     switch (this.#mode) {
       case "leader":
+        // The election's deadline may pass before its timer runs (a busy event loop): ask it.
+        if (!this.#o.election.valid()) throw new NotLeaderError(this.#leaderElsewhere());
         return;
       case "follower":
         if (!FOLLOWER_METHODS.has(method)) throw new NotLeaderError(this.#leaderElsewhere());

@@ -374,9 +374,11 @@ export class LeaseManager {
    * contract's WatchLeases says. Throws `CompactedError` when that history is gone.
    */
   watch(
-    fromRevision: number,
+    {
+      fromRevision,
+      onError,
+    }: { fromRevision: number; onError?: (error: LeaseBrokerError) => void },
     listener: (event: LeaseWatchEvent) => void,
-    onError?: (error: LeaseBrokerError) => void,
   ): StoreWatch {
     return this.#store.watch(
       // The Store delivers the events after the revision it is given.

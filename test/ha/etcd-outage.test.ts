@@ -229,7 +229,9 @@ describe("a leader cut off from etcd", () => {
       await follower.leading(20_000);
       await waitFor(() => goneAt > 0, { what: "the first leader's key to expire" });
       // The new leader commands (the observer sees commands), the old one does not.
-      const lease = await client.submit(smallLease("cut"), "after-cut");
+      const toNewLeader = new HaClient([follower.address]);
+      const lease = await toNewLeader.submit(smallLease("cut"), "after-cut");
+      toNewLeader.close();
       await waitFor(() => commands.some((cmd) => cmd.epoch > epochA), {
         what: "a command from the new leader",
       });
