@@ -221,15 +221,17 @@ export class Broker {
 
   /**
    * Stops: health NOT_SERVING, resign leadership (a follower takes over at once), then lets the
-   * calls in flight finish for `graceMs`, and closes the store.
+   * calls in flight finish for `graceMs`, runs `beforeStoreClose` (main drains NATS there), and
+   * closes the store.
    */
-  async stop(graceMs = 5000): Promise<void> {
+  async stop(graceMs = 5000, beforeStoreClose?: () => Promise<void>): Promise<void> {
     this.api.setServing(false);
     await this.ha?.stop();
     await this.api.stop(graceMs);
     this.agents?.close();
     this.hosts.stopLiveness();
     this.leases.stop();
+    await beforeStoreClose?.();
     await this.store.close();
   }
 }

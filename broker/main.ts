@@ -158,8 +158,8 @@ async function serve(config: BrokerConfig): Promise<void> {
     logger.info({ signal }, "shutting down");
     (async () => {
       await agents?.stop();
-      await broker.stop(config.shutdownGrace);
-      await bus.close();
+      // SIGTERM: NOT_SERVING, resign, in-flight calls, drain NATS, close etcd (in that order).
+      await broker.stop(config.shutdownGrace, () => bus.close());
     })().then(
       () => process.exit(0),
       (error) => {
