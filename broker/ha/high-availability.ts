@@ -262,9 +262,21 @@ export class HighAvailability implements RequestGate {
       await sleep(25);
     }
     const missing = expected.filter((id) => !this.#o.hosts.has(id));
-    if (missing.length > 0) {
-      this.#log.warn({ missing }, "takeover: hosts with leases did not say hello in time");
-    }
+    if (missing.length === 0) return;
+    this.#log.warn({ missing }, "takeover: hosts with leases did not say hello in time");
+    // One host TTL after the takeover, a host still unheard is down: its leases follow their
+    // policy (the old leader would have declared it DOWN by then).
+    const timer = setTimeout(() => {
+      if (generation !== this.#generation) return;
+      for (const id of missing) {
+        this.#o.leases
+          .hostLost(id)
+          .catch((error) =>
+            this.#log.error({ err: error, host: id }, "handling a lost host failed"),
+          );
+      }
+    }, this.#o.liveness.downAfterMs);
+    timer.unref();
   }
 }
 

@@ -259,6 +259,18 @@ export class LeaseManager {
     this.#remember(item);
   }
 
+  /**
+   * A host that has leases never registered with this broker (a new leader: it did not say Hello
+   * within the host TTL): its leases follow their policy, as for a host that went DOWN.
+   */
+  hostLost(hostId: string): Promise<void> {
+    return this.#exclusive(async () => {
+      if (this.#hosts.has(hostId)) return;
+      this.#log.warn({ host: hostId }, "a host with leases never registered: handling it as down");
+      await this.#hostDown(hostId);
+    });
+  }
+
   /** The hosts that have non-terminal leases placed on them (a new leader waits for them). */
   placedHostIds(): string[] {
     return [...this.#byHost].filter(([, ids]) => ids.size > 0).map(([hostId]) => hostId);

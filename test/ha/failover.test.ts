@@ -287,3 +287,48 @@ describe("history check: concurrent submits, cancels and extends while the leade
     for (const client of clients) client.close();
   }, 120_000);
 });
+
+describe("a host that dies with the leader", () => {
+  let cluster: HaCluster | undefined;
+
+  beforeAll(async () => {
+    cluster = await startHaCluster(["lost-1", "lost-2"]);
+  }, 90_000);
+
+  afterAll(async () => {
+    await stopHaCluster(cluster);
+  }, 60_000);
+
+  it("is handled as down by the new leader: its leases restart elsewhere", async () => {
+    const c = cluster as HaCluster;
+    const [leader, follower] = c.brokers as [HaBroker, HaBroker];
+    const client = new HaClient([follower.address, leader.address]);
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const lease = await client.submit(
+        {
+          ...smallLease("lost"),
+          policy: "PLACEMENT_POLICY_SPREAD",
+          onHostFailure: "ON_HOST_FAILURE_RESTART",
+        },
+        `lost-${i}`,
+      );
+      ids.push(lease.id);
+    }
+    const onLost2 = (await client.listAll()).filter((l) => l.hostId === "lost-2");
+    expect(onLost2.length).toBeGreaterThan(0);
+    const dead = c.agents.find((a) => a.hostId === "lost-2") as (typeof c.agents)[number];
+    await Promise.all([dead.proc.kill(), leader.proc.kill()]);
+    await follower.leading();
+    // The new leader never hears lost-2: one host TTL (2 s) after taking over, it is down.
+    await waitFor(
+      async () => {
+        const leases = await client.listAll();
+        return leases.every((l) => l.state === "LEASE_STATE_ACTIVE" && l.hostId === "lost-1");
+      },
+      { what: "every lease ACTIVE on lost-1", timeoutMs: 30_000 },
+    );
+    expect(follower.proc.output()).toMatch(/never registered: handling it as down/);
+    client.close();
+  }, 90_000);
+});
