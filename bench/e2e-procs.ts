@@ -153,10 +153,19 @@ function isExecutable(path: string): boolean {
 
 /** nats-server: `NATS_SERVER_BIN`, else PATH, /usr/local/bin, /usr/bin, /usr/sbin. */
 export function findNatsServer(): string {
-  const override = process.env.NATS_SERVER_BIN;
+  return findBinary("nats-server", "NATS_SERVER_BIN", "apt-get install -y nats-server");
+}
+
+/** etcd: `ETCD_BIN`, else PATH, /usr/local/bin, /usr/bin, /usr/sbin. */
+export function findEtcd(): string {
+  return findBinary("etcd", "ETCD_BIN", "apt-get install -y etcd-server");
+}
+
+function findBinary(name: string, envVar: string, install: string): string {
+  const override = process.env[envVar];
   if (override !== undefined && override !== "") {
     if (!isAbsolute(override) || !isExecutable(override))
-      throw new Error(`NATS_SERVER_BIN=${override}: no executable file there`);
+      throw new Error(`${envVar}=${override}: no executable file there`);
     return override;
   }
   const dirs = [
@@ -166,11 +175,11 @@ export function findNatsServer(): string {
     "/usr/sbin",
   ];
   for (const dir of dirs) {
-    const candidate = join(dir, "nats-server");
+    const candidate = join(dir, name);
     if (isExecutable(candidate)) return candidate;
   }
   throw new Error(
-    "nats-server not found (PATH, /usr/local/bin, /usr/bin, /usr/sbin): apt-get install -y nats-server, or set NATS_SERVER_BIN",
+    `${name} not found (PATH, /usr/local/bin, /usr/bin, /usr/sbin): ${install}, or set ${envVar}`,
   );
 }
 

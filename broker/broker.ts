@@ -15,6 +15,12 @@ import {
 import { ApiServer, type ApiServerOptions } from "./api/server.js";
 import { type AutoscaleOptions, AutoscaleSignaller } from "./autoscale/index.js";
 import { DashboardServer, orchestratorMigrationSource } from "./dashboard/index.js";
+import {
+  HighAvailability,
+  type LeaderDuty,
+  type LeaderElection,
+  observeCommits,
+} from "./ha/index.js";
 import { AgentGateway } from "./hosts/agent-gateway.js";
 import type { HostGateway } from "./hosts/gateway.js";
 import {
@@ -33,7 +39,7 @@ import {
 } from "./leases/lease-manager.js";
 import { type AdmissionLimits, DEFAULT_ADMISSION_LIMITS } from "./leases/validate.js";
 import { followDrains, type MigrationLimits, MigrationOrchestrator } from "./migrations/index.js";
-import { type BrokerStore, MemoryStore } from "./store/index.js";
+import { type BrokerSchema, type BrokerStore, type EtcdStore, MemoryStore } from "./store/index.js";
 
 export interface SimHostsOptions extends SimFleetOptions {
   readonly count: number;
@@ -81,6 +87,17 @@ export interface BrokerOptions {
   readonly migrationLimits?: Partial<MigrationLimits>;
   /** The autoscaling hook (evaluated every interval; signals published where configured). */
   readonly autoscale?: AutoscaleOptions;
+  /** High availability over etcd (issue 6): campaign, follow or lead. `store` is then unused. */
+  readonly ha?: BrokerHaOptions;
+}
+
+export interface BrokerHaOptions {
+  readonly store: EtcdStore<BrokerSchema>;
+  readonly election: LeaderElection;
+  /** This broker's gRPC address as others reach it. */
+  readonly advertiseAddress: string;
+  /** Longest a new leader waits for hosts with leases to say Hello. Default 2 heartbeats + 0.5 s. */
+  readonly settleMs?: number;
 }
 
 export class Broker {
@@ -94,6 +111,7 @@ export class Broker {
   /** The HTTP server (dashboard, metrics, health), when `httpAddress` is given. */
   readonly dashboard: DashboardServer | undefined;
   #detachMigrations: (() => void) | undefined;
+  #unfollowDrains: (() => void) | undefined;
   /** The simulated fleet (no bus), or undefined. */
   readonly fleet: SimFleet | undefined;
   /** The agents' gateway (bus mode), or undefined. */
@@ -104,12 +122,18 @@ export class Broker {
   readonly #simHosts: SimHostsOptions | undefined;
   readonly #liveness: LivenessOptions;
   readonly #serveApi: boolean;
+  /** The role in a cluster of brokers (with `ha`), or undefined (a single broker). */
+  readonly ha: HighAvailability | undefined;
 
   constructor(options: BrokerOptions) {
     this.clock = options.clock;
     this.#log = options.logger;
+    const ha = options.ha;
     // The lease manager and registry write fresh objects and never mutate them: no copy needed.
-    this.store = options.store ?? new MemoryStore({ copy: false });
+    this.store =
+      ha === undefined
+        ? (options.store ?? new MemoryStore({ copy: false }))
+        : observeCommits(ha.store, (error) => this.ha?.commitFailed(error));
     const policy = options.policy ?? DEFAULT_PLACEMENT_POLICY;
     this.index = new ClusterIndex({ resourceWeights: policy.resourceWeights });
     this.hosts = new HostRegistry({
@@ -139,6 +163,7 @@ export class Broker {
         heartbeatIntervalMs: options.heartbeatIntervalMs ?? 1000,
         hostTtlMs: this.#liveness.downAfterMs,
         coalesceCommands: options.coalesceCommands ?? false,
+        ...(ha === undefined ? {} : { mayCommand: () => ha.election.valid() }),
         ...(options.random === undefined ? {} : { random: options.random }),
       });
       gateway = this.agents;
@@ -190,8 +215,28 @@ export class Broker {
             },
             options.autoscale,
           );
+    const duty: LeaderDuty = {
+      start: () => this.#startLeaderDuties(),
+      stop: () => this.#stopLeaderDuties(),
+    };
+    this.ha =
+      ha === undefined
+        ? undefined
+        : new HighAvailability({
+            store: ha.store,
+            election: ha.election,
+            leases: this.leases,
+            hosts: this.hosts,
+            agents: this.agents,
+            liveness: this.#liveness,
+            logger: this.#log,
+            advertiseAddress: ha.advertiseAddress,
+            duties: [duty],
+            settleMs: ha.settleMs ?? 2 * (options.heartbeatIntervalMs ?? 1000) + 500,
+          });
     this.api = new ApiServer(
       {
+        ...(this.ha === undefined ? {} : { gate: this.ha }),
         store: this.store,
         leases: this.leases,
         migrations: this.migrations,
@@ -222,58 +267,89 @@ export class Broker {
 
   /**
    * Loads state, brings up the simulated hosts, and serves the API. Returns the gRPC port (0 when
-   * `serveApi` is false).
+   * `serveApi` is false). With high availability it follows, and leads when elected.
    */
   async start(): Promise<number> {
     this.index.advanceTo(this.clock.now());
-    await this.hosts.load();
-    const fleet = this.fleet;
-    if (fleet !== undefined) {
-      for (const host of simHostAnnouncements(this.#simHosts)) {
-        fleet.addHost(host.id);
-        this.hosts.register(host);
-      }
-    }
-    await this.leases.start();
-    await this.migrations.start();
     this.#detachMigrations = this.dashboard?.attachMigrations(
       orchestratorMigrationSource(this.migrations, this.store),
     );
-    followDrains({
+    const agents = this.agents;
+    agents?.onInventory((inventory) => {
+      this.leases
+        .reconcile(inventory)
+        .catch((error) => this.#log.error({ err: error }, "reconcile failed"));
+    });
+    if (this.ha === undefined) {
+      await this.hosts.load();
+      const fleet = this.fleet;
+      if (fleet !== undefined) {
+        for (const host of simHostAnnouncements(this.#simHosts)) {
+          fleet.addHost(host.id);
+          this.hosts.register(host);
+        }
+      }
+      await this.leases.start();
+      await this.#startLeaderDuties();
+      if (agents !== undefined) {
+        agents.open();
+        this.hosts.startLiveness(this.#liveness);
+      }
+    } else {
+      // The role decides what runs: HighAvailability loads the state and starts the leader's
+      // duties on each takeover, and stops them when it steps down.
+      this.ha.start();
+    }
+    const port = this.#serveApi ? await this.api.start() : 0;
+    const httpPort = await this.dashboard?.start();
+    this.dashboard?.setReady(true);
+    this.#log.info(
+      { port, httpPort, hosts: this.hosts.ids().length, ha: this.ha !== undefined },
+      this.ha === undefined ? "broker serving" : "broker serving (following until elected)",
+    );
+    return port;
+  }
+
+  /** What only the leader runs besides the lease manager: migrations and the autoscaling hook. */
+  async #startLeaderDuties(): Promise<void> {
+    await this.migrations.start();
+    this.#unfollowDrains = followDrains({
       clock: this.clock,
       index: this.index,
       hosts: this.hosts,
       leases: this.leases,
       orchestrator: this.migrations,
     });
-    const agents = this.agents;
-    if (agents !== undefined) {
-      agents.onInventory((inventory) => {
-        this.leases
-          .reconcile(inventory)
-          .catch((error) => this.#log.error({ err: error }, "reconcile failed"));
-      });
-      agents.open();
-      this.hosts.startLiveness(this.#liveness);
-    }
     this.autoscale?.start();
-    const port = this.#serveApi ? await this.api.start() : 0;
-    const httpPort = await this.dashboard?.start();
-    this.dashboard?.setReady(true);
-    this.#log.info({ port, httpPort, hosts: this.hosts.ids().length }, "broker serving");
-    return port;
   }
 
-  /** Stops serving; `keepStore` leaves the store open (a restart on the same store, in tests). */
-  async stop(graceMs = 5000, options: { keepStore?: boolean } = {}): Promise<void> {
+  #stopLeaderDuties(): void {
+    this.#unfollowDrains?.();
+    this.#unfollowDrains = undefined;
+    this.migrations.stop();
+    this.autoscale?.pause();
+  }
+
+  /**
+   * Stops: health NOT_SERVING, resign leadership (a follower takes over at once), then lets the
+   * calls in flight finish for `graceMs`, runs `beforeStoreClose` (main drains NATS there), and
+   * closes the store — unless `keepStore` (a restart on the same store, in tests).
+   */
+  async stop(
+    graceMs = 5000,
+    options: { keepStore?: boolean; beforeStoreClose?: () => Promise<void> } = {},
+  ): Promise<void> {
+    if (this.#serveApi) this.api.setServing(false);
+    await this.ha?.stop();
     this.#detachMigrations?.();
     await this.dashboard?.stop();
     if (this.#serveApi) await this.api.stop(graceMs);
-    await this.autoscale?.stop();
     this.agents?.close();
     this.hosts.stopLiveness();
-    this.migrations.stop();
+    this.#stopLeaderDuties();
+    await this.autoscale?.stop();
     this.leases.stop();
+    await options.beforeStoreClose?.();
     if (options.keepStore !== true) await this.store.close();
   }
 }

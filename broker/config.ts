@@ -11,6 +11,13 @@ import {
 import { checkSecurity, SECURITY_OPTIONS } from "./auth/index.js";
 import { type AutoscaleOptions, parseHostShape } from "./autoscale/index.js";
 
+/** Why an etcd endpoint is not a usable URL, or undefined. */
+function etcdUrlProblem(url: string): string | undefined {
+  return /^https?:\/\/[^\s/]+(:\d{1,5})?\/?$/.test(url)
+    ? undefined
+    : `${JSON.stringify(url)} is not an etcd URL like http://127.0.0.1:2379`;
+}
+
 const hostPort = (value: string): string | undefined => {
   const match = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/.exec(value);
   if (match === null) return "expected host:port, e.g. 127.0.0.1:50051";
@@ -37,9 +44,69 @@ export const BROKER_OPTIONS = {
     type: "string",
     description: "where state is kept",
     env: "LEASEBROKER_STORE",
-    choices: ["memory"],
+    choices: ["memory", "etcd"],
     default: "memory",
   },
+  // ── durable state and high availability (issue 6) ──
+  etcdEndpoints: {
+    type: "list",
+    description:
+      "etcd client URLs, comma-separated, with --store etcd (e.g. http://127.0.0.1:2379)",
+    env: "LEASEBROKER_ETCD_ENDPOINTS",
+    check: (urls) => urls.map(etcdUrlProblem).find((p) => p !== undefined),
+  },
+  etcdPrefix: {
+    type: "string",
+    description: "key prefix of this cluster's state in etcd",
+    env: "LEASEBROKER_ETCD_PREFIX",
+    default: "/leasebroker/",
+    check: (prefix) =>
+      prefix.startsWith("/") && prefix.length > 1 ? undefined : "must start with / and name a key",
+  },
+  etcdCaFile: {
+    type: "string",
+    description: "PEM CA bundle that signs etcd's certificate (https endpoints)",
+    env: "LEASEBROKER_ETCD_CA_FILE",
+  },
+  etcdCertFile: {
+    type: "string",
+    description: "PEM client certificate for etcd (with --etcd-key-file)",
+    env: "LEASEBROKER_ETCD_CERT_FILE",
+  },
+  etcdKeyFile: {
+    type: "string",
+    description: "PEM client key for etcd (with --etcd-cert-file)",
+    env: "LEASEBROKER_ETCD_KEY_FILE",
+  },
+  electionTtl: {
+    type: "duration",
+    description:
+      "leader election lease, whole seconds: a dead leader is replaced about this long after it stops",
+    env: "LEASEBROKER_ELECTION_TTL",
+    default: 2000,
+    min: 1000,
+    check: (ms) =>
+      ms % 1000 !== 0
+        ? "must be whole seconds (etcd leases are granted in seconds)"
+        : ms > 60_000
+          ? "must be at most 60s"
+          : undefined,
+  },
+  advertiseAddress: {
+    type: "string",
+    description:
+      "host:port other brokers and clients are told is this broker's gRPC address (default: --grpc-address)",
+    env: "LEASEBROKER_ADVERTISE_ADDRESS",
+    check: hostPort,
+  },
+  shutdownGrace: {
+    type: "duration",
+    description: "on SIGTERM, how long in-flight calls get to finish",
+    env: "LEASEBROKER_SHUTDOWN_GRACE",
+    default: 10_000,
+    min: 0,
+  },
+  // ── end of issue 6 options ──
   bus: {
     type: "string",
     description: "how agents reach the broker: inproc (agents in this process) or nats",
@@ -320,6 +387,7 @@ export function checkCombinations(config: BrokerConfig): void {
       "--nats-url is set but --bus is inproc: add --bus nats, or drop --nats-url",
     );
   }
+  checkStoreCombinations(config);
   if (config.hostSuspectAfter >= config.hostTtl) {
     throw new ConfigError("--host-suspect-after must be shorter than --host-ttl");
   }
@@ -377,4 +445,49 @@ export function autoscaleOptions(
           },
         }),
   };
+}
+
+/** The --store etcd family of flags (issue 6). */
+function checkStoreCombinations(config: BrokerConfig): void {
+  const tlsFlags = [
+    ["--etcd-ca-file", config.etcdCaFile],
+    ["--etcd-cert-file", config.etcdCertFile],
+    ["--etcd-key-file", config.etcdKeyFile],
+  ] as const;
+  if (config.store !== "etcd") {
+    const stray =
+      config.etcdEndpoints.length > 0
+        ? "--etcd-endpoints"
+        : tlsFlags.find(([, v]) => v !== undefined)?.[0];
+    if (stray !== undefined) {
+      throw new ConfigError(
+        `${stray} is set but --store is ${config.store}: add --store etcd, or drop ${stray}`,
+      );
+    }
+    return;
+  }
+  if (config.etcdEndpoints.length === 0) {
+    throw new ConfigError(
+      "--store etcd needs --etcd-endpoints (or LEASEBROKER_ETCD_ENDPOINTS), e.g. http://127.0.0.1:2379",
+    );
+  }
+  if ((config.etcdCertFile === undefined) !== (config.etcdKeyFile === undefined)) {
+    throw new ConfigError("--etcd-cert-file and --etcd-key-file go together: give both or neither");
+  }
+  const https = config.etcdEndpoints.some((url) => url.startsWith("https:"));
+  if (https && config.etcdCaFile === undefined) {
+    throw new ConfigError(
+      "https etcd endpoints need --etcd-ca-file (the CA that signs etcd's certificate)",
+    );
+  }
+  if (!https && tlsFlags.some(([, v]) => v !== undefined)) {
+    throw new ConfigError(
+      "etcd TLS files are given but the --etcd-endpoints are http: use https URLs",
+    );
+  }
+  if (config.bus === "inproc" && (config.simHosts ?? 5) > 0) {
+    throw new ConfigError(
+      "--store etcd with --bus inproc runs simulated hosts inside this broker, which die with it: use --bus nats (agents in their own processes), or --sim-hosts 0",
+    );
+  }
 }

@@ -18,13 +18,14 @@ import {
 import { DEFAULT_PLACEMENT_POLICY } from "../placement/index.js";
 import { type SimAgents, startSimAgents } from "./all-in-one.js";
 import { type LoadedSecurity, loadSecurity, QuotaLedger } from "./auth/index.js";
-import { Broker } from "./broker.js";
+import { Broker, type BrokerHaOptions } from "./broker.js";
 import {
   autoscaleOptions,
   BROKER_OPTIONS,
   type BrokerConfig,
   checkCombinations,
 } from "./config.js";
+import { etcdCluster } from "./ha/index.js";
 
 const USAGE = `leasebroker — a brokering cluster scheduler for virtual workloads
 
@@ -77,12 +78,35 @@ async function connectBus(
   };
 }
 
+/** `--store etcd`: the etcd store and the leader election (issue 6); a bad TLS file exits 2. */
+function highAvailability(config: BrokerConfig, logger: Logger): BrokerHaOptions | undefined {
+  if (config.store !== "etcd") return undefined;
+  try {
+    return etcdCluster({
+      endpoints: config.etcdEndpoints,
+      prefix: config.etcdPrefix,
+      caFile: config.etcdCaFile,
+      certFile: config.etcdCertFile,
+      keyFile: config.etcdKeyFile,
+      electionTtlMs: config.electionTtl,
+      advertiseAddress: config.advertiseAddress ?? config.grpcAddress,
+      logger,
+    });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`leasebroker: ${error.message}\n`);
+    process.exit(EXIT_CONFIG);
+  }
+}
+
 async function serve(config: BrokerConfig, security: LoadedSecurity): Promise<void> {
   const logger = createLogger({ level: config.logLevel as "info", name: "broker" });
   const clock = new RealClock();
   const simHosts = config.simHosts ?? (config.bus === "inproc" ? 5 : 0);
+  const ha = highAvailability(config, logger);
   const bus = await connectBus(config, clock, logger);
   const broker = new Broker({
+    ...(ha === undefined ? {} : { ha }),
     clock,
     logger,
     bus: bus.broker,
@@ -158,8 +182,8 @@ async function serve(config: BrokerConfig, security: LoadedSecurity): Promise<vo
     logger.info({ signal }, "shutting down");
     (async () => {
       await agents?.stop();
-      await broker.stop(5000);
-      await bus.close();
+      // SIGTERM: NOT_SERVING, resign, in-flight calls, drain NATS, close etcd (in that order).
+      await broker.stop(config.shutdownGrace, { beforeStoreClose: () => bus.close() });
     })().then(
       () => process.exit(0),
       (error) => {

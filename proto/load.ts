@@ -22,6 +22,7 @@ export const PROTO_FILES: readonly string[] = Object.freeze([
   "leasebroker/v1/migration.proto",
   "leasebroker/v1/placement.proto",
   "leasebroker/v1/resources.proto",
+  "leasebroker/v1/store.proto",
 ]);
 
 /** The protobuf package of the contract. */

@@ -44,6 +44,7 @@ import {
   type AutoscaleStatusView,
   statusToProto,
 } from "../autoscale/index.js";
+import { gateHandlers, type RequestGate } from "../ha/gate.js";
 import type { HostRegistry, HostView } from "../hosts/registry.js";
 import type { LeaseManager, PlacementPreview } from "../leases/lease-manager.js";
 import type { Lease, LeaseSpec } from "../leases/model.js";
@@ -92,6 +93,8 @@ export interface ApiDeps {
   readonly logger: Logger;
   /** The autoscaling hook; without it GetAutoscaleStatus says "not enabled". */
   readonly autoscale?: Pick<AutoscaleSignaller, "status">;
+  /** High availability: which calls this broker answers in its role (all, without one). */
+  readonly gate?: RequestGate;
 }
 
 const AUTOSCALE_OFF: AutoscaleStatusView = {
@@ -260,7 +263,9 @@ export class ApiServer {
     const pkg: LeaseBrokerGrpcType = loadLeaseBrokerPackage();
     const service = pkg.leasebroker.v1.LeaseBroker.service;
     const handlers = this.#handlers();
-    // Authentication wraps every handler in one place; health and reflection stay open.
+    const gated = deps.gate === undefined ? handlers : gateHandlers(handlers, deps.gate);
+    // Authentication wraps every handler in one place (outside the HA gate: an unauthenticated
+    // caller learns nothing, not even the leader); health and reflection stay open.
     const guard =
       options.auth === undefined
         ? undefined
@@ -270,10 +275,7 @@ export class ApiServer {
             clock: deps.clock,
             logger: deps.logger,
           });
-    this.#server.addService(
-      service,
-      guard === undefined ? handlers : guard.wrap(service, handlers),
-    );
+    this.#server.addService(service, guard === undefined ? gated : guard.wrap(service, gated));
     this.health.addToServer(this.#server);
     new ReflectionService(loadLeaseBrokerPackageDefinition()).addToServer(this.#server);
   }
@@ -614,8 +616,20 @@ export class ApiServer {
       }
     };
     let watch: { close(): void } | undefined;
+    // Compacted history, at once (memory store) or later (etcd answers asynchronously).
+    const failed = (error: unknown): void => {
+      if (error instanceof CompactedError) {
+        end({
+          code: status.OUT_OF_RANGE,
+          details: `${error.message}: list the leases, then watch from the list's revision`,
+        });
+        return;
+      }
+      logger.error({ err: error }, "watch failed");
+      end(toServiceError(error));
+    };
     try {
-      watch = leases.watch(req.fromRevision, (event) => {
+      watch = leases.watch({ fromRevision: req.fromRevision, onError: failed }, (event) => {
         if (closed) return;
         if (req.leaseId !== "" && event.lease.id !== req.leaseId) return;
         if (req.tenant !== "" && event.lease.spec.tenant !== req.tenant) return;
@@ -646,15 +660,7 @@ export class ApiServer {
         call.write(proto);
       });
     } catch (error) {
-      if (error instanceof CompactedError) {
-        end({
-          code: status.OUT_OF_RANGE,
-          details: `${error.message}: list the leases, then watch from the list's revision`,
-        });
-        return;
-      }
-      logger.error({ err: error }, "watch failed");
-      end(toServiceError(error));
+      failed(error);
       return;
     }
     this.#watches.add(close);

@@ -158,9 +158,14 @@ export class AutoscaleSignaller {
     void this.evaluateNow();
   }
 
-  async stop(): Promise<void> {
+  /** Stops evaluating (a broker that stops leading); `start` resumes. Deliveries go on. */
+  pause(): void {
     this.#timer?.cancel();
     this.#timer = undefined;
+  }
+
+  async stop(): Promise<void> {
+    this.pause();
     await this.#running;
     await this.webhooks?.close();
   }

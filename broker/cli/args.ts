@@ -31,10 +31,15 @@ const hostPort = (value: string): string | undefined => {
 export const GLOBAL_OPTIONS = {
   server: {
     type: "string",
-    description: "the broker's gRPC address, host:port",
+    description:
+      "the broker's gRPC address, host:port; several brokers comma-separated (calls follow the leader)",
     env: "LEASEBROKER_SERVER",
     default: "127.0.0.1:50051",
-    check: hostPort,
+    check: (value) =>
+      value
+        .split(",")
+        .map((address) => hostPort(address.trim()))
+        .find((problem) => problem !== undefined),
   },
   output: {
     type: "string",

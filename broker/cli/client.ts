@@ -13,8 +13,15 @@ import {
 import { BrokerCallError } from "./errors.js";
 
 export interface ConnectionOptions {
-  /** host:port of the broker. */
+  /** host:port of the broker; several brokers comma-separated. */
   readonly address: string;
+  /**
+   * How long a call keeps trying while no broker answers it (a leader failing over, a broker
+   * restarting): UNAVAILABLE is retried, on the leader a follower names, else on the next
+   * address. Default 10 s with several addresses, else 0: no retries beyond following a named
+   * leader once (a single unreachable broker fails fast).
+   */
+  readonly failoverMs?: number;
   /** Deadline of each unary call, in milliseconds. */
   readonly timeoutMs: number;
   /** Transport security: plaintext, or TLS (mutual with a client certificate and key). */
@@ -80,14 +87,26 @@ type StreamInvoke<Res> = (
   options: grpc.CallOptions,
 ) => grpc.ClientReadableStream<Res>;
 
+/**
+ * Calls that may run twice when retried after an UNAVAILABLE that names no leader (the first
+ * attempt may have reached a leader that died before answering). ExtendLease by an amount is not
+ * idempotent: it is retried only when a broker refused it (a follower naming the leader).
+ */
+const NOT_BLINDLY_RETRIED: ReadonlySet<string> = new Set(["ExtendLease"]);
+
 export class BrokerConnection {
   readonly #options: ConnectionOptions;
   readonly #clients = new Map<string, LeaseBrokerClient>();
+  readonly #addresses: readonly string[];
   #address: string;
 
   constructor(options: ConnectionOptions) {
     this.#options = options;
-    this.#address = options.address;
+    this.#addresses = options.address
+      .split(",")
+      .map((a) => a.trim())
+      .filter((a) => a !== "");
+    this.#address = this.#addresses[0] ?? options.address;
   }
 
   /** Every call's metadata: the bearer token, when there is one. */
@@ -153,16 +172,43 @@ export class BrokerConnection {
     });
   }
 
-  /** A unary call with the deadline; once more against the leader if this broker is a follower. */
+  /**
+   * A unary call with the deadline. UNAVAILABLE is retried within `failoverMs`: on the leader a
+   * follower names (at once the first time), else on the next address after a backoff.
+   */
   async unary<Res>(method: string, invoke: UnaryInvoke<Res>): Promise<Res> {
-    try {
-      return await this.#once(method, invoke);
-    } catch (error) {
-      if (error instanceof BrokerCallError && this.followLeader(error)) {
+    const budget =
+      Date.now() + (this.#options.failoverMs ?? (this.#addresses.length > 1 ? 10_000 : 0));
+    let delay = 100;
+    let followed = false;
+    for (;;) {
+      try {
         return await this.#once(method, invoke);
+      } catch (error) {
+        if (!(error instanceof BrokerCallError) || error.code !== grpc.status.UNAVAILABLE) {
+          throw error;
+        }
+        const moved = this.followLeader(error);
+        if (moved && !followed) {
+          followed = true;
+          continue;
+        }
+        const refused = error.leader !== undefined || /taking over/.test(error.details);
+        if (!refused && NOT_BLINDLY_RETRIED.has(method)) throw error;
+        if (Date.now() + delay > budget || this.#options.signal?.aborted === true) throw error;
+        if (!moved) this.#next();
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        delay = Math.min(delay * 2, 1000);
       }
-      throw error;
     }
+  }
+
+  /** The next configured address (round robin): the current one did not answer. */
+  #next(): void {
+    if (this.#addresses.length < 2) return;
+    const i = this.#addresses.indexOf(this.#address);
+    this.#address = this.#addresses[(i + 1) % this.#addresses.length] as string;
+    if (this.#options.verbose) this.#options.note(`trying ${this.#address}`);
   }
 
   /** Starts a server stream (no deadline) against the current address. */

@@ -222,7 +222,7 @@ export class DashboardServer {
     await this.#loadFiles();
     const { leases, hosts } = this.#deps;
     leases.observe(this.metrics);
-    this.#watch = leases.watch(0, (event) => {
+    this.#watch = leases.watch({ fromRevision: 0 }, (event) => {
       // A queued lease that gives up waiting is a rejection too (at its latest start, its
       // reservation's start, or the queue timeout); the submit counted it as queued.
       if (event.lease.state === "REJECTED" && event.previousState === "PENDING")

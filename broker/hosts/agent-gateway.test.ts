@@ -156,7 +156,9 @@ describe("AgentGateway: registration", () => {
       agentVersion: "1.2.3",
     });
     expect(s.registry.bootIdOf(HOST)).toBe("boot-1");
-    expect(s.inventories).toEqual([{ hostId: HOST, leaseIds: ["l-1"], fromHello: true }]);
+    expect(s.inventories).toEqual([
+      { hostId: HOST, leaseIds: ["l-1"], fromHello: true, running: ["l-1"] },
+    ]);
     expect(s.gateway.drops.total).toBe(0);
   });
 

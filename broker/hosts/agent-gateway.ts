@@ -77,6 +77,11 @@ export interface AgentGatewayOptions {
   readonly random?: () => number;
   /** Send the commands of one event-loop turn in one bus write (production). Default false. */
   readonly coalesceCommands?: boolean;
+  /**
+   * Asked before every command attempt: false means this broker may not command agents (it is
+   * not, or may no longer be, the leader). Default: always true.
+   */
+  readonly mayCommand?: () => boolean;
 }
 
 /** What a host said it runs, from a Hello (the whole truth) or a heartbeat (ids only). */
@@ -85,6 +90,11 @@ export interface HostInventory {
   readonly leaseIds: readonly string[];
   /** A Hello: the agent (re)registered, possibly after a restart. */
   readonly fromHello: boolean;
+  /**
+   * From a Hello: the workloads the agent says are RUNNING (their RUNNING event may have gone
+   * out while no broker listened, during a leader failover).
+   */
+  readonly running?: readonly string[];
 }
 
 /** An agent refused a command; `code` is its CommandError name. */
@@ -103,6 +113,7 @@ export class AgentGateway implements HostGateway {
   readonly drops = new DropCounters();
   readonly #o: Required<Omit<AgentGatewayOptions, "random">> & {
     random: (() => number) | undefined;
+    epoch: number;
   };
   readonly #log: Logger;
   readonly #reports = new Set<(report: WorkloadReport) => void>();
@@ -120,6 +131,7 @@ export class AgentGateway implements HostGateway {
       commandTimeoutMs: 3000,
       commandAttempts: 5,
       coalesceCommands: false,
+      mayCommand: () => true,
       ...options,
       random: options.random,
     };
@@ -128,6 +140,12 @@ export class AgentGateway implements HostGateway {
 
   get epoch(): number {
     return this.#o.epoch;
+  }
+
+  /** A new leadership term: commands carry `epoch` from now on (and the gateway is not deposed). */
+  setEpoch(epoch: number): void {
+    this.#o.epoch = epoch;
+    this.#deposed = false;
   }
 
   /** True once an agent answered STALE_EPOCH: a newer broker leads; this one must not command. */
@@ -308,6 +326,9 @@ export class AgentGateway implements HostGateway {
       hostId: hello.hostId,
       leaseIds: hello.workloads.map((w) => w.leaseId),
       fromHello: true,
+      running: hello.workloads
+        .filter((w) => w.state === "WORKLOAD_STATE_RUNNING")
+        .map((w) => w.leaseId),
     };
     for (const listener of [...this.#inventories]) listener(inventory);
   }
@@ -426,8 +447,8 @@ export class AgentGateway implements HostGateway {
     key: string,
     kind: Omit<CommandInput, "idempotencyKey" | "epoch" | "hostId">,
   ): Promise<CommandReply> {
-    if (this.#deposed)
-      throw new UnavailableError("this broker was deposed: a newer epoch commands the agents");
+    const refusal = this.#refusal();
+    if (refusal !== undefined) throw refusal;
     // One key per logical command (retries below resend the same bytes, so the same key): a
     // deliberate second command for the same lease (a restart, a second stop) is not a duplicate.
     this.#commands++;
@@ -444,6 +465,9 @@ export class AgentGateway implements HostGateway {
     if (this.#o.coalesceCommands) await this.#turnEnd();
     const reply = await withRetries(
       async () => {
+        // Asked again before each attempt: leadership may end while a command is retried.
+        const refused = this.#refusal();
+        if (refused !== undefined) throw refused;
         const answer = await this.#o.bus.request(hostSubject(hostId, "cmd"), bytes, {
           timeoutMs: this.#o.commandTimeoutMs,
         });
@@ -465,6 +489,15 @@ export class AgentGateway implements HostGateway {
     });
     this.#check(hostId, reply);
     return reply;
+  }
+
+  /** Why this broker may not command agents now, or undefined. */
+  #refusal(): UnavailableError | undefined {
+    if (this.#deposed)
+      return new UnavailableError("this broker was deposed: a newer epoch commands the agents");
+    if (!this.#o.mayCommand())
+      return new UnavailableError("this broker is not the leader: it does not command agents");
+    return undefined;
   }
 
   #turn: Promise<void> | undefined;

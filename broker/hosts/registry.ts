@@ -128,6 +128,19 @@ export class HostRegistry {
     );
   }
 
+  /**
+   * Forgets every host and admin record (high availability: a broker that steps down or reloads
+   * its state hears its agents again from scratch). Holds on the hosts are released with them.
+   */
+  reset(): void {
+    this.stopLiveness();
+    for (const id of this.#hosts.keys()) this.#index.removeHost(id);
+    this.#hosts.clear();
+    this.#records.clear();
+    this.#largest = undefined;
+    this.#livenessHeld = false;
+  }
+
   /** Called when capacity may have appeared (a host joined or was uncordoned). */
   onCapacityAdded(listener: (hostId: string) => void): () => void {
     this.#listeners.add(listener);

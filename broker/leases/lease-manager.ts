@@ -240,14 +240,22 @@ export class LeaseManager {
    * (a start or end that passed while the broker was away fires at once).
    */
   async start(): Promise<void> {
+    await this.load();
+    this.armAll();
+  }
+
+  /**
+   * Loads every lease from the Store and charges the holds of placed ones on hosts the index
+   * knows; a host that joins later gets its leases' holds charged as it registers. Listens to
+   * hosts and reports. Timers wait for `armAll` (a new leader first lets agents re-register).
+   */
+  async load(): Promise<void> {
     await forEachObject(this.#store, "leases", (item) => this.#remember(item));
     for (const host of this.#index.hosts()) this.#chargeHost(host.id);
-    for (const item of this.#leases.values()) this.#arm(item.value);
     this.#unsubscribe.push(this.#gateway.onReport((report) => void this.#onReport(report)));
     this.#unsubscribe.push(
       this.#hosts.onCapacityAdded((hostId) => {
-        // A host known to the store but not yet to this broker (after a restart) joins: its
-        // leases' holds are charged before anything else is placed there.
+        // Synchronously, as the host registers: nothing can be placed there before its leases.
         this.#chargeHost(hostId);
         this.#scheduleQueuePass();
       }),
@@ -260,8 +268,66 @@ export class LeaseManager {
         );
       }),
     );
+  }
+
+  /** Arms every loaded lease's timers and runs the queue. */
+  armAll(): void {
+    for (const item of this.#leases.values()) this.#arm(item.value);
     this.#scheduleQueuePass();
   }
+
+  // ── high availability (issue 6): a follower's cache, and a leader's reload ────────────────
+
+  /**
+   * A follower's cache: a lease as the Store's watch reports it (newer revisions only). Nothing
+   * is charged or armed: a follower neither places nor acts.
+   */
+  applyRemote(item: Versioned<Lease>): void {
+    const current = this.#leases.get(item.id);
+    if (current !== undefined && current.revision >= item.revision) return;
+    this.#remember(item);
+  }
+
+  /**
+   * A host that has leases never registered with this broker (a new leader: it did not say Hello
+   * within the host TTL): its leases follow their policy, as for a host that went DOWN.
+   */
+  hostLost(hostId: string): Promise<void> {
+    return this.#exclusive(async () => {
+      if (this.#hosts.has(hostId)) return;
+      this.#log.warn({ host: hostId }, "a host with leases never registered: handling it as down");
+      await this.#hostDown(hostId);
+    });
+  }
+
+  /** The hosts that have non-terminal leases placed on them (a new leader waits for them). */
+  placedHostIds(): string[] {
+    return [...this.#byHost].filter(([, ids]) => ids.size > 0).map(([hostId]) => hostId);
+  }
+
+  /**
+   * Forgets everything (after the writes in flight): timers, listeners, holds, leases. A broker
+   * that steps down, or whose view may differ from the Store's (a write failed), then loads again.
+   */
+  reset(): Promise<void> {
+    return this.#exclusive(async () => this.resetNow());
+  }
+
+  /** `reset` without waiting for the writes in flight (they fail: the store is fenced). */
+  resetNow(): void {
+    this.stop();
+    for (const id of this.#leases.keys()) this.#index.release(id);
+    this.#leases.clear();
+    this.#byRequestId.clear();
+    this.#pending.clear();
+    this.#sortedIds = undefined;
+    this.#byHost.clear();
+    this.#restartedAt.clear();
+    this.#staleStopAt.clear();
+    this.#revision = 0;
+  }
+
+  // ── end of high availability ───────────────────────────────────────────────────────────────
 
   stop(): void {
     for (const timers of this.#timers.values()) for (const t of timers) t.cancel();
@@ -355,7 +421,13 @@ export class LeaseManager {
    * Lease events from `fromRevision` on, inclusive (0: from now), then live ones, as the
    * contract's WatchLeases says. Throws `CompactedError` when that history is gone.
    */
-  watch(fromRevision: number, listener: (event: LeaseWatchEvent) => void): StoreWatch {
+  watch(
+    {
+      fromRevision,
+      onError,
+    }: { fromRevision: number; onError?: (error: LeaseBrokerError) => void },
+    listener: (event: LeaseWatchEvent) => void,
+  ): StoreWatch {
     return this.#store.watch(
       // The Store delivers the events after the revision it is given.
       { collections: ["leases"], ...(fromRevision > 0 ? { fromRevision: fromRevision - 1 } : {}) },
@@ -370,6 +442,7 @@ export class LeaseManager {
           ...(previous === undefined ? {} : { previousState: previous.state, previous }),
         });
       },
+      onError,
     );
   }
 
@@ -1669,6 +1742,7 @@ export class LeaseManager {
     hostId: string;
     leaseIds: readonly string[];
     fromHello: boolean;
+    running?: readonly string[];
   }): Promise<void> {
     return this.#exclusive(async () => {
       const { hostId } = inventory;
@@ -1698,6 +1772,7 @@ export class LeaseManager {
           );
       }
       const now = this.#clock.now();
+      if (inventory.fromHello) await this.#catchUp(hostId, present, inventory.running ?? []);
       for (const item of this.#onHost(hostId)) {
         const lease = item.value;
         if (present.has(lease.id)) continue;
@@ -1715,6 +1790,27 @@ export class LeaseManager {
         this.#sendStart(lease);
       }
     });
+  }
+
+  /**
+   * What a Hello says that reports may have missed (they are published once; during a leader
+   * failover nobody listens): a STARTING lease the host runs is ACTIVE, an ENDING lease the host
+   * no longer has has stopped.
+   */
+  async #catchUp(
+    hostId: string,
+    present: ReadonlySet<string>,
+    running: readonly string[],
+  ): Promise<void> {
+    const isRunning = new Set(running);
+    for (const item of this.#onHost(hostId)) {
+      const lease = item.value;
+      if (lease.state === "STARTING" && isRunning.has(lease.id)) {
+        await this.#transition(item, "ACTIVE", `running on ${hostId}`);
+      } else if (lease.state === "ENDING" && !present.has(lease.id)) {
+        await this.#finish(item, stopFinal(lease.stopReason), lease.statusMessage);
+      }
+    }
   }
 
   // ── reports from hosts ─────────────────────────────────────────────────────────────────────

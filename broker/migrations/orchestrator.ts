@@ -174,6 +174,10 @@ export class MigrationOrchestrator {
    * and leases. Call after the lease manager has started (it charges the destinations).
    */
   async start(): Promise<void> {
+    // A broker that leads again (high availability) starts over from the store.
+    this.#migrations.clear();
+    this.#inFlight.clear();
+    this.#planned = [];
     await forEachObject(this.#store, "migrations", (item) => this.#migrations.set(item.id, item));
     const unfinished = [...this.#migrations.values()]
       .filter((m) => !isFinished(m.value.state))

@@ -47,7 +47,7 @@ async function directRun(
     broker.hosts.register(host);
   }
   const events: SimEvent[] = [];
-  const watch = broker.leases.watch(0, ({ type, lease }) =>
+  const watch = broker.leases.watch({ fromRevision: 0 }, ({ type, lease }) =>
     events.push(simEventOf(clock.now(), type, lease)),
   );
   for (const entry of trace) {

@@ -279,7 +279,7 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
     };
   };
 
-  const watch = broker.leases.watch(0, ({ type, lease }) => {
+  const watch = broker.leases.watch({ fromRevision: 0 }, ({ type, lease }) => {
     const i = byTraceId.get(lease.requestId);
     if (i === undefined) return;
     events++;

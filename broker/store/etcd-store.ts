@@ -184,7 +184,7 @@ function deepFreeze<T>(value: T): T {
 }
 
 /** The smallest key greater than every key starting with `prefix` (etcd's prefix range end). */
-function prefixEnd(prefix: Buffer): Buffer {
+export function prefixEnd(prefix: Buffer): Buffer {
   const end = Buffer.from(prefix);
   for (let i = end.length - 1; i >= 0; i--) {
     const byte = end[i] as number;
@@ -230,7 +230,11 @@ function storeError(error: unknown, what: string): LeaseBrokerError {
   // Connection-level failures that etcd3 does not classify (refused dials, DNS) still mean "etcd
   // cannot be reached"; anything else is a bug or a protocol problem.
   const message = error instanceof Error ? error.message : String(error);
-  if (/ECONNREFUSED|EHOSTUNREACH|ENOTFOUND|No connection|UNAVAILABLE|DEADLINE/i.test(message)) {
+  if (
+    /ECONNREFUSED|EHOSTUNREACH|ENOTFOUND|No connection|UNAVAILABLE|DEADLINE|circuit breaker is open/i.test(
+      message,
+    )
+  ) {
     return new UnavailableError(`${what}: etcd is unavailable`, { cause: error });
   }
   return new InternalError(`${what}: etcd failed: ${message}`, { cause: error });
@@ -251,6 +255,11 @@ export class EtcdStore<S = StoreSchema> implements Store<S> {
   /** The highest revision any response has shown this client: "now" for a watch without one. */
   #observed = 0;
   #closed = false;
+
+  /** The etcd client (shared with the leader election, which must fence with the same etcd). */
+  get client(): Etcd3 {
+    return this.#client;
+  }
 
   constructor(options: EtcdStoreOptions<S>) {
     const prefix = options.prefix ?? DEFAULT_PREFIX;

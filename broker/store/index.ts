@@ -10,6 +10,7 @@ export {
   type EtcdStoreWatch,
   FencedError,
   jsonCodec,
+  prefixEnd,
   StoreDecodeError,
   type StoreFence,
   type ValueCodec,
@@ -39,3 +40,9 @@ export interface BrokerSchema {
 }
 
 export type BrokerStore = Store<BrokerSchema>;
+export {
+  BROKER_CODECS,
+  storedHostCodec,
+  storedLeaseCodec,
+  storedMigrationCodec,
+} from "./proto-codecs.js";

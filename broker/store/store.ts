@@ -94,11 +94,16 @@ export interface Store<S = StoreSchema> {
   /** Applies all ops or none; returns the new revision. Throws `ConflictError` when a condition fails. */
   commit(ops: readonly WriteOp<S>[]): Promise<number>;
   /**
-   * Calls `listener` for every write after `fromRevision`, in revision order. Throws
-   * `CompactedError` when that history is no longer kept: reload with `list`, then watch from its
-   * revision.
+   * Calls `listener` for every write after `fromRevision`, in revision order. When that history
+   * is no longer kept, `CompactedError`: thrown at once by a store that knows at once (memory),
+   * else given to `onError` later (etcd answers asynchronously; a failed watch is closed). Either
+   * way: reload with `list`, then watch from its revision.
    */
-  watch(options: WatchOptions<S>, listener: (event: StoreEvent<S>) => void): StoreWatch;
+  watch(
+    options: WatchOptions<S>,
+    listener: (event: StoreEvent<S>) => void,
+    onError?: (error: LeaseBrokerError) => void,
+  ): StoreWatch;
   /** The current revision. */
   revision(): Promise<number>;
   close(): Promise<void>;

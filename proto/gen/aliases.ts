@@ -337,6 +337,26 @@ import type { StopWorkload as _StopWorkload, StopWorkload__Output as _StopWorklo
 export type StopWorkload = _StopWorkload__Output;
 export type StopWorkloadInput = _StopWorkload;
 
+import type { StoredHost as _StoredHost, StoredHost__Output as _StoredHost__Output } from "./leasebroker/v1/StoredHost.js";
+export type StoredHost = _StoredHost__Output;
+export type StoredHostInput = _StoredHost;
+
+import type { StoredLease as _StoredLease, StoredLease__Output as _StoredLease__Output } from "./leasebroker/v1/StoredLease.js";
+export type StoredLease = _StoredLease__Output;
+export type StoredLeaseInput = _StoredLease;
+
+import type { StoredMigration as _StoredMigration, StoredMigration__Output as _StoredMigration__Output } from "./leasebroker/v1/StoredMigration.js";
+export type StoredMigration = _StoredMigration__Output;
+export type StoredMigrationInput = _StoredMigration;
+
+import type { StoredPlacement as _StoredPlacement, StoredPlacement__Output as _StoredPlacement__Output } from "./leasebroker/v1/StoredPlacement.js";
+export type StoredPlacement = _StoredPlacement__Output;
+export type StoredPlacementInput = _StoredPlacement;
+
+import type { StoredTransferProgress as _StoredTransferProgress, StoredTransferProgress__Output as _StoredTransferProgress__Output } from "./leasebroker/v1/StoredTransferProgress.js";
+export type StoredTransferProgress = _StoredTransferProgress__Output;
+export type StoredTransferProgressInput = _StoredTransferProgress;
+
 import type { SubmitLeaseRequest as _SubmitLeaseRequest, SubmitLeaseRequest__Output as _SubmitLeaseRequest__Output } from "./leasebroker/v1/SubmitLeaseRequest.js";
 export type SubmitLeaseRequest = _SubmitLeaseRequest__Output;
 export type SubmitLeaseRequestInput = _SubmitLeaseRequest;
@@ -458,6 +478,11 @@ export interface MessageTypes {
   "leasebroker.v1.StartWorkload": { input: StartWorkloadInput; output: StartWorkload };
   "leasebroker.v1.Steady": { input: SteadyInput; output: Steady };
   "leasebroker.v1.StopWorkload": { input: StopWorkloadInput; output: StopWorkload };
+  "leasebroker.v1.StoredHost": { input: StoredHostInput; output: StoredHost };
+  "leasebroker.v1.StoredLease": { input: StoredLeaseInput; output: StoredLease };
+  "leasebroker.v1.StoredMigration": { input: StoredMigrationInput; output: StoredMigration };
+  "leasebroker.v1.StoredPlacement": { input: StoredPlacementInput; output: StoredPlacement };
+  "leasebroker.v1.StoredTransferProgress": { input: StoredTransferProgressInput; output: StoredTransferProgress };
   "leasebroker.v1.SubmitLeaseRequest": { input: SubmitLeaseRequestInput; output: SubmitLeaseRequest };
   "leasebroker.v1.SubmitLeaseResponse": { input: SubmitLeaseResponseInput; output: SubmitLeaseResponse };
   "leasebroker.v1.SuspendLeaseRequest": { input: SuspendLeaseRequestInput; output: SuspendLeaseRequest };
@@ -481,6 +506,7 @@ import type { ProtoGrpcType as _lease } from "./lease.js";
 import type { ProtoGrpcType as _migration } from "./migration.js";
 import type { ProtoGrpcType as _placement } from "./placement.js";
 import type { ProtoGrpcType as _resources } from "./resources.js";
+import type { ProtoGrpcType as _store } from "./store.js";
 
 /** The package object of all the .proto files loaded together (proto/load.ts). */
-export type LeaseBrokerGrpcType = _agent & _autoscale & _broker & _capacity & _host & _lease & _migration & _placement & _resources;
+export type LeaseBrokerGrpcType = _agent & _autoscale & _broker & _capacity & _host & _lease & _migration & _placement & _resources & _store;

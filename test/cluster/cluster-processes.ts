@@ -26,6 +26,31 @@ export const TIMINGS = {
   hostTtl: "2s",
 } as const;
 
+/** The broker's flags in a test cluster: agents over NATS, the short liveness timings. */
+export function clusterBrokerFlags(natsUrl: string, address: string): string[] {
+  return [
+    "--bus",
+    "nats",
+    "--nats-url",
+    natsUrl,
+    "--grpc-address",
+    address,
+    // A free port: tests must not collide on the default 8080.
+    "--http-address",
+    "127.0.0.1:0",
+    "--sim-hosts",
+    "0",
+    "--heartbeat-interval",
+    TIMINGS.heartbeatInterval,
+    "--host-suspect-after",
+    TIMINGS.suspectAfter,
+    "--host-ttl",
+    TIMINGS.hostTtl,
+    "--stop-grace",
+    "1s",
+  ];
+}
+
 export interface BrokerProcess {
   readonly proc: ManagedProcess;
   readonly address: string;
@@ -40,30 +65,7 @@ export async function startBrokerProcess(natsUrl: string): Promise<BrokerProcess
   const dir = await makeTempDir("broker");
   const proc = await spawnManaged(
     process.execPath,
-    [
-      BROKER_MAIN,
-      "--bus",
-      "nats",
-      "--nats-url",
-      natsUrl,
-      "--grpc-address",
-      address,
-      // A free port: tests must not collide on the default 8080.
-      "--http-address",
-      "127.0.0.1:0",
-      "--sim-hosts",
-      "0",
-      "--heartbeat-interval",
-      TIMINGS.heartbeatInterval,
-      "--host-suspect-after",
-      TIMINGS.suspectAfter,
-      "--host-ttl",
-      TIMINGS.hostTtl,
-      "--stop-grace",
-      "1s",
-      "--log-level",
-      "debug",
-    ],
+    [BROKER_MAIN, ...clusterBrokerFlags(natsUrl, address), "--log-level", "debug"],
     {
       name: "broker",
       logFile: join(dir, "broker.log"),

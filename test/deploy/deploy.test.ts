@@ -45,22 +45,7 @@ import {
  * now. When the real options land, the "pending options" test below fails: empty this list then
  * (the real specs take over, and any difference in names or values shows up here).
  */
-const PENDING_BROKER_OPTIONS = {
-  store: { ...BROKER_OPTIONS.store, choices: ["memory", "etcd"] },
-  etcdEndpoints: { type: "list", description: "", env: "LEASEBROKER_ETCD_ENDPOINTS" },
-  etcdPrefix: { type: "string", description: "", env: "LEASEBROKER_ETCD_PREFIX" },
-  etcdCaFile: { type: "string", description: "", env: "LEASEBROKER_ETCD_CA_FILE" },
-  etcdCertFile: { type: "string", description: "", env: "LEASEBROKER_ETCD_CERT_FILE" },
-  etcdKeyFile: { type: "string", description: "", env: "LEASEBROKER_ETCD_KEY_FILE" },
-  electionTtl: { type: "duration", description: "", env: "LEASEBROKER_ELECTION_TTL" },
-  advertiseAddress: { type: "string", description: "", env: "LEASEBROKER_ADVERTISE_ADDRESS" },
-  shutdownGrace: {
-    type: "duration",
-    description: "",
-    env: "LEASEBROKER_SHUTDOWN_GRACE",
-    default: 10_000,
-  },
-} as const satisfies OptionSpecs;
+const PENDING_BROKER_OPTIONS = {} as const satisfies OptionSpecs;
 
 const BROKER_SPECS = { ...BROKER_OPTIONS, ...PENDING_BROKER_OPTIONS };
 const AGENT_SPECS = agentOptionSpecs("machine-host-name");
