@@ -150,6 +150,14 @@ function num(value: unknown): number {
   return typeof value === "number" && Number.isFinite(value) ? value : 0;
 }
 
+/**
+ * A VM's directory under `root` (`<data-dir>/qemu`): a hash of the lease id, so that no lease id
+ * becomes a path and the socket paths stay short.
+ */
+export function qemuVmDir(root: string, leaseId: string): string {
+  return join(root, createHash("sha256").update(leaseId).digest("hex").slice(0, 16));
+}
+
 /** KVM is usable when /dev/kvm opens read-write (exists and we are in its group). */
 export function kvmUsable(path = "/dev/kvm"): boolean {
   try {
@@ -409,7 +417,7 @@ export class QemuDriver implements Driver {
           driver: "qemu",
           accel: this.#accel,
           ...(vm.pid === undefined ? {} : { pid: String(vm.pid) }),
-          qmp: join(vm.dir, "operator.sock"),
+          qmp_socket: join(vm.dir, "operator.sock"),
           ...vm.details,
         },
       }));
@@ -642,8 +650,7 @@ export class QemuDriver implements Driver {
   // Processes
 
   #vmDir(leaseId: string): string {
-    const h = createHash("sha256").update(leaseId).digest("hex").slice(0, 16);
-    return join(this.#root, h);
+    return qemuVmDir(this.#root, leaseId);
   }
 
   #newVm(spec: WorkloadSpec, state: WorkloadState): QemuVm {
