@@ -163,8 +163,10 @@ describe("qemu driver (real QEMU, TCG)", () => {
       detail: () => JSON.stringify(log.events.slice(-5)),
     });
     const completed = log.migration("m1", "COMPLETED").find((e) => e.downtimeMs !== undefined);
-    expect(completed?.downtimeMs).toBeGreaterThan(0);
-    expect(completed?.totalTimeMs).toBeGreaterThanOrEqual(completed?.downtimeMs ?? 0);
+    // QEMU's own figures (an idle guest's downtime can round to 0 ms).
+    expect(completed?.downtimeMs).toBeGreaterThanOrEqual(0);
+    expect(completed?.totalTimeMs).toBeGreaterThan(0);
+    expect(completed?.totalTimeMs).toBeGreaterThanOrEqual(completed?.downtimeMs ?? Number.NaN);
     expect(completed?.stats.bytesTransferred).toBeGreaterThan(0);
 
     await waitFor(() => !processRunning(sourcePid), { what: "source QEMU gone" });

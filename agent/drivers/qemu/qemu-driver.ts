@@ -90,6 +90,7 @@ const LOG_TAIL_BYTES = 2048;
 const UNIX_PATH_MAX = 107;
 const MACHINES = new Set(["pc", "q35"]);
 const IMAGE_FORMATS = new Set(["raw", "qcow2"]);
+const DISK_INTERFACES = new Set(["virtio", "ide"]);
 
 /** The VM state a restarted agent needs; one `state.json` per VM. */
 interface PersistedVm {
@@ -733,7 +734,11 @@ export class QemuDriver implements Driver {
     if (!IMAGE_FORMATS.has(format)) {
       throw new InvalidWorkloadError("driver.params.image_format", "must be raw or qcow2");
     }
-    return `file=${path},format=${format},if=virtio`;
+    const diskInterface = spec.params.disk_interface ?? "virtio";
+    if (!DISK_INTERFACES.has(diskInterface)) {
+      throw new InvalidWorkloadError("driver.params.disk_interface", "must be virtio or ide");
+    }
+    return `file=${path},format=${format},if=${diskInterface}`;
   }
 
   /** Spawns QEMU detached and waits until its QMP socket answers. */
