@@ -8,6 +8,7 @@
  * fresh boot would start again near 0.
  */
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { QemuDriver } from "../../agent/drivers/qemu/qemu-driver.js";
@@ -218,6 +219,38 @@ describe("qemu driver (real QEMU, TCG)", () => {
     await waitState(destinationLog, "vm-abort", "STOPPED");
     expect(destinationLog.migration("m2", "ABORTED")).toHaveLength(1);
     expect(await destination.list()).toEqual([]);
+  });
+
+  it("a migration QEMU cannot make ends ABORTED with QEMU's reason, the source still running", async () => {
+    const log = new EventLog();
+    const source = newDriver("fail-src", log);
+    await source.start(smallVm("vm-nowhere"));
+    await waitState(log, "vm-nowhere", "RUNNING");
+    // A port nothing listens on: QEMU's connect fails after `migrate` was accepted.
+    const port = await new Promise<number>((resolvePort) => {
+      const server = createServer().listen(0, "127.0.0.1", () => {
+        const address = server.address();
+        server.close(() => resolvePort(typeof address === "object" && address ? address.port : 0));
+      });
+    });
+    await source.migrateOut({
+      migrationId: "m-nowhere",
+      leaseId: "vm-nowhere",
+      destinationHostId: "nowhere",
+      destinationAddress: "127.0.0.1",
+      destinationPort: port,
+      bandwidthLimitBytesPerS: 0,
+      downtimeLimitMs: 300,
+      autoConverge: false,
+      postCopy: false,
+    });
+    await waitFor(() => log.migration("m-nowhere", "ABORTED").length === 1, {
+      what: "ABORTED",
+      timeoutMs: 20_000,
+    });
+    expect(log.migration("m-nowhere", "ABORTED")[0]?.error).toMatch(/connect|refused/i);
+    expect(await qmpStatus(source.socketPath("vm-nowhere"))).toBe("running");
+    expect((await source.list())[0]).toMatchObject({ state: "RUNNING", migrationId: "" });
   });
 
   it("suspends to a file and resumes with the VM's state", async () => {
