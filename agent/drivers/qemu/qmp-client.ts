@@ -2,6 +2,9 @@
  * A small QMP client over a unix socket: QEMU's JSON-lines protocol. On connect QEMU sends a
  * greeting; `qmp_capabilities` leaves negotiation mode; then each `execute` carries an id that
  * its answer echoes, and asynchronous events (`{"event": ...}`) arrive in between.
+ *
+ * Its timeouts are real time on purpose (not the Clock): they bound waits on a real process's
+ * socket, which a virtual clock cannot speed up.
  */
 import { createConnection, type Socket } from "node:net";
 import { UnavailableError } from "../../../core/index.js";
