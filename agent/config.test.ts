@@ -101,6 +101,7 @@ describe("agent configuration", () => {
       [["--label=.bad=x"], /label key/],
       [["--driver", "xen"], /--driver/],
       [["--qemu-accel", "hvf"], /--qemu-accel/],
+      [["--driver", "qemu", "--data-dir", `/${"d".repeat(80)}`], /--data-dir.*too long/],
       [["--heartbeat-interval", "soon"], /--heartbeat-interval/],
       [["--nats-url", "http://x"], /--nats-url/],
       [["--nats-user", "u"], /go together/],

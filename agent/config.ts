@@ -199,7 +199,7 @@ export function agentOptionSpecs(defaultHostId = sanitizeHostId(hostname())) {
     },
     qemuBinary: {
       type: "string",
-      description: "qemu driver: the QEMU binary (default qemu-system-x86_64 on PATH)",
+      description: "qemu driver: the QEMU binary (a name looked up on PATH, or a path)",
       env: "LEASEBROKER_AGENT_QEMU_BINARY",
       default: "qemu-system-x86_64",
     },
