@@ -303,4 +303,53 @@ describe("qemu driver (real QEMU, TCG)", () => {
     await waitState(log2, "vm-adopt", "STOPPED");
     await waitFor(() => !processRunning(pid), { what: "QEMU gone" });
   });
+
+  it("re-adoption cancels a migration the previous agent left under way; the VM keeps running", async () => {
+    const log = new EventLog();
+    const first = newDriver("adopt-mig", log);
+    const destination = newDriver("adopt-mig-dst", new EventLog());
+    const spec = smallVm("vm-adopt-mig", 128);
+    await first.start(spec);
+    await waitState(log, "vm-adopt-mig", "RUNNING");
+    const endpoint = await destination.prepareIncoming({
+      ...spec,
+      migrationId: "m3",
+      postCopy: false,
+    });
+    await first.migrateOut({
+      migrationId: "m3",
+      leaseId: "vm-adopt-mig",
+      destinationHostId: "dst",
+      destinationAddress: endpoint.address,
+      destinationPort: endpoint.port,
+      bandwidthLimitBytesPerS: 20_000,
+      downtimeLimitMs: 300,
+      autoConverge: false,
+      postCopy: false,
+    });
+    await waitFor(
+      () => log.migration("m3", "TRANSFERRING").some((e) => e.stats.bytesTransferred > 0),
+      {
+        what: "bytes moving",
+        timeoutMs: 20_000,
+      },
+    );
+    const pid = await pidOf(first, "vm-adopt-mig");
+    await first.close(); // the agent dies mid-migration; QEMU keeps migrating
+
+    const second = newDriver("adopt-mig");
+    expect(await second.recover()).toEqual(["vm-adopt-mig"]);
+    expect((await second.list())[0]).toMatchObject({
+      state: "RUNNING",
+      details: { pid: String(pid) },
+    });
+    const qmp = await QmpClient.connect(second.socketPath("vm-adopt-mig"), 5000);
+    try {
+      const migration = await qmp.execute("query-migrate");
+      expect(migration).toMatchObject({ status: "cancelled" });
+    } finally {
+      qmp.close();
+    }
+    expect(await qmpStatus(second.socketPath("vm-adopt-mig"))).toBe("running");
+  });
 });

@@ -91,6 +91,15 @@ const UNIX_PATH_MAX = 107;
 const MACHINES = new Set(["pc", "q35"]);
 const IMAGE_FORMATS = new Set(["raw", "qcow2"]);
 const DISK_INTERFACES = new Set(["virtio", "ide"]);
+/** query-migrate statuses of a migration still under way. */
+const ACTIVE_MIGRATION = new Set([
+  "setup",
+  "active",
+  "pre-switchover",
+  "device",
+  "wait-unplug",
+  "cancelling",
+]);
 
 /** The VM state a restarted agent needs; one `state.json` per VM. */
 interface PersistedVm {
@@ -306,15 +315,27 @@ export class QemuDriver implements Driver {
         vm.qmp = await QmpClient.connect(join(dir, "qmp.sock"), 3000);
         const status = await this.#status(vm);
         if (status === "postmigrate" || status === "inmigrate") {
-          // Its migration ended (or can no longer end) while the agent was away: the broker has
-          // the lease elsewhere or will retry. Discard it.
           await vm.qmp.execute("quit").catch(() => undefined);
           vm.qmp.close();
+          vm.qmp = undefined;
+          vm.pid = undefined;
+          if (persisted.state === "SUSPENDING" && existsSync(join(dir, "suspend.state"))) {
+            // The suspend finished while the agent was away: the saved state is the VM now.
+            vm.state = "SUSPENDED";
+            this.#vms.set(vm.spec.leaseId, vm);
+            this.#persist(vm);
+            adopted.push(vm.spec.leaseId);
+            continue;
+          }
+          // Its migration ended (or can no longer end) while the agent was away: the broker has
+          // the lease elsewhere or will retry. Discard it.
           rmSync(dir, { recursive: true, force: true });
           continue;
         }
-        // Paused mid-suspend or mid-migration when the agent died: the safe state is running.
-        if (status === "paused") await vm.qmp.execute("cont");
+        // A migration or suspend that nobody watches any more could still switch the VM over
+        // (or pause it for good): cancel it, so that this QEMU stays the workload, and run it.
+        await this.#cancelUnwatchedMigration(vm);
+        if ((await this.#status(vm)) === "paused") await vm.qmp.execute("cont");
       } catch (error) {
         this.#log.warn(
           { leaseId: vm.spec.leaseId, err: error },
@@ -332,6 +353,17 @@ export class QemuDriver implements Driver {
       this.#log.info({ leaseId: vm.spec.leaseId, pid: vm.pid }, "re-adopted QEMU");
     }
     return adopted;
+  }
+
+  async #cancelUnwatchedMigration(vm: QemuVm): Promise<void> {
+    const qmp = this.#qmp(vm);
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const info = await qmp.execute("query-migrate");
+      const status = isRecord(info) ? String(info.status ?? "") : "";
+      if (!ACTIVE_MIGRATION.has(status)) return;
+      if (status !== "cancelling") await qmp.execute("migrate_cancel");
+      await this.#clock.sleep(100);
+    }
   }
 
   async start(workload: WorkloadSpec): Promise<void> {
