@@ -6,6 +6,7 @@
  * source running; Suspend + Resume; and an agent killed with SIGKILL is restarted and re-adopts
  * its VM without restarting it.
  */
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { qemuVmDir } from "../../agent/index.js";
@@ -136,6 +137,29 @@ describe("two agents with the qemu driver (real QEMU under TCG, real NATS)", () 
     await broker.command(DESTINATION, {
       stop: { leaseId: "qa-lease-1", grace: durationFromMs(0) },
     });
+  });
+
+  it("reports a QEMU that cannot start as FAILED to the broker, with QEMU's own message", async () => {
+    mkdirSync(join(source.dir, "images"), { recursive: true });
+    writeFileSync(join(source.dir, "images", "broken.qcow2"), "this is not a qcow2 image");
+    const reply = await broker.command(SOURCE, {
+      start: {
+        leaseId: "qa-broken",
+        resources,
+        driver: { image: "broken.qcow2", params: {} },
+        endTime,
+      },
+    });
+    expect(reply).toMatchObject({ ok: true });
+    await broker.until(
+      () => broker.workloadStates("qa-broken").includes("FAILED"),
+      "qa-broken FAILED",
+      30_000,
+    );
+    const failed = broker.events.find(
+      (e) => e.workload?.leaseId === "qa-broken" && e.workload.state === "WORKLOAD_STATE_FAILED",
+    );
+    expect(failed?.workload?.message).toMatch(/qemu-system-x86_64: .*qcow2/i);
   });
 
   it("an abort mid-way leaves the source running", async () => {
