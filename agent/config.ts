@@ -5,6 +5,7 @@
  */
 
 import { hostname } from "node:os";
+import { resolve as resolvePath } from "node:path";
 import { HOST_ID_GRAMMAR } from "../bus/index.js";
 import {
   ConfigError,
@@ -190,10 +191,30 @@ export function agentOptionSpecs(defaultHostId = sanitizeHostId(hostname())) {
     },
     driver: {
       type: "string",
-      description: "how VMs run (sim: in memory, they end with the agent process)",
+      description:
+        "how VMs run (sim: in memory, they end with the agent process; qemu: QEMU processes over QMP)",
       env: "LEASEBROKER_AGENT_DRIVER",
-      choices: ["sim"],
+      choices: ["sim", "qemu"],
       default: "sim",
+    },
+    qemuBinary: {
+      type: "string",
+      description: "qemu driver: the QEMU binary (a name looked up on PATH, or a path)",
+      env: "LEASEBROKER_AGENT_QEMU_BINARY",
+      default: "qemu-system-x86_64",
+    },
+    qemuAccel: {
+      type: "string",
+      description: "qemu driver: accelerator (auto: KVM when /dev/kvm opens read-write, else TCG)",
+      env: "LEASEBROKER_AGENT_QEMU_ACCEL",
+      choices: ["auto", "kvm", "tcg"],
+      default: "auto",
+    },
+    qemuImageDir: {
+      type: "string",
+      description:
+        "qemu driver: where a lease's disk image is looked up; it cannot name a file outside (default <data-dir>/images)",
+      env: "LEASEBROKER_AGENT_QEMU_IMAGE_DIR",
     },
     heartbeatInterval: {
       type: "duration",
@@ -217,7 +238,8 @@ export function agentOptionSpecs(defaultHostId = sanitizeHostId(hostname())) {
     },
     address: {
       type: "string",
-      description: "this host's address, reported for information",
+      description:
+        "this host's address, reported for information; the qemu driver listens for incoming migrations on it (default 127.0.0.1)",
       env: "LEASEBROKER_AGENT_ADDRESS",
     },
     seed: {
@@ -252,7 +274,13 @@ export interface AgentConfig {
   readonly capacity: ResourceVector;
   readonly ratios: AllocationRatios;
   readonly reserved: ResourceVector;
-  readonly driver: "sim";
+  readonly driver: "sim" | "qemu";
+  /** The qemu driver's settings (ignored by sim). */
+  readonly qemu: {
+    readonly binary: string;
+    readonly accel: "auto" | "kvm" | "tcg";
+    readonly imageDir: string | undefined;
+  };
   readonly heartbeatIntervalMs: number;
   readonly helloTimeoutMs: number;
   readonly stopGraceMs: number;
@@ -297,6 +325,12 @@ export async function resolveAgentConfig(
       );
     }
   }
+  // A QMP socket lives at <data-dir>/qemu/<16 hex>/operator.sock: it must fit a unix address.
+  if (options.driver === "qemu" && resolvePath(options.dataDir).length > 70) {
+    throw new ConfigError(
+      `--data-dir: ${JSON.stringify(options.dataDir)} is too long for the qemu driver's QMP sockets (at most 70 characters)`,
+    );
+  }
   const cpus = options.cpus ?? machine.cpus();
   const memoryGib = options.memoryGib ?? machine.memoryGib();
   const labels: Record<string, string> = {};
@@ -336,7 +370,13 @@ export async function resolveAgentConfig(
     capacity,
     ratios: { cpu: options.cpuRatio, memory: options.memoryRatio, disk: options.diskRatio, gpu: 1 },
     reserved,
-    driver: "sim",
+    driver: options.driver === "qemu" ? "qemu" : "sim",
+    qemu: {
+      binary: options.qemuBinary,
+      accel:
+        options.qemuAccel === "kvm" || options.qemuAccel === "tcg" ? options.qemuAccel : "auto",
+      imageDir: options.qemuImageDir,
+    },
     heartbeatIntervalMs: options.heartbeatInterval,
     helloTimeoutMs: options.helloTimeout,
     stopGraceMs: options.stopGrace,

@@ -1,6 +1,6 @@
 /**
- * The Driver port: how an agent runs VMs. `sim` keeps them in memory; `qemu` (its own issue) will
- * run QEMU processes over QMP. Everything is asynchronous and every method returns once the driver
+ * The Driver port: how an agent runs VMs. `sim` keeps them in memory; `qemu` runs QEMU processes
+ * over QMP (drivers/qemu/). Everything is asynchronous and every method returns once the driver
  * has *accepted* the operation: how it ends (RUNNING, STOPPED, a migration COMPLETED) is reported
  * later through `onEvent`, because real operations take seconds to minutes and the agent must keep
  * answering the broker meanwhile.

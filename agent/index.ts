@@ -1,6 +1,6 @@
 /**
- * The host agent: the Agent (hello, heartbeats, commands, events over the Bus), the Driver port
- * and the sim driver, capacity detection and configuration. The bin is main.ts
+ * The host agent: the Agent (hello, heartbeats, commands, events over the Bus), the Driver port,
+ * the sim and qemu drivers, capacity detection and configuration. The bin is main.ts
  * (`leasebroker-agent`); the protocol is docs/agent-protocol.md.
  */
 export {
@@ -55,6 +55,19 @@ export {
   WorkloadStateError,
   ZERO_RESOURCES,
 } from "./driver.js";
+export {
+  kvmUsable,
+  type QemuAccel,
+  QemuDriver,
+  type QemuDriverOptions,
+  qemuVmDir,
+} from "./drivers/qemu/qemu-driver.js";
+export {
+  QmpClient,
+  QmpCommandError,
+  QmpDisconnectedError,
+  type QmpEvent,
+} from "./drivers/qemu/qmp-client.js";
 export { SimDriver, type SimDriverOptions, SimNetwork } from "./drivers/sim-driver.js";
 export { IdempotencyCache, type IdempotencyCacheOptions } from "./idempotency-cache.js";
 export { AGENT_VERSION } from "./version.js";

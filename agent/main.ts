@@ -17,6 +17,8 @@ import {
 } from "../core/index.js";
 import { Agent } from "./agent.js";
 import { type AgentConfig, agentOptionSpecs, resolveAgentConfig } from "./config.js";
+import type { Driver } from "./driver.js";
+import { QemuDriver } from "./drivers/qemu/qemu-driver.js";
 import { SimDriver } from "./drivers/sim-driver.js";
 import { AGENT_VERSION } from "./version.js";
 
@@ -36,6 +38,9 @@ variables, which override the defaults; capacity defaults to what the machine ha
 Drivers:
   sim    simulated VMs, for tests and demos. They live in the agent's memory and END WITH THE
          AGENT PROCESS (a real driver's workloads keep running across an agent restart).
+  qemu   each workload is a qemu-system-x86_64 process driven over QMP (KVM when /dev/kvm is
+         usable, TCG otherwise); files under <data-dir>/qemu/. QEMU keeps running when the agent
+         stops, and a restarted agent re-adopts it. Live migration is QEMU's, over TCP on --address.
 
 Options:
 ${optionsHelp(SPECS)}
@@ -57,7 +62,7 @@ async function run(config: AgentConfig): Promise<void> {
   const clock = new RealClock();
   let agent: Agent | undefined;
   let bus: NatsBus | undefined;
-  let driver: SimDriver | undefined;
+  let driver: Driver | undefined;
   let stopping = false;
 
   const shutdown = (signal: string): void => {
@@ -115,7 +120,23 @@ async function run(config: AgentConfig): Promise<void> {
   });
   if (stopping) return;
   logger.info({ server: bus.server }, "connected to NATS");
-  driver = new SimDriver({ clock, seed: config.seed, logger });
+  if (config.driver === "qemu") {
+    const qemu = new QemuDriver({
+      clock,
+      dataDir: config.dataDir,
+      binary: config.qemu.binary,
+      accel: config.qemu.accel,
+      address: config.address === "" ? undefined : config.address,
+      imageDir: config.qemu.imageDir,
+      logger,
+    });
+    // Before the first Hello, so that it lists the VMs that kept running while the agent was away.
+    const adopted = await qemu.recover();
+    logger.info({ accel: qemu.accel, adopted }, "qemu driver ready");
+    driver = qemu;
+  } else {
+    driver = new SimDriver({ clock, seed: config.seed, logger });
+  }
   agent = new Agent({
     hostId: config.hostId,
     bus,

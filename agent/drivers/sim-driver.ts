@@ -17,16 +17,9 @@
  */
 
 import { deriveSeed, seededRandom } from "../../bus/index.js";
-import {
-  type Clock,
-  errorMessage,
-  type Logger,
-  silentLogger,
-  type Timer,
-} from "../../core/index.js";
+import { type Clock, type Logger, silentLogger, type Timer } from "../../core/index.js";
 import {
   type Driver,
-  type DriverEvent,
   type DriverEventListener,
   type ExitInfo,
   type IncomingEndpoint,
@@ -43,6 +36,7 @@ import {
   type WorkloadState,
   WorkloadStateError,
 } from "../driver.js";
+import { DriverEvents } from "./driver-events.js";
 
 const MIB = 1024 * 1024;
 
@@ -173,7 +167,7 @@ export class SimDriver implements Driver {
   readonly #network: SimNetwork;
   readonly #log: Logger;
   readonly #vms = new Map<string, SimVm>();
-  readonly #listeners = new Set<DriverEventListener>();
+  readonly #events: DriverEvents;
   #closed = false;
 
   constructor(options: SimDriverOptions) {
@@ -188,11 +182,11 @@ export class SimDriver implements Driver {
     this.#address = options.address ?? "127.0.0.1";
     this.#network = options.network ?? sharedNetwork;
     this.#log = options.logger ?? silentLogger();
+    this.#events = new DriverEvents(this.#log);
   }
 
   onEvent(listener: DriverEventListener): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#events.on(listener);
   }
 
   async start(workload: WorkloadSpec): Promise<void> {
@@ -403,7 +397,7 @@ export class SimDriver implements Driver {
       if (vm.incoming !== undefined) this.#network.close(vm.incoming.endpoint);
     }
     this.#vms.clear();
-    this.#listeners.clear();
+    this.#events.close();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -561,14 +555,7 @@ export class SimDriver implements Driver {
   }
 
   #emitWorkload(vm: SimVm, state: WorkloadState, message: string, exit?: ExitInfo): void {
-    this.#emit({
-      type: "workload",
-      leaseId: vm.spec.leaseId,
-      state,
-      message,
-      exit,
-      migrationId: vm.migrationId,
-    });
+    this.#events.workload(vm.spec.leaseId, vm.migrationId, state, message, exit);
   }
 
   #emitMigration(
@@ -596,27 +583,6 @@ export class SimDriver implements Driver {
             bandwidthBytesPerS: m.bandwidth,
             expectedDowntimeMs: Math.round((m.bytesRemaining / m.bandwidth) * 1000),
           };
-    this.#emit({
-      type: "migration",
-      migrationId,
-      leaseId: vm.spec.leaseId,
-      phase,
-      stats,
-      downtimeMs: extra.downtimeMs,
-      totalTimeMs: extra.totalTimeMs,
-      error: extra.error ?? "",
-      postCopyUsed: false,
-    });
-  }
-
-  #emit(event: DriverEvent): void {
-    if (this.#closed) return;
-    for (const listener of [...this.#listeners]) {
-      try {
-        listener(event);
-      } catch (error) {
-        this.#log.error({ err: error }, `driver event listener failed: ${errorMessage(error)}`);
-      }
-    }
+    this.#events.migration(vm.spec.leaseId, migrationId, phase, stats, extra);
   }
 }

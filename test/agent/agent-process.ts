@@ -40,13 +40,20 @@ export interface AgentProcess {
   dispose(): Promise<void>;
 }
 
-/** Starts an agent for `hostId` on `natsUrl`; resolves once it has subscribed to its commands. */
+/**
+ * Starts an agent for `hostId` on `natsUrl`; resolves once it has subscribed to its commands.
+ * `dataDir`: an existing data directory to reuse (an agent restart), left in place by `dispose`;
+ * default a new temp dir that `dispose` removes.
+ */
 export async function startAgent(
   hostId: string,
   natsUrl: string,
   extraArgs: readonly string[] = [],
+  dataDir?: string,
 ): Promise<AgentProcess> {
-  const dir = await makeTempDir(`agent-${hostId}`);
+  const dir = dataDir ?? (await makeTempDir(`agent-${hostId}`));
+  const removeOwnDir = (): Promise<void> =>
+    dataDir === undefined ? removeDir(dir) : Promise.resolve();
   const args = [
     AGENT_MAIN,
     "--host-id",
@@ -79,7 +86,7 @@ export async function startAgent(
       stopGraceMs: 10_000,
     });
   } catch (error) {
-    await removeDir(dir);
+    await removeOwnDir();
     throw error;
   }
   return {
@@ -87,7 +94,7 @@ export async function startAgent(
     dir,
     async dispose() {
       await proc.stop();
-      await removeDir(dir);
+      await removeOwnDir();
     },
   };
 }

@@ -1,6 +1,6 @@
 /**
- * Finding the external programs the integration tests run (etcd, nats-server, chromium; later
- * qemu), and installing them from Debian when they are missing and we are allowed to.
+ * Finding the external programs the integration tests run (etcd, nats-server, chromium,
+ * qemu-system-x86_64), and installing them from Debian when they are missing and we are allowed to.
  *
  * Order: an explicit environment override (`ETCD_BIN=/path`) wins, and if it names no executable
  * file that is an error (a typo must not be "fixed" by installing something else); then PATH, plus
@@ -44,8 +44,20 @@ export const CHROMIUM: BinarySpec = {
   envVar: "CHROMIUM_BIN",
   debPackage: "chromium",
 };
+/** QEMU for the qemu driver's tests (test/qemu) and `npm run bench:qemu`; runs under TCG. */
+export const QEMU: BinarySpec = {
+  name: "qemu-system-x86_64",
+  envVar: "QEMU_BIN",
+  debPackage: "qemu-system-x86",
+};
 /** The binaries every integration test run needs (global setup checks them up front). */
-export const INTEGRATION_BINARIES: readonly BinarySpec[] = [ETCD, ETCDCTL, NATS_SERVER, CHROMIUM];
+export const INTEGRATION_BINARIES: readonly BinarySpec[] = [
+  ETCD,
+  ETCDCTL,
+  NATS_SERVER,
+  CHROMIUM,
+  QEMU,
+];
 
 /** Directories searched after PATH. */
 export const EXTRA_DIRS: readonly string[] = [

@@ -1,0 +1,355 @@
+/**
+ * The qemu driver against real QEMU under TCG: small idle VMs (64-128 MiB, 1 vCPU, no disk).
+ * Start/stop, QEMU's own error on a failed start, live migration between two drivers (two data
+ * directories: two "hosts"), an abort mid-way, suspend/resume, and re-adoption by a new driver.
+ *
+ * "With its state" is checked with the BIOS tick counter (0x46c, incremented by the guest's timer
+ * interrupt since boot): after a migration or a resume it continues from where it was, where a
+ * fresh boot would start again near 0.
+ */
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { QemuDriver } from "../../agent/drivers/qemu/qemu-driver.js";
+import { QmpClient } from "../../agent/drivers/qemu/qmp-client.js";
+import { RealClock } from "../../core/index.js";
+import { makeTempDir, QEMU, removeDir, requireBinary, waitFor } from "../helpers/index.js";
+import {
+  EventLog,
+  killQemuUnder,
+  pidsMentioning,
+  processRunning,
+  qmpStatus,
+  smallVm,
+} from "./qemu-helpers.js";
+
+const clock = new RealClock();
+let qemuBin: string;
+let root: string;
+const drivers: QemuDriver[] = [];
+
+function newDriver(name: string, log?: EventLog, binary = qemuBin): QemuDriver {
+  const driver = new QemuDriver({
+    clock,
+    dataDir: join(root, name),
+    binary,
+    accel: "tcg",
+    pollIntervalMs: 200,
+    quitGraceMs: 2000,
+  });
+  if (log !== undefined) driver.onEvent(log.listener);
+  drivers.push(driver);
+  return driver;
+}
+
+/** The BIOS tick counter (a 32-bit word at 0x46c) read over QMP. */
+async function biosTicks(socketPath: string): Promise<number> {
+  const qmp = await QmpClient.connect(socketPath, 5000);
+  try {
+    const out = await qmp.execute("human-monitor-command", {
+      "command-line": "xp /1wx 0x46c",
+    });
+    const match = /:\s*0x([0-9a-f]+)/.exec(String(out));
+    if (match?.[1] === undefined) throw new Error(`unexpected xp output ${String(out)}`);
+    return Number.parseInt(match[1], 16);
+  } finally {
+    qmp.close();
+  }
+}
+
+async function pidOf(driver: QemuDriver, leaseId: string): Promise<number> {
+  const info = (await driver.list()).find((w) => w.leaseId === leaseId);
+  return Number(info?.details.pid ?? Number.NaN);
+}
+
+async function waitState(log: EventLog, leaseId: string, state: string, timeoutMs = 30_000) {
+  await waitFor(() => log.workloadStates(leaseId).includes(state), {
+    what: `${leaseId} ${state}`,
+    timeoutMs,
+    detail: () => JSON.stringify(log.events.slice(-5)),
+  });
+}
+
+beforeAll(async () => {
+  qemuBin = requireBinary(QEMU);
+  root = await makeTempDir("qemu-driver");
+});
+
+afterEach(async () => {
+  for (const driver of drivers.splice(0)) await driver.close();
+  killQemuUnder(root);
+});
+
+afterAll(async () => {
+  killQemuUnder(root);
+  await removeDir(root);
+});
+
+describe("qemu driver (real QEMU, TCG)", () => {
+  it("starts a QEMU process that QMP reports running, and stops it", async () => {
+    const log = new EventLog();
+    const driver = newDriver("start", log);
+    await driver.start(smallVm("vm-start"));
+    await waitState(log, "vm-start", "RUNNING");
+    const pid = await pidOf(driver, "vm-start");
+    expect(processRunning(pid)).toBe(true);
+    expect(await qmpStatus(driver.socketPath("vm-start"))).toBe("running");
+
+    await driver.stop("vm-start", { graceMs: 200, force: false, reason: "test" });
+    await waitState(log, "vm-start", "STOPPED");
+    await waitFor(() => !processRunning(pid), { what: "QEMU gone" });
+    expect(await driver.list()).toEqual([]);
+    expect(existsSync(join(root, "start", "qemu"))).toBe(true);
+    expect(pidsMentioning(join(root, "start"))).toEqual([]);
+  });
+
+  it("reports a failed start with QEMU's own message", async () => {
+    const log = new EventLog();
+    const driver = newDriver("fail", log);
+    const images = join(root, "fail", "images");
+    mkdirSync(images, { recursive: true });
+    writeFileSync(join(images, "bad.qcow2"), "not a qcow2 image at all");
+    await driver.start({ ...smallVm("vm-bad"), image: "bad.qcow2" });
+    await waitState(log, "vm-bad", "FAILED");
+    expect(log.lastWorkload("vm-bad")?.message).toMatch(/qcow2/i);
+    expect(await driver.list()).toEqual([]);
+
+    // A lease cannot name a file outside the image directory.
+    await expect(
+      driver.start({ ...smallVm("vm-escape"), image: "../../etc/passwd" }),
+    ).rejects.toThrow(/inside/);
+
+    const missing = newDriver("missing", log, join(root, "no-such-qemu"));
+    await missing.start(smallVm("vm-missing"));
+    await waitState(log, "vm-missing", "FAILED");
+    expect(log.lastWorkload("vm-missing")?.message).toMatch(/ENOENT/);
+  });
+
+  it("live-migrates a VM to another driver: the destination runs it with its state", async () => {
+    const log = new EventLog();
+    const source = newDriver("mig-src", log);
+    const destination = newDriver("mig-dst", log);
+    const spec = smallVm("vm-mig", 128);
+    await source.start(spec);
+    await waitState(log, "vm-mig", "RUNNING");
+    const sourcePid = await pidOf(source, "vm-mig");
+    await waitFor(async () => (await biosTicks(source.socketPath("vm-mig"))) > 20, {
+      what: "BIOS ticks",
+      timeoutMs: 20_000,
+    });
+    const ticksBefore = await biosTicks(source.socketPath("vm-mig"));
+
+    const endpoint = await destination.prepareIncoming({
+      ...spec,
+      migrationId: "m1",
+      postCopy: false,
+    });
+    expect(endpoint.port).toBeGreaterThan(0);
+    expect((await destination.list())[0]?.state).toBe("INCOMING");
+    await source.migrateOut({
+      migrationId: "m1",
+      leaseId: "vm-mig",
+      destinationHostId: "dst",
+      destinationAddress: endpoint.address,
+      destinationPort: endpoint.port,
+      bandwidthLimitBytesPerS: 0,
+      downtimeLimitMs: 300,
+      autoConverge: false,
+      postCopy: false,
+    });
+    await waitFor(() => log.migration("m1", "COMPLETED").length === 2, {
+      what: "both sides COMPLETED",
+      timeoutMs: 60_000,
+      detail: () => JSON.stringify(log.events.slice(-5)),
+    });
+    const completed = log.migration("m1", "COMPLETED").find((e) => e.downtimeMs !== undefined);
+    // QEMU's own figures (an idle guest's downtime can round to 0 ms).
+    expect(completed?.downtimeMs).toBeGreaterThanOrEqual(0);
+    expect(completed?.totalTimeMs).toBeGreaterThan(0);
+    expect(completed?.totalTimeMs).toBeGreaterThanOrEqual(completed?.downtimeMs ?? Number.NaN);
+    expect(completed?.stats.bytesTransferred).toBeGreaterThan(0);
+
+    await waitFor(() => !processRunning(sourcePid), { what: "source QEMU gone" });
+    await waitFor(async () => (await destination.list())[0]?.state === "RUNNING", {
+      what: "destination RUNNING",
+    });
+    expect(await qmpStatus(destination.socketPath("vm-mig"))).toBe("running");
+    expect(await source.list()).toEqual([]);
+    expect(await biosTicks(destination.socketPath("vm-mig"))).toBeGreaterThanOrEqual(ticksBefore);
+  });
+
+  it("an abort mid-way leaves the source running and discards the destination", async () => {
+    const log = new EventLog();
+    const destinationLog = new EventLog();
+    const source = newDriver("abort-src", log);
+    const destination = newDriver("abort-dst", destinationLog);
+    const spec = smallVm("vm-abort", 128);
+    await source.start(spec);
+    await waitState(log, "vm-abort", "RUNNING");
+    const endpoint = await destination.prepareIncoming({
+      ...spec,
+      migrationId: "m2",
+      postCopy: false,
+    });
+    await source.migrateOut({
+      migrationId: "m2",
+      leaseId: "vm-abort",
+      destinationHostId: "dst",
+      destinationAddress: endpoint.address,
+      destinationPort: endpoint.port,
+      // Slow enough that an idle 128 MiB guest (mostly zero pages) takes far longer than the test.
+      bandwidthLimitBytesPerS: 20_000,
+      downtimeLimitMs: 300,
+      autoConverge: true,
+      postCopy: false,
+    });
+    await waitFor(
+      () => log.migration("m2", "TRANSFERRING").some((e) => e.stats.bytesTransferred > 0),
+      { what: "bytes moving", timeoutMs: 20_000 },
+    );
+    await source.abortMigration("m2", "vm-abort", "operator abort");
+    await waitFor(() => log.migration("m2", "ABORTED").length >= 1, { what: "ABORTED" });
+    const aborted = log.migration("m2", "ABORTED")[0];
+    expect(aborted?.error).toBe("operator abort");
+    expect(log.migration("m2", "COMPLETED")).toEqual([]);
+    expect(await qmpStatus(source.socketPath("vm-abort"))).toBe("running");
+    expect((await source.list())[0]?.state).toBe("RUNNING");
+    // The destination's QEMU loses its stream and exits; its half of the migration ends too.
+    await waitState(destinationLog, "vm-abort", "STOPPED");
+    expect(destinationLog.migration("m2", "ABORTED")).toHaveLength(1);
+    expect(await destination.list()).toEqual([]);
+  });
+
+  it("a migration QEMU cannot make ends ABORTED with QEMU's reason, the source still running", async () => {
+    const log = new EventLog();
+    const source = newDriver("fail-src", log);
+    await source.start(smallVm("vm-nowhere"));
+    await waitState(log, "vm-nowhere", "RUNNING");
+    // A port nothing listens on: QEMU's connect fails after `migrate` was accepted.
+    const port = await new Promise<number>((resolvePort) => {
+      const server = createServer().listen(0, "127.0.0.1", () => {
+        const address = server.address();
+        server.close(() => resolvePort(typeof address === "object" && address ? address.port : 0));
+      });
+    });
+    await source.migrateOut({
+      migrationId: "m-nowhere",
+      leaseId: "vm-nowhere",
+      destinationHostId: "nowhere",
+      destinationAddress: "127.0.0.1",
+      destinationPort: port,
+      bandwidthLimitBytesPerS: 0,
+      downtimeLimitMs: 300,
+      autoConverge: false,
+      postCopy: false,
+    });
+    await waitFor(() => log.migration("m-nowhere", "ABORTED").length === 1, {
+      what: "ABORTED",
+      timeoutMs: 20_000,
+    });
+    expect(log.migration("m-nowhere", "ABORTED")[0]?.error).toMatch(/connect|refused/i);
+    expect(await qmpStatus(source.socketPath("vm-nowhere"))).toBe("running");
+    expect((await source.list())[0]).toMatchObject({ state: "RUNNING", migrationId: "" });
+  });
+
+  it("suspends to a file and resumes with the VM's state", async () => {
+    const log = new EventLog();
+    const driver = newDriver("suspend", log);
+    await driver.start(smallVm("vm-sus"));
+    await waitState(log, "vm-sus", "RUNNING");
+    const pid = await pidOf(driver, "vm-sus");
+    await waitFor(async () => (await biosTicks(driver.socketPath("vm-sus"))) > 20, {
+      what: "BIOS ticks",
+      timeoutMs: 20_000,
+    });
+    const ticksBefore = await biosTicks(driver.socketPath("vm-sus"));
+
+    await driver.suspend("vm-sus");
+    await waitState(log, "vm-sus", "SUSPENDED");
+    expect(processRunning(pid)).toBe(false);
+    const suspended = (await driver.list())[0];
+    expect(suspended?.state).toBe("SUSPENDED");
+    expect(Number(suspended?.details.saved_bytes)).toBeGreaterThan(0);
+    expect(log.lastWorkload("vm-sus")?.message).toMatch(/^saved \d+ bytes in \d+ ms$/);
+
+    await driver.resume("vm-sus");
+    await waitFor(() => log.workloadStates("vm-sus").filter((s) => s === "RUNNING").length === 2, {
+      what: "RUNNING again",
+      timeoutMs: 30_000,
+    });
+    expect(await qmpStatus(driver.socketPath("vm-sus"))).toBe("running");
+    expect(await biosTicks(driver.socketPath("vm-sus"))).toBeGreaterThanOrEqual(ticksBefore);
+  });
+
+  it("a new driver on the same data directory re-adopts a running VM", async () => {
+    const log = new EventLog();
+    const first = newDriver("adopt", log);
+    await first.start(smallVm("vm-adopt"));
+    await waitState(log, "vm-adopt", "RUNNING");
+    const pid = await pidOf(first, "vm-adopt");
+    await first.close();
+
+    const log2 = new EventLog();
+    const second = newDriver("adopt", log2);
+    expect(await second.recover()).toEqual(["vm-adopt"]);
+    const [info] = await second.list();
+    expect(info?.state).toBe("RUNNING");
+    expect(Number(info?.details.pid)).toBe(pid);
+    expect(processRunning(pid)).toBe(true);
+
+    // The adopted QEMU is not this process's child; stopping it still works.
+    await second.stop("vm-adopt", { graceMs: 0, force: false, reason: "test" });
+    await waitState(log2, "vm-adopt", "STOPPED");
+    await waitFor(() => !processRunning(pid), { what: "QEMU gone" });
+  });
+
+  it("re-adoption cancels a migration the previous agent left under way; the VM keeps running", async () => {
+    const log = new EventLog();
+    const first = newDriver("adopt-mig", log);
+    const destination = newDriver("adopt-mig-dst", new EventLog());
+    const spec = smallVm("vm-adopt-mig", 128);
+    await first.start(spec);
+    await waitState(log, "vm-adopt-mig", "RUNNING");
+    const endpoint = await destination.prepareIncoming({
+      ...spec,
+      migrationId: "m3",
+      postCopy: false,
+    });
+    await first.migrateOut({
+      migrationId: "m3",
+      leaseId: "vm-adopt-mig",
+      destinationHostId: "dst",
+      destinationAddress: endpoint.address,
+      destinationPort: endpoint.port,
+      bandwidthLimitBytesPerS: 20_000,
+      downtimeLimitMs: 300,
+      autoConverge: false,
+      postCopy: false,
+    });
+    await waitFor(
+      () => log.migration("m3", "TRANSFERRING").some((e) => e.stats.bytesTransferred > 0),
+      {
+        what: "bytes moving",
+        timeoutMs: 20_000,
+      },
+    );
+    const pid = await pidOf(first, "vm-adopt-mig");
+    await first.close(); // the agent dies mid-migration; QEMU keeps migrating
+
+    const second = newDriver("adopt-mig");
+    expect(await second.recover()).toEqual(["vm-adopt-mig"]);
+    expect((await second.list())[0]).toMatchObject({
+      state: "RUNNING",
+      details: { pid: String(pid) },
+    });
+    const qmp = await QmpClient.connect(second.socketPath("vm-adopt-mig"), 5000);
+    try {
+      const migration = await qmp.execute("query-migrate");
+      expect(migration).toMatchObject({ status: "cancelled" });
+    } finally {
+      qmp.close();
+    }
+    expect(await qmpStatus(second.socketPath("vm-adopt-mig"))).toBe("running");
+  });
+});

@@ -1,0 +1,100 @@
+/**
+ * Helpers of the qemu driver's tests: asking a VM over its own QMP socket, and killing every QEMU
+ * a test left under its data directory (QEMU runs detached from the agent on purpose, so the
+ * process helpers' watchdog does not know it).
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import { QmpClient } from "../../agent/drivers/qemu/qmp-client.js";
+import type { DriverEvent, WorkloadSpec } from "../../agent/index.js";
+
+/** `query-status` over a fresh QMP connection: `running`, `paused`, ... */
+export async function qmpStatus(socketPath: string): Promise<string> {
+  const qmp = await QmpClient.connect(socketPath, 5000);
+  try {
+    const result = await qmp.execute("query-status");
+    return typeof result === "object" && result !== null && "status" in result
+      ? String(result.status)
+      : "";
+  } finally {
+    qmp.close();
+  }
+}
+
+/** Pids of live processes whose command line mentions `text`. */
+export function pidsMentioning(text: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8");
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const zombie = stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+      if (!zombie && cmdline.includes("qemu-system") && cmdline.includes(text)) {
+        pids.push(Number(entry));
+      }
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return pids;
+}
+
+export function processRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return !stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+  } catch {
+    return false;
+  }
+}
+
+/** SIGKILLs every QEMU whose command line mentions `dir` (a test's data directory). */
+export function killQemuUnder(dir: string): void {
+  for (const pid of pidsMentioning(dir)) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+}
+
+/** A small idle VM: 1 vCPU, no disk (SeaBIOS finds nothing to boot and waits: it still runs). */
+export function smallVm(leaseId: string, memoryMib = 64): WorkloadSpec {
+  return {
+    leaseId,
+    name: leaseId,
+    resources: { cpuMillis: 500, memoryMib, diskGib: 0, gpus: 0 },
+    image: "",
+    params: {},
+    endTime: undefined,
+  };
+}
+
+/** Collects a driver's events. */
+export class EventLog {
+  readonly events: DriverEvent[] = [];
+
+  readonly listener = (event: DriverEvent): void => {
+    this.events.push(event);
+  };
+
+  workloadStates(leaseId: string): string[] {
+    return this.events.flatMap((e) =>
+      e.type === "workload" && e.leaseId === leaseId ? [e.state] : [],
+    );
+  }
+
+  migration(migrationId: string, phase: string): Extract<DriverEvent, { type: "migration" }>[] {
+    return this.events.flatMap((e) =>
+      e.type === "migration" && e.migrationId === migrationId && e.phase === phase ? [e] : [],
+    );
+  }
+
+  lastWorkload(leaseId: string): Extract<DriverEvent, { type: "workload" }> | undefined {
+    return this.events
+      .flatMap((e) => (e.type === "workload" && e.leaseId === leaseId ? [e] : []))
+      .at(-1);
+  }
+}
