@@ -247,7 +247,9 @@ class Search {
     // start bounds it from below (and so rules out hosts too full at the start).
     const affinity = ctx.wAff > 0 ? ctx.wAff * affinityScorer.score(ctx, host, peak) : 0;
     const binpack = ctx.fit === "binpack";
-    if (binpack && this.best !== undefined) {
+    const cached = ctx.start >= (host.now[0] as number) && ctx.start < (host.now[1] as number);
+    if (binpack && this.best !== undefined && !cached) {
+      // before looking the start up in the timeline (the bound below is tighter)
       const ub = hostUb(ctx, host, host.peakAll, ZERO_PIECE, 2) + affinity;
       if (ub + EPS < this.bestScore) return;
     }
