@@ -70,6 +70,7 @@ export const FINE_FREE_EDGES: readonly number[] = Array.from(
 export const FINE_LEVELS = FINE_FREE_EDGES.length + 1;
 /** Columns: free cpu level × free memory level. */
 export const FINE_COLUMNS = FINE_LEVELS * FINE_LEVELS;
+export const FINE_MASK_WORDS = Math.ceil(FINE_COLUMNS / 32);
 /**
  * Within a κ bin, hosts are split by how much they have free at the ring's first bucket (the
  * present): chunks of like hosts make the chunk bounds tight for windows starting now.
@@ -147,6 +148,8 @@ export class HostClass {
   );
   /** READY hosts per fine column. */
   readonly fineColumnCount = new Int32Array(FINE_COLUMNS);
+  /** Per fine κ bin, a bit per column (FINE_MASK_WORDS words): whether that cell has hosts. */
+  readonly fineMask = new Uint32Array(FINE_KAPPA * FINE_MASK_WORDS);
   ready = 0;
   constructor(
     readonly key: string,
@@ -1238,6 +1241,10 @@ export class ClusterIndex {
     list.push(host);
     const col = Math.floor(cell / FINE_KAPPA);
     cls.fineColumnCount[col] = (cls.fineColumnCount[col] as number) + 1;
+    if (list.length === 1) {
+      const w = (cell % FINE_KAPPA) * FINE_MASK_WORDS + (col >>> 5);
+      cls.fineMask[w] = (cls.fineMask[w] as number) | (1 << (col & 31));
+    }
   }
 
   private leaveFine(host: HostRecord): void {
@@ -1250,6 +1257,10 @@ export class ClusterIndex {
     }
     const col = Math.floor(host.fineBin / FINE_KAPPA);
     cls.fineColumnCount[col] = (cls.fineColumnCount[col] as number) - 1;
+    if (list.length === 0) {
+      const w = (host.fineBin % FINE_KAPPA) * FINE_MASK_WORDS + (col >>> 5);
+      cls.fineMask[w] = (cls.fineMask[w] as number) & ~(1 << (col & 31));
+    }
     host.fineBin = -1;
     host.finePos = -1;
   }

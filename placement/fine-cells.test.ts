@@ -13,6 +13,7 @@ import {
   FINE_FREE_EDGES,
   FINE_KAPPA,
   FINE_LEVELS,
+  FINE_MASK_WORDS,
   fineKappaOf,
   type HostRecord,
 } from "./cluster-index.js";
@@ -63,6 +64,14 @@ function checkFineCells(index: ClusterIndex): void {
       });
     });
     expect(Array.from(cls.fineColumnCount)).toEqual(Array.from(perColumn));
+    const wrongBits: number[] = [];
+    for (let cell = 0; cell < FINE_COLUMNS * FINE_KAPPA; cell++) {
+      const col = Math.floor(cell / FINE_KAPPA);
+      const word = cls.fineMask[(cell % FINE_KAPPA) * FINE_MASK_WORDS + (col >>> 5)] as number;
+      const bit = ((word >>> (col & 31)) & 1) === 1;
+      if (bit !== (cls.fine[cell]?.length ?? 0) > 0) wrongBits.push(cell);
+    }
+    expect(wrongBits).toEqual([]);
   }
   expect(filed).toBe(index.readyCount);
   for (const h of index.hostMap.values()) {

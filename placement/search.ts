@@ -24,6 +24,7 @@ import {
   FINE_FREE_EDGES,
   FINE_KAPPA,
   FINE_LEVELS,
+  FINE_MASK_WORDS,
   FREE_BINS,
   fineUpper,
   type HostClass,
@@ -194,8 +195,6 @@ class Search {
   readonly covered: boolean;
   /** Scratch: per core dim, an upper bound of a chunk's peak over the window. */
   readonly ub = new Float64Array(CORE_DIMS);
-  /** Scratch for `usageAtStart`. */
-  readonly piece = new Float64Array(2 + CORE_DIMS);
 
   constructor(
     readonly ctx: RequestContext,
@@ -247,11 +246,18 @@ class Search {
     // start bounds it from below (and so rules out hosts too full at the start).
     const affinity = ctx.wAff > 0 ? ctx.wAff * affinityScorer.score(ctx, host, peak) : 0;
     const binpack = ctx.fit === "binpack";
-    const cached = ctx.start >= (host.now[0] as number) && ctx.start < (host.now[1] as number);
-    if (binpack && this.best !== undefined && !cached) {
-      // before looking the start up in the timeline (the bound below is tighter)
-      const ub = hostUb(ctx, host, host.peakAll, ZERO_PIECE, 2) + affinity;
-      if (ub + EPS < this.bestScore) return;
+    const index = ctx.index;
+    const cached =
+      (ctx.start >= (host.now[0] as number) && ctx.start < (host.now[1] as number)) ||
+      Math.abs(ctx.start - index.now) <= index.bucketMs;
+    if (!cached) {
+      // a start away from the present: looking it up costs about what the exact check costs
+      if (binpack && this.best !== undefined) {
+        const ub = hostUb(ctx, host, host.peakAll, ZERO_PIECE, 2) + affinity;
+        if (ub + EPS < this.bestScore) return;
+      }
+      this.scoreExactly(host, peak);
+      return;
     }
     const lo = this.usageAtStart(host);
     const lim = host.limit;
@@ -282,11 +288,24 @@ class Search {
       // usage at the start ≤ peak over the window ≤ all-time peak: equal, so the peak is known
       // exactly (the same values the timeline holds) and fits (checked above).
       for (let k = 0; k < CORE_DIMS; k++) peak[k] = lo[o + k] as number;
-    } else if (!fitsExactly(ctx, host, peak)) {
+    } else {
+      this.scoreExactly(host, peak);
+      return;
+    }
+    this.offer(host, peak);
+  }
+
+  /** Read the host's timeline: count it out if the lease does not fit, else offer its score. */
+  scoreExactly(host: HostRecord, peak: Float64Array): void {
+    if (!fitsExactly(this.ctx, host, peak)) {
       this.counts[this.resourcesAt] = (this.counts[this.resourcesAt] as number) + 1;
       return;
     }
-    const s = totalScore(ctx, host, peak);
+    this.offer(host, peak);
+  }
+
+  offer(host: HostRecord, peak: Float64Array): void {
+    const s = totalScore(this.ctx, host, peak);
     if (
       s > this.bestScore ||
       (s === this.bestScore && this.best !== undefined && host.id < this.best.id)
@@ -298,21 +317,14 @@ class Search {
   }
 
   /**
-   * `[from, to, u0..u3]`: the host's usage on the timeline piece containing the window's start.
-   * The host's own cache when the start is in it or near the present (so far-off requests don't
-   * thrash it), else scratch.
+   * `[from, to, u0..u3]`: the host's usage on the timeline piece containing the window's start,
+   * from the host's cache (refreshed for starts near the present only, see `evaluate`).
    */
   usageAtStart(host: HostRecord): Float64Array {
     const t = this.ctx.start;
     const u = host.now;
-    if (t >= (u[0] as number) && t < (u[1] as number)) return u;
-    const index = this.ctx.index;
-    if (Math.abs(t - index.now) <= index.bucketMs) {
-      host.timeline.pieceAt(t, u);
-      return u;
-    }
-    host.timeline.pieceAt(t, this.piece);
-    return this.piece;
+    if (!(t >= (u[0] as number) && t < (u[1] as number))) host.timeline.pieceAt(t, u);
+    return u;
   }
 
   /** Resource feasibility of a chunk at the sampled buckets; fills `lb` with a lower bound of the peak. */
@@ -577,21 +589,31 @@ function fineColumnFeasible(column: number, cls: HostClass, d: Float64Array): bo
  * from its own bounds before its timeline is read (`Search.evaluate`).
  */
 function searchFineCells(ctx: RequestContext, s: Search, restUb: number): void {
-  const classes: { fine: (HostRecord[] | undefined)[]; share: number; columns: number[] }[] = [];
+  const classes: {
+    fine: (HostRecord[] | undefined)[];
+    mask: Uint32Array;
+    share: number;
+    columns: Uint32Array;
+  }[] = [];
   for (const cls of ctx.index.classList) {
     if (cls.ready === 0) continue;
     if (!classFeasible(ctx, cls)) {
       s.count(resourcesFilter.name, cls.ready);
       continue;
     }
-    const columns: number[] = [];
+    const columns = new Uint32Array(FINE_MASK_WORDS);
+    let any = false;
     for (let c = 0; c < FINE_COLUMNS; c++) {
       const n = cls.fineColumnCount[c] as number;
       if (n === 0) continue;
-      if (fineColumnFeasible(c, cls, ctx.demandCore)) columns.push(c * FINE_KAPPA);
-      else s.count(resourcesFilter.name, n);
+      if (fineColumnFeasible(c, cls, ctx.demandCore)) {
+        columns[c >>> 5] = (columns[c >>> 5] as number) | (1 << (c & 31));
+        any = true;
+      } else s.count(resourcesFilter.name, n);
     }
-    if (columns.length > 0) classes.push({ fine: cls.fine, share: demandShare(ctx, cls), columns });
+    if (any) {
+      classes.push({ fine: cls.fine, mask: cls.fineMask, share: demandShare(ctx, cls), columns });
+    }
   }
   for (let b = FINE_KAPPA - 1; b >= 0; b--) {
     const upper = fineUpper(b);
@@ -599,10 +621,17 @@ function searchFineCells(ctx: RequestContext, s: Search, restUb: number): void {
     for (const c of classes) {
       if (ctx.wFit * Math.min(1, upper + c.share) + restUb + EPS < s.bestScore) continue;
       any = true;
-      for (const col of c.columns) {
-        const hosts = c.fine[col + b];
-        if (hosts === undefined) continue;
-        for (let i = 0; i < hosts.length; i++) s.evaluate(hosts[i] as HostRecord);
+      // only the cells of this κ bin that have hosts, in feasible columns
+      const base = b * FINE_MASK_WORDS;
+      for (let w = 0; w < FINE_MASK_WORDS; w++) {
+        let m = ((c.mask[base + w] as number) & (c.columns[w] as number)) >>> 0;
+        while (m !== 0) {
+          const bit = 31 - Math.clz32(m);
+          m = (m & ~(1 << bit)) >>> 0;
+          const hosts = c.fine[(w * 32 + bit) * FINE_KAPPA + b];
+          if (hosts === undefined) continue;
+          for (let i = 0; i < hosts.length; i++) s.evaluate(hosts[i] as HostRecord);
+        }
       }
     }
     if (!any) return;
