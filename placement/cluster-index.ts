@@ -53,6 +53,25 @@ const LOOSE_LIMIT = 4;
 const COLUMN_LOOSE_LIMIT = 16;
 export const KAPPA_BINS = 32;
 /**
+ * Fine cells: every READY host of a class also sits in one cell by (free cpu level, free memory
+ * level) in the present bucket × κ in FINE_KAPPA bins, so binpack can skip the columns too full
+ * for the demand and visit the rest in (nearly) decreasing κ, screening each host from its own
+ * cached bounds (see search.ts).
+ */
+export const FINE_KAPPA = 64;
+/**
+ * Edges of the free levels, as fractions of allocatable: half octaves from 1/512 to 1/2, so a
+ * demand never shares a level with hosts that have less than ~70% of it free.
+ */
+export const FINE_FREE_EDGES: readonly number[] = Array.from(
+  { length: 17 },
+  (_, i) => 2 ** (-9 + i / 2),
+);
+export const FINE_LEVELS = FINE_FREE_EDGES.length + 1;
+/** Columns: free cpu level × free memory level. */
+export const FINE_COLUMNS = FINE_LEVELS * FINE_LEVELS;
+export const FINE_MASK_WORDS = Math.ceil(FINE_COLUMNS / 32);
+/**
  * Within a κ bin, hosts are split by how much they have free at the ring's first bucket (the
  * present): chunks of like hosts make the chunk bounds tight for windows starting now.
  */
@@ -123,6 +142,14 @@ export class HostClass {
   colValid: Uint8Array = new Uint8Array(0);
   /** Per column: hosts that left since its minima were last recomputed. */
   readonly colLoose = new Int32Array(FREE_BINS);
+  /** READY hosts by fine cell, column·FINE_KAPPA + κ bin (see `FINE_KAPPA`); unordered within. */
+  readonly fine: (HostRecord[] | undefined)[] = new Array(FINE_COLUMNS * FINE_KAPPA).fill(
+    undefined,
+  );
+  /** READY hosts per fine column. */
+  readonly fineColumnCount = new Int32Array(FINE_COLUMNS);
+  /** Per fine κ bin, a bit per column (FINE_MASK_WORDS words): whether that cell has hosts. */
+  readonly fineMask = new Uint32Array(FINE_KAPPA * FINE_MASK_WORDS);
   ready = 0;
   constructor(
     readonly key: string,
@@ -218,6 +245,12 @@ export interface HostRecord {
   readonly cls: HostClass;
   bin: Bin | undefined;
   pos: number;
+  /** Fine κ bin and position in it (-1 when not READY). */
+  fineBin: number;
+  finePos: number;
+  /** Until when its fine column is exact, and which computation of it is current. */
+  colUntil: number;
+  colStamp: number;
   /** Per ring slot, per core dim: minimum usage in the bucket. */
   readonly ring: Float64Array;
   /** Per ring slot, per core dim: maximum usage in the bucket. */
@@ -317,6 +350,13 @@ export class ClusterIndex {
   /** Scratch for `afterChange`: a host's bucket bounds before the change. */
   private scratchMin: Float64Array;
   private scratchMax: Float64Array;
+  /** Scratch for `fineCellOf`. */
+  private readonly scratchPiece = new Float64Array(2 + CORE_DIMS);
+  private fineStamps = 0;
+  /** Hosts to re-file in the fine cells when `now` reaches a time (see `fineCellOf`). */
+  private readonly refileT: number[] = [];
+  private readonly refileHost: HostRecord[] = [];
+  private readonly refileStamp: number[] = [];
   /** Bumped on every change; lets callers cache derived data. */
   version = 0;
 
@@ -394,6 +434,10 @@ export class ClusterIndex {
       cls,
       bin: undefined,
       pos: -1,
+      fineBin: -1,
+      finePos: -1,
+      colUntil: Number.NEGATIVE_INFINITY,
+      colStamp: 0,
       ring: new Float64Array(this.ringSize * CORE_DIMS),
       ringMax: new Float64Array(this.ringSize * CORE_DIMS),
       now: new Float64Array(2 + CORE_DIMS),
@@ -691,6 +735,7 @@ export class ClusterIndex {
   advanceTo(now: number): void {
     if (!Number.isFinite(now)) throw new InvalidPlacementArgumentError("now", "must be finite");
     if (!(now <= this.now)) this.now = now;
+    this.refileDue();
     const target = Math.floor(now / this.bucketMs);
     if (Number.isNaN(this.ringBase)) {
       this.initRing(target);
@@ -1074,10 +1119,160 @@ export class ClusterIndex {
     this.rebin(host);
   }
 
+  /**
+   * The host's fine cell: its free cpu and memory levels at the present (`now`) × fine κ bin.
+   * The usage is constant on the timeline piece containing `now`, until `host.colUntil`; the
+   * host is queued to be re-filed when `advanceTo` passes that instant (and any change re-files
+   * it), so for every start in `[now, fineValidUntil())` each host's level is exact.
+   */
+  private fineCellOf(host: HostRecord): number {
+    let column = FINE_COLUMNS - 1;
+    const now = this.now;
+    const stamp = ++this.fineStamps;
+    host.colStamp = stamp;
+    if (Number.isNaN(now)) {
+      // no present yet: file at the top, to be re-filed on the first `advanceTo`
+      host.colUntil = Number.NEGATIVE_INFINITY;
+    } else {
+      const piece = this.scratchPiece;
+      host.timeline.pieceAt(now, piece);
+      host.colUntil = piece[1] as number;
+      const level = (k: number) => {
+        const a = host.cls.alloc[k] as number;
+        if (!(a > 0)) return FINE_LEVELS - 1;
+        const f = (a - (piece[2 + k] as number)) / a;
+        let l = 0;
+        while (l < FINE_FREE_EDGES.length && f >= (FINE_FREE_EDGES[l] as number)) l++;
+        return l;
+      };
+      column = level(0) * FINE_LEVELS + level(1);
+    }
+    if (host.colUntil !== Number.POSITIVE_INFINITY) this.refileAt(host.colUntil, host, stamp);
+    return column * FINE_KAPPA + fineKappaOf(host.kappa);
+  }
+
+  /** Queue a host to be re-filed at time t (a binary min-heap; stale entries are skipped). */
+  private refileAt(t: number, host: HostRecord, stamp: number): void {
+    const ts = this.refileT;
+    const hs = this.refileHost;
+    const ss = this.refileStamp;
+    let i = ts.length;
+    ts.push(t);
+    hs.push(host);
+    ss.push(stamp);
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if ((ts[p] as number) <= t) break;
+      ts[i] = ts[p] as number;
+      hs[i] = hs[p] as HostRecord;
+      ss[i] = ss[p] as number;
+      i = p;
+    }
+    ts[i] = t;
+    hs[i] = host;
+    ss[i] = stamp;
+  }
+
+  private popRefile(): void {
+    const ts = this.refileT;
+    const hs = this.refileHost;
+    const ss = this.refileStamp;
+    const t = ts.pop() as number;
+    const h = hs.pop() as HostRecord;
+    const st = ss.pop() as number;
+    const n = ts.length;
+    if (n === 0) return;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= n) break;
+      const r = l + 1;
+      const c = r < n && (ts[r] as number) < (ts[l] as number) ? r : l;
+      if ((ts[c] as number) >= t) break;
+      ts[i] = ts[c] as number;
+      hs[i] = hs[c] as HostRecord;
+      ss[i] = ss[c] as number;
+      i = c;
+    }
+    ts[i] = t;
+    hs[i] = h;
+    ss[i] = st;
+  }
+
+  private isCurrentRefile(): boolean {
+    const h = this.refileHost[0] as HostRecord;
+    return h.colStamp === this.refileStamp[0] && h.fineBin >= 0;
+  }
+
+  /** Re-file the hosts whose present piece ended at or before `now`. */
+  private refileDue(): void {
+    while (this.refileT.length > 0 && (this.refileT[0] as number) <= this.now) {
+      const h = this.refileHost[0] as HostRecord;
+      const current = this.isCurrentRefile();
+      this.popRefile();
+      if (current) {
+        this.leaveFine(h);
+        this.enterFine(h);
+      }
+    }
+  }
+
+  /**
+   * @internal The end of the span from `now` in which every READY host's fine column is exact
+   * (NaN before the first `advanceTo`).
+   */
+  fineValidUntil(): number {
+    if (Number.isNaN(this.now)) return Number.NaN;
+    while (this.refileT.length > 0 && !this.isCurrentRefile()) this.popRefile();
+    return this.refileT.length > 0 ? (this.refileT[0] as number) : Number.POSITIVE_INFINITY;
+  }
+
+  private enterFine(host: HostRecord): void {
+    const cell = this.fineCellOf(host);
+    const cls = host.cls;
+    let list = cls.fine[cell];
+    if (list === undefined) {
+      // cells are made on first use: most of the FINE_COLUMNS × FINE_KAPPA stay empty
+      list = [];
+      cls.fine[cell] = list;
+    }
+    host.fineBin = cell;
+    host.finePos = list.length;
+    list.push(host);
+    const col = Math.floor(cell / FINE_KAPPA);
+    cls.fineColumnCount[col] = (cls.fineColumnCount[col] as number) + 1;
+    if (list.length === 1) {
+      const w = (cell % FINE_KAPPA) * FINE_MASK_WORDS + (col >>> 5);
+      cls.fineMask[w] = (cls.fineMask[w] as number) | (1 << (col & 31));
+    }
+  }
+
+  private leaveFine(host: HostRecord): void {
+    const cls = host.cls;
+    const list = cls.fine[host.fineBin] as HostRecord[];
+    const last = list.pop() as HostRecord;
+    if (last !== host) {
+      list[host.finePos] = last;
+      last.finePos = host.finePos;
+    }
+    const col = Math.floor(host.fineBin / FINE_KAPPA);
+    cls.fineColumnCount[col] = (cls.fineColumnCount[col] as number) - 1;
+    if (list.length === 0) {
+      const w = (host.fineBin % FINE_KAPPA) * FINE_MASK_WORDS + (col >>> 5);
+      cls.fineMask[w] = (cls.fineMask[w] as number) & ~(1 << (col & 31));
+    }
+    host.fineBin = -1;
+    host.finePos = -1;
+  }
+
   /** Move the host to the cell its κ and present free capacity call for. */
   private rebin(host: HostRecord): void {
     const bin = host.bin;
     if (bin === undefined) return;
+    if (host.fineBin !== this.fineCellOf(host)) {
+      this.leaveFine(host);
+      this.enterFine(host);
+    }
     const cell = this.cellOf(host);
     if (bin.index === cell) return;
     this.leaveBins(host, bin.index % FREE_BINS !== cell % FREE_BINS);
@@ -1114,6 +1309,7 @@ export class ClusterIndex {
     bin.hosts.push(host);
     host.bin = bin;
     host.pos = pos;
+    this.enterFine(host);
     const chunk = Math.floor(pos / CHUNK_SIZE);
     bin.ensureChunks(chunk + 1);
     bin.nowTo[chunk] = Number.NEGATIVE_INFINITY;
@@ -1175,6 +1371,7 @@ export class ClusterIndex {
     host.cls.kCount[bin.kbin] = (host.cls.kCount[bin.kbin] as number) - 1;
     host.bin = undefined;
     host.pos = -1;
+    this.leaveFine(host);
     host.cls.ready--;
     this.readyHosts--;
   }
@@ -1183,6 +1380,16 @@ export class ClusterIndex {
 export function binOf(kappa: number): number {
   const b = Math.floor(kappa * KAPPA_BINS);
   return b < 0 ? 0 : b >= KAPPA_BINS ? KAPPA_BINS - 1 : b;
+}
+
+export function fineKappaOf(kappa: number): number {
+  const b = Math.floor(kappa * FINE_KAPPA);
+  return b < 0 ? 0 : b >= FINE_KAPPA ? FINE_KAPPA - 1 : b;
+}
+
+/** Upper edge of a fine κ bin (the last bin is open above). */
+export function fineUpper(b: number): number {
+  return b >= FINE_KAPPA - 1 ? Number.POSITIVE_INFINITY : (b + 1) / FINE_KAPPA;
 }
 
 /** Upper edge of a bin's κ range (the last bin is open above, up to the real maximum of 1). */

@@ -20,7 +20,13 @@ import {
   type Bin,
   binUpper,
   CHUNK_SIZE,
+  FINE_COLUMNS,
+  FINE_FREE_EDGES,
+  FINE_KAPPA,
+  FINE_LEVELS,
+  FINE_MASK_WORDS,
   FREE_BINS,
+  fineUpper,
   type HostClass,
   type HostRecord,
   KAPPA_BINS,
@@ -28,6 +34,7 @@ import {
 import { violationOf } from "./exhaustive.js";
 import {
   affinityFilter,
+  affinityScorer,
   antiAffinityFilter,
   type FilterPlugin,
   fitsExactly,
@@ -234,28 +241,71 @@ class Search {
         return;
       }
     }
-    // A quick resource check on the host's usage at the window's start (when cached), then the
-    // exact timeline. (Its bucket minima are not re-checked here: the chunk's were, and reading
-    // them costs a cache miss per bucket, about what the exact check costs.)
-    const d = ctx.demandCore;
+    // Screen the host from its own cached bounds before reading its timeline: its all-time peak
+    // bounds the window's peak (and so the binpack score) from above, its usage at the window's
+    // start bounds it from below (and so rules out hosts too full at the start).
+    const affinity = ctx.wAff > 0 ? ctx.wAff * affinityScorer.score(ctx, host, peak) : 0;
+    const binpack = ctx.fit === "binpack";
+    const index = ctx.index;
+    const cached =
+      (ctx.start >= (host.now[0] as number) && ctx.start < (host.now[1] as number)) ||
+      Math.abs(ctx.start - index.now) <= index.bucketMs;
+    if (!cached) {
+      // a start away from the present: looking it up costs about what the exact check costs
+      if (binpack && this.best !== undefined) {
+        const ub = hostUb(ctx, host, host.peakAll, ZERO_PIECE, 2) + affinity;
+        if (ub + EPS < this.bestScore) return;
+      }
+      this.scoreExactly(host, peak);
+      return;
+    }
+    const lo = this.usageAtStart(host);
     const lim = host.limit;
-    const u = host.now;
+    const d = ctx.demandCore;
+    const o = 2;
     if (
-      ctx.start >= (u[0] as number) &&
-      ctx.start < (u[1] as number) &&
-      ((u[2] as number) + (d[0] as number) > (lim[0] as number) ||
-        (u[3] as number) + (d[1] as number) > (lim[1] as number) ||
-        (u[4] as number) + (d[2] as number) > (lim[2] as number) ||
-        (u[5] as number) + (d[3] as number) > (lim[3] as number))
+      (lo[o] as number) + (d[0] as number) > (lim[0] as number) ||
+      (lo[o + 1] as number) + (d[1] as number) > (lim[1] as number) ||
+      (lo[o + 2] as number) + (d[2] as number) > (lim[2] as number) ||
+      (lo[o + 3] as number) + (d[3] as number) > (lim[3] as number)
     ) {
       this.counts[this.resourcesAt] = (this.counts[this.resourcesAt] as number) + 1;
       return;
     }
-    if (!fitsExactly(ctx, host, peak)) {
+    if (binpack && this.best !== undefined) {
+      const ub = hostUb(ctx, host, host.peakAll, lo, o) + affinity;
+      if (ub + EPS < this.bestScore) return;
+    }
+    const pa = host.peakAll;
+    if (
+      ctx.extNames.length === 0 &&
+      host.dims === CORE_DIMS &&
+      (pa[0] as number) === (lo[o] as number) &&
+      (pa[1] as number) === (lo[o + 1] as number) &&
+      (pa[2] as number) === (lo[o + 2] as number) &&
+      (pa[3] as number) === (lo[o + 3] as number)
+    ) {
+      // usage at the start ≤ peak over the window ≤ all-time peak: equal, so the peak is known
+      // exactly (the same values the timeline holds) and fits (checked above).
+      for (let k = 0; k < CORE_DIMS; k++) peak[k] = lo[o + k] as number;
+    } else {
+      this.scoreExactly(host, peak);
+      return;
+    }
+    this.offer(host, peak);
+  }
+
+  /** Read the host's timeline: count it out if the lease does not fit, else offer its score. */
+  scoreExactly(host: HostRecord, peak: Float64Array): void {
+    if (!fitsExactly(this.ctx, host, peak)) {
       this.counts[this.resourcesAt] = (this.counts[this.resourcesAt] as number) + 1;
       return;
     }
-    const s = totalScore(ctx, host, peak);
+    this.offer(host, peak);
+  }
+
+  offer(host: HostRecord, peak: Float64Array): void {
+    const s = totalScore(this.ctx, host, peak);
     if (
       s > this.bestScore ||
       (s === this.bestScore && this.best !== undefined && host.id < this.best.id)
@@ -264,6 +314,17 @@ class Search {
       this.bestScore = s;
       this.bestPeak.set(peak.subarray(0, Math.min(peak.length, this.bestPeak.length)));
     }
+  }
+
+  /**
+   * `[from, to, u0..u3]`: the host's usage on the timeline piece containing the window's start,
+   * from the host's cache (refreshed for starts near the present only, see `evaluate`).
+   */
+  usageAtStart(host: HostRecord): Float64Array {
+    const t = this.ctx.start;
+    const u = host.now;
+    if (!(t >= (u[0] as number) && t < (u[1] as number))) host.timeline.pieceAt(t, u);
+    return u;
   }
 
   /** Resource feasibility of a chunk at the sampled buckets; fills `lb` with a lower bound of the peak. */
@@ -362,17 +423,14 @@ class Search {
     // Fragmentation is 1 only if a common size fits the remainder a − peak − d ≤ a − lo − d.
     // Otherwise, on a feasible host (no dim clipped at 1, Σ w = 1) the stranded fraction is
     // exactly 1 − util, so the total is (wFit + wFrag)·util.
-    for (const c of ctx.commonSizes) {
-      if (
-        (c[0] as number) <= a0 - l0 - d0 &&
-        (c[1] as number) <= a1 - l1 - d1 &&
-        (c[2] as number) <= a2 - l2 - d2 &&
-        (c[3] as number) <= a3 - l3 - d3
-      ) {
-        return ctx.wFit * Math.min(util, 1) + ctx.wFrag;
-      }
-    }
-    return (ctx.wFit + ctx.wFrag) * Math.min(util, 1);
+    return fitPlusFragmentationUb(
+      ctx,
+      Math.min(util, 1),
+      a0 - l0 - d0,
+      a1 - l1 - d1,
+      a2 - l2 - d2,
+      a3 - l3 - d3,
+    );
   }
 
   /**
@@ -414,6 +472,74 @@ function classFeasible(ctx: RequestContext, cls: HostClass): boolean {
   return true;
 }
 
+const ZERO_PIECE = new Float64Array(2 + CORE_DIMS);
+
+/**
+ * wFit·util + the fragmentation bound, for resource weights summing to 1 and `r` an upper bound
+ * of the remainder a − peak − d: the fragmentation score is 1 only if a common size fits the
+ * remainder; otherwise, on a feasible host (no dim clipped at 1), the stranded fraction is exactly
+ * 1 − util, so the total is (wFit + wFrag)·util.
+ */
+function fitPlusFragmentationUb(
+  ctx: RequestContext,
+  util: number,
+  r0: number,
+  r1: number,
+  r2: number,
+  r3: number,
+): number {
+  for (const c of ctx.commonSizes) {
+    if (
+      (c[0] as number) <= r0 &&
+      (c[1] as number) <= r1 &&
+      (c[2] as number) <= r2 &&
+      (c[3] as number) <= r3
+    ) {
+      return ctx.wFit * util + ctx.wFrag;
+    }
+  }
+  return (ctx.wFit + ctx.wFrag) * util;
+}
+
+/**
+ * An upper bound of the binpack + fragmentation score (affinity excluded) of the host if the
+ * lease fits it, given that the peak over the window is at most `hi` and at least
+ * `lo[off .. off + 4)`: Σ w_k·min(1, (min(hi_k, a_k − d_k) + d_k)/a_k) for the fit part (a feasible
+ * host's peak is also ≤ a_k − d_k); fragmentation see `fitPlusFragmentationUb`.
+ */
+function hostUb(
+  ctx: RequestContext,
+  host: HostRecord,
+  hi: Float64Array,
+  lo: Float64Array,
+  off: number,
+): number {
+  const wn = ctx.weightsFor(host.cls);
+  const a = host.limit;
+  const d = ctx.demandCore;
+  let util = 0;
+  let wsum = 0;
+  for (let k = 0; k < CORE_DIMS; k++) {
+    const w = wn[k] as number;
+    if (w === 0) continue;
+    wsum += w;
+    const ak = a[k] as number;
+    const dk = d[k] as number;
+    util += w * Math.min(1, (Math.min(hi[k] as number, ak - dk) + dk) / ak);
+  }
+  if (ctx.wFrag === 0) return ctx.wFit * util;
+  if (util > 1) util = 1;
+  if (Math.abs(wsum - 1) > 1e-9) return ctx.wFit * util + ctx.wFrag;
+  return fitPlusFragmentationUb(
+    ctx,
+    util,
+    (a[0] as number) - (lo[off] as number) - (d[0] as number),
+    (a[1] as number) - (lo[off + 1] as number) - (d[1] as number),
+    (a[2] as number) - (lo[off + 2] as number) - (d[2] as number),
+    (a[3] as number) - (lo[off + 3] as number) - (d[3] as number),
+  );
+}
+
 /** Σ w_k·d_k/a_k for the class: the demand's share of a host of this class. */
 function demandShare(ctx: RequestContext, cls: HostClass): number {
   const wn = ctx.weightsFor(cls);
@@ -432,6 +558,84 @@ function affinityBound(ctx: RequestContext): number {
   if (ctx.wAff === 0 || g === undefined) return 0;
   if (g.spec.topologyKey !== undefined) return 1;
   return g.spec.kind === "affinity" ? 0 : 1;
+}
+
+/** Whether the window starts where the fine cells' free levels are exact (see `fineCellOf`). */
+function startsInPresent(ctx: RequestContext): boolean {
+  const index = ctx.index;
+  return ctx.start >= index.now && ctx.start < index.fineValidUntil();
+}
+
+/**
+ * Whether a fine column may hold a host with `d` free at the window's start: a host in level l
+ * has less than FINE_FREE_EDGES[l]·a free then (the top level is open).
+ */
+function fineColumnFeasible(column: number, cls: HostClass, d: Float64Array): boolean {
+  const levels = [Math.floor(column / FINE_LEVELS), column % FINE_LEVELS];
+  for (let k = 0; k < 2; k++) {
+    const l = levels[k] as number;
+    if (l >= FINE_FREE_EDGES.length) continue;
+    const a = cls.alloc[k] as number;
+    // margin: the level was computed as a rounded fraction
+    if ((FINE_FREE_EDGES[l] as number) * a * (1 + 1e-9) < (d[k] as number)) return false;
+  }
+  return true;
+}
+
+/**
+ * Binpack for windows starting in the present: per class, the fine columns that may hold
+ * the demand, visited in decreasing κ bins until κ's bound (κ + the demand's share, plus the
+ * fragmentation and affinity bounds) cannot beat the best exact score; each host is screened
+ * from its own bounds before its timeline is read (`Search.evaluate`).
+ */
+function searchFineCells(ctx: RequestContext, s: Search, restUb: number): void {
+  const classes: {
+    fine: (HostRecord[] | undefined)[];
+    mask: Uint32Array;
+    share: number;
+    columns: Uint32Array;
+  }[] = [];
+  for (const cls of ctx.index.classList) {
+    if (cls.ready === 0) continue;
+    if (!classFeasible(ctx, cls)) {
+      s.count(resourcesFilter.name, cls.ready);
+      continue;
+    }
+    const columns = new Uint32Array(FINE_MASK_WORDS);
+    let any = false;
+    for (let c = 0; c < FINE_COLUMNS; c++) {
+      const n = cls.fineColumnCount[c] as number;
+      if (n === 0) continue;
+      if (fineColumnFeasible(c, cls, ctx.demandCore)) {
+        columns[c >>> 5] = (columns[c >>> 5] as number) | (1 << (c & 31));
+        any = true;
+      } else s.count(resourcesFilter.name, n);
+    }
+    if (any) {
+      classes.push({ fine: cls.fine, mask: cls.fineMask, share: demandShare(ctx, cls), columns });
+    }
+  }
+  for (let b = FINE_KAPPA - 1; b >= 0; b--) {
+    const upper = fineUpper(b);
+    let any = false;
+    for (const c of classes) {
+      if (ctx.wFit * Math.min(1, upper + c.share) + restUb + EPS < s.bestScore) continue;
+      any = true;
+      // only the cells of this κ bin that have hosts, in feasible columns
+      const base = b * FINE_MASK_WORDS;
+      for (let w = 0; w < FINE_MASK_WORDS; w++) {
+        let m = ((c.mask[base + w] as number) & (c.columns[w] as number)) >>> 0;
+        while (m !== 0) {
+          const bit = 31 - Math.clz32(m);
+          m = (m & ~(1 << bit)) >>> 0;
+          const hosts = c.fine[(w * 32 + bit) * FINE_KAPPA + b];
+          if (hosts === undefined) continue;
+          for (let i = 0; i < hosts.length; i++) s.evaluate(hosts[i] as HostRecord);
+        }
+      }
+    }
+    if (!any) return;
+  }
 }
 
 export function searchIndexed(ctx: RequestContext): SearchResult {
@@ -470,6 +674,11 @@ export function searchIndexed(ctx: RequestContext): SearchResult {
   }
   const affUb = ctx.wAff * affinityBound(ctx);
   const restUb = ctx.wFrag + affUb;
+
+  if (ctx.fit === "binpack" && ctx.boundsValid && startsInPresent(ctx)) {
+    searchFineCells(ctx, s, restUb);
+    return finish();
+  }
 
   if (ctx.fit === "binpack" && ctx.boundsValid) {
     interface Cursor {
