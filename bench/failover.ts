@@ -136,6 +136,8 @@ async function run(): Promise<void> {
       natsUrl,
       "--grpc-address",
       address,
+      "--http-address",
+      "127.0.0.1:0",
       "--sim-hosts",
       "0",
     ]);

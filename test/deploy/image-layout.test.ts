@@ -77,7 +77,7 @@ describe("deploy/Dockerfile's runtime layout", () => {
     const address = `127.0.0.1:${await freePort()}`;
     broker = await spawnManaged(
       join(bins, "leasebroker"),
-      ["--grpc-address", address, "--sim-hosts", "2"],
+      ["--grpc-address", address, "--http-address", "127.0.0.1:0", "--sim-hosts", "2"],
       {
         name: "image-broker",
         inheritEnv: false,

@@ -48,7 +48,17 @@ describe("deploy/nats/accounts.conf with the real broker and agent", () => {
     const address = `127.0.0.1:${await freePort()}`;
     broker = await spawnManaged(
       process.execPath,
-      [BROKER_MAIN, "--bus", "nats", "--grpc-address", address, "--sim-hosts", "0"],
+      [
+        BROKER_MAIN,
+        "--bus",
+        "nats",
+        "--grpc-address",
+        address,
+        "--http-address",
+        "127.0.0.1:0",
+        "--sim-hosts",
+        "0",
+      ],
       {
         name: "broker",
         inheritEnv: false,

@@ -80,6 +80,8 @@ beforeAll(async () => {
       PASSWORDS.LB_NATS_BROKER_PASSWORD,
       "--grpc-address",
       `127.0.0.1:${port}`,
+      "--http-address",
+      "127.0.0.1:0",
     ],
     { name: "broker-nats-auth", readyWhen: /"msg":"broker serving"/, readyTimeoutMs: 20_000 },
   );

@@ -65,7 +65,10 @@ describe("leasebroker security flags", () => {
     [["--tls-cert-file", "x.pem"], "--tls-cert-file and --tls-key-file go together"],
     [["--tls-client-ca-file", "ca.pem"], "--tls-client-ca-file (mutual TLS) needs"],
     [["--grpc-address", "0.0.0.0:0"], "authentication is off"],
-    [["--grpc-address", "0.0.0.0:0", "--tokens-file", "t.yaml"], "bearer tokens in clear"],
+    [
+      ["--grpc-address", "0.0.0.0:0", "--http-address", "127.0.0.1:0", "--tokens-file", "t.yaml"],
+      "bearer tokens in clear",
+    ],
     [["--tokens-file", "/nonexistent/tokens.yaml"], "cannot read it"],
     [
       ["--tls-cert-file", "/nonexistent/c.pem", "--tls-key-file", "/nonexistent/k.pem"],
@@ -97,7 +100,15 @@ describe("leasebroker security flags", () => {
     const port = await freePort();
     const proc = await spawnManaged(
       process.execPath,
-      [BROKER_MAIN, "--grpc-address", `127.0.0.1:${port}`, "--sim-hosts", "1"],
+      [
+        BROKER_MAIN,
+        "--grpc-address",
+        `127.0.0.1:${port}`,
+        "--http-address",
+        "127.0.0.1:0",
+        "--sim-hosts",
+        "1",
+      ],
       { name: "broker-open", readyWhen: /Stop with Ctrl-C/, readyTimeoutMs: 20_000 },
     );
     try {
@@ -113,7 +124,15 @@ describe("leasebroker security flags", () => {
     const port = await freePort();
     const proc = await spawnManaged(
       process.execPath,
-      [BROKER_MAIN, "--grpc-address", `127.0.0.1:${port}`, "--grpc-max-receive-bytes", "4096"],
+      [
+        BROKER_MAIN,
+        "--grpc-address",
+        `127.0.0.1:${port}`,
+        "--http-address",
+        "127.0.0.1:0",
+        "--grpc-max-receive-bytes",
+        "4096",
+      ],
       { name: "broker-small", readyWhen: /Stop with Ctrl-C/, readyTimeoutMs: 20_000 },
     );
     const api = new BrokerApi(`127.0.0.1:${port}`);
@@ -142,6 +161,8 @@ describe("leasectl against a broker with mutual TLS and tokens", () => {
         BROKER_MAIN,
         "--grpc-address",
         `127.0.0.1:${port}`,
+        "--http-address",
+        "127.0.0.1:0",
         "--sim-hosts",
         "2",
         "--tls-cert-file",
