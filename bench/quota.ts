@@ -10,6 +10,7 @@
 import { performance } from "node:perf_hooks";
 import { QuotaLedger } from "../broker/auth/index.js";
 import type { Lease, LeaseSpec } from "../broker/leases/model.js";
+import { testLeaseSpec, testPendingLease } from "../broker/leases/test-support.js";
 import { createRng } from "../placement/index.js";
 import { parseFlags } from "./lib/args.js";
 import { fmt, median, table } from "./lib/stats.js";
@@ -27,26 +28,10 @@ const flags = parseFlags(
 );
 
 function spec(memoryMib: number, durationMs: number): LeaseSpec {
-  return {
-    name: "vm",
-    tenant: "t",
-    labels: {},
-    resources: { cpuMillis: 1000, memoryMib, diskGib: 0, gpus: 0 },
+  return testLeaseSpec(0, {
     window: { kind: "immediate", durationMs },
-    priority: 0,
-    preemptible: false,
-    constraints: [],
-    migration: {
-      liveMigratable: false,
-      maxDowntimeMs: 0,
-      allowSuspend: false,
-      allowAutoConverge: false,
-      allowPostCopy: false,
-    },
-    onHostFailure: "fail",
-    allowQueue: false,
-    driver: { image: "", params: {} },
-  };
+    resources: { memoryMib, diskGib: 0 },
+  });
 }
 
 function heldLeases(n: number, seed: number): Lease[] {
@@ -54,20 +39,13 @@ function heldLeases(n: number, seed: number): Lease[] {
   return Array.from({ length: n }, (_, i) => {
     const start = rng.int(0, 30 * 24 * 4) * (HOUR / 4);
     const durationMs = rng.int(1, 8) * HOUR;
+    const id = `l-${i}`;
     return {
-      id: `l-${i}`,
-      spec: spec(rng.int(1, 16) * 256, durationMs),
+      ...testPendingLease(id, spec(rng.int(1, 16) * 256, durationMs), 0),
       state: "RESERVED",
       hostId: "h",
       start,
       end: start + durationMs,
-      requestId: "",
-      createdAt: 0,
-      updatedAt: 0,
-      statusMessage: "",
-      history: [],
-      warned: false,
-      lastEvent: "CREATED",
     };
   });
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Lease } from "../leases/model.js";
+import { testLeaseSpec, testPendingLease } from "../leases/test-support.js";
 import type { LeaseState } from "../leases/transitions.js";
 import { QuotaExceededError, QuotaLedger } from "./quota-ledger.js";
 
@@ -12,39 +13,17 @@ function lease(
   end: number,
   memoryMib: number,
 ): Lease {
+  const spec = testLeaseSpec(0, {
+    name: id,
+    window: { kind: "immediate", durationMs: end - start },
+    resources: { memoryMib, diskGib: 0 },
+  });
   return {
-    id,
-    spec: {
-      name: id,
-      tenant: "t",
-      labels: {},
-      resources: { cpuMillis: 1000, memoryMib, diskGib: 0, gpus: 0 },
-      window: { kind: "immediate", durationMs: end - start },
-      priority: 0,
-      preemptible: false,
-      constraints: [],
-      migration: {
-        liveMigratable: false,
-        maxDowntimeMs: 0,
-        allowSuspend: false,
-        allowAutoConverge: false,
-        allowPostCopy: false,
-      },
-      onHostFailure: "fail",
-      allowQueue: false,
-      driver: { image: "", params: {} },
-    },
+    ...testPendingLease(id, spec, 0),
     state,
     hostId: state === "PENDING" ? "" : "h1",
     start,
     end,
-    requestId: "",
-    createdAt: 0,
-    updatedAt: 0,
-    statusMessage: "",
-    history: [],
-    warned: false,
-    lastEvent: "CREATED",
   };
 }
 

@@ -4,16 +4,11 @@
  * says `attached: false` and the page says "no migrations" / "no signal".
  */
 
-/** The orchestrator's states (design: PLANNED → PREPARING → TRANSFERRING → SWITCHOVER → COMPLETED | ABORTED). */
-export const MIGRATION_STATES = [
-  "PLANNED",
-  "PREPARING",
-  "TRANSFERRING",
-  "SWITCHOVER",
-  "COMPLETED",
-  "ABORTED",
-] as const;
-export type MigrationStateName = (typeof MIGRATION_STATES)[number];
+import type { MigrationState } from "../migrations/model.js";
+
+// The orchestrator's own states, re-exported under the names the dashboard's API has used.
+export { MIGRATION_STATES } from "../migrations/model.js";
+export type MigrationStateName = MigrationState;
 
 /** One migration as the dashboard shows it. Times are epoch ms. */
 export interface MigrationView {

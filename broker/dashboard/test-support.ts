@@ -6,37 +6,16 @@ import type { Clock } from "../../core/index.js";
 import { silentLogger } from "../../core/index.js";
 import { Broker } from "../broker.js";
 import type { LeaseSpec, WindowSpec } from "../leases/model.js";
-
-const GIB_MIB = 1024;
+import { testLeaseSpec } from "../leases/test-support.js";
 
 export function leaseSpec(
   options: { cpus?: number; memoryGib?: number; window?: WindowSpec; tenant?: string } = {},
 ): LeaseSpec {
-  return {
-    name: "vm",
+  return testLeaseSpec(options.memoryGib ?? 4, {
     tenant: options.tenant ?? "demo",
-    labels: {},
-    resources: {
-      cpuMillis: (options.cpus ?? 2) * 1000,
-      memoryMib: (options.memoryGib ?? 4) * GIB_MIB,
-      diskGib: 10,
-      gpus: 0,
-    },
-    window: options.window ?? { kind: "immediate", durationMs: 3_600_000 },
-    priority: 0,
-    preemptible: false,
-    constraints: [],
-    migration: {
-      liveMigratable: false,
-      maxDowntimeMs: 0,
-      allowSuspend: false,
-      allowAutoConverge: false,
-      allowPostCopy: false,
-    },
-    onHostFailure: "fail",
-    allowQueue: false,
-    driver: { image: "", params: {} },
-  };
+    resources: { cpuMillis: (options.cpus ?? 2) * 1000, diskGib: 10 },
+    ...(options.window === undefined ? {} : { window: options.window }),
+  });
 }
 
 export interface DashboardBroker {

@@ -3,6 +3,7 @@
  * The embedded broker uses an in-process simulated fleet; the Host agents issue puts agents over
  * the Bus (NATS) behind the same port.
  */
+import type { MigrationPhase, TransferStats } from "../../agent/index.js";
 import type { Resources } from "../../placement/index.js";
 
 export interface WorkloadSpec {
@@ -57,21 +58,18 @@ export interface OutgoingMigration {
   readonly postCopy: boolean;
 }
 
-/** Migration phases hosts report (the contract's MigrationState subset). */
-export type MigrationPhase = "TRANSFERRING" | "SWITCHOVER" | "COMPLETED" | "ABORTED";
+/** Migration phases hosts report, as the agent's drivers do (the contract's MigrationState subset). */
+export type { MigrationPhase };
 
-/** Progress of a migration, from the source (every phase) or the destination (its end). */
-export interface MigrationReport {
+/**
+ * Progress of a migration, from the source (every phase) or the destination (its end): the
+ * driver's transfer figures, as the agent forwards them.
+ */
+export interface MigrationReport extends TransferStats {
   readonly hostId: string;
   readonly migrationId: string;
   readonly leaseId: string;
   readonly phase: MigrationPhase;
-  readonly bytesTransferred: number;
-  readonly bytesRemaining: number;
-  readonly rounds: number;
-  readonly dirtyRateBytesPerS: number;
-  readonly bandwidthBytesPerS: number;
-  readonly expectedDowntimeMs: number;
   /** COMPLETED: the switchover downtime. */
   readonly downtimeMs?: number;
   /** ABORTED: why. */

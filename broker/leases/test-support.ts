@@ -1,7 +1,12 @@
 /** Lease specs for tests (here and in test/): the smallest valid spec, with what a test varies. */
+import type { Resources } from "../../placement/index.js";
 import type { Lease, LeaseSpec, OnHostFailure, WindowSpec } from "./model.js";
 
 export interface TestSpecOptions {
+  readonly name?: string;
+  readonly tenant?: string;
+  /** Replaces the defaults' fields it names (the memory is `memoryGib`'s unless given here). */
+  readonly resources?: Partial<Resources>;
   readonly window?: WindowSpec;
   readonly onHostFailure?: OnHostFailure;
   readonly allowQueue?: boolean;
@@ -11,10 +16,16 @@ export interface TestSpecOptions {
 /** 1 CPU, `memoryGib` GiB, 1 GiB disk; immediate for an hour unless a window is given. */
 export function testLeaseSpec(memoryGib: number, options: TestSpecOptions = {}): LeaseSpec {
   return {
-    name: "vm",
-    tenant: "t",
+    name: options.name ?? "vm",
+    tenant: options.tenant ?? "t",
     labels: {},
-    resources: { cpuMillis: 1000, memoryMib: memoryGib * 1024, diskGib: 1, gpus: 0 },
+    resources: {
+      cpuMillis: 1000,
+      memoryMib: memoryGib * 1024,
+      diskGib: 1,
+      gpus: 0,
+      ...options.resources,
+    },
     window: options.window ?? { kind: "immediate", durationMs: 3_600_000 },
     priority: 0,
     preemptible: false,

@@ -60,6 +60,27 @@ async function directRun(
   return events;
 }
 
+/** The report of a hand-computed run of `trace` on SMALL-shaped `hosts`. */
+function handReport(
+  trace: readonly TraceEntry[],
+  hosts: ReturnType<typeof clusterHosts>,
+  result: Awaited<ReturnType<typeof replay>>,
+  extra: Partial<Parameters<typeof buildReport>[0]> = {},
+): ReturnType<typeof buildReport> {
+  return buildReport({
+    source: "hand",
+    trace,
+    cluster: SMALL,
+    shapeCounts: [hosts.length],
+    allocatable: totalAllocatable(hosts),
+    policy: DEFAULT_SIM_POLICY,
+    seed: 1,
+    result,
+    hostsNeeded: null,
+    ...extra,
+  });
+}
+
 describe("replay", () => {
   it("makes the same decisions as the broker driven directly, event for event", async () => {
     // A contended cluster: queueing, preemption, rejections and reservations all happen.
@@ -108,18 +129,7 @@ shapes:
     );
     const hosts = clusterHosts(SMALL, 2);
     const result = await replay({ trace, hosts });
-    const report = buildReport({
-      source: "hand",
-      trace,
-      cluster: SMALL,
-      shapeCounts: [2],
-      allocatable: totalAllocatable(hosts),
-      policy: DEFAULT_SIM_POLICY,
-      seed: 1,
-      result,
-      hostsNeeded: null,
-      bucketMs: 3_600_000,
-    });
+    const report = handReport(trace, hosts, result, { bucketMs: 3_600_000 });
     const l = report.leases;
     expect([l.submitted, l.accepted, l.rejected, l.acceptance_rate, l.rejection_rate]).toEqual([
       5, 4, 1, 0.8, 0.2,
@@ -166,17 +176,7 @@ shapes:
     );
     const hosts = clusterHosts(SMALL, 1);
     const result = await replay({ trace, hosts, timings: { queueTimeoutMs: 60_000 } });
-    const report = buildReport({
-      source: "hand",
-      trace,
-      cluster: SMALL,
-      shapeCounts: [1],
-      allocatable: totalAllocatable(hosts),
-      policy: DEFAULT_SIM_POLICY,
-      seed: 1,
-      result,
-      hostsNeeded: null,
-    });
+    const report = handReport(trace, hosts, result);
     expect(result.outcomes.map((o) => o.state)).toEqual([
       "ENDED",
       "REJECTED",
@@ -200,17 +200,7 @@ shapes:
       "REJECTED",
       "ENDED",
     ]);
-    const again = buildReport({
-      source: "hand",
-      trace,
-      cluster: SMALL,
-      shapeCounts: [1],
-      allocatable: totalAllocatable(hosts),
-      policy: DEFAULT_SIM_POLICY,
-      seed: 1,
-      result: longer,
-      hostsNeeded: null,
-    });
+    const again = handReport(trace, hosts, longer);
     // B starts at 600 s (asked at 60 s); E when B ends at 1200 s (asked at 100 s).
     expect(again.queueing_delay.queued_fixed).toMatchObject({ count: 2, max_s: 1100, p50_s: 540 });
   });

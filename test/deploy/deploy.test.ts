@@ -92,7 +92,10 @@ const natses = byPrefix("nats");
 const brokers = byPrefix("broker");
 const agents = byPrefix("agent");
 const natsEnv = readEnvFile(join(DEPLOY, "env", "nats.env"));
-const natsPassword = (name: "BROKER_NATS_PASSWORD" | "AGENT_NATS_PASSWORD"): string => {
+/** The nats.env variable holding a NATS user's password (accounts.conf names it). */
+const passwordVariable = (user: string): string =>
+  `LB_NATS_${user.toUpperCase().replaceAll("-", "_")}_PASSWORD`;
+const natsPassword = (name: string): string => {
   const value = natsEnv[name];
   if (value === undefined) throw new Error(`deploy/env/nats.env lacks ${name}`);
   return value;
@@ -192,7 +195,7 @@ describe("deploy/ settings through the real option parsers", () => {
       expect(config.etcdEndpoints).toEqual(etcdClientUrls);
       expect(config.natsUrl).toEqual(natsUrls);
       expect(config.natsUser).toBe("broker");
-      expect(config.natsPassword).toBe(natsEnv.BROKER_NATS_PASSWORD);
+      expect(config.natsPassword).toBe(natsPassword(passwordVariable("broker")));
       const grpcPort = config.grpcAddress.split(":").at(-1);
       const httpPort = config.httpAddress?.split(":").at(-1);
       // Clients on the Docker host follow the leader to the advertised address: it must be the
@@ -216,11 +219,16 @@ describe("deploy/ settings through the real option parsers", () => {
       const config = await parseAgent(args, serviceEnv(agent), agent.name);
       expect(config.hostId).toBe(agent.name);
       expect(config.natsUser).toBe(config.hostId);
-      expect(config.natsPassword).toBe(natsEnv.AGENT_NATS_PASSWORD);
+      expect(config.natsPassword).toBe(natsPassword(passwordVariable(config.hostId)));
       expect(config.natsServers).toEqual(natses.map((s) => `nats://${s.name}:4222`));
       expect(config.capacity.cpuMillis).toBe(8000);
-      expect(accounts).toContain(`user: ${config.hostId}\n`);
-      expect(accounts).toContain(`publish: ["lb.v1.host.${config.hostId}.>"]`);
+      const id = config.hostId;
+      expect(accounts).toContain(`user: ${id}, password: $${passwordVariable(id)},`);
+      const own = ["hello", "beat", "event"].map((kind) => `"lb.v1.host.${id}.${kind}"`);
+      expect(accounts).toContain(`publish: { allow: [${own.join(", ")}] }`);
+      expect(accounts).toContain(
+        `subscribe: { allow: ["lb.v1.host.${id}.cmd", "_INBOX.${id}.>"] }`,
+      );
       ids.push(config.hostId);
     }
     expect(new Set(ids).size).toBe(3);
@@ -278,10 +286,11 @@ describe("deploy/ settings through the real option parsers", () => {
 
   it("keeps the NATS passwords the same on both sides", () => {
     expect(readEnvFile(join(DEPLOY, "env", "broker.env")).LEASEBROKER_NATS_PASSWORD).toBe(
-      natsEnv.BROKER_NATS_PASSWORD,
+      natsPassword(passwordVariable("broker")),
     );
-    expect(readEnvFile(join(DEPLOY, "env", "agent.env")).LEASEBROKER_AGENT_NATS_PASSWORD).toBe(
-      natsEnv.AGENT_NATS_PASSWORD,
+    const agentEnv = readEnvFile(join(DEPLOY, "env", "agent.env"));
+    expect(agentEnv.LEASEBROKER_AGENT_NATS_PASSWORD).toBe(
+      natsPassword(passwordVariable(agentEnv.LEASEBROKER_AGENT_NATS_USER ?? "")),
     );
   });
 
@@ -370,7 +379,7 @@ describe("deploy/ against the real servers", () => {
     }
     const missing = test(join(DEPLOY, "nats", "nats-1.conf"), {});
     expect(missing.status).not.toBe(0);
-    expect(missing.stderr).toMatch(/BROKER_NATS_PASSWORD/);
+    expect(missing.stderr).toMatch(/LB_NATS_BROKER_PASSWORD/);
     const dir = await makeTempDir("deploy-nats");
     writeFileSync(join(dir, "bad.conf"), "listen: 127.0.0.1:4222\nroutez: []\n");
     expect(test(join(dir, "bad.conf"), {}).status).not.toBe(0);
@@ -396,11 +405,11 @@ describe("deploy/ against the real servers", () => {
     };
 
     it("lets an agent publish under its own host id only", async () => {
-      const broker = await login("broker", natsPassword("BROKER_NATS_PASSWORD"));
+      const broker = await login("broker", natsPassword(passwordVariable("broker")));
       const seen: string[] = [];
       broker.subscribe("lb.v1.host.*.beat", { callback: (_err, msg) => seen.push(msg.subject) });
       await broker.flush();
-      const agent = await login("agent-1", natsPassword("AGENT_NATS_PASSWORD"));
+      const agent = await login("agent-1", natsPassword(passwordVariable("agent-1")));
       agent.publish("lb.v1.host.agent-2.beat"); // forged: the server drops it
       agent.publish("lb.v1.host.agent-1.beat");
       await agent.flush();

@@ -1,6 +1,6 @@
 /**
- * deploy/nats/accounts.conf is tight (an agent publishes only under its own host id, subscribes
- * only to its own commands): this checks it is not too tight for the real protocol. A real
+ * deploy/nats/accounts.conf is tight (an agent publishes only its own hello/beat/event, subscribes
+ * only to its own commands and its own _INBOX.<id>.> replies): this checks it is not too tight for the real protocol. A real
  * nats-server with that file, the broker process logged in as `broker`, and the agent process run
  * with compose.yaml's agent-1 environment (only the NATS URL, data dir and host capacity changed
  * for this machine): the agent registers (Hello request/reply), stays READY (heartbeats) and runs
@@ -65,7 +65,7 @@ describe("deploy/nats/accounts.conf with the real broker and agent", () => {
         env: {
           LEASEBROKER_NATS_URL: nats.url,
           LEASEBROKER_NATS_USER: "broker",
-          LEASEBROKER_NATS_PASSWORD: natsEnv.BROKER_NATS_PASSWORD,
+          LEASEBROKER_NATS_PASSWORD: natsEnv.LB_NATS_BROKER_PASSWORD,
         },
         logFile: join(dir, "broker.log"),
         readyWhen: /"msg":"broker serving"/,

@@ -99,7 +99,7 @@ describe("deploy/nats/ as a real three-server cluster", () => {
     const broker = await connect({
       servers: url(servers[2]),
       user: "broker",
-      pass: natsEnv.BROKER_NATS_PASSWORD ?? "",
+      pass: natsEnv.LB_NATS_BROKER_PASSWORD ?? "",
     });
     connections.push(broker);
     const seen: string[] = [];
@@ -108,7 +108,7 @@ describe("deploy/nats/ as a real three-server cluster", () => {
     const agent = await connect({
       servers: url(servers[0]),
       user: "agent-1",
-      pass: natsEnv.AGENT_NATS_PASSWORD ?? "",
+      pass: natsEnv.LB_NATS_AGENT_1_PASSWORD ?? "",
     });
     connections.push(agent);
     // Interest crosses routes asynchronously: publish until the first beat arrives.
