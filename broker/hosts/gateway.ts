@@ -74,6 +74,8 @@ export interface MigrationReport {
   readonly expectedDowntimeMs: number;
   /** COMPLETED: the switchover downtime. */
   readonly downtimeMs?: number;
+  /** COMPLETED or ABORTED: how long the migration took, as the host measured it. */
+  readonly totalTimeMs?: number;
   /** ABORTED: why. */
   readonly error: string;
 }
