@@ -458,8 +458,13 @@ export function migrationToProto(m: Migration, revision: number): MigrationInput
             time: timestampFromMs(p.time),
           },
     downtime: m.downtimeMs === undefined ? null : durationFromMs(m.downtimeMs),
+    // The source's own measure when it reported one, else the broker's view.
     totalTime:
-      m.endedAt === 0 || m.startedAt === 0 ? null : durationFromMs(m.endedAt - m.startedAt),
+      m.totalTimeMs !== undefined
+        ? durationFromMs(m.totalTimeMs)
+        : m.endedAt === 0 || m.startedAt === 0
+          ? null
+          : durationFromMs(m.endedAt - m.startedAt),
     startTime: m.startedAt === 0 ? null : timestampFromMs(m.startedAt),
     endTime: m.endedAt === 0 ? null : timestampFromMs(m.endedAt),
     abortReason: m.abortReason,

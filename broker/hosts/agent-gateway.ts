@@ -435,6 +435,7 @@ export class AgentGateway implements HostGateway {
           ? 0
           : msFromDuration(s.expectedDowntime),
       ...(p.downtime === null ? {} : { downtimeMs: msFromDuration(p.downtime) }),
+      ...(p.totalTime === null ? {} : { totalTimeMs: msFromDuration(p.totalTime) }),
       error: p.error,
     };
     for (const listener of [...this.#migrationReports]) listener(report);

@@ -72,6 +72,8 @@ export interface MigrationReport extends TransferStats {
   readonly phase: MigrationPhase;
   /** COMPLETED: the switchover downtime. */
   readonly downtimeMs?: number;
+  /** COMPLETED or ABORTED: how long the migration took, as the host measured it. */
+  readonly totalTimeMs?: number;
   /** ABORTED: why. */
   readonly error: string;
 }

@@ -63,8 +63,10 @@ export interface Migration {
   /** When it reached COMPLETED or ABORTED; 0 before. */
   readonly endedAt: number;
   readonly progress?: TransferProgress;
-  /** Set once COMPLETED. */
+  /** Set once COMPLETED: the switchover downtime the source measured. */
   readonly downtimeMs?: number;
+  /** Set once COMPLETED: the migration's total time the source measured (QEMU's `total-time`). */
+  readonly totalTimeMs?: number;
   /** "" unless ABORTED. */
   readonly abortReason: string;
   /** ABORTED on someone's request (AbortMigration), not by a failure: not retried. */

@@ -9,6 +9,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { Lease } from "../leases/model.js";
 import type { Migration, MigrationState } from "./model.js";
+import { leaseBandwidthLimit } from "./orchestrator.js";
 import { migratableSpec, stopClusters, type TestCluster, testCluster } from "./test-cluster.js";
 
 afterEach(stopClusters);
@@ -68,10 +69,23 @@ describe("a live migration", () => {
     const done = migration(c, m.id);
     expect(done.progress?.bytesTransferred).toBeGreaterThan(0);
     expect(done.downtimeMs).toBeGreaterThanOrEqual(0);
+    // The source's own measure of the whole migration.
+    expect(done.totalTimeMs).toBeGreaterThan(0);
     expect(done.startedAt).toBeGreaterThan(0);
     expect(done.endedAt).toBeGreaterThanOrEqual(done.startedAt);
     await c.clock.advance(3000);
     expect(await c.violations()).toEqual([]);
+  });
+
+  it("lets a lease lower its migrations' bandwidth cap", () => {
+    const withParam = (value: string) =>
+      ({
+        spec: { driver: { params: { migration_bandwidth_bytes_per_s: value } } },
+      }) as unknown as Lease;
+    expect(leaseBandwidthLimit(withParam("20000"), 0)).toBe(20_000);
+    expect(leaseBandwidthLimit(withParam("20000"), 10_000)).toBe(10_000);
+    expect(leaseBandwidthLimit(withParam("-5"), 10_000)).toBe(10_000);
+    expect(leaseBandwidthLimit(withParam("fast"), 0)).toBe(0);
   });
 
   it("picks a destination itself, never the source, and refuses what cannot move", async () => {

@@ -133,11 +133,34 @@ interface InFlight {
   ending: boolean;
   progressTimer: Timer | undefined;
   completionTimer: Timer | undefined;
+  /** Armed once the destination runs it: the wait for the source's COMPLETED and its figures. */
+  sourceFiguresTimer?: Timer | undefined;
 }
 
 const MAX_PAGE = 1000;
 const DEFAULT_PAGE = 100;
 const MIB = 1024 * 1024;
+/**
+ * How long a migration the destination finished waits for the source's COMPLETED (the downtime
+ * and total time QEMU measured): ending it at once moves the lease, and the broker then stops the
+ * source's QEMU before its report goes out.
+ */
+const SOURCE_FIGURES_GRACE_MS = 5000;
+
+/** The lease's driver parameter that caps its migrations' bandwidth, bytes per second. */
+export const MIGRATION_BANDWIDTH_PARAM = "migration_bandwidth_bytes_per_s";
+
+/**
+ * The bandwidth cap of a lease's migration: the cluster's (0 = unlimited), lowered by the lease's
+ * `migration_bandwidth_bytes_per_s` parameter when that is a positive integer (the API's
+ * MigrateLease has no such field; a slow transfer is what an operator asks for this way).
+ */
+export function leaseBandwidthLimit(lease: Lease, clusterLimit: number): number {
+  const raw = lease.spec.driver.params[MIGRATION_BANDWIDTH_PARAM];
+  const asked = raw === undefined || !/^[1-9]\d*$/.test(raw) ? 0 : Number(raw);
+  if (asked === 0) return clusterLimit;
+  return clusterLimit > 0 ? Math.min(clusterLimit, asked) : asked;
+}
 
 export class MigrationOrchestrator {
   readonly limits: MigrationLimits;
@@ -416,7 +439,13 @@ export class MigrationOrchestrator {
       this.peakInFlight = Math.max(this.peakInFlight, total);
       for (const id of starting) {
         const m = this.get(id);
-        await this.#write(m, { ...m.value, state: "PREPARING", startedAt: this.#clock.now() });
+        const lease = this.#leases.get(m.value.leaseId).value;
+        await this.#write(m, {
+          ...m.value,
+          state: "PREPARING",
+          startedAt: this.#clock.now(),
+          bandwidthLimitBytesPerS: leaseBandwidthLimit(lease, m.value.bandwidthLimitBytesPerS),
+        });
         this.#armTimers(id);
         void this.#run(id);
       }
@@ -506,15 +535,21 @@ export class MigrationOrchestrator {
   #clearTimers(f: InFlight): void {
     f.progressTimer?.cancel();
     f.completionTimer?.cancel();
+    f.sourceFiguresTimer?.cancel();
     f.progressTimer = undefined;
     f.completionTimer = undefined;
+    f.sourceFiguresTimer = undefined;
   }
 
   // ── what hosts report ──────────────────────────────────────────────────────────────────────
 
   #onMigrationReport(r: MigrationReport): void {
     const item = this.#migrations.get(r.migrationId);
-    if (item === undefined || !this.#isLive(r.migrationId)) return;
+    if (item === undefined) return;
+    if (!this.#isLive(r.migrationId)) {
+      if (r.phase === "COMPLETED") this.#recordLateFigures(item, r);
+      return;
+    }
     const m = item.value;
     if (m.leaseId !== r.leaseId || (r.hostId !== m.fromHostId && r.hostId !== m.toHostId)) {
       this.#log.warn({ migration: m.id, host: r.hostId }, "migration report from a stranger");
@@ -528,11 +563,10 @@ export class MigrationOrchestrator {
       return;
     }
     if (r.phase === "COMPLETED") {
-      void this.#end(m.id, {
-        kind: "completed",
-        ...(r.downtimeMs === undefined ? {} : { downtimeMs: r.downtimeMs }),
-        ...(r.hostId === m.fromHostId ? { progress: this.#progressOf(r) } : {}),
-      });
+      // Only the source measures the switchover (QEMU's `downtime`, `total-time`).
+      if (r.hostId === m.fromHostId)
+        void this.#end(m.id, { kind: "completed", ...this.#measuredBy(r) });
+      else this.#awaitSourceFigures(m.id);
       return;
     }
     if (r.hostId !== m.fromHostId) return;
@@ -556,6 +590,46 @@ export class MigrationOrchestrator {
     }).catch((error) => this.#log.error({ err: error, migration: m.id }, "progress not recorded"));
   }
 
+  // ── the source's measured figures (issue #8) ──────────────────────────────────────────────
+
+  #measuredBy(r: MigrationReport): {
+    downtimeMs?: number;
+    totalTimeMs?: number;
+    progress: TransferProgress;
+  } {
+    return {
+      ...(r.downtimeMs === undefined ? {} : { downtimeMs: r.downtimeMs }),
+      ...(r.totalTimeMs === undefined ? {} : { totalTimeMs: r.totalTimeMs }),
+      progress: this.#progressOf(r),
+    };
+  }
+
+  /** The destination runs the workload: completed, once the source reported or the grace is over. */
+  #awaitSourceFigures(id: string): void {
+    const f = this.#inFlight.get(id);
+    if (f === undefined || f.ending || f.sourceFiguresTimer !== undefined) return;
+    f.sourceFiguresTimer = this.#clock.setTimer(SOURCE_FIGURES_GRACE_MS, () => {
+      void this.#end(id, { kind: "completed" });
+    });
+  }
+
+  /**
+   * A source's COMPLETED that comes after the grace (the migration ended without figures): its
+   * figures are then written into the finished record.
+   */
+  #recordLateFigures(item: Versioned<Migration>, r: MigrationReport): void {
+    const m = item.value;
+    if (r.hostId !== m.fromHostId || m.leaseId !== r.leaseId) return;
+    // Queued behind the write that ends it (the migration may still be ending).
+    void this.#exclusive(async () => {
+      const current = this.#migrations.get(m.id);
+      const v = current?.value;
+      if (current === undefined || v?.state !== "COMPLETED") return;
+      if (v.downtimeMs !== undefined || v.totalTimeMs !== undefined) return;
+      await this.#write(current, { ...v, ...this.#measuredBy(r) });
+    }).catch((error) => this.#log.error({ err: error, migration: m.id }, "figures not recorded"));
+  }
+
   #progressOf(r: MigrationReport): TransferProgress {
     return {
       bytesTransferred: r.bytesTransferred,
@@ -575,7 +649,7 @@ export class MigrationOrchestrator {
     if (item === undefined || !this.#isLive(r.migrationId)) return;
     const m = item.value;
     if (r.hostId === m.toHostId && r.state === "RUNNING") {
-      void this.#end(m.id, { kind: "completed" });
+      this.#awaitSourceFigures(m.id);
     } else if (r.hostId === m.fromHostId && r.state === "FAILED") {
       void this.#end(m.id, {
         kind: "aborted",
@@ -617,7 +691,12 @@ export class MigrationOrchestrator {
   #end(
     id: string,
     how:
-      | { kind: "completed"; downtimeMs?: number; progress?: TransferProgress }
+      | {
+          kind: "completed";
+          downtimeMs?: number;
+          totalTimeMs?: number;
+          progress?: TransferProgress;
+        }
       | { kind: "aborted"; why: string; tellHosts?: boolean; byRequest?: boolean },
   ): Promise<void> {
     const f = this.#inFlight.get(id);
@@ -635,6 +714,7 @@ export class MigrationOrchestrator {
               state: "COMPLETED",
               endedAt: now,
               ...(how.downtimeMs === undefined ? {} : { downtimeMs: how.downtimeMs }),
+              ...(how.totalTimeMs === undefined ? {} : { totalTimeMs: how.totalTimeMs }),
               ...(how.progress === undefined ? {} : { progress: how.progress }),
             }
           : {

@@ -81,6 +81,10 @@ export interface StoredMigration {
    * The lease's resources, charged on both hosts while it moves.
    */
   'resources'?: (_leasebroker_v1_Resources | null) | undefined;
+  /**
+   * The total time the source measured, once COMPLETED; 0 when not known.
+   */
+  'totalTimeMs'?: (number | string | Long) | undefined;
 }
 
 /**
@@ -159,4 +163,8 @@ export interface StoredMigration__Output {
    * The lease's resources, charged on both hosts while it moves.
    */
   'resources': (_leasebroker_v1_Resources__Output | null);
+  /**
+   * The total time the source measured, once COMPLETED; 0 when not known.
+   */
+  'totalTimeMs': (number);
 }
