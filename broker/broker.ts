@@ -14,7 +14,11 @@ import {
 } from "../placement/index.js";
 import { ApiServer, type ApiServerOptions } from "./api/server.js";
 import { type AutoscaleOptions, AutoscaleSignaller } from "./autoscale/index.js";
-import { DashboardServer, orchestratorMigrationSource } from "./dashboard/index.js";
+import {
+  DashboardServer,
+  orchestratorMigrationSource,
+  signallerAutoscaleSource,
+} from "./dashboard/index.js";
 import {
   HighAvailability,
   type LeaderDuty,
@@ -111,6 +115,7 @@ export class Broker {
   /** The HTTP server (dashboard, metrics, health), when `httpAddress` is given. */
   readonly dashboard: DashboardServer | undefined;
   #detachMigrations: (() => void) | undefined;
+  #detachAutoscale: (() => void) | undefined;
   #unfollowDrains: (() => void) | undefined;
   /** The simulated fleet (no bus), or undefined. */
   readonly fleet: SimFleet | undefined;
@@ -274,6 +279,11 @@ export class Broker {
     this.#detachMigrations = this.dashboard?.attachMigrations(
       orchestratorMigrationSource(this.migrations, this.store),
     );
+    if (this.autoscale !== undefined) {
+      this.#detachAutoscale = this.dashboard?.attachAutoscale(
+        signallerAutoscaleSource(this.autoscale),
+      );
+    }
     const agents = this.agents;
     agents?.onInventory((inventory) => {
       this.leases
@@ -342,6 +352,7 @@ export class Broker {
     if (this.#serveApi) this.api.setServing(false);
     await this.ha?.stop();
     this.#detachMigrations?.();
+    this.#detachAutoscale?.();
     await this.dashboard?.stop();
     if (this.#serveApi) await this.api.stop(graceMs);
     this.agents?.close();

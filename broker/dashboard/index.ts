@@ -1,3 +1,4 @@
+export { autoscaleView, signallerAutoscaleSource } from "./autoscale-source.js";
 export {
   type Amounts,
   type CapacityNow,
