@@ -1,1 +1,21 @@
+/**
+ * Live migration's public API: the pre-copy model and the planners (pure: no I/O, no clock; time is
+ * an argument), and the move shape they share with the orchestrator.
+ */
+
 export type { PlannedMove } from "./moves.js";
+export {
+  type AutoConvergeOptions,
+  completionTimeoutMs,
+  DEFAULT_COMPLETION_TIMEOUT_PER_GIB_S,
+  DEFAULT_WORKLOAD_PROFILE,
+  GIB,
+  MIB,
+  type PreCopyInput,
+  type PreCopyResult,
+  type PreCopyRound,
+  type PreCopyStop,
+  predictForMemory,
+  predictPreCopy,
+  type WorkloadProfile,
+} from "./precopy.js";
