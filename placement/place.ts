@@ -11,8 +11,10 @@ import { summarize } from "./explain.js";
 import { DEFAULT_PLACEMENT_POLICY, type PlacementPolicy } from "./policy.js";
 import {
   compileRequest,
+  type FilterPlugin,
   passesNonResourceFilters,
   type RequestContext,
+  resourcesFilter,
   scoreBreakdown,
 } from "./request-context.js";
 import { explainNoFit, type SearchResult, searchIndexed } from "./search.js";
@@ -32,6 +34,11 @@ export interface PlaceOptions {
    * `exhaustive`: scan every host and count every filter on every host, also on success.
    */
   readonly explain?: "search" | "exhaustive";
+  /**
+   * Hosts the lease must not go to (a filter named `excluded`): migration planners exclude the
+   * source host, and the hosts they are emptying.
+   */
+  readonly excludeHosts?: ReadonlySet<string>;
 }
 
 function filterCounts(ctx: RequestContext, removed: ReadonlyMap<string, number>): FilterCount[] {
@@ -142,7 +149,33 @@ export function place(
   policy: PlacementPolicy = DEFAULT_PLACEMENT_POLICY,
   options: PlaceOptions = {},
 ): PlacementDecision {
-  return placeCompiled(compileRequest(index, request, policy), options);
+  const ctx = compileRequest(index, request, policy);
+  return placeCompiled(
+    options.excludeHosts === undefined ? ctx : excluding(ctx, options.excludeHosts),
+    options,
+  );
+}
+
+/** The context with an `excluded` filter before the resource check. */
+function excluding(ctx: RequestContext, hosts: ReadonlySet<string>): RequestContext {
+  const excluded: FilterPlugin = { name: "excluded", test: (_ctx, host) => !hosts.has(host.id) };
+  const filters = ctx.filters.filter((f) => f !== resourcesFilter);
+  return { ...ctx, filters: [...filters, excluded, resourcesFilter] };
+}
+
+/**
+ * Whether the request's non-resource filters (host state, labels, affinity, anti-affinity, spread)
+ * pass on a host, for the request's window: the check a planner needs for a host it means to make
+ * room on.
+ */
+export function eligibilityCheck(
+  index: ClusterIndex,
+  request: PlacementRequest,
+  policy: PlacementPolicy = DEFAULT_PLACEMENT_POLICY,
+): (hostId: string) => boolean {
+  const ctx = compileRequest(index, request, policy);
+  const scratch = new Float64Array(64);
+  return (hostId) => passesNonResourceFilters(ctx, index.mustHost(hostId), scratch);
 }
 
 export type GroupDecision =
