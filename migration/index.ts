@@ -3,7 +3,30 @@
  * an argument), and the move shape they share with the orchestrator.
  */
 
+export {
+  type ConsolidationOptions,
+  type ConsolidationPlan,
+  planConsolidation,
+} from "./consolidate.js";
+export {
+  type DrainOptions,
+  type DrainPlan,
+  type EvacuationOptions,
+  type EvacuationPlan,
+  planDrain,
+  planVictimMigrations,
+  type Unmovable,
+} from "./evacuate.js";
+export { type MakeRoomOptions, type MakeRoomPlan, planMakeRoom } from "./make-room.js";
 export type { PlannedMove } from "./moves.js";
+export type {
+  LeaseInfoLookup,
+  LeaseMigrationInfo,
+  MoveDetail,
+  MoveKind,
+  PlannerInput,
+  UnmovableReason,
+} from "./planner-input.js";
 export {
   type AutoConvergeOptions,
   completionTimeoutMs,
@@ -19,3 +42,4 @@ export {
   predictPreCopy,
   type WorkloadProfile,
 } from "./precopy.js";
+export { weightedUtilisation } from "./utilisation.js";
