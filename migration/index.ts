@@ -42,4 +42,13 @@ export {
   predictPreCopy,
   type WorkloadProfile,
 } from "./precopy.js";
+export {
+  clusterImbalance,
+  planRebalance,
+  REBALANCE_LEVELS,
+  type RebalanceLevel,
+  type RebalanceMove,
+  type RebalanceOptions,
+  type RebalancePlan,
+} from "./rebalance.js";
 export { weightedUtilisation } from "./utilisation.js";
