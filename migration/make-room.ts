@@ -51,6 +51,11 @@ export interface MakeRoomOptions {
    * migrations, then less memory). Default 8.
    */
   readonly tieBreakHosts?: number;
+  /**
+   * Hosts whose holds are examined, in order of how little they have to free (a time budget for
+   * very large clusters; past it the plan is the best found, `proven: false`). Default 256.
+   */
+  readonly maxHostsExamined?: number;
 }
 
 export type MakeRoomPlan =
@@ -62,14 +67,20 @@ export type MakeRoomPlan =
       readonly moves: readonly MoveDetail[];
       readonly liveMigrations: number;
       readonly memoryMovedMib: number;
-      /** Hosts whose sets of holds were searched. */
-      readonly hostsSearched: number;
+      /** Hosts whose holds were looked at. */
+      readonly hostsExamined: number;
+      /**
+       * The plan has the fewest moves: every eligible host was examined or ruled out by its bound
+       * (false when the `maxHostsExamined` budget ran out first).
+       */
+      readonly proven: boolean;
     }
   | {
       readonly ok: false;
       readonly reason: "no-eligible-host" | "no-plan";
       readonly message: string;
-      readonly hostsSearched: number;
+      readonly hostsExamined: number;
+      readonly proven: boolean;
     };
 
 interface HostProblem {
@@ -81,8 +92,6 @@ interface HostProblem {
   readonly excess: Float64Array;
   readonly cells: number;
   readonly lowerBound: number;
-  /** Σ positive excess relative to the host's allocatable: a tie-break (less to free first). */
-  readonly weight: number;
 }
 
 /**
@@ -96,56 +105,88 @@ export function planMakeRoom(
 ): MakeRoomPlan {
   const { index } = input;
   const policy = policyOf(input);
-  const direct = place(index, request, policy);
-  if (direct.ok) {
-    return {
-      ok: true,
-      hostId: direct.hostId,
-      moves: [],
-      liveMigrations: 0,
-      memoryMovedMib: 0,
-      hostsSearched: 0,
-    };
-  }
   const maxMoves = options.maxMoves ?? 4;
+  const budget = options.maxHostsExamined ?? 256;
   const eligible = eligibilityCheck(index, request, policy);
-  const problems: HostProblem[] = [];
-  for (const host of index.hosts()) {
-    if (!eligible(host.id)) continue;
-    const p = buildProblem(input, host, request, options.minRemainingMs ?? 0);
-    if (p !== undefined && p.lowerBound <= maxMoves) problems.push(p);
-  }
-  if (problems.length === 0) {
+  // Cheap order first (one timeline query per host, no objects built): least to free first.
+  const extReq = extendedNames(request.resources);
+  const r = request.resources;
+  const demandCore = [r.cpuMillis, r.memoryMib, r.diskGib, r.gpus];
+  const order: { id: string; weight: number }[] = [];
+  index.scanPeaks(request.window, (id, _state, limit, peak, extNames) => {
+    if (!eligible(id)) return;
+    let weight = 0;
+    const dim = (lim: number, d: number, used: number): boolean => {
+      if (d > lim) return false;
+      const e = used + d - lim;
+      if (e > 0) weight += e / lim;
+      return true;
+    };
+    for (let k = 0; k < 4; k++) {
+      if (!dim(limit[k] as number, demandCore[k] as number, peak[k] as number)) return;
+    }
+    for (const n of extReq) {
+      const i = extNames.indexOf(n);
+      if (i < 0 || !dim(limit[4 + i] as number, get(r, n), peak[4 + i] as number)) return;
+    }
+    order.push({ id, weight });
+  });
+  if (order.length === 0) {
     return {
       ok: false,
       reason: "no-eligible-host",
-      message: `no host passes the lease's filters and can hold it within ${maxMoves} moves`,
-      hostsSearched: 0,
+      message: "no host passes the lease's filters and could hold it even empty",
+      hostsExamined: 0,
+      proven: true,
     };
   }
-  problems.sort(
-    (a, b) =>
-      a.lowerBound - b.lowerBound || a.weight - b.weight || (a.host.id < b.host.id ? -1 : 1),
-  );
+  if (order.some((o) => o.weight === 0)) {
+    // Some host takes it as it is: no moves, and placement chooses which.
+    const direct = place(index, request, policy);
+    if (direct.ok) {
+      return {
+        ok: true,
+        hostId: direct.hostId,
+        moves: [],
+        liveMigrations: 0,
+        memoryMovedMib: 0,
+        hostsExamined: 0,
+        proven: true,
+      };
+    }
+  }
+  order.sort((a, b) => a.weight - b.weight || (a.id < b.id ? -1 : 1));
   let best: { host: string; moves: MoveDetail[] } | undefined;
-  let searched = 0;
+  let examined = 0;
+  let proven = true;
   let ties = options.tieBreakHosts ?? 8;
-  for (const p of problems) {
+  for (const { id } of order) {
     const limit = best === undefined ? maxMoves : best.moves.length - (ties > 0 ? 0 : 1);
-    if (p.lowerBound > limit) break;
-    searched++;
+    // every host needs at least one move (else the lease would have been placed)
+    if (limit < 1) break;
+    if (examined >= budget) {
+      proven = false;
+      break;
+    }
+    examined++;
+    const host = index.host(id) as HostView;
+    const p = buildProblem(input, host, request, options.minRemainingMs ?? 0);
+    if (p === undefined || p.lowerBound > limit) continue;
     if (best !== undefined) ties--;
     const moves = solveHost(input, p, limit, options);
     if (moves !== undefined && (best === undefined || cheaper(moves, best.moves))) {
-      best = { host: p.host.id, moves };
+      best = { host: host.id, moves };
     }
   }
   if (best === undefined) {
     return {
       ok: false,
       reason: "no-plan",
-      message: `no set of at most ${maxMoves} moves opens a host for the lease`,
-      hostsSearched: searched,
+      message: proven
+        ? `no set of at most ${maxMoves} moves opens a host for the lease`
+        : `no plan of at most ${maxMoves} moves found on the ${budget} hosts with the least to free`,
+      hostsExamined: examined,
+      proven,
     };
   }
   return {
@@ -154,7 +195,8 @@ export function planMakeRoom(
     moves: best.moves,
     liveMigrations: best.moves.filter((m) => m.kind === "live").length,
     memoryMovedMib: best.moves.reduce((s, m) => s + m.memoryMib, 0),
-    hostsSearched: searched,
+    hostsExamined: examined,
+    proven,
   };
 }
 
@@ -205,11 +247,9 @@ function buildProblem(
   cands.sort(byMoveOrder);
   for (const c of cands) cover.push(coverOf(c.hold));
   let lowerBound = 0;
-  let weight = 0;
   for (let i = 0; i < cells; i++) {
     const e = excess[i] as number;
     if (e <= 0) continue;
-    weight += e / Math.max(1, limit[i % D] as number);
     const sizes = cover.map((c) => c[i] as number).sort((a, b) => b - a);
     let freed = 0;
     let n = 0;
@@ -217,7 +257,7 @@ function buildProblem(
     if (freed < e) return undefined;
     if (n > lowerBound) lowerBound = n;
   }
-  return { host, cands, cover, excess, cells, lowerBound, weight };
+  return { host, cands, cover, excess, cells, lowerBound };
 }
 
 /** Fewer moves, then fewer live migrations, then less memory moved. */

@@ -50,4 +50,36 @@ describe("place with excludeHosts", () => {
       expect(ok(h.id)).toBe(h.state === "READY" && h.labels.zone === "a");
     }
   });
+
+  it("scanPeaks visits every host with its peak over the window, as peakOver reports it", () => {
+    const { index, rng, now } = randomCluster(11, 30);
+    for (let i = 0; i < 80; i++) {
+      const req = randomRequest(rng, now, `l${i}`);
+      const d = place(index, req);
+      if (d.ok)
+        index.commit(`l${i}`, d.hostId, req.window, req.resources, {
+          priority: 0,
+          preemptible: false,
+        });
+    }
+    const window = { start: now + 2_000, end: now + 9_000 };
+    const seen: string[] = [];
+    index.scanPeaks(window, (id, state, limit, peak) => {
+      seen.push(id);
+      const view = index.host(id);
+      const p = index.peakOver(id, window);
+      expect(state).toBe(view?.state);
+      expect([limit[0], limit[1]]).toEqual([
+        view?.allocatable.cpuMillis,
+        view?.allocatable.memoryMib,
+      ]);
+      expect([peak[0], peak[1], peak[2], peak[3]]).toEqual([
+        p.cpuMillis,
+        p.memoryMib,
+        p.diskGib,
+        p.gpus,
+      ]);
+    });
+    expect(seen).toEqual(index.hosts().map((h) => h.id));
+  });
 });
