@@ -18,6 +18,8 @@ export interface ConsolidationOptions {
   readonly minRemainingMs?: number;
   /** Hosts not to empty (e.g. a minimum pool the autoscaler keeps). */
   readonly keep?: ReadonlySet<string>;
+  /** Only try hosts at most this loaded (weighted utilisation, 0–1). Default 1. */
+  readonly maxLoad?: number;
 }
 
 export interface ConsolidationPlan {
@@ -33,6 +35,7 @@ export function planConsolidation(
   const { index, now } = input;
   const maxHosts = options.maxHosts ?? Number.POSITIVE_INFINITY;
   const maxMoves = options.maxMoves ?? Number.POSITIVE_INFINITY;
+  const maxLoad = options.maxLoad ?? 1;
   const ready = index.hosts().filter((h) => h.state === "READY" && !options.keep?.has(h.id));
   const load = new Map<string, number>();
   const live = new Map<string, number>();
@@ -56,7 +59,7 @@ export function planConsolidation(
   try {
     for (const host of order) {
       if (emptied.length >= maxHosts) break;
-      if (receivers.has(host.id)) continue;
+      if (receivers.has(host.id) || (load.get(host.id) ?? 0) > maxLoad) continue;
       if ((live.get(host.id) ?? 0) === 0) {
         emptied.push(host.id);
         leaving.add(host.id);
@@ -66,7 +69,7 @@ export function planConsolidation(
       if (moves.length + holds.length > maxMoves) continue;
       leaving.add(host.id);
       const before = whatIf.size;
-      const plan = evacuateHolds(input, holds, leaving, whatIf, options);
+      const plan = evacuateHolds(input, holds, leaving, whatIf, { ...options, allOrNothing: true });
       if (plan.unmovable.length > 0) {
         whatIf.undoLast(whatIf.size - before);
         leaving.delete(host.id);

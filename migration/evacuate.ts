@@ -35,6 +35,11 @@ export interface EvacuationOptions {
   readonly minRemainingMs?: number;
 }
 
+interface EvacuateControl extends EvacuationOptions {
+  /** Stop at the first lease that cannot move (consolidation: the host stays anyway). */
+  readonly allOrNothing?: boolean;
+}
+
 /**
  * Destinations for `holds` away from every host in `leaving`, with the moves charged on `whatIf`
  * (the caller undoes them).
@@ -44,7 +49,7 @@ export function evacuateHolds(
   holds: readonly HoldView[],
   leaving: ReadonlySet<string>,
   whatIf: WhatIf,
-  options: EvacuationOptions = {},
+  options: EvacuateControl = {},
 ): EvacuationPlan {
   const moves: MoveDetail[] = [];
   const unmovable: Unmovable[] = [];
@@ -63,6 +68,7 @@ export function evacuateHolds(
     const to = destinationFor(input, c, leaving);
     if (to === undefined) {
       unmovable.push({ leaseId: c.hold.leaseId, hostId: c.hold.hostId, reason: "no-destination" });
+      if (options.allOrNothing === true) break;
       continue;
     }
     whatIf.charge(c, to);
