@@ -21,7 +21,6 @@ import {
   CORE_RESOURCES,
   get,
   type HoldView,
-  type HostView,
   place,
   type ResourceWeights,
 } from "../placement/index.js";
@@ -118,43 +117,44 @@ function imbalanceOf(dims: readonly Dim[]): number {
 
 /** The imbalance of the READY hosts at `now` (what `planRebalance` reduces). */
 export function clusterImbalance(input: PlannerInput, weights?: ResourceWeights): number {
-  const hosts = input.index.hosts().filter((h) => h.state === "READY");
-  return imbalanceOf(buildDims(input, hosts, weights ?? policyOf(input).resourceWeights));
+  return imbalanceOf(buildDims(input, weights ?? policyOf(input).resourceWeights).dims);
 }
 
-function buildDims(
-  input: PlannerInput,
-  hosts: readonly HostView[],
-  weights: ResourceWeights,
-): Dim[] {
-  const n = hosts.length;
-  const dims: Dim[] = CORE_RESOURCES.filter((k) => weights[k] > 0).map((name) => ({
-    name,
-    w: weights[name],
-    u: new Float64Array(n),
-    alloc: new Float64Array(n),
-    n: 0,
-    s1: 0,
-    s2: 0,
-  }));
-  const instant = { start: input.now, end: input.now + 1 };
-  hosts.forEach((h, i) => {
-    const use = input.index.peakOver(h.id, instant);
-    for (const d of dims) {
-      const a = get(h.allocatable, d.name);
-      d.alloc[i] = a;
-      if (!(a > 0)) {
-        d.u[i] = Number.NaN;
-        continue;
-      }
-      const u = get(use, d.name) / a;
-      d.u[i] = u;
-      d.n++;
-      d.s1 += u;
-      d.s2 += u * u;
+/** READY hosts' ids and, per weighted core resource, their utilisation at `now` (one pass, no views). */
+function buildDims(input: PlannerInput, weights: ResourceWeights): { ids: string[]; dims: Dim[] } {
+  const ids: string[] = [];
+  const u: number[][] = CORE_RESOURCES.map(() => []);
+  const alloc: number[][] = CORE_RESOURCES.map(() => []);
+  input.index.scanPeaks({ start: input.now, end: input.now + 1 }, (id, state, limit, peak) => {
+    if (state !== "READY") return;
+    ids.push(id);
+    for (let k = 0; k < CORE_RESOURCES.length; k++) {
+      const a = limit[k] as number;
+      (alloc[k] as number[]).push(a);
+      (u[k] as number[]).push(a > 0 ? (peak[k] as number) / a : Number.NaN);
     }
   });
-  return dims;
+  const dims: Dim[] = [];
+  CORE_RESOURCES.forEach((name, k) => {
+    if (!(weights[name] > 0)) return;
+    const d: Dim = {
+      name,
+      w: weights[name],
+      u: Float64Array.from(u[k] as number[]),
+      alloc: Float64Array.from(alloc[k] as number[]),
+      n: 0,
+      s1: 0,
+      s2: 0,
+    };
+    for (const x of d.u) {
+      if (Number.isNaN(x)) continue;
+      d.n++;
+      d.s1 += x;
+      d.s2 += x * x;
+    }
+    dims.push(d);
+  });
+  return { ids, dims };
 }
 
 /** Σ squared deviations after moving `r` from host i to host j (per resource, weighted, summed). */
@@ -230,9 +230,8 @@ export function planRebalance(input: PlannerInput, options: RebalanceOptions = {
   const leasesPerSource = options.leasesPerSource ?? 4;
   const policy = policyOf(input);
   const { index, now } = input;
-  const hosts = index.hosts().filter((h) => h.state === "READY");
-  const pos = new Map(hosts.map((h, i) => [h.id, i]));
-  const dims = buildDims(input, hosts, options.weights ?? policy.resourceWeights);
+  const { ids: hosts, dims } = buildDims(input, options.weights ?? policy.resourceWeights);
+  const pos = new Map(hosts.map((id, i) => [id, i]));
   const before = Object.fromEntries(dims.map((d) => [d.name, stddev(d)]));
   const imbalanceBefore = imbalanceOf(dims);
   const out = new Int32Array(hosts.length);
@@ -275,9 +274,9 @@ export function planRebalance(input: PlannerInput, options: RebalanceOptions = {
         | { c: MoveCandidate; i: number; j: number; benefit: number; cost: number }
         | undefined;
       for (const i of sources) {
-        const src = hosts[i] as HostView;
+        const src = hosts[i] as string;
         const cands: { c: MoveCandidate; est: number; cost: number }[] = [];
-        for (const h of index.holdsOn(src.id)) {
+        for (const h of index.holdsOn(src)) {
           if (moved.has(h.leaseId) || h.start > now || h.end - now < minLeft) continue;
           const c = candidateFor(input, h);
           if (c === undefined || typeof c === "string") continue;
@@ -292,7 +291,7 @@ export function planRebalance(input: PlannerInput, options: RebalanceOptions = {
         cands.sort((a, b) => b.est - a.est || (a.c.hold.leaseId < b.c.hold.leaseId ? -1 : 1));
         for (const { c, cost } of cands.slice(0, leasesPerSource)) {
           const exclude = new Set(closed);
-          exclude.add(src.id);
+          exclude.add(src);
           const d = place(index, { ...c.request, policy: "spread" }, policy, {
             excludeHosts: exclude,
           });
@@ -311,16 +310,16 @@ export function planRebalance(input: PlannerInput, options: RebalanceOptions = {
         stop = "no-worthwhile-move";
         break;
       }
-      const to = hosts[best.j] as HostView;
-      whatIf.charge(best.c, to.id);
+      const to = hosts[best.j] as string;
+      whatIf.charge(best.c, to);
       applyMove(dims, best.i, best.j, best.c.hold);
       moved.add(best.c.hold.leaseId);
       out[best.i] = (out[best.i] as number) + 1;
       into[best.j] = (into[best.j] as number) + 1;
-      closed.add((hosts[best.i] as HostView).id);
-      if ((into[best.j] as number) >= perHost) closed.add(to.id);
+      closed.add(hosts[best.i] as string);
+      if ((into[best.j] as number) >= perHost) closed.add(to);
       moves.push({
-        ...moveDetail(best.c, to.id),
+        ...moveDetail(best.c, to),
         benefit: best.benefit,
         cost: best.cost,
         imbalanceAfter: imbalanceOf(dims),
