@@ -5,15 +5,18 @@
  * own remaining window, after which the lease fits on the opened host and every one of its own
  * filters (labels, groups) holds there.
  *
- * The search, per host: the host's window is cut into segments where its holds start or end; per
- * segment and resource, the excess is usage + demand − allocatable. A set of holds opens the host
- * if removing them covers every excess. Hosts are taken in order of a lower bound on the moves they
- * need (per segment and resource, the fewest of the largest holds that cover its excess); sets of
- * holds by increasing size, pruned when the holds left cannot cover what remains; a covering set is
- * kept if its leases can all be placed elsewhere together (what-if holds, with a bounded number of
- * alternative destinations per lease when the first choices do not fit together). The search stops
- * when no host left can need fewer moves than the best plan found, so the plan has the fewest
- * moves (the tests check it against brute force). Moves are only off the opened host: no chains.
+ * The search: hosts that pass the lease's filters are ordered by how much they must free (one
+ * timeline query each), then examined lazily. Per host, its window is cut into segments where its
+ * holds start or end; per segment and resource, the excess is usage + demand − allocatable. A set
+ * of holds opens the host if removing them covers every excess. A lower bound on the moves (per
+ * segment and resource, the fewest of the largest holds that cover its excess) skips hosts that
+ * cannot beat the best plan; sets of holds go by increasing size, pruned when the holds left cannot
+ * cover what remains; a covering set is kept if its leases can all be placed elsewhere together
+ * (what-if holds, with a bounded number of alternative destinations per lease when the first
+ * choices do not fit together). Every host needs at least one move, so a one-move plan ends the
+ * search (after a few tie-break hosts); otherwise every eligible host is examined, up to a budget
+ * (`proven` says whether the plan was proven fewest). The tests check the count against brute
+ * force. Moves are only off the opened host: no chains.
  */
 
 import {
