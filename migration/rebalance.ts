@@ -2,8 +2,9 @@
  * Rebalance, in the spirit of VMware DRS. Imbalance is the weighted mean over resources of the
  * standard deviation of host utilisation (usage at `now` / allocatable, READY hosts). A round is
  * greedy: from the most loaded hosts, the running leases whose move would reduce imbalance most
- * for what it costs; each goes where placement's spread policy puts it (the same filters as
- * placement, the source excluded), seeing the moves decided before it.
+ * for what it costs; each goes to the least loaded host that passes placement's filters for it
+ * (checked directly on the few least loaded hosts, else placement's spread search over all; the
+ * source excluded), seeing the moves decided before it.
  *
  * A move is proposed when its benefit is at least `ratio(level)` × its cost:
  * - benefit = the drop in Σ over hosts of squared deviations from the mean utilisation (summed over
@@ -19,6 +20,8 @@
 
 import {
   CORE_RESOURCES,
+  eligibilityCheck,
+  fits,
   get,
   type HoldView,
   place,
@@ -65,6 +68,11 @@ export interface RebalanceOptions {
   readonly sourcesPerMove?: number;
   /** Leases per source host tried for a destination. Default 4. */
   readonly leasesPerSource?: number;
+  /**
+   * Least loaded hosts checked directly as destinations before asking placement to search every
+   * host. Default 16.
+   */
+  readonly destinationsPerMove?: number;
 }
 
 export interface RebalanceMove extends MoveDetail {
@@ -228,6 +236,7 @@ export function planRebalance(input: PlannerInput, options: RebalanceOptions = {
   const price = options.costPerGiBSecond ?? 1e-4;
   const sourcesPerMove = options.sourcesPerMove ?? 4;
   const leasesPerSource = options.leasesPerSource ?? 4;
+  const destinationsPerMove = options.destinationsPerMove ?? 16;
   const policy = policyOf(input);
   const { index, now } = input;
   const { ids: hosts, dims } = buildDims(input, options.weights ?? policy.resourceWeights);
@@ -251,6 +260,28 @@ export function planRebalance(input: PlannerInput, options: RebalanceOptions = {
     if (key !== "") costCache.set(key, cost);
     return cost;
   };
+  /**
+   * The destination: the least loaded of `lowest` that passes the lease's filters and has room
+   * over its remaining window (placement's own filters, checked directly); else placement's
+   * spread choice over every host. Both exclude the source and the closed hosts.
+   */
+  const destinationOf = (
+    c: MoveCandidate,
+    i: number,
+    lowest: readonly number[],
+    src: string,
+  ): number | undefined => {
+    const ok = eligibilityCheck(index, c.request, policy);
+    for (const t of lowest) {
+      if (t === i) continue;
+      const id = hosts[t] as string;
+      if (ok(id) && fits(c.hold.resources, index.freeOver(id, c.request.window))) return t;
+    }
+    const exclude = new Set(closed);
+    exclude.add(src);
+    const d = place(index, { ...c.request, policy: "spread" }, policy, { excludeHosts: exclude });
+    return d.ok ? pos.get(d.hostId) : undefined;
+  };
   const moves: RebalanceMove[] = [];
   let stop: RebalancePlan["stop"] = "max-moves";
   const whatIf = new WhatIf(index);
@@ -268,7 +299,11 @@ export function planRebalance(input: PlannerInput, options: RebalanceOptions = {
         sourcesPerMove,
         (i) => (out[i] as number) < perHost && into[i] === 0,
       );
-      const leastLoaded = argMinLoad(dims, hosts.length);
+      // the least loaded open hosts, least first: where spread placement would look first
+      const lowest = bottomHosts(dims, hosts.length, destinationsPerMove, (j) => {
+        return !closed.has(hosts[j] as string);
+      });
+      const leastLoaded = lowest[0] ?? 0;
       const current = sqDev(dims);
       let best:
         | { c: MoveCandidate; i: number; j: number; benefit: number; cost: number }
@@ -290,13 +325,7 @@ export function planRebalance(input: PlannerInput, options: RebalanceOptions = {
         }
         cands.sort((a, b) => b.est - a.est || (a.c.hold.leaseId < b.c.hold.leaseId ? -1 : 1));
         for (const { c, cost } of cands.slice(0, leasesPerSource)) {
-          const exclude = new Set(closed);
-          exclude.add(src);
-          const d = place(index, { ...c.request, policy: "spread" }, policy, {
-            excludeHosts: exclude,
-          });
-          if (!d.ok) continue;
-          const j = pos.get(d.hostId);
+          const j = destinationOf(c, i, lowest, src);
           if (j === undefined) continue;
           const benefit =
             (current - sqDevAfter(dims, i, j, c.hold)) * ((c.hold.end - now) / 3_600_000);
@@ -360,15 +389,22 @@ function topSources(
   return top.map((t) => t.i);
 }
 
-function argMinLoad(dims: readonly Dim[], n: number): number {
-  let best = 0;
-  let bestLoad = Number.POSITIVE_INFINITY;
+/** The `k` least loaded hosts that `ok` allows, least loaded first (ties to the lower position). */
+function bottomHosts(
+  dims: readonly Dim[],
+  n: number,
+  k: number,
+  ok: (i: number) => boolean,
+): number[] {
+  const out: { i: number; load: number }[] = [];
   for (let i = 0; i < n; i++) {
-    const l = loadOf(dims, i);
-    if (l < bestLoad) {
-      bestLoad = l;
-      best = i;
-    }
+    const load = loadOf(dims, i);
+    if (out.length === k && load >= (out[k - 1] as { load: number }).load) continue;
+    if (!ok(i)) continue;
+    let p = out.length;
+    while (p > 0 && (out[p - 1] as { load: number }).load > load) p--;
+    out.splice(p, 0, { i, load });
+    if (out.length > k) out.pop();
   }
-  return best;
+  return out.map((t) => t.i);
 }
