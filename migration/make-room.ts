@@ -145,7 +145,7 @@ export function planMakeRoom(
   }
   if (order.some((o) => o.weight === 0)) {
     // Some host takes it as it is: no moves, and placement chooses which.
-    const direct = place(index, request, policy);
+    const direct = place(index, request, policy, { explain: "none" });
     if (direct.ok) {
       return {
         ok: true,
@@ -357,7 +357,7 @@ export function assignDestinations(
     const c = moved[i] as MoveCandidate;
     const tried = new Set([opened, c.hold.hostId]);
     for (let a = 0; a < perLease; a++) {
-      const d = place(input.index, c.request, policy, { excludeHosts: tried });
+      const d = place(input.index, c.request, policy, { excludeHosts: tried, explain: "none" });
       if (!d.ok) return false;
       tried.add(d.hostId);
       whatIf.charge(c, d.hostId);

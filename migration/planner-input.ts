@@ -158,7 +158,10 @@ export function destinationFor(
   c: MoveCandidate,
   exclude: ReadonlySet<string>,
 ): string | undefined {
-  const d = place(input.index, c.request, policyOf(input), { excludeHosts: exclude });
+  const d = place(input.index, c.request, policyOf(input), {
+    excludeHosts: exclude,
+    explain: "none",
+  });
   return d.ok ? d.hostId : undefined;
 }
 

@@ -279,7 +279,10 @@ export function planRebalance(input: PlannerInput, options: RebalanceOptions = {
     }
     const exclude = new Set(closed);
     exclude.add(src);
-    const d = place(index, { ...c.request, policy: "spread" }, policy, { excludeHosts: exclude });
+    const d = place(index, { ...c.request, policy: "spread" }, policy, {
+      excludeHosts: exclude,
+      explain: "none",
+    });
     return d.ok ? pos.get(d.hostId) : undefined;
   };
   const moves: RebalanceMove[] = [];

@@ -82,4 +82,26 @@ describe("place with excludeHosts", () => {
     });
     expect(seen).toEqual(index.hosts().map((h) => h.id));
   });
+
+  it("explain none: the same answer, a no-fit not explained beyond the search", () => {
+    const { index, rng, now } = randomCluster(5, 40);
+    let noFits = 0;
+    for (let i = 0; i < 150; i++) {
+      const req = randomRequest(rng, now, `l${i}`);
+      const a = place(index, req);
+      const b = place(index, req, undefined, { explain: "none" });
+      expect(b.ok).toBe(a.ok);
+      if (a.ok && b.ok) {
+        expect(b.hostId).toBe(a.hostId);
+        index.commit(`l${i}`, a.hostId, req.window, req.resources, {
+          priority: 0,
+          preemptible: false,
+        });
+      } else {
+        noFits++;
+        expect(b.explanation.mode).toBe("search");
+      }
+    }
+    expect(noFits).toBeGreaterThan(0);
+  });
 });

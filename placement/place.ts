@@ -32,8 +32,10 @@ export interface PlaceOptions {
    * `search` (default): the indexed search; a no-fit is explained completely (every filter
    * counted on every host, as the exhaustive scan counts them) from the index's bounds.
    * `exhaustive`: scan every host and count every filter on every host, also on success.
+   * `none`: a no-fit is not explained beyond what the search saw (mode `search`, counts over the
+   * hosts it evaluated): for planners that try many placements and only need yes or no.
    */
-  readonly explain?: "search" | "exhaustive";
+  readonly explain?: "search" | "exhaustive" | "none";
   /**
    * Hosts the lease must not go to (a filter named `excluded`): migration planners exclude the
    * source host, and the hosts they are emptying.
@@ -104,7 +106,18 @@ function exhaustiveDecision(ctx: RequestContext): PlacementDecision {
 export function placeCompiled(ctx: RequestContext, options: PlaceOptions = {}): PlacementDecision {
   if (options.explain === "exhaustive") return exhaustiveDecision(ctx);
   const r = searchIndexed(ctx);
-  if (r.host === undefined) return noFitDecision(ctx);
+  if (r.host === undefined) {
+    if (options.explain !== "none") return noFitDecision(ctx);
+    const e = {
+      mode: "search" as const,
+      hostsConsidered: ctx.index.size,
+      hostsEvaluated: r.evaluated,
+      filters: filterCounts(ctx, r.removed),
+      feasibleHosts: 0,
+      window: { start: ctx.start, end: ctx.end },
+    };
+    return { ok: false, explanation: finish(e) };
+  }
   return successDecision(ctx, r);
 }
 
