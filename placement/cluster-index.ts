@@ -607,6 +607,31 @@ export class ClusterIndex {
     );
   }
 
+  /**
+   * Visit every host (in the order they were added) with its allocatable and its peak usage over
+   * the window, per dimension (the 4 core resources, then the host's extended ones, named by
+   * `extNames`). The arrays are reused between calls: copy what you keep. For planners that
+   * look at every host: no view objects are built.
+   */
+  scanPeaks(
+    window: TimeWindow,
+    visit: (
+      hostId: string,
+      state: HostState,
+      limit: Float64Array,
+      peak: Float64Array,
+      extNames: readonly string[],
+    ) => void,
+  ): void {
+    validateWindow(window.start, window.end);
+    let scratch = new Float64Array(16);
+    for (const host of this.hostMap.values()) {
+      if (scratch.length < host.dims) scratch = new Float64Array(host.dims);
+      host.timeline.peak(window.start, window.end, scratch);
+      visit(host.id, host.state, host.limit, scratch, host.extNames);
+    }
+  }
+
   /** Peak usage over the window, per resource. */
   peakOver(hostId: string, window: TimeWindow): Resources {
     const host = this.mustHost(hostId);

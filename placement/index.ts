@@ -23,6 +23,7 @@ export {
 } from "./errors.js";
 export { explainText, formatWindow } from "./explain.js";
 export {
+  eligibilityCheck,
   findEarliestSlot,
   type GroupDecision,
   type PlaceOptions,

@@ -11,8 +11,10 @@ import { summarize } from "./explain.js";
 import { DEFAULT_PLACEMENT_POLICY, type PlacementPolicy } from "./policy.js";
 import {
   compileRequest,
+  type FilterPlugin,
   passesNonResourceFilters,
   type RequestContext,
+  resourcesFilter,
   scoreBreakdown,
 } from "./request-context.js";
 import { explainNoFit, type SearchResult, searchIndexed } from "./search.js";
@@ -30,8 +32,15 @@ export interface PlaceOptions {
    * `search` (default): the indexed search; a no-fit is explained completely (every filter
    * counted on every host, as the exhaustive scan counts them) from the index's bounds.
    * `exhaustive`: scan every host and count every filter on every host, also on success.
+   * `none`: a no-fit is not explained beyond what the search saw (mode `search`, counts over the
+   * hosts it evaluated): for planners that try many placements and only need yes or no.
    */
-  readonly explain?: "search" | "exhaustive";
+  readonly explain?: "search" | "exhaustive" | "none";
+  /**
+   * Hosts the lease must not go to (a filter named `excluded`): migration planners exclude the
+   * source host, and the hosts they are emptying.
+   */
+  readonly excludeHosts?: ReadonlySet<string>;
 }
 
 function filterCounts(ctx: RequestContext, removed: ReadonlyMap<string, number>): FilterCount[] {
@@ -97,7 +106,18 @@ function exhaustiveDecision(ctx: RequestContext): PlacementDecision {
 export function placeCompiled(ctx: RequestContext, options: PlaceOptions = {}): PlacementDecision {
   if (options.explain === "exhaustive") return exhaustiveDecision(ctx);
   const r = searchIndexed(ctx);
-  if (r.host === undefined) return noFitDecision(ctx);
+  if (r.host === undefined) {
+    if (options.explain !== "none") return noFitDecision(ctx);
+    const e = {
+      mode: "search" as const,
+      hostsConsidered: ctx.index.size,
+      hostsEvaluated: r.evaluated,
+      filters: filterCounts(ctx, r.removed),
+      feasibleHosts: 0,
+      window: { start: ctx.start, end: ctx.end },
+    };
+    return { ok: false, explanation: finish(e) };
+  }
   return successDecision(ctx, r);
 }
 
@@ -142,7 +162,33 @@ export function place(
   policy: PlacementPolicy = DEFAULT_PLACEMENT_POLICY,
   options: PlaceOptions = {},
 ): PlacementDecision {
-  return placeCompiled(compileRequest(index, request, policy), options);
+  const ctx = compileRequest(index, request, policy);
+  return placeCompiled(
+    options.excludeHosts === undefined ? ctx : excluding(ctx, options.excludeHosts),
+    options,
+  );
+}
+
+/** The context with an `excluded` filter before the resource check. */
+function excluding(ctx: RequestContext, hosts: ReadonlySet<string>): RequestContext {
+  const excluded: FilterPlugin = { name: "excluded", test: (_ctx, host) => !hosts.has(host.id) };
+  const filters = ctx.filters.filter((f) => f !== resourcesFilter);
+  return { ...ctx, filters: [...filters, excluded, resourcesFilter] };
+}
+
+/**
+ * Whether the request's non-resource filters (host state, labels, affinity, anti-affinity, spread)
+ * pass on a host, for the request's window: the check a planner needs for a host it means to make
+ * room on.
+ */
+export function eligibilityCheck(
+  index: ClusterIndex,
+  request: PlacementRequest,
+  policy: PlacementPolicy = DEFAULT_PLACEMENT_POLICY,
+): (hostId: string) => boolean {
+  const ctx = compileRequest(index, request, policy);
+  const scratch = new Float64Array(64);
+  return (hostId) => passesNonResourceFilters(ctx, index.mustHost(hostId), scratch);
 }
 
 export type GroupDecision =
