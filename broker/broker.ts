@@ -31,7 +31,13 @@ import {
   type LeaseTimings,
 } from "./leases/lease-manager.js";
 import { type AdmissionLimits, DEFAULT_ADMISSION_LIMITS } from "./leases/validate.js";
-import { followDrains, type MigrationLimits, MigrationOrchestrator } from "./migrations/index.js";
+import {
+  followDrains,
+  type MigrationLimits,
+  MigrationOrchestrator,
+  MigrationPlanners,
+  type PlannerSettings,
+} from "./migrations/index.js";
 import { type BrokerStore, MemoryStore } from "./store/index.js";
 
 export interface SimHostsOptions extends SimFleetOptions {
@@ -78,6 +84,8 @@ export interface BrokerOptions {
   readonly serveApi?: boolean;
   /** Live migration limits and timeouts. */
   readonly migrationLimits?: Partial<MigrationLimits>;
+  /** Make-room at admission (default on) and the periodic rebalance (default off). */
+  readonly planners?: Partial<PlannerSettings>;
 }
 
 export class Broker {
@@ -87,6 +95,8 @@ export class Broker {
   readonly hosts: HostRegistry;
   readonly leases: LeaseManagerType;
   readonly migrations: MigrationOrchestrator;
+  /** Make-room, preemption by migration, rebalance, consolidation: planners wired to the orchestrator. */
+  readonly planners: MigrationPlanners;
   readonly api: ApiServer;
   /** The HTTP server (dashboard, metrics, health), when `httpAddress` is given. */
   readonly dashboard: DashboardServer | undefined;
@@ -168,11 +178,20 @@ export class Broker {
       ),
       ...(options.migrationLimits === undefined ? {} : { limits: options.migrationLimits }),
     });
+    this.planners = new MigrationPlanners({
+      clock: this.clock,
+      index: this.index,
+      leases: this.leases,
+      orchestrator: this.migrations,
+      logger: this.#log,
+      ...(options.planners === undefined ? {} : { settings: options.planners }),
+    });
     this.api = new ApiServer(
       {
         store: this.store,
         leases: this.leases,
         migrations: this.migrations,
+        planners: this.planners,
         hosts: this.hosts,
         index: this.index,
         clock: this.clock,
@@ -216,6 +235,7 @@ export class Broker {
     this.#detachMigrations = this.dashboard?.attachMigrations(
       orchestratorMigrationSource(this.migrations, this.store),
     );
+    this.planners.start();
     followDrains({
       clock: this.clock,
       index: this.index,
@@ -247,6 +267,7 @@ export class Broker {
     if (this.#serveApi) await this.api.stop(graceMs);
     this.agents?.close();
     this.hosts.stopLiveness();
+    this.planners.stop();
     this.migrations.stop();
     this.leases.stop();
     if (options.keepStore !== true) await this.store.close();

@@ -20,6 +20,7 @@ import { type SimAgents, startSimAgents } from "./all-in-one.js";
 import { type LoadedSecurity, loadSecurity, QuotaLedger } from "./auth/index.js";
 import { Broker } from "./broker.js";
 import { BROKER_OPTIONS, type BrokerConfig, checkCombinations } from "./config.js";
+import { rebalanceSetting } from "./migrations/index.js";
 
 const USAGE = `leasebroker — a brokering cluster scheduler for virtual workloads
 
@@ -106,6 +107,12 @@ async function serve(config: BrokerConfig, security: LoadedSecurity): Promise<vo
       maxInFlight: config.migrationsMax,
       progressTimeoutMs: config.migrationProgressTimeout,
       drainTimeoutMs: config.drainTimeout,
+    },
+    planners: {
+      makeRoom: config.makeRoom === "on",
+      rebalance: rebalanceSetting(config.rebalanceLevel),
+      rebalanceIntervalMs: config.rebalanceInterval,
+      rebalanceMinRemainingMs: config.rebalanceMinRemaining,
     },
   });
   let port: number;
