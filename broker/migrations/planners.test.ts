@@ -85,3 +85,88 @@ describe("make-room at admission", () => {
     expect(await c.violations()).toEqual([]);
   });
 });
+
+describe("preemption by migration", () => {
+  it("live-migrates a victim that can move instead of stopping it", async () => {
+    const c = await testCluster(3, 16, {}, { makeRoom: false });
+    // Shape the cluster with fillers (binpack packs the first host it can): sim-01 12 GiB,
+    // sim-02 10 GiB, sim-03 a preemptible 6 GiB victim and 6 GiB more. 4, 6 and 4 GiB free.
+    const f1 = await c.submit(migratableSpec(16));
+    const f2 = await c.submit(migratableSpec(16));
+    // A quiet guest: its migration converges well within the 120 s notice.
+    const quiet = { dirty_rate_bytes_per_s: "10000000", working_set_mib: "512" };
+    const victim = await c.submit({ ...migratableSpec(6, { params: quiet }), preemptible: true });
+    await c.submit(migratableSpec(6));
+    await c.broker.leases.cancel(f1.id);
+    await c.clock.advance(5000); // the agent's workload stops: its memory is free there too
+    await c.submit(migratableSpec(12));
+    await c.broker.leases.cancel(f2.id);
+    await c.clock.advance(5000);
+    await c.submit(migratableSpec(10));
+    expect(victim.hostId).toBe("sim-03");
+    expect(usedGib(c)).toEqual({ "sim-01": 12, "sim-02": 10, "sim-03": 12 });
+
+    const { lease: urgent } = await c.broker.leases.submit({ ...migratableSpec(10), priority: 10 });
+    expect(urgent).toMatchObject({ state: "RESERVED", hostId: "sim-03" });
+    await c.until(() => c.lease(urgent.id).state === "ACTIVE", 300_000);
+    const moves = migrationsOf(c).filter((m) => m.reason === "PREEMPTION");
+    expect(moves).toHaveLength(1);
+    expect(moves[0]).toMatchObject({ leaseId: victim.id, toHostId: "sim-02", state: "COMPLETED" });
+    // The move served the notice: the victim runs on, on its new host.
+    expect(c.lease(victim.id)).toMatchObject({ state: "ACTIVE", hostId: "sim-02" });
+    expect(c.lease(victim.id).stopDeadline).toBeUndefined();
+    expect(await c.violations()).toEqual([]);
+  });
+});
+
+/** Eight 4 GiB leases packed onto two of four 16 GiB hosts. */
+async function lopsided(planners: Parameters<typeof testCluster>[3] = {}): Promise<TestCluster> {
+  const c = await testCluster(4, 16, {}, planners);
+  for (let i = 0; i < 8; i++) await c.submit(migratableSpec(4));
+  await c.until(() => c.broker.leases.list({ states: ["ACTIVE"] }).leases.length === 8);
+  expect(usedGib(c)).toEqual({ "sim-01": 16, "sim-02": 16, "sim-03": 0, "sim-04": 0 });
+  return c;
+}
+
+describe("rebalance", () => {
+  it("a dry run proposes moves with their predicted cost and changes nothing", async () => {
+    const c = await lopsided();
+    const revision = await c.store.revision();
+    const { plan, execution } = await c.broker.planners.rebalance({ dryRun: true, level: 5 });
+    expect(plan.moves.length).toBeGreaterThan(0);
+    expect(plan.imbalanceAfter).toBeLessThan(plan.imbalanceBefore);
+    expect(execution.started).toEqual([]);
+    expect(migrationsOf(c)).toEqual([]);
+    expect(await c.store.revision()).toBe(revision);
+    expect(usedGib(c)).toEqual({ "sim-01": 16, "sim-02": 16, "sim-03": 0, "sim-04": 0 });
+  });
+
+  it("reduces the imbalance within the limits: 2 out of and into a host, 8 in the cluster", async () => {
+    const c = await lopsided();
+    const before = c.broker.planners.imbalance();
+    const { plan, execution } = await c.broker.planners.rebalance({ dryRun: false, level: 5 });
+    expect(execution.started.length).toBe(plan.moves.length);
+    expect(plan.moves.length).toBeGreaterThan(0);
+    expect(plan.moves.length).toBeLessThanOrEqual(8);
+    const count = (key: "fromHostId" | "toHostId") => {
+      const n = new Map<string, number>();
+      for (const m of plan.moves) n.set(m[key], (n.get(m[key]) ?? 0) + 1);
+      return Math.max(...n.values());
+    };
+    expect(count("fromHostId")).toBeLessThanOrEqual(2);
+    expect(count("toHostId")).toBeLessThanOrEqual(2);
+    await c.until(() => c.broker.migrations.unfinished().length === 0, 600_000);
+    expect(c.broker.migrations.peakInFlight).toBeLessThanOrEqual(8);
+    expect(migrationsOf(c).every((m) => m.state === "COMPLETED" && m.reason === "REBALANCE")).toBe(
+      true,
+    );
+    expect(c.broker.planners.imbalance()).toBeLessThan(before);
+    expect(await c.violations()).toEqual([]);
+  });
+
+  it("runs periodically at its level", async () => {
+    const c = await lopsided({ rebalance: 5, rebalanceIntervalMs: 60_000 });
+    await c.until(() => migrationsOf(c).length > 0, 120_000);
+    expect(migrationsOf(c).every((m) => m.reason === "REBALANCE")).toBe(true);
+  });
+});

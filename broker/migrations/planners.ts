@@ -16,6 +16,7 @@ import type { Clock, Logger, Timer } from "../../core/index.js";
 import {
   type ConsolidationOptions,
   type ConsolidationPlan,
+  clusterImbalance,
   type LeaseMigrationInfo,
   type MoveDetail,
   type PlannerInput,
@@ -286,6 +287,11 @@ export class MigrationPlanners {
       "rebalance round",
     );
     return { plan, execution };
+  }
+
+  /** The cluster's imbalance now (what rebalance reduces: `clusterImbalance`). */
+  imbalance(): number {
+    return clusterImbalance(this.input(this.#clock.now()));
   }
 
   #armRebalance(): void {
