@@ -99,10 +99,16 @@ describe("planMakeRoom", () => {
     expect(plan.liveMigrations).toBe(0);
   });
 
-  it("says so when no plan within the move limit exists", () => {
+  it("says so when no plan within the move limit exists, and when its budget ran out", () => {
     const index = threeHosts();
     const plan = planMakeRoom({ index, now: NOW }, request(4, 4), { maxMoves: 0 });
-    expect(plan.ok).toBe(false);
+    expect(plan).toMatchObject({ ok: false, reason: "no-plan", proven: true });
+    const cut = planMakeRoom({ index, now: NOW }, request(4, 4), { maxHostsExamined: 0 });
+    expect(cut).toMatchObject({ ok: false, reason: "no-plan", proven: false, hostsExamined: 0 });
+    const found = planMakeRoom({ index, now: NOW }, request(4, 4));
+    expect(found).toMatchObject({ ok: true, proven: true });
+    const big = planMakeRoom({ index, now: NOW }, request(5, 4));
+    expect(big).toMatchObject({ ok: false, reason: "no-eligible-host" });
   });
 
   it("finds the fewest moves (checked against brute force on small fragmented clusters)", () => {
