@@ -5,6 +5,7 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { ResourceExhaustedError } from "../../core/index.js";
+import { type PlannedMove, planConsolidation } from "../../migration/index.js";
 import { migratableSpec, stopClusters, type TestCluster, testCluster } from "./test-cluster.js";
 
 afterEach(stopClusters);
@@ -168,5 +169,18 @@ describe("rebalance", () => {
     const c = await lopsided({ rebalance: 5, rebalanceIntervalMs: 60_000 });
     await c.until(() => migrationsOf(c).length > 0, 120_000);
     expect(migrationsOf(c).every((m) => m.reason === "REBALANCE")).toBe(true);
+  });
+});
+
+describe("consolidation (for the autoscaler's scale-in)", () => {
+  it("plans from the broker's index and now, as PlannedMoves, committing nothing", async () => {
+    const c = await lopsided();
+    const plan = planConsolidation({ index: c.broker.index, now: c.clock.now() });
+    expect(plan.emptiedHosts.slice(0, 2)).toEqual(["sim-03", "sim-04"]);
+    const moves: readonly PlannedMove[] = plan.moves;
+    expect(moves.every((m) => m.fromHostId !== m.toHostId)).toBe(true);
+    expect(c.broker.planners.consolidation().emptiedHosts).toEqual(plan.emptiedHosts);
+    expect(usedGib(c)).toEqual({ "sim-01": 16, "sim-02": 16, "sim-03": 0, "sim-04": 0 });
+    expect(await c.violations()).toEqual([]);
   });
 });
