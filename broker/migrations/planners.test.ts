@@ -61,6 +61,22 @@ describe("make-room at admission", () => {
     expect(await c.violations()).toEqual([]);
   });
 
+  it("makes room for a reservation: the lease is RESERVED on the opened host", async () => {
+    const c = await fragmented();
+    const start = c.clock.now() + 600_000;
+    const { lease } = await c.broker.leases.submit({
+      ...migratableSpec(6),
+      window: { kind: "reserved", start, durationMs: 1_800_000 },
+    });
+    expect(lease.state).toBe("PENDING");
+    await c.until(() => c.lease(lease.id).state === "RESERVED", 300_000);
+    const moves = migrationsOf(c).filter((m) => m.reason === "MAKE_ROOM");
+    expect(moves).toHaveLength(1);
+    expect(c.lease(lease.id)).toMatchObject({ hostId: moves[0]?.fromHostId, start });
+    await c.until(() => c.lease(lease.id).state === "ACTIVE", 900_000, 1000);
+    expect(await c.violations()).toEqual([]);
+  });
+
   it("with --make-room off, the same lease is refused", async () => {
     const c = await fragmented({ makeRoom: false });
     await expect(c.broker.leases.submit(migratableSpec(6))).rejects.toBeInstanceOf(
