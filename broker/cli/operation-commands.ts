@@ -1,6 +1,6 @@
 /**
  * Migration and cluster operations: drain, migrate, migrations, migration, abort-migration,
- * rebalance, autoscale. The broker answers UNIMPLEMENTED for these until their issues land;
+ * rebalance, autoscale. A broker without one of them (autoscale, for now) answers UNIMPLEMENTED;
  * leasectl then says "the broker does not support … yet" (exit 8).
  */
 import {
