@@ -496,7 +496,8 @@ export class LeaseManager {
             lease: item.value,
             revision: item.revision,
             replayed: false,
-            explanation: decision.explanation,
+            // Why no host fits now, and the plan that makes one fit.
+            explanation: { ...decision.explanation, summary: item.value.statusMessage },
           };
         }
         case "place": {
