@@ -36,9 +36,9 @@ export const REBALANCE_SETTINGS: readonly RebalanceSetting[] = ["off", 1, 2, 3, 
 
 export interface SimPolicy {
   readonly fit: "binpack" | "spread";
-  /** How eagerly running leases are live-migrated to even out hosts (with the Live migration issue). */
+  /** How eagerly running leases are live-migrated to even out hosts (the broker's periodic rebalance). */
   readonly rebalance: RebalanceSetting;
-  /** Live-migrate running leases to make room for one that does not fit (with the Live migration issue). */
+  /** Live-migrate running leases to make room for one that does not fit (the broker's make-room). */
   readonly makeRoom: boolean;
   readonly preemption: boolean;
 }
