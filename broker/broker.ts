@@ -13,7 +13,12 @@ import {
   type Resources,
 } from "../placement/index.js";
 import { ApiServer, type ApiServerOptions } from "./api/server.js";
-import { type AutoscaleOptions, AutoscaleSignaller } from "./autoscale/index.js";
+import {
+  type AutoscaleOptions,
+  AutoscaleSignaller,
+  orchestratorDrainer,
+  plannersConsolidation,
+} from "./autoscale/index.js";
 import {
   DashboardServer,
   orchestratorMigrationSource,
@@ -42,7 +47,13 @@ import {
   type LeaseTimings,
 } from "./leases/lease-manager.js";
 import { type AdmissionLimits, DEFAULT_ADMISSION_LIMITS } from "./leases/validate.js";
-import { followDrains, type MigrationLimits, MigrationOrchestrator } from "./migrations/index.js";
+import {
+  followDrains,
+  type MigrationLimits,
+  MigrationOrchestrator,
+  MigrationPlanners,
+  type PlannerSettings,
+} from "./migrations/index.js";
 import { type BrokerSchema, type BrokerStore, type EtcdStore, MemoryStore } from "./store/index.js";
 
 export interface SimHostsOptions extends SimFleetOptions {
@@ -91,6 +102,8 @@ export interface BrokerOptions {
   readonly migrationLimits?: Partial<MigrationLimits>;
   /** The autoscaling hook (evaluated every interval; signals published where configured). */
   readonly autoscale?: AutoscaleOptions;
+  /** Make-room at admission (default on) and the periodic rebalance (default off). */
+  readonly planners?: Partial<PlannerSettings>;
   /** High availability over etcd (issue 6): campaign, follow or lead. `store` is then unused. */
   readonly ha?: BrokerHaOptions;
 }
@@ -111,6 +124,8 @@ export class Broker {
   readonly hosts: HostRegistry;
   readonly leases: LeaseManagerType;
   readonly migrations: MigrationOrchestrator;
+  /** Make-room, preemption by migration, rebalance, consolidation: planners wired to the orchestrator. */
+  readonly planners: MigrationPlanners;
   readonly api: ApiServer;
   /** The HTTP server (dashboard, metrics, health), when `httpAddress` is given. */
   readonly dashboard: DashboardServer | undefined;
@@ -205,6 +220,14 @@ export class Broker {
       ),
       ...(options.migrationLimits === undefined ? {} : { limits: options.migrationLimits }),
     });
+    this.planners = new MigrationPlanners({
+      clock: this.clock,
+      index: this.index,
+      leases: this.leases,
+      orchestrator: this.migrations,
+      logger: this.#log,
+      ...(options.planners === undefined ? {} : { settings: options.planners }),
+    });
     this.autoscale =
       options.autoscale === undefined
         ? undefined
@@ -218,7 +241,11 @@ export class Broker {
               policy,
               epoch,
             },
-            options.autoscale,
+            {
+              planner: plannersConsolidation(this.planners),
+              drainer: orchestratorDrainer({ orchestrator: this.migrations, leases: this.leases }),
+              ...options.autoscale,
+            },
           );
     const duty: LeaderDuty = {
       start: () => this.#startLeaderDuties(),
@@ -245,6 +272,7 @@ export class Broker {
         store: this.store,
         leases: this.leases,
         migrations: this.migrations,
+        planners: this.planners,
         hosts: this.hosts,
         index: this.index,
         clock: this.clock,
@@ -323,6 +351,7 @@ export class Broker {
   /** What only the leader runs besides the lease manager: migrations and the autoscaling hook. */
   async #startLeaderDuties(): Promise<void> {
     await this.migrations.start();
+    this.planners.start();
     this.#unfollowDrains = followDrains({
       clock: this.clock,
       index: this.index,
@@ -336,6 +365,7 @@ export class Broker {
   #stopLeaderDuties(): void {
     this.#unfollowDrains?.();
     this.#unfollowDrains = undefined;
+    this.planners.stop();
     this.migrations.stop();
     this.autoscale?.pause();
   }

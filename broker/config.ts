@@ -360,6 +360,35 @@ export const BROKER_OPTIONS = {
     description: "autoscaling: append undeliverable webhook signals to this JSON lines file",
     env: "LEASEBROKER_AUTOSCALE_DEAD_LETTER_FILE",
   },
+  makeRoom: {
+    type: "string",
+    description:
+      "make room at admission: a lease that fits no single host is admitted after live-migrating the fewest leases that open one",
+    env: "LEASEBROKER_MAKE_ROOM",
+    choices: ["on", "off"],
+    default: "on",
+  },
+  rebalanceLevel: {
+    type: "string",
+    description: "periodic rebalance: off, or a level from 1 (conservative) to 5 (aggressive)",
+    env: "LEASEBROKER_REBALANCE_LEVEL",
+    choices: ["off", "1", "2", "3", "4", "5"],
+    default: "off",
+  },
+  rebalanceInterval: {
+    type: "duration",
+    description: "between periodic rebalance rounds",
+    env: "LEASEBROKER_REBALANCE_INTERVAL",
+    default: 300_000,
+    min: 1000,
+  },
+  rebalanceMinRemaining: {
+    type: "duration",
+    description: "rebalance never moves a lease with less than this left",
+    env: "LEASEBROKER_REBALANCE_MIN_REMAINING",
+    default: 1_800_000,
+    min: 0,
+  },
   logLevel: {
     type: "string",
     description: "log level",

@@ -26,6 +26,7 @@ import {
   checkCombinations,
 } from "./config.js";
 import { etcdCluster } from "./ha/index.js";
+import { rebalanceSetting } from "./migrations/index.js";
 
 const USAGE = `leasebroker — a brokering cluster scheduler for virtual workloads
 
@@ -137,6 +138,12 @@ async function serve(config: BrokerConfig, security: LoadedSecurity): Promise<vo
       drainTimeoutMs: config.drainTimeout,
     },
     autoscale: autoscaleOptions(config, bus.broker),
+    planners: {
+      makeRoom: config.makeRoom === "on",
+      rebalance: rebalanceSetting(config.rebalanceLevel),
+      rebalanceIntervalMs: config.rebalanceInterval,
+      rebalanceMinRemainingMs: config.rebalanceMinRemaining,
+    },
   });
   let port: number;
   let agents: SimAgents | undefined;

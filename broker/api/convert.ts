@@ -18,6 +18,7 @@ import {
   type LeaseInput,
   type LeaseSpecInput,
   type MigrationInput,
+  type MigrationPredictionInput,
   msFromDuration,
   msFromTimestamp,
   type PlacementExplanationInput,
@@ -34,7 +35,7 @@ import type { HostView } from "../hosts/registry.js";
 import type { LeaseWatchEvent } from "../leases/lease-manager.js";
 import type { Lease, LeaseSpec, WindowSpec } from "../leases/model.js";
 import type { LeaseState } from "../leases/transitions.js";
-import type { Migration, MigrationState } from "../migrations/model.js";
+import type { Migration, MigrationPrediction, MigrationState } from "../migrations/model.js";
 
 export function resourcesFromProto(r: ProtoResources | null): Resources {
   if (r === null) return { cpuMillis: 0, memoryMib: 0, diskGib: 0, gpus: 0 };
@@ -436,6 +437,16 @@ export function migrationStateFromProto(state: ProtoMigrationState, field: strin
   return state.replace(/^MIGRATION_STATE_/, "") as MigrationState;
 }
 
+export function predictionToProto(p: MigrationPrediction): MigrationPredictionInput {
+  return {
+    totalTime: durationFromMs(p.totalTimeMs),
+    downtime: durationFromMs(p.downtimeMs),
+    converges: p.converges,
+    rounds: p.rounds,
+    bytesTotal: p.bytesTotal,
+  };
+}
+
 export function migrationToProto(m: Migration, revision: number): MigrationInput {
   const p = m.progress;
   return {
@@ -457,6 +468,7 @@ export function migrationToProto(m: Migration, revision: number): MigrationInput
             expectedDowntime: durationFromMs(p.expectedDowntimeMs),
             time: timestampFromMs(p.time),
           },
+    predicted: m.predicted === undefined ? null : predictionToProto(m.predicted),
     downtime: m.downtimeMs === undefined ? null : durationFromMs(m.downtimeMs),
     // The source's own measure when it reported one, else the broker's view.
     totalTime:

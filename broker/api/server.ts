@@ -49,7 +49,12 @@ import type { HostRegistry, HostView } from "../hosts/registry.js";
 import type { LeaseManager, PlacementPreview } from "../leases/lease-manager.js";
 import type { Lease, LeaseSpec } from "../leases/model.js";
 import type { LeaseState } from "../leases/transitions.js";
-import { drainHost, type MigrationOrchestrator } from "../migrations/index.js";
+import {
+  drainHost,
+  type MigrationOrchestrator,
+  type MigrationPlanners,
+  predictLeaseMigration,
+} from "../migrations/index.js";
 import { type BrokerStore, CompactedError } from "../store/index.js";
 import {
   enumName,
@@ -60,6 +65,7 @@ import {
   leaseToProto,
   migrationStateFromProto,
   migrationToProto,
+  predictionToProto,
   requestTime,
   resourcesToProto,
   specFromProto,
@@ -87,6 +93,8 @@ export interface ApiDeps {
   readonly store: Pick<BrokerStore, "revision">;
   readonly leases: LeaseManager;
   readonly migrations: MigrationOrchestrator;
+  /** Rebalance (and the other planners); without it Rebalance is UNIMPLEMENTED. */
+  readonly planners?: MigrationPlanners;
   readonly hosts: HostRegistry;
   readonly index: ClusterIndex;
   readonly clock: Clock;
@@ -577,8 +585,40 @@ export class ApiServer {
       GetAutoscaleStatus: unary(log, "GetAutoscaleStatus", () =>
         statusToProto(this.#deps.autoscale?.status() ?? AUTOSCALE_OFF),
       ),
-      // The rebalance planner is the lead's to wire (migration/ planners + orchestrator.execute).
-      Rebalance: unary(log, "Rebalance", () => unimplemented("rebalancing")),
+      Rebalance: unary(log, "Rebalance", async (req) => {
+        const planners = this.#deps.planners;
+        if (planners === undefined) return unimplemented("rebalancing");
+        if (!Number.isInteger(req.level) || req.level < 0 || req.level > 5) {
+          throw new InvalidArgumentError("level", "must be 0 (the cluster default) or 1..5");
+        }
+        if (!Number.isInteger(req.maxMoves) || req.maxMoves < 0 || req.maxMoves > 1000) {
+          throw new InvalidArgumentError("max_moves", "must be between 0 and 1000");
+        }
+        const { plan, execution } = await planners.rebalance({
+          dryRun: req.dryRun,
+          ...(req.level === 0 ? {} : { level: req.level as 1 | 2 | 3 | 4 | 5 }),
+          ...(req.maxMoves === 0 ? {} : { maxMoves: req.maxMoves }),
+        });
+        const started = new Map(execution.started.map((m) => [m.leaseId, m.id]));
+        // Dry run: every planned move; otherwise the ones that started, with their migration ids.
+        const moves = req.dryRun ? plan.moves : plan.moves.filter((m) => started.has(m.leaseId));
+        return {
+          moves: moves.map((m) => {
+            const lease = leases.get(m.leaseId).value;
+            return {
+              leaseId: m.leaseId,
+              fromHostId: m.fromHostId,
+              toHostId: m.toHostId,
+              reason: "MIGRATION_REASON_REBALANCE" as const,
+              predicted: predictionToProto(predictLeaseMigration(lease, migrations.limits)),
+              resources: resourcesToProto(lease.spec.resources),
+            };
+          }),
+          migrationIds: req.dryRun ? [] : moves.map((m) => started.get(m.leaseId) ?? ""),
+          imbalanceBefore: plan.imbalanceBefore,
+          imbalanceAfter: plan.imbalanceAfter,
+        };
+      }),
     };
   }
 

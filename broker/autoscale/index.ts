@@ -8,6 +8,11 @@ export {
   type Utilisation,
   utilisationOf,
 } from "./evaluate.js";
+export {
+  type OrchestratorDrainerDeps,
+  orchestratorDrainer,
+  plannersConsolidation,
+} from "./migration-ports.js";
 export { type PackingResult, packOntoNewHosts } from "./packing.js";
 export type {
   ConsolidationPlan,

@@ -1,7 +1,7 @@
 /**
  * Migration and cluster operations: drain, migrate, migrations, migration, abort-migration,
- * rebalance, autoscale. The broker answers UNIMPLEMENTED for the migration ones until their issue
- * lands; leasectl then says "the broker does not support … yet" (exit 8).
+ * rebalance, autoscale. A broker without one of them answers UNIMPLEMENTED; leasectl then says
+ * "the broker does not support … yet" (exit 8).
  */
 import {
   type AutoscaleStatus,

@@ -46,6 +46,7 @@ import {
   type WriteOp,
 } from "../store/index.js";
 import type { AdmissionHook } from "./admission.js";
+import { type MigrationHooks, makingRoomMessage, type RoomPlan } from "./migration-hooks.js";
 import type { Lease, LeaseEventType, LeaseSpec, StopReason } from "./model.js";
 import {
   assertTransition,
@@ -179,8 +180,21 @@ type Decision =
       end: number;
       explanation: PlacementExplanation;
     }
+  | {
+      kind: "make-room";
+      plan: RoomPlan;
+      start: number;
+      end: number;
+      explanation: PlacementExplanation;
+    }
   | { kind: "queue"; explanation: PlacementExplanation }
   | { kind: "none"; explanation: PlacementExplanation };
+
+interface DecideOptions {
+  readonly allowPreemption: boolean;
+  /** Ask the room maker when nothing fits (admission, and a make-room lease's one re-plan). */
+  readonly makeRoom?: boolean;
+}
 
 const MAX_PAGE = 1000;
 /** A missing workload is started again at most this often from heartbeats. */
@@ -218,6 +232,7 @@ export class LeaseManager {
   #queuePass: Timer | undefined;
   #unsubscribe: (() => void)[] = [];
   #observer: AdmissionObserver | undefined;
+  #migrationHooks: MigrationHooks = {};
   readonly #changeListeners = new Set<(change: LeaseChange) => void>();
 
   constructor(deps: LeaseManagerDeps) {
@@ -508,9 +523,12 @@ export class LeaseManager {
         largestHost: this.#hosts.largestAllocatable(),
       });
       const id = this.#newId();
-      const decision = this.#decide(id, spec, now, { allowPreemption: true });
+      const decision = this.#decide(id, spec, now, { allowPreemption: true, makeRoom: true });
       if (decision.kind !== "none") {
-        this.#admission?.admit(spec, decision.kind === "queue" ? undefined : decision);
+        this.#admission?.admit(
+          spec,
+          decision.kind === "queue" || decision.kind === "make-room" ? undefined : decision,
+        );
       }
       const base: Lease = {
         id,
@@ -546,6 +564,22 @@ export class LeaseManager {
             explanation: decision.explanation,
           };
         }
+        case "make-room": {
+          // PENDING while the moves run (minutes): the answer says so and does not wait.
+          const item = await this.#write(
+            undefined,
+            { ...base, state: "PENDING", statusMessage: makingRoomMessage(decision.plan) },
+            "CREATED",
+          );
+          this.#migrationHooks.makeRoom?.run(id, decision.plan, 1);
+          return {
+            lease: item.value,
+            revision: item.revision,
+            replayed: false,
+            // Why no host fits now, and the plan that makes one fit.
+            explanation: { ...decision.explanation, summary: item.value.statusMessage },
+          };
+        }
         case "place": {
           const item = await this.#placeNew(base, decision, "CREATED");
           return {
@@ -577,7 +611,7 @@ export class LeaseManager {
       largestHost: this.#hosts.largestAllocatable(),
     });
     // A preview: not a decision the metrics count.
-    const d = this.#decideNow("(preview)", spec, now, { allowPreemption: true });
+    const d = this.#decideNow("(preview)", spec, now, { allowPreemption: true, makeRoom: true });
     switch (d.kind) {
       case "place":
         return {
@@ -595,9 +629,66 @@ export class LeaseManager {
           explanation: d.explanation,
           victims: d.victims,
         };
+      case "make-room":
+        return {
+          hostId: d.plan.hostId,
+          start: d.start,
+          end: d.end,
+          explanation: { ...d.explanation, summary: makingRoomMessage(d.plan) },
+          victims: [],
+        };
       default:
         return { explanation: d.explanation, victims: [] };
     }
+  }
+
+  // ── live migration hooks ───────────────────────────────────────────────────────────────────
+
+  /** Make-room at admission and preemption by migration (the broker's planners); none by default. */
+  useMigrationHooks(hooks: MigrationHooks): void {
+    this.#migrationHooks = hooks;
+  }
+
+  /**
+   * The moves made for a PENDING lease have all ended. It is placed if it fits now (the queue
+   * pass may have placed it already); else, with `mayReplan`, room is planned once more (the
+   * new plan is returned for the room maker to run); else it is REJECTED, or waits in the queue
+   * if its spec allows queueing.
+   */
+  settleMadeRoom(leaseId: string, mayReplan: boolean): Promise<RoomPlan | undefined> {
+    return this.#exclusive(async () => {
+      const item = this.#leases.get(leaseId);
+      if (item === undefined || item.value.state !== "PENDING") return undefined;
+      const lease = item.value;
+      const now = this.#clock.now();
+      const d = this.#decide(lease.id, lease.spec, now, {
+        allowPreemption: false,
+        makeRoom: mayReplan,
+      });
+      if (d.kind === "place") {
+        try {
+          this.#admission?.place(lease, d);
+          await this.#placeNew(lease, d, "STATE_CHANGED", item);
+          return undefined;
+        } catch (error) {
+          if (!(error instanceof LeaseBrokerError)) throw error;
+        }
+      } else if (d.kind === "make-room") {
+        await this.#write(
+          item,
+          { ...lease, statusMessage: `re-planned: ${makingRoomMessage(d.plan)}` },
+          "STATE_CHANGED",
+        );
+        return d.plan;
+      }
+      const why = `making room failed: ${d.explanation.summary}`;
+      if (lease.spec.allowQueue || lease.spec.window.kind === "flexible") {
+        await this.#write(item, { ...lease, statusMessage: `${why}; queued` }, "STATE_CHANGED");
+      } else {
+        await this.#finish(item, "REJECTED", why);
+      }
+      return undefined;
+    });
   }
 
   // ── user operations ────────────────────────────────────────────────────────────────────────
@@ -1234,27 +1325,19 @@ export class LeaseManager {
     return placementRequest(id, spec, window, this.#requirements(spec));
   }
 
-  #decide(
-    id: string,
-    spec: LeaseSpec,
-    now: number,
-    options: { allowPreemption: boolean },
-  ): Decision {
+  #decide(id: string, spec: LeaseSpec, now: number, options: DecideOptions): Decision {
     if (this.#observer === undefined) return this.#decideNow(id, spec, now, options);
     // Wall time on purpose: this measures the decision's CPU cost, not lease time (the Clock's).
     const began = performance.now();
     const decision = this.#decideNow(id, spec, now, options);
     const seconds = (performance.now() - began) / 1000;
-    this.#notifyObserver((o) => o.decision(decision.kind, seconds));
+    // Making room is a wait, like the queue, for what the metrics count.
+    const kind = decision.kind === "make-room" ? "queue" : decision.kind;
+    this.#notifyObserver((o) => o.decision(kind, seconds));
     return decision;
   }
 
-  #decideNow(
-    id: string,
-    spec: LeaseSpec,
-    now: number,
-    options: { allowPreemption: boolean },
-  ): Decision {
+  #decideNow(id: string, spec: LeaseSpec, now: number, options: DecideOptions): Decision {
     // Lets the index's time-bucket bounds cover the coming horizon (exact either way; faster).
     this.#index.advanceTo(now);
     const w = spec.window;
@@ -1298,6 +1381,20 @@ export class LeaseManager {
         end: window.end,
         explanation: decision.explanation,
       };
+    }
+    // Moving running leases is gentler than stopping them: make-room before preemption.
+    const maker = this.#migrationHooks.makeRoom;
+    if (options.makeRoom === true && maker !== undefined) {
+      const plan = maker.plan(this.#request(id, spec, window), now);
+      if (plan !== undefined && plan.moves.length > 0) {
+        return {
+          kind: "make-room",
+          plan,
+          start,
+          end: window.end,
+          explanation: decision.explanation,
+        };
+      }
     }
     if (options.allowPreemption && this.#preemption && !spec.preemptible && spec.priority > 0) {
       // Victims keep running for their notice period, so the lease starts after it.
@@ -1371,6 +1468,14 @@ export class LeaseManager {
     d: Extract<Decision, { kind: "preempt" }>,
     now: number,
   ): Promise<Versioned<Lease>> {
+    // Planned before the notices shorten the victims' holds: a destination for the whole window.
+    const mover = this.#migrationHooks.victims;
+    const moves =
+      mover?.plan(
+        d.hostId,
+        d.victims.filter((v) => this.get(v).value.state === "ACTIVE"),
+        now,
+      ) ?? [];
     for (const victimId of d.victims) {
       const victim = this.get(victimId);
       const v = victim.value;
@@ -1396,6 +1501,8 @@ export class LeaseManager {
         );
       }
     }
+    // A victim that moves before its notice ends leaves the host early (the move clears the notice).
+    if (moves.length > 0) mover?.run(moves);
     const nowDecision = this.#decide(base.id, base.spec, now, { allowPreemption: false });
     if (nowDecision.kind === "place") return this.#placeNew(base, nowDecision, "CREATED");
     return this.#placeNew(

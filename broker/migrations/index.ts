@@ -11,6 +11,7 @@ export {
   MIGRATION_REASONS,
   MIGRATION_STATES,
   type Migration,
+  type MigrationPrediction,
   type MigrationReason,
   type MigrationState,
   type TransferProgress,
@@ -25,3 +26,13 @@ export {
   type MigrationQuery,
 } from "./orchestrator.js";
 export { placeAway } from "./place-away.js";
+export {
+  DEFAULT_PLANNER_SETTINGS,
+  MigrationPlanners,
+  type PlannerSettings,
+  type RebalanceOutcome,
+  type RebalanceRequest,
+  type RebalanceSetting,
+  rebalanceSetting,
+} from "./planners.js";
+export { predictLeaseMigration, SIM_LINK_BYTES_PER_S, workloadProfileOf } from "./profile.js";

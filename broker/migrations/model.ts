@@ -50,6 +50,15 @@ export interface TransferProgress {
   readonly time: number;
 }
 
+/** What the pre-copy model predicted when the migration was planned (`migration/precopy.ts`). */
+export interface MigrationPrediction {
+  readonly totalTimeMs: number;
+  readonly downtimeMs: number;
+  readonly converges: boolean;
+  readonly rounds: number;
+  readonly bytesTotal: number;
+}
+
 export interface Migration {
   readonly id: string;
   readonly leaseId: string;
@@ -63,6 +72,8 @@ export interface Migration {
   /** When it reached COMPLETED or ABORTED; 0 before. */
   readonly endedAt: number;
   readonly progress?: TransferProgress;
+  /** The model's prediction at planning time (absent in records written before it existed). */
+  readonly predicted?: MigrationPrediction;
   /** Set once COMPLETED: the switchover downtime the source measured. */
   readonly downtimeMs?: number;
   /** Set once COMPLETED: the migration's total time the source measured (QEMU's `total-time`). */

@@ -50,6 +50,7 @@ import {
   type MigrationState,
   type TransferProgress,
 } from "./model.js";
+import { predictLeaseMigration } from "./profile.js";
 
 export interface MigrationLimits {
   /** Migrations leaving one host at a time. Default 2. */
@@ -392,6 +393,7 @@ export class MigrationOrchestrator {
       autoConverge: policy.allowAutoConverge,
       postCopy: policy.allowPostCopy,
       resources: lease.spec.resources,
+      predicted: predictLeaseMigration(lease, this.limits),
     };
   }
 

@@ -12,6 +12,7 @@ import type { Lease, LeaseSpec } from "../leases/model.js";
 import { HOLDING_STATES } from "../leases/transitions.js";
 import { type BrokerStore, MemoryStore } from "../store/index.js";
 import type { MigrationLimits } from "./orchestrator.js";
+import type { PlannerSettings } from "./planners.js";
 
 export const T0 = 1_900_000_000_000;
 export const GIB = 1024;
@@ -70,17 +71,20 @@ export class TestCluster {
   broker!: Broker;
   #epoch = 5;
   #limits: Partial<MigrationLimits>;
+  #planners: Partial<PlannerSettings>;
 
-  private constructor(limits: Partial<MigrationLimits>) {
+  private constructor(limits: Partial<MigrationLimits>, planners: Partial<PlannerSettings>) {
     this.#limits = limits;
+    this.#planners = planners;
   }
 
   static async start(
     hostCount = 4,
     memoryGib = 16,
     limits: Partial<MigrationLimits> = {},
+    planners: Partial<PlannerSettings> = {},
   ): Promise<TestCluster> {
-    const c = new TestCluster(limits);
+    const c = new TestCluster(limits, planners);
     await c.#startBroker();
     const logger = silentLogger();
     for (const [i, host] of simHostAnnouncements({
@@ -122,6 +126,7 @@ export class TestCluster {
       random: seededRandom(this.#epoch),
       timings: { stopGraceMs: 500 },
       migrationLimits: this.#limits,
+      planners: this.#planners,
     });
     await this.broker.start();
   }

@@ -82,13 +82,14 @@ export const SIMULATE_OPTIONS = {
   rebalance: {
     type: "string",
     description:
-      "rebalancing by live migration: off, or the planner's level 1 (cautious) to 5 (eager); passed to the broker when it has it",
+      "the broker's periodic rebalancing by live migration: off, or level 1 (cautious) to 5 (eager)",
     choices: REBALANCE_SETTINGS.map(String),
     default: "off",
   },
   makeRoom: {
     type: "boolean",
-    description: "live-migrate leases to make room (passed to the broker when it has it)",
+    description:
+      "make room at admission: live-migrate the fewest leases that open a host for a lease that fits no single host",
   },
   preemption: {
     type: "boolean",

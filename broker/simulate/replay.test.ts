@@ -290,4 +290,34 @@ shapes:
     expect(on.outcomes.map((o) => o.state)).toEqual(["PREEMPTED", "ENDED", "ENDED"]);
     expect(off.outcomes.map((o) => o.state)).toEqual(["ENDED", "ENDED", "REFUSED"]);
   });
+  it("makes room: a lease that fits no single host is admitted after one live migration", async () => {
+    // At 600 s a ends: sim-01 holds b (4 GiB), sim-02 c1 and c2 (2 GiB each). x (6 GiB) fits
+    // neither until c1 or c2 (or b) moves.
+    const trace = parseTrace(
+      [
+        "id,submit,duration,cpu,memory_gib",
+        "a,0,600,1,4",
+        "b,0,3600,1,4",
+        "c1,0,3600,1,2",
+        "c2,0,3600,1,2",
+        "x,700,3600,1,6",
+      ].join("\n"),
+    );
+    const hosts = clusterHosts(SMALL, 2);
+    const on = await replay({ trace, hosts, policy: { ...DEFAULT_SIM_POLICY, makeRoom: true } });
+    const off = await replay({ trace, hosts, policy: { ...DEFAULT_SIM_POLICY, makeRoom: false } });
+    expect(off.outcomes.map((o) => o.state)).toEqual([
+      "ENDED",
+      "ENDED",
+      "ENDED",
+      "ENDED",
+      "REFUSED",
+    ]);
+    expect(off.migrations).toBe(0);
+    expect(on.outcomes.map((o) => o.state)).toEqual(["ENDED", "ENDED", "ENDED", "ENDED", "ENDED"]);
+    expect(on.outcomes[4]?.queued).toBe(true);
+    expect(on.migrations).toBe(1);
+    expect(on.migrationPredictedMs).toBeGreaterThan(0);
+    expect(on.migrationPredictedDowntimeMs).toBeGreaterThan(0);
+  });
 });

@@ -36,9 +36,9 @@ export const REBALANCE_SETTINGS: readonly RebalanceSetting[] = ["off", 1, 2, 3, 
 
 export interface SimPolicy {
   readonly fit: "binpack" | "spread";
-  /** How eagerly running leases are live-migrated to even out hosts (with the Live migration issue). */
+  /** How eagerly running leases are live-migrated to even out hosts (the broker's periodic rebalance). */
   readonly rebalance: RebalanceSetting;
-  /** Live-migrate running leases to make room for one that does not fit (with the Live migration issue). */
+  /** Live-migrate running leases to make room for one that does not fit (the broker's make-room). */
   readonly makeRoom: boolean;
   readonly preemption: boolean;
 }
@@ -51,9 +51,8 @@ export const DEFAULT_SIM_POLICY: SimPolicy = {
 };
 
 /**
- * The one place a simulation policy becomes broker options. Placement fit and preemption are
- * wired; `rebalance` and `makeRoom` are carried in `SimPolicy` until the broker has options for
- * them (the Live migration issue): add them here.
+ * The one place a simulation policy becomes broker options: placement fit, preemption, make-room
+ * and the periodic rebalance (the broker's planners).
  */
 export function brokerOptionsFor(
   policy: SimPolicy,
@@ -72,6 +71,7 @@ export function brokerOptionsFor(
     policy: { ...DEFAULT_PLACEMENT_POLICY, fit: policy.fit },
     preemption: policy.preemption,
     timings,
+    planners: { makeRoom: policy.makeRoom, rebalance: policy.rebalance },
   };
 }
 
@@ -128,7 +128,7 @@ export interface ReplayResult {
   readonly endMs: number;
   /** Live migrations the broker performed (entries into MIGRATING). */
   readonly migrations: number;
-  /** Their predicted total time and downtime, from the broker's migration plans (0 until wired). */
+  /** Their predicted total time and downtime (the pre-copy model, in each migration's record). */
   readonly migrationPredictedMs: number;
   readonly migrationPredictedDowntimeMs: number;
   /** Lease events seen. */
@@ -266,6 +266,13 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
     usage.gpus.push(sign * r.gpus);
   };
   let migrations = 0;
+  let predictedMs = 0;
+  let predictedDowntimeMs = 0;
+  // Every migration the broker ran, with what the model predicted for it when it was planned.
+  const offEnd = broker.migrations.onEnd((m) => {
+    predictedMs += m.predicted?.totalTimeMs ?? 0;
+    predictedDowntimeMs += m.predicted?.downtimeMs ?? 0;
+  });
   let events = 0;
   let firstProblem: ReplayResult["firstProblem"];
   const problem = (i: number, what: string, reason?: RejectReason): void => {
@@ -347,6 +354,7 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
     }
   } finally {
     watch.close();
+    offEnd();
     await broker.stop(0);
   }
   return {
@@ -355,10 +363,8 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
     startMs: epoch,
     endMs: clock.now(),
     migrations,
-    // Wire point for the Live migration issue: the orchestrator's predicted cost of the
-    // migrations it ran (pre-copy model), summed. Nothing exposes it yet.
-    migrationPredictedMs: 0,
-    migrationPredictedDowntimeMs: 0,
+    migrationPredictedMs: predictedMs,
+    migrationPredictedDowntimeMs: predictedDowntimeMs,
     events,
     stoppedEarly: stopEarly && firstProblem !== undefined,
     ...(firstProblem === undefined ? {} : { firstProblem }),

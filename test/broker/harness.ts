@@ -45,6 +45,8 @@ import {
   type MigrateLeaseRequestInput,
   type Migration,
   msFromTimestamp,
+  type RebalanceRequestInput,
+  type RebalanceResponse,
   type SubmitLeaseRequestInput,
   type SubmitLeaseResponse,
   type Timestamp,
@@ -240,6 +242,10 @@ export class BrokerApi {
     request: MigrateLeaseRequestInput,
     options?: CallOptions,
   ) => Promise<Migration>;
+  readonly rebalance: (
+    request: RebalanceRequestInput,
+    options?: CallOptions,
+  ) => Promise<RebalanceResponse>;
   readonly capacity: (
     request: GetCapacityRequestInput,
     options?: CallOptions,
@@ -262,6 +268,7 @@ export class BrokerApi {
     this.uncordon = unary((r, m, o, cb) => c.UncordonHost(r, m, o, cb));
     this.drain = unary((r, m, o, cb) => c.DrainHost(r, m, o, cb));
     this.migrate = unary((r, m, o, cb) => c.MigrateLease(r, m, o, cb));
+    this.rebalance = unary((r, m, o, cb) => c.Rebalance(r, m, o, cb));
     this.capacity = unary((r, m, o, cb) => c.GetCapacity(r, m, o, cb));
   }
 

@@ -321,3 +321,43 @@ describe("ListLeases", () => {
     expect(Number(later.revision)).toBe(Number(later.leases[0]?.revision));
   });
 });
+
+describe("Rebalance", () => {
+  let tb: TestBroker;
+  beforeEach(async () => {
+    tb = await startBroker();
+  });
+  afterEach(async () => {
+    await tb.stop();
+  });
+
+  it("a dry run proposes moves with the model's prediction and changes nothing", async () => {
+    // Binpack puts both on sim-01: one host half full, the other empty.
+    const spec = immediate(QUARTER, HOUR, { migration: { liveMigratable: true } });
+    await tb.api.submit({ spec });
+    await tb.api.submit({ spec });
+    await tb.advance(5000);
+    const before = await tb.api.listAll({});
+    expect(before.map((l) => l.hostId)).toEqual(["sim-01", "sim-01"]);
+    const r = await tb.api.rebalance({ dryRun: true, level: 5 });
+    expect(r.moves.length).toBeGreaterThan(0);
+    expect(r.migrationIds).toEqual([]);
+    expect(r.imbalanceAfter).toBeLessThan(r.imbalanceBefore);
+    for (const m of r.moves) {
+      expect(m).toMatchObject({ fromHostId: "sim-01", toHostId: "sim-02" });
+      expect(m.reason).toBe("MIGRATION_REASON_REBALANCE");
+      expect(m.predicted?.converges).toBe(true);
+      expect(Number(m.predicted?.bytesTotal)).toBeGreaterThan(0);
+    }
+    const after = await tb.api.listAll({});
+    expect(after.map((l) => [l.state, l.hostId, l.revision])).toEqual(
+      before.map((l) => [l.state, l.hostId, l.revision]),
+    );
+    expect(tb.broker.migrations.list().migrations).toEqual([]);
+  });
+
+  it("refuses a level outside 0..5 with INVALID_ARGUMENT", async () => {
+    const error = await rpcError(tb.api.rebalance({ dryRun: true, level: 9 }));
+    expect(codeName(error.code)).toBe("INVALID_ARGUMENT");
+  });
+});
