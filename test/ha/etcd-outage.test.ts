@@ -21,22 +21,15 @@ import {
   smallLease,
   startHaCluster,
   stopHaCluster,
+  useHaCluster,
 } from "./ha-cluster.js";
 import { TcpProxy } from "./tcp-proxy.js";
 
 describe("etcd stopped with the brokers running", () => {
-  let cluster: HaCluster | undefined;
-
-  beforeAll(async () => {
-    cluster = await startHaCluster(["out-1", "out-2"]);
-  }, 90_000);
-
-  afterAll(async () => {
-    await stopHaCluster(cluster);
-  }, 60_000);
+  const cluster = useHaCluster(["out-1", "out-2"]);
 
   it("fails writes with UNAVAILABLE while it is down, half-writes nothing, and resumes", async () => {
-    const c = cluster as HaCluster;
+    const c = cluster();
     const [leader, follower] = c.brokers as [HaBroker, HaBroker];
     const client = new HaClient([leader.address, follower.address]);
     const before: Lease[] = [];
@@ -115,7 +108,7 @@ describe("etcd stopped with the brokers running", () => {
   }, 120_000);
 
   it("answers a watch from compacted history OUT_OF_RANGE, on the leader and on a follower", async () => {
-    const c = cluster as HaCluster;
+    const c = cluster();
     const etcd = new Etcd3({ hosts: c.etcd.clientUrl });
     try {
       const { header } = await etcd.kv.range({ key: Buffer.from("/"), count_only: true });
@@ -133,7 +126,7 @@ describe("etcd stopped with the brokers running", () => {
   }, 60_000);
 
   it("on SIGTERM the leader resigns: the other broker leads at once, the process exits 0", async () => {
-    const c = cluster as HaCluster;
+    const c = cluster();
     const leader = c.brokers.find((b) => b.leadsNow()) as HaBroker;
     const other = c.brokers.find((b) => b !== leader) as HaBroker;
     const client = new HaClient([leader.address, other.address]);

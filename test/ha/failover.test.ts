@@ -24,6 +24,7 @@ import {
   smallLease,
   startHaCluster,
   stopHaCluster,
+  useHaCluster,
 } from "./ha-cluster.js";
 
 const HOSTS = ["ha-1", "ha-2", "ha-3"];
@@ -175,18 +176,10 @@ describe("kill -9 of the leader under a steady stream of submits", () => {
 });
 
 describe("history check: concurrent submits, cancels and extends while the leader is killed", () => {
-  let cluster: HaCluster | undefined;
-
-  beforeAll(async () => {
-    cluster = await startHaCluster(HOSTS);
-  }, 90_000);
-
-  afterAll(async () => {
-    await stopHaCluster(cluster);
-  }, 60_000);
+  const cluster = useHaCluster(HOSTS);
 
   it("no host is oversubscribed at any revision, and every acknowledged write is there", async () => {
-    const c = cluster as HaCluster;
+    const c = cluster();
     const [leader, follower] = c.brokers as [HaBroker, HaBroker];
     // Half of the clients start at the leader, half at the follower.
     const clients = [
@@ -289,18 +282,10 @@ describe("history check: concurrent submits, cancels and extends while the leade
 });
 
 describe("a host that dies with the leader", () => {
-  let cluster: HaCluster | undefined;
-
-  beforeAll(async () => {
-    cluster = await startHaCluster(["lost-1", "lost-2"]);
-  }, 90_000);
-
-  afterAll(async () => {
-    await stopHaCluster(cluster);
-  }, 60_000);
+  const cluster = useHaCluster(["lost-1", "lost-2"]);
 
   it("is handled as down by the new leader: its leases restart elsewhere", async () => {
-    const c = cluster as HaCluster;
+    const c = cluster();
     const [leader, follower] = c.brokers as [HaBroker, HaBroker];
     const client = new HaClient([follower.address, leader.address]);
     const ids: string[] = [];

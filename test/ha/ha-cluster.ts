@@ -5,6 +5,7 @@
  */
 import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
+import { afterAll, beforeAll } from "vitest";
 import { BrokerConnection } from "../../broker/cli/client.js";
 import { BrokerCallError } from "../../broker/cli/errors.js";
 import { HOLDING_STATES } from "../../broker/leases/transitions.js";
@@ -63,6 +64,24 @@ export async function startHaCluster(
   const second = await startHaBroker({ name: "b", etcdUrl: await url("b"), natsUrl: nats.url });
   const agents = await Promise.all(hosts.map((id) => startClusterAgent(id, nats.url)));
   return { etcd, nats, brokers: [first, second], agents };
+}
+
+/**
+ * Inside a `describe`: starts a cluster with these hosts before its tests and stops it after.
+ * Returns the getter of the running cluster.
+ */
+export function useHaCluster(hosts: readonly string[]): () => HaCluster {
+  let cluster: HaCluster | undefined;
+  beforeAll(async () => {
+    cluster = await startHaCluster(hosts);
+  }, 90_000);
+  afterAll(async () => {
+    await stopHaCluster(cluster);
+  }, 60_000);
+  return () => {
+    if (cluster === undefined) throw new Error("the HA cluster did not start");
+    return cluster;
+  };
 }
 
 export async function stopHaCluster(c: HaCluster | undefined): Promise<void> {
