@@ -37,6 +37,7 @@ import type { HostGateway, WorkloadReport } from "../hosts/gateway.js";
 import type { HostRegistry } from "../hosts/registry.js";
 import { destinationHoldId } from "../migrations/model.js";
 import { placeAway } from "../migrations/place-away.js";
+import { pageSize } from "../paging.js";
 import {
   type BrokerSchema,
   type BrokerStore,
@@ -196,10 +197,8 @@ interface DecideOptions {
   readonly makeRoom?: boolean;
 }
 
-const MAX_PAGE = 1000;
 /** A missing workload is started again at most this often from heartbeats. */
 const RESTART_GRACE_MS = 10_000;
-const DEFAULT_PAGE = 100;
 
 export class LeaseManager {
   readonly #store: BrokerStore;
@@ -371,11 +370,7 @@ export class LeaseManager {
   }
 
   list(query: ListLeasesQuery = {}): LeasePage {
-    const size =
-      query.pageSize === undefined || query.pageSize === 0 ? DEFAULT_PAGE : query.pageSize;
-    if (!Number.isInteger(size) || size < 0 || size > MAX_PAGE) {
-      throw new InvalidArgumentError("page_size", `must be between 0 and ${MAX_PAGE}`);
-    }
+    const size = pageSize(query.pageSize);
     const states =
       query.states === undefined || query.states.length === 0 ? undefined : new Set(query.states);
     const ids = this.#sortedIdList();

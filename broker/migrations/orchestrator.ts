@@ -25,7 +25,6 @@ import {
   ConflictError,
   errorMessage,
   FailedPreconditionError,
-  InvalidArgumentError,
   type Logger,
   NotFoundError,
   type Timer,
@@ -36,6 +35,7 @@ import type { HostGateway, MigrationReport, WorkloadReport } from "../hosts/gate
 import type { HostRegistry } from "../hosts/registry.js";
 import type { LeaseChange, LeaseManager, MigrationOutcome } from "../leases/lease-manager.js";
 import type { Lease } from "../leases/model.js";
+import { pageSize } from "../paging.js";
 import {
   type BrokerSchema,
   type BrokerStore,
@@ -138,8 +138,6 @@ interface InFlight {
   sourceFiguresTimer?: Timer | undefined;
 }
 
-const MAX_PAGE = 1000;
-const DEFAULT_PAGE = 100;
 const MIB = 1024 * 1024;
 /**
  * How long a migration the destination finished waits for the source's COMPLETED (the downtime
@@ -247,11 +245,7 @@ export class MigrationOrchestrator {
 
   /** Newest first (ids sort by creation time); the page token is the last id of a page. */
   list(query: MigrationQuery = {}): MigrationPage {
-    const size =
-      query.pageSize === undefined || query.pageSize === 0 ? DEFAULT_PAGE : query.pageSize;
-    if (!Number.isInteger(size) || size < 0 || size > MAX_PAGE) {
-      throw new InvalidArgumentError("page_size", `must be between 0 and ${MAX_PAGE}`);
-    }
+    const size = pageSize(query.pageSize);
     const states =
       query.states === undefined || query.states.length === 0 ? undefined : new Set(query.states);
     const token = query.pageToken ?? "";
