@@ -14,7 +14,12 @@ import { testLeaseSpec, testPendingLease } from "../leases/test-support.js";
 import { MemoryStore } from "../store/index.js";
 import type { ConsolidationPlanner, HostDrainer } from "./ports.js";
 import type { AutoscaleSignalRecord } from "./signal.js";
-import { type AutoscaleOptions, AutoscaleSignaller, CORDON_REASON } from "./signaller.js";
+import {
+  type AutoscaleOptions,
+  AutoscaleSignaller,
+  CAPACITY_SETTLE_MS,
+  CORDON_REASON,
+} from "./signaller.js";
 
 const T0 = 1_900_000_000_000;
 const GIB = 1024;
@@ -31,7 +36,7 @@ async function setup(options: AutoscaleOptions, hostIds = ["host-a", "host-b", "
   const logger = silentLogger();
   const index = new ClusterIndex({ resourceWeights: DEFAULT_PLACEMENT_POLICY.resourceWeights });
   const hosts = new HostRegistry({ store: new MemoryStore(), index, clock, logger });
-  for (const id of hostIds) {
+  const join = (id: string): void => {
     hosts.register({
       id,
       capacity: { cpuMillis: 8000, memoryMib: 16 * GIB, diskGib: 100, gpus: 0 },
@@ -39,7 +44,8 @@ async function setup(options: AutoscaleOptions, hostIds = ["host-a", "host-b", "
       driver: "sim",
       agentVersion: "test",
     });
-  }
+  };
+  for (const id of hostIds) join(id);
   let pending: Lease[] = [];
   const signaller = new AutoscaleSignaller(
     {
@@ -79,6 +85,7 @@ async function setup(options: AutoscaleOptions, hostIds = ["host-a", "host-b", "
     signaller,
     signals,
     hold,
+    join,
     setPending: (leases: Lease[]) => {
       pending = leases;
     },
@@ -86,6 +93,26 @@ async function setup(options: AutoscaleOptions, hostIds = ["host-a", "host-b", "
 }
 
 describe("AutoscaleSignaller", () => {
+  it("evaluates again shortly after hosts join, not an interval later", async () => {
+    const s = await setup({ minHosts: 1 }, []);
+    s.signaller.start();
+    await s.clock.advance(0);
+    expect(s.signaller.status().evaluation?.readyHosts).toBe(0);
+    for (const id of ["late-a", "late-b"]) {
+      s.join(id);
+    }
+    // Well before the 30 s interval: both hosts are seen (one evaluation for the burst).
+    await s.clock.advance(CAPACITY_SETTLE_MS);
+    expect(s.signaller.status().evaluation?.readyHosts).toBe(2);
+    expect(s.signaller.status().evaluation?.now).toBe(T0 + CAPACITY_SETTLE_MS);
+    // Paused (not leading): a joining host triggers nothing.
+    s.signaller.pause();
+    s.join("late-c");
+    await s.clock.advance(CAPACITY_SETTLE_MS);
+    expect(s.signaller.status().evaluation?.readyHosts).toBe(2);
+    await s.signaller.stop();
+  });
+
   it("does not flap with demand that comes and goes every evaluation", async () => {
     const s = await setup({ minHosts: 3 });
     // Fill the hosts so that a 10 GiB lease fits nowhere.

@@ -99,6 +99,9 @@ export interface AutoscaleStatusView {
   readonly removableHostIds: readonly string[];
 }
 
+/** How long after a host joins the autoscaler looks again: hosts of a fleet join together. */
+export const CAPACITY_SETTLE_MS = 2_000;
+
 /** The cordon reason of hosts the autoscaler is taking out (visible in `leasectl hosts`). */
 export const CORDON_REASON = "autoscale: scale-in candidate";
 
@@ -110,6 +113,9 @@ export class AutoscaleSignaller {
   readonly #log: Logger;
   readonly #policy: PlacementPolicy;
   #timer: Timer | undefined;
+  /** A re-evaluation soon after capacity joined (one for a burst of hosts). */
+  #settleTimer: Timer | undefined;
+  #unsubscribeCapacity: (() => void) | undefined;
   #running: Promise<void> | undefined;
   #again = false;
   #sequence = 0;
@@ -145,9 +151,13 @@ export class AutoscaleSignaller {
     return this.#options.bus !== undefined || this.webhooks !== undefined;
   }
 
-  /** Evaluates now, then every interval. */
+  /**
+   * Evaluates now, then every interval, and again shortly after hosts join: a fleet coming up (or a
+   * host uncordoned) shows in the status and the signal within seconds, not an interval later.
+   */
   start(): void {
     if (this.#timer !== undefined) return;
+    this.#unsubscribeCapacity = this.#deps.hosts.onCapacityAdded(() => this.#evaluateSoon());
     const loop = (): void => {
       this.#timer = this.#deps.clock.setTimer(this.settings.intervalMs, () => {
         loop();
@@ -162,6 +172,18 @@ export class AutoscaleSignaller {
   pause(): void {
     this.#timer?.cancel();
     this.#timer = undefined;
+    this.#settleTimer?.cancel();
+    this.#settleTimer = undefined;
+    this.#unsubscribeCapacity?.();
+    this.#unsubscribeCapacity = undefined;
+  }
+
+  #evaluateSoon(): void {
+    if (this.#settleTimer !== undefined) return;
+    this.#settleTimer = this.#deps.clock.setTimer(CAPACITY_SETTLE_MS, () => {
+      this.#settleTimer = undefined;
+      void this.evaluateNow();
+    });
   }
 
   async stop(): Promise<void> {
