@@ -36,6 +36,8 @@ import {
   loadLeaseBrokerPackageDefinition,
   msFromDuration,
   msFromTimestamp,
+  type SubmitLeaseRequest,
+  type SubmitLeaseResponseInput,
   timestampFromMs,
 } from "../../proto/index.js";
 import { CallGuard, type TokenSource } from "../auth/index.js";
@@ -71,7 +73,7 @@ import {
   specFromProto,
   stateFromProto,
 } from "./convert.js";
-import { isPlacementExplanation, toServiceError } from "./status.js";
+import { isPlacementExplanation, toItemError, toServiceError } from "./status.js";
 
 export interface ApiServerOptions {
   /** host:port; port 0 picks a free one (see `port` after `start`). */
@@ -120,6 +122,8 @@ const DEFAULT_BUCKET_MS = 3_600_000;
 const MIN_BUCKET_MS = 1000;
 const MAX_BUCKET_MS = 30 * 86_400_000;
 const REQUEST_ID = /^[A-Za-z0-9_-]{0,64}$/;
+/** Submissions in one SubmitLeases call at most. */
+export const MAX_SUBMIT_BATCH = 1000;
 const MAX_REASON = 256;
 
 function checkReason(reason: string): void {
@@ -348,30 +352,51 @@ export class ApiServer {
     const checkRevision = (id: string, expected: number): void => {
       if (expected !== 0) leases.expectRevision(id, expected);
     };
-    return {
-      SubmitLease: unary(log, "SubmitLease", async (req) => {
-        if (!REQUEST_ID.test(req.requestId)) {
-          throw new InvalidArgumentError("request_id", "at most 64 characters of [A-Za-z0-9_-]");
-        }
-        const spec = specFromProto(req.spec, clock.now());
-        if (req.dryRun) {
-          const preview = leases.explain(spec);
-          return {
-            lease: leaseToProto(dryRunLease(spec, preview, req.requestId, clock.now()), 0),
-            explanation: previewExplanation(preview),
-            duplicate: false,
-          };
-        }
-        const result = await leases.submit(spec, req.requestId);
-        // How the lease was placed or why it is queued, when the lease manager says so.
-        const explanation =
-          "explanation" in result && isPlacementExplanation(result.explanation)
-            ? explanationToProto(result.explanation)
-            : null;
+    /** One SubmitLease, also each item of SubmitLeases. */
+    const submitOne = async (req: SubmitLeaseRequest): Promise<SubmitLeaseResponseInput> => {
+      if (!REQUEST_ID.test(req.requestId)) {
+        throw new InvalidArgumentError("request_id", "at most 64 characters of [A-Za-z0-9_-]");
+      }
+      const spec = specFromProto(req.spec, clock.now());
+      if (req.dryRun) {
+        const preview = leases.explain(spec);
         return {
-          lease: leaseToProto(result.lease, result.revision),
-          explanation,
-          duplicate: result.replayed,
+          lease: leaseToProto(dryRunLease(spec, preview, req.requestId, clock.now()), 0),
+          explanation: previewExplanation(preview),
+          duplicate: false,
+        };
+      }
+      const result = await leases.submit(spec, req.requestId);
+      // How the lease was placed or why it is queued, when the lease manager says so.
+      const explanation =
+        "explanation" in result && isPlacementExplanation(result.explanation)
+          ? explanationToProto(result.explanation)
+          : null;
+      return {
+        lease: leaseToProto(result.lease, result.revision),
+        explanation,
+        duplicate: result.replayed,
+      };
+    };
+    return {
+      SubmitLease: unary(log, "SubmitLease", submitOne),
+      SubmitLeases: unary(log, "SubmitLeases", async (req) => {
+        if (req.requests.length > MAX_SUBMIT_BATCH) {
+          throw new InvalidArgumentError(
+            "requests",
+            `at most ${MAX_SUBMIT_BATCH} submissions per call, not ${req.requests.length}`,
+          );
+        }
+        // Every item starts before any is awaited: the lease manager admits them in this order.
+        const answers = await Promise.allSettled(req.requests.map(submitOne));
+        return {
+          results: answers.map((answer) => {
+            if (answer.status === "fulfilled") return { response: answer.value };
+            const error = toItemError(answer.reason);
+            if (error.code === status.INTERNAL)
+              log.error({ err: answer.reason, method: "SubmitLeases" }, "request failed");
+            return { error };
+          }),
         };
       }),
       GetLease: unary(log, "GetLease", (req) => {
@@ -493,11 +518,14 @@ export class ApiServer {
       DrainHost: unary(log, "DrainHost", async (req) => {
         if (req.id === "") throw new InvalidArgumentError("id", "is required");
         checkReason(req.reason);
+        const deadline = req.deadline;
         const result = await drainHost(
           { clock, index, hosts, leases, orchestrator: migrations },
           {
             hostId: req.id,
-            ...(req.deadline === null ? {} : { deadline: msFromTimestamp(req.deadline) }),
+            ...(deadline === null
+              ? {}
+              : { deadline: requestTime("deadline", () => msFromTimestamp(deadline)) }),
             reason: req.reason,
             dryRun: req.dryRun,
           },
