@@ -23,14 +23,10 @@ import { type ChannelOptions, credentials, Metadata, type ServiceError } from "@
 import {
   durationFromMs,
   type LeaseBrokerClient,
-  type LeaseEvent,
   type LeaseSpecInput,
   type ListHostsResponse,
   type ListLeasesResponse,
   loadLeaseBrokerPackage,
-  msFromTimestamp,
-  type SubmitLeaseResponse,
-  type SubmitLeasesResponse,
 } from "../proto/index.js";
 import {
   type Child,
@@ -41,6 +37,7 @@ import {
   spawnChild,
 } from "./e2e-procs.js";
 import { parseFlags } from "./lib/args.js";
+import { LeanClient, type LeanEvent, leaseStates } from "./lib/lean-client.js";
 import { fmt, percentile, table } from "./lib/stats.js";
 
 const flags = parseFlags(
@@ -128,15 +125,26 @@ function rng(seed: number): () => number {
 
 // ── the gRPC client ──────────────────────────────────────────────────────────────────────────
 
+// A local subchannel pool per client: each is its own HTTP/2 connection.
+const channelOptions = (channel: number) => ({
+  "grpc.use_local_subchannel_pool": 1,
+  "e2e.channel": channel,
+});
+
 function newClient(address: string, channel: number): LeaseBrokerClient {
   const pkg = loadLeaseBrokerPackage();
-  // A local subchannel pool per client: each is its own HTTP/2 connection.
-  const options: ChannelOptions = { "grpc.use_local_subchannel_pool": 1, "e2e.channel": channel };
+  const options: ChannelOptions = channelOptions(channel);
   return new pkg.leasebroker.v1.LeaseBroker(address, credentials.createInsecure(), options);
 }
 
+/** The load generator's channels: submits and the watch, read with the lean decoder. */
+function newLeanClient(address: string, channel: number): LeanClient {
+  return new LeanClient(address, credentials.createInsecure(), channelOptions(channel));
+}
+
 const DEADLINE_MS = 30_000;
-const deadline = (): { deadline: Date } => ({ deadline: new Date(Date.now() + DEADLINE_MS) });
+const deadline = (): { deadline: Date } => ({ deadline: callDeadline() });
+const callDeadline = (): Date => new Date(Date.now() + DEADLINE_MS);
 
 /** A unary call's callback that settles a promise: the response, or the error. */
 function settle<T>(
@@ -148,26 +156,6 @@ function settle<T>(
     else if (response === undefined) reject(new Error("empty response"));
     else resolve(response);
   };
-}
-
-function submit(c: LeaseBrokerClient, spec: LeaseSpecInput): Promise<SubmitLeaseResponse> {
-  return new Promise((resolve, reject) => {
-    c.SubmitLease({ spec }, new Metadata(), deadline(), settle(resolve, reject));
-  });
-}
-
-function submitMany(
-  c: LeaseBrokerClient,
-  specs: readonly LeaseSpecInput[],
-): Promise<SubmitLeasesResponse> {
-  return new Promise((resolve, reject) => {
-    c.SubmitLeases(
-      { requests: specs.map((spec) => ({ spec })) },
-      new Metadata(),
-      deadline(),
-      settle(resolve, reject),
-    );
-  });
 }
 
 function listHosts(c: LeaseBrokerClient, pageToken: string): Promise<ListHostsResponse> {
@@ -232,6 +220,9 @@ interface Result {
   loadgen_cpu_percent_of_core_load: number;
   elapsed_s: number;
 }
+
+/** The open loop's period: leases due within one go out together. */
+const TICK_MS = 5;
 
 /** Leases per submit call. */
 const perCallOf = (): number => (flags.unary ? 1 : flags.batch);
@@ -325,8 +316,8 @@ async function run(): Promise<Result> {
   children.push(agents);
   await agents.waitForLine((l) => l.startsWith("E2E-AGENTS-READY"), 90_000);
 
-  const clients = Array.from({ length: flags.channels }, (_, i) => newClient(address, i));
-  const main = clients[0] as LeaseBrokerClient;
+  const main = newClient(address, 0);
+  const clients = Array.from({ length: flags.channels }, (_, i) => newLeanClient(address, i + 1));
   const readyBy = performance.now() + 30_000;
   let ready = await readyHosts(main);
   for (; ready < flags.agents; ready = await readyHosts(main)) {
@@ -381,24 +372,24 @@ async function run(): Promise<Result> {
   };
   let stopping = false;
   // The watch has a channel of its own: its events do not queue behind the submits' frames.
-  const watcher = newClient(address, flags.channels);
-  const watch = watcher.WatchLeases(
+  const watcher = newLeanClient(address, flags.channels + 1);
+  const watch = watcher.watchLeases(
     { fromRevision: Number(revision) + 1, types: ["LEASE_EVENT_TYPE_STATE_CHANGED"] },
     new Metadata(),
   );
-  watch.on("data", (event: LeaseEvent) => {
+  const ACTIVE = leaseStates.LEASE_STATE_ACTIVE;
+  const FAILED = leaseStates.LEASE_STATE_FAILED;
+  const REJECTED = leaseStates.LEASE_STATE_REJECTED;
+  watch.on("data", (event: LeanEvent) => {
     const at = performance.now();
-    const lease = event.lease;
-    if (lease === null || lease === undefined) return;
-    const state = lease.state;
+    if (event.leaseId === "") return;
     let ok: boolean;
-    if (state === "LEASE_STATE_ACTIVE") ok = true;
-    else if (state === "LEASE_STATE_FAILED" || state === "LEASE_STATE_REJECTED") ok = false;
+    if (event.state === ACTIVE) ok = true;
+    else if (event.state === FAILED || event.state === REJECTED) ok = false;
     else return;
-    if (ok && event.time !== null && event.time !== undefined)
-      watchLagMs.push(performance.timeOrigin + at - msFromTimestamp(event.time));
-    const i = indexOf.get(lease.id);
-    if (i === undefined) early.set(lease.id, { at, ok });
+    if (ok && event.timeMs > 0) watchLagMs.push(performance.timeOrigin + at - event.timeMs);
+    const i = indexOf.get(event.leaseId);
+    if (i === undefined) early.set(event.leaseId, { at, ok });
     else settle(i, at, ok);
   });
   watch.on("error", (error: ServiceError) => {
@@ -443,13 +434,13 @@ async function run(): Promise<Result> {
     if (active + failed + submitErrors === n) done();
   };
   /** Submits leases [from, to) (their sentAt already set), in one call or one call each. */
-  const send = async (client: LeaseBrokerClient, from: number, to: number): Promise<void> => {
+  const send = async (client: LeanClient, from: number, to: number): Promise<void> => {
     if (flags.unary) {
       await Promise.all(
         specs.slice(from, to).map(async (spec, k) => {
           try {
-            const response = await submit(client, spec);
-            answered(from + k, response.lease?.id ?? "", performance.now());
+            const { leaseId } = await client.submitLease(spec, new Metadata(), callDeadline());
+            answered(from + k, leaseId, performance.now());
           } catch (error) {
             refused(from + k, performance.now(), (error as ServiceError).details ?? String(error));
           }
@@ -458,12 +449,17 @@ async function run(): Promise<Result> {
       return;
     }
     try {
-      const { results } = await submitMany(client, specs.slice(from, to));
+      const outcomes = await client.submitLeases(
+        specs.slice(from, to),
+        new Metadata(),
+        callDeadline(),
+      );
       const at = performance.now();
       for (let k = 0; k < to - from; k++) {
-        const result = results[k];
-        if (result?.response?.lease) answered(from + k, result.response.lease.id, at);
-        else refused(from + k, at, result?.error?.message ?? "no result");
+        const outcome = outcomes[k];
+        if (outcome !== undefined && outcome.leaseId !== "")
+          answered(from + k, outcome.leaseId, at);
+        else refused(from + k, at, outcome?.error ?? "no result");
       }
     } catch (error) {
       const at = performance.now();
@@ -475,7 +471,7 @@ async function run(): Promise<Result> {
   let calls = 0;
   if (flags.rate === 0) {
     // Closed loop: each worker keeps one call of `perCall` leases in flight.
-    const worker = async (client: LeaseBrokerClient): Promise<void> => {
+    const worker = async (client: LeanClient): Promise<void> => {
       for (;;) {
         const from = nextIndex;
         if (from >= n) return;
@@ -488,7 +484,7 @@ async function run(): Promise<Result> {
       }
     };
     const workers = Array.from({ length: Math.ceil(flags.concurrency / perCall) }, (_, w) =>
-      worker(clients[w % clients.length] as LeaseBrokerClient),
+      worker(clients[w % clients.length] as LeanClient),
     );
     await Promise.all(workers);
   } else {
@@ -505,10 +501,10 @@ async function run(): Promise<Result> {
         const to = Math.min(due, from + perCall);
         nextIndex = to;
         for (let i = from; i < to; i++) sentAt[i] = loadStart + i * intervalMs;
-        inFlight.push(send(clients[calls++ % clients.length] as LeaseBrokerClient, from, to));
+        inFlight.push(send(clients[calls++ % clients.length] as LeanClient, from, to));
       }
-      if (nextIndex < n)
-        await sleep(Math.max(1, Math.min(5, loadStart + nextIndex * intervalMs - now)));
+      // A fixed tick: what falls due within it goes out together.
+      if (nextIndex < n) await sleep(TICK_MS);
     }
     await Promise.all(inFlight);
   }
@@ -533,6 +529,7 @@ async function run(): Promise<Result> {
   stopping = true;
   watch.cancel();
   for (const c of clients) c.close();
+  main.close();
   watcher.close();
   if (submitErrors > 0) log(`${submitErrors} submits failed; the first: ${firstError}`);
   log(
