@@ -2,7 +2,7 @@
  * Between the v1 contract (proto output/input shapes) and the broker's domain model. Only shape
  * and units change here; the rules are checked by the admission validator.
  */
-import { deepFreeze, InvalidArgumentError } from "../../core/index.js";
+import { InvalidArgumentError } from "../../core/index.js";
 import {
   DEFAULT_PLACEMENT_POLICY,
   type PlacementExplanation as DomainExplanation,
@@ -165,22 +165,7 @@ function specFromProtoTimes(spec: ProtoLeaseSpec | null, now: number): LeaseSpec
   };
 }
 
-/**
- * Each spec's message, built once: a lease's spec never changes (the object is frozen and every
- * version of the lease shares it), and it goes out with every answer and event about the lease.
- */
-const specProtos = new WeakMap<LeaseSpec, LeaseSpecInput>();
-
 export function specToProto(spec: LeaseSpec): LeaseSpecInput {
-  let proto = specProtos.get(spec);
-  if (proto === undefined) {
-    proto = deepFreeze(buildSpecProto(spec));
-    if (Object.isFrozen(spec)) specProtos.set(spec, proto);
-  }
-  return proto;
-}
-
-function buildSpecProto(spec: LeaseSpec): LeaseSpecInput {
   const w = spec.window;
   return {
     name: spec.name,
