@@ -128,6 +128,7 @@ function rng(seed: number): () => number {
 // A local subchannel pool per client: each is its own HTTP/2 connection.
 const channelOptions = (channel: number) => ({
   "grpc.use_local_subchannel_pool": 1,
+  "grpc.enable_channelz": 0,
   "e2e.channel": channel,
 });
 
