@@ -45,7 +45,11 @@ const flags = parseFlags(
   {
     agents: { kind: "number", default: 1000, help: "simulated hosts (agents), in one process" },
     leases: { kind: "number", default: 10_000, help: "leases submitted" },
-    concurrency: { kind: "number", default: 128, help: "submits in flight at most" },
+    concurrency: {
+      kind: "number",
+      default: 128,
+      help: "leases submitted and not yet answered, at most (the closed loop)",
+    },
     seed: { kind: "number", default: 1, help: "seed of the lease sizes and the agents" },
     "boot-ms": {
       kind: "number",
