@@ -73,6 +73,7 @@ import {
   specFromProto,
   stateFromProto,
 } from "./convert.js";
+import { MAX_SUBMIT_BATCH } from "./limits.js";
 import { isPlacementExplanation, toItemError, toServiceError } from "./status.js";
 
 export interface ApiServerOptions {
@@ -122,8 +123,6 @@ const DEFAULT_BUCKET_MS = 3_600_000;
 const MIN_BUCKET_MS = 1000;
 const MAX_BUCKET_MS = 30 * 86_400_000;
 const REQUEST_ID = /^[A-Za-z0-9_-]{0,64}$/;
-/** Submissions in one SubmitLeases call at most. */
-export const MAX_SUBMIT_BATCH = 1000;
 const MAX_REASON = 256;
 
 function checkReason(reason: string): void {

@@ -30,6 +30,7 @@ import {
   PermissionDeniedError,
   UnauthenticatedError,
 } from "../../core/index.js";
+import { MAX_SUBMIT_BATCH } from "../api/limits.js";
 import { toItemError, toServiceError } from "../api/status.js";
 import type { Identity, TokenSource } from "./identity.js";
 import { RateLimiter } from "./rate-limiter.js";
@@ -91,10 +92,23 @@ export const METHOD_RULES: Readonly<Record<string, MethodRule>> = {
  * rate-limited) as that method on its own; a refused item is answered in its place in the
  * results, and the others go on.
  */
-const BATCH_METHODS: Readonly<
-  Record<string, { readonly item: string; readonly requests: string; readonly results: string }>
-> = {
-  SubmitLeases: { item: "SubmitLease", requests: "requests", results: "results" },
+interface BatchMethod {
+  /** The method each item is authorized as. */
+  readonly item: string;
+  /** The request's list of items, and the response's list of results. */
+  readonly requests: string;
+  readonly results: string;
+  /** More items: the handler refuses the whole call, so none is authorized (nor rate-counted). */
+  readonly maxItems: number;
+}
+
+const BATCH_METHODS: Readonly<Record<string, BatchMethod>> = {
+  SubmitLeases: {
+    item: "SubmitLease",
+    requests: "requests",
+    results: "results",
+    maxItems: MAX_SUBMIT_BATCH,
+  },
 };
 
 const ADMIN_ONLY: MethodRule = rule("deny", false, true);
@@ -265,7 +279,7 @@ export class CallGuard {
    */
   #wrapBatch(
     name: string,
-    batch: { readonly item: string; readonly requests: string; readonly results: string },
+    batch: BatchMethod,
     inner: handleUnaryCall<unknown, unknown>,
   ): handleUnaryCall<unknown, unknown> {
     return (call, callback) => {
@@ -273,7 +287,7 @@ export class CallGuard {
       if (caller === undefined) return;
       const request = call.request;
       const items = isFields(request) ? request[batch.requests] : undefined;
-      if (!isFields(request) || !Array.isArray(items)) {
+      if (!isFields(request) || !Array.isArray(items) || items.length > batch.maxItems) {
         inner(call, callback);
         return;
       }

@@ -4,7 +4,7 @@
  */
 import { status } from "@grpc/grpc-js";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { MAX_SUBMIT_BATCH } from "../../broker/api/server.js";
+import { MAX_SUBMIT_BATCH } from "../../broker/api/limits.js";
 import {
   FULL,
   HALF,

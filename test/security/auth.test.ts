@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MAX_SUBMIT_BATCH } from "../../broker/api/limits.js";
 import { QUOTA_METADATA_KEY } from "../../broker/api/status.js";
 import { loadSecurity, QuotaLedger } from "../../broker/auth/index.js";
 import { Broker } from "../../broker/broker.js";
@@ -299,6 +300,16 @@ describe("SubmitLeases", () => {
     // team-r's bucket holds 2 writes: the third item is limited, the first two pass.
     await clock.advance(3000);
     const dave = client(TOKENS.dave);
+    // Too many items: the whole call is refused, and no item spent a token.
+    const tooMany = await failure(
+      dave.submitMany({
+        requests: Array.from({ length: MAX_SUBMIT_BATCH + 1 }, () => ({
+          spec: spec({ memoryGib: 1 }, MINUTE),
+          dryRun: true,
+        })),
+      }),
+    );
+    expect(tooMany.code).toBe(status.INVALID_ARGUMENT);
     const limited = await dave.submitMany({
       requests: [0, 1, 2].map(() => ({ spec: spec({ memoryGib: 1 }, MINUTE), dryRun: true })),
     });
