@@ -71,6 +71,11 @@ const flags = parseFlags(
       default: 32,
       help: "leases per SubmitLeases call at most (not with --unary)",
     },
+    "tick-ms": {
+      kind: "number",
+      default: 5,
+      help: "the open loop's period: leases due within one go out together",
+    },
     rate: {
       kind: "number",
       default: 0,
@@ -97,6 +102,7 @@ if (flags.leases < 1 || flags.leases > 100_000) fail("--leases must be 1..100000
 if (flags.concurrency < 1 || flags.concurrency > 4096) fail("--concurrency must be 1..4096");
 if (flags.batch < 1 || flags.batch > 1000) fail("--batch must be 1..1000");
 if (flags.rate > 100_000) fail("--rate must be 0..100000");
+if (flags["tick-ms"] < 1 || flags["tick-ms"] > 1000) fail("--tick-ms must be 1..1000");
 if (flags.channels < 1 || flags.channels > 64) fail("--channels must be 1..64");
 if (flags.connections < 1 || flags.connections > 64) fail("--connections must be 1..64");
 if (flags["heartbeat-seconds"] < 1 || flags["heartbeat-seconds"] > 60)
@@ -225,9 +231,6 @@ interface Result {
   loadgen_cpu_percent_of_core_load: number;
   elapsed_s: number;
 }
-
-/** The open loop's period: leases due within one go out together. */
-const TICK_MS = 5;
 
 /** Leases per submit call. */
 const perCallOf = (): number => (flags.unary ? 1 : flags.batch);
@@ -509,7 +512,7 @@ async function run(): Promise<Result> {
         inFlight.push(send(clients[calls++ % clients.length] as LeanClient, from, to));
       }
       // A fixed tick: what falls due within it goes out together.
-      if (nextIndex < n) await sleep(TICK_MS);
+      if (nextIndex < n) await sleep(flags["tick-ms"]);
     }
     await Promise.all(inFlight);
   }
