@@ -83,7 +83,13 @@ async function main(): Promise<void> {
   const buses: NatsBus[] = [];
   for (let i = 0; i < o.connections; i++) {
     buses.push(
-      await NatsBus.connect({ servers: o.natsUrl, name: `e2e-agents-${i}`, logger: logger }),
+      await NatsBus.connect({
+        servers: o.natsUrl,
+        name: `e2e-agents-${i}`,
+        logger: logger,
+        // 250 agents a connection: one socket write per turn, not one per beat, reply, event.
+        coalescePublishes: true,
+      }),
     );
   }
   let next = 0;

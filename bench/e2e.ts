@@ -5,7 +5,13 @@
  * (2) submit→ACTIVE: a load generator here submits `--leases` leases over gRPC with at most
  * `--concurrency` in flight and timestamps each lease's ACTIVE event on a WatchLeases stream.
  *
- *   node dist/bench/e2e.js [--agents N] [--leases N] [--concurrency N] [--seed N] [--json]
+ * Submits go in SubmitLeases calls of up to `--batch` leases (`--unary`: one SubmitLease call
+ * each). Closed loop by default (at most `--concurrency` leases submitted and not yet answered);
+ * `--rate N` offers N leases/s on a fixed schedule instead (open loop: latency counts from each
+ * lease's scheduled time, so a load generator or broker that falls behind shows in the figures).
+ *
+ *   node dist/bench/e2e.js [--agents N] [--leases N] [--concurrency N] [--rate N] [--unary]
+ *                          [--batch N] [--seed N] [--json]
  */
 
 import { mkdtempSync, rmSync } from "node:fs";
@@ -17,13 +23,10 @@ import { type ChannelOptions, credentials, Metadata, type ServiceError } from "@
 import {
   durationFromMs,
   type LeaseBrokerClient,
-  type LeaseEvent,
   type LeaseSpecInput,
   type ListHostsResponse,
   type ListLeasesResponse,
   loadLeaseBrokerPackage,
-  msFromTimestamp,
-  type SubmitLeaseResponse,
 } from "../proto/index.js";
 import {
   type Child,
@@ -34,6 +37,7 @@ import {
   spawnChild,
 } from "./e2e-procs.js";
 import { parseFlags } from "./lib/args.js";
+import { LeanClient, type LeanEvent, leaseStates } from "./lib/lean-client.js";
 import { fmt, percentile, table } from "./lib/stats.js";
 
 const flags = parseFlags(
@@ -41,7 +45,11 @@ const flags = parseFlags(
   {
     agents: { kind: "number", default: 1000, help: "simulated hosts (agents), in one process" },
     leases: { kind: "number", default: 10_000, help: "leases submitted" },
-    concurrency: { kind: "number", default: 128, help: "submits in flight at most" },
+    concurrency: {
+      kind: "number",
+      default: 128,
+      help: "leases submitted and not yet answered, at most (the closed loop)",
+    },
     seed: { kind: "number", default: 1, help: "seed of the lease sizes and the agents" },
     "boot-ms": {
       kind: "number",
@@ -52,6 +60,26 @@ const flags = parseFlags(
       kind: "number",
       default: 10,
       help: "how long the broker's heartbeat-only CPU is measured",
+    },
+    unary: {
+      kind: "boolean",
+      default: false,
+      help: "submit with one SubmitLease call per lease instead of SubmitLeases batches",
+    },
+    batch: {
+      kind: "number",
+      default: 32,
+      help: "leases per SubmitLeases call at most (not with --unary)",
+    },
+    "tick-ms": {
+      kind: "number",
+      default: 5,
+      help: "the open loop's period: leases due within one go out together",
+    },
+    rate: {
+      kind: "number",
+      default: 0,
+      help: "offer this many leases/s on a fixed schedule (open loop); 0: --concurrency in flight",
     },
     channels: { kind: "number", default: 4, help: "gRPC channels of the load generator" },
     connections: { kind: "number", default: 4, help: "NATS connections of the agent host" },
@@ -72,6 +100,9 @@ const fail = (why: string): never => {
 if (flags.agents < 1 || flags.agents > 10_000) fail("--agents must be 1..10000");
 if (flags.leases < 1 || flags.leases > 100_000) fail("--leases must be 1..100000");
 if (flags.concurrency < 1 || flags.concurrency > 4096) fail("--concurrency must be 1..4096");
+if (flags.batch < 1 || flags.batch > 1000) fail("--batch must be 1..1000");
+if (flags.rate > 100_000) fail("--rate must be 0..100000");
+if (flags["tick-ms"] < 1 || flags["tick-ms"] > 1000) fail("--tick-ms must be 1..1000");
 if (flags.channels < 1 || flags.channels > 64) fail("--channels must be 1..64");
 if (flags.connections < 1 || flags.connections > 64) fail("--connections must be 1..64");
 if (flags["heartbeat-seconds"] < 1 || flags["heartbeat-seconds"] > 60)
@@ -104,24 +135,38 @@ function rng(seed: number): () => number {
 
 // ── the gRPC client ──────────────────────────────────────────────────────────────────────────
 
+// A local subchannel pool per client: each is its own HTTP/2 connection.
+const channelOptions = (channel: number) => ({
+  "grpc.use_local_subchannel_pool": 1,
+  "grpc.enable_channelz": 0,
+  "e2e.channel": channel,
+});
+
 function newClient(address: string, channel: number): LeaseBrokerClient {
   const pkg = loadLeaseBrokerPackage();
-  // A local subchannel pool per client: each is its own HTTP/2 connection.
-  const options: ChannelOptions = { "grpc.use_local_subchannel_pool": 1, "e2e.channel": channel };
+  const options: ChannelOptions = channelOptions(channel);
   return new pkg.leasebroker.v1.LeaseBroker(address, credentials.createInsecure(), options);
 }
 
-const DEADLINE_MS = 30_000;
-const deadline = (): { deadline: Date } => ({ deadline: new Date(Date.now() + DEADLINE_MS) });
+/** The load generator's channels: submits and the watch, read with the lean decoder. */
+function newLeanClient(address: string, channel: number): LeanClient {
+  return new LeanClient(address, credentials.createInsecure(), channelOptions(channel));
+}
 
-function submit(c: LeaseBrokerClient, spec: LeaseSpecInput): Promise<SubmitLeaseResponse> {
-  return new Promise((resolve, reject) => {
-    c.SubmitLease({ spec }, new Metadata(), deadline(), (error, response) => {
-      if (error !== null) reject(error);
-      else if (response === undefined) reject(new Error("empty response"));
-      else resolve(response);
-    });
-  });
+const DEADLINE_MS = 30_000;
+const deadline = (): { deadline: Date } => ({ deadline: callDeadline() });
+const callDeadline = (): Date => new Date(Date.now() + DEADLINE_MS);
+
+/** A unary call's callback that settles a promise: the response, or the error. */
+function settle<T>(
+  resolve: (value: T) => void,
+  reject: (error: Error) => void,
+): (error: ServiceError | null, response?: T) => void {
+  return (error, response) => {
+    if (error !== null) reject(error);
+    else if (response === undefined) reject(new Error("empty response"));
+    else resolve(response);
+  };
 }
 
 function listHosts(c: LeaseBrokerClient, pageToken: string): Promise<ListHostsResponse> {
@@ -130,22 +175,14 @@ function listHosts(c: LeaseBrokerClient, pageToken: string): Promise<ListHostsRe
       { pageSize: 1000, pageToken, states: ["HOST_STATE_READY"] },
       new Metadata(),
       deadline(),
-      (error, response) => {
-        if (error !== null) reject(error);
-        else if (response === undefined) reject(new Error("empty response"));
-        else resolve(response);
-      },
+      settle(resolve, reject),
     );
   });
 }
 
 function listLeases(c: LeaseBrokerClient): Promise<ListLeasesResponse> {
   return new Promise((resolve, reject) => {
-    c.ListLeases({ pageSize: 1 }, new Metadata(), deadline(), (error, response) => {
-      if (error !== null) reject(error);
-      else if (response === undefined) reject(new Error("empty response"));
-      else resolve(response);
-    });
+    c.ListLeases({ pageSize: 1 }, new Metadata(), deadline(), settle(resolve, reject));
   });
 }
 
@@ -169,6 +206,11 @@ interface Result {
   leases_active: number;
   leases_failed: number;
   concurrency: number;
+  /** "batch" (SubmitLeases) or "unary" (SubmitLease). */
+  api: string;
+  batch_size: number;
+  /** Leases/s offered on a fixed schedule; 0 = closed loop (`concurrency` in flight). */
+  offered_rate_per_s: number;
   boot_ms: number;
   seed: number;
   leases_per_s: number;
@@ -189,6 +231,9 @@ interface Result {
   loadgen_cpu_percent_of_core_load: number;
   elapsed_s: number;
 }
+
+/** Leases per submit call. */
+const perCallOf = (): number => (flags.unary ? 1 : flags.batch);
 
 const children: Child[] = [];
 const tempDirs: string[] = [];
@@ -279,8 +324,8 @@ async function run(): Promise<Result> {
   children.push(agents);
   await agents.waitForLine((l) => l.startsWith("E2E-AGENTS-READY"), 90_000);
 
-  const clients = Array.from({ length: flags.channels }, (_, i) => newClient(address, i));
-  const main = clients[0] as LeaseBrokerClient;
+  const main = newClient(address, 0);
+  const clients = Array.from({ length: flags.channels }, (_, i) => newLeanClient(address, i + 1));
   const readyBy = performance.now() + 30_000;
   let ready = await readyHosts(main);
   for (; ready < flags.agents; ready = await readyHosts(main)) {
@@ -335,24 +380,24 @@ async function run(): Promise<Result> {
   };
   let stopping = false;
   // The watch has a channel of its own: its events do not queue behind the submits' frames.
-  const watcher = newClient(address, flags.channels);
-  const watch = watcher.WatchLeases(
+  const watcher = newLeanClient(address, flags.channels + 1);
+  const watch = watcher.watchLeases(
     { fromRevision: Number(revision) + 1, types: ["LEASE_EVENT_TYPE_STATE_CHANGED"] },
     new Metadata(),
   );
-  watch.on("data", (event: LeaseEvent) => {
+  const ACTIVE = leaseStates.LEASE_STATE_ACTIVE;
+  const FAILED = leaseStates.LEASE_STATE_FAILED;
+  const REJECTED = leaseStates.LEASE_STATE_REJECTED;
+  watch.on("data", (event: LeanEvent) => {
     const at = performance.now();
-    const lease = event.lease;
-    if (lease === null || lease === undefined) return;
-    const state = lease.state;
+    if (event.leaseId === "") return;
     let ok: boolean;
-    if (state === "LEASE_STATE_ACTIVE") ok = true;
-    else if (state === "LEASE_STATE_FAILED" || state === "LEASE_STATE_REJECTED") ok = false;
+    if (event.state === ACTIVE) ok = true;
+    else if (event.state === FAILED || event.state === REJECTED) ok = false;
     else return;
-    if (ok && event.time !== null && event.time !== undefined)
-      watchLagMs.push(performance.timeOrigin + at - msFromTimestamp(event.time));
-    const i = indexOf.get(lease.id);
-    if (i === undefined) early.set(lease.id, { at, ok });
+    if (ok && event.timeMs > 0) watchLagMs.push(performance.timeOrigin + at - event.timeMs);
+    const i = indexOf.get(event.leaseId);
+    if (i === undefined) early.set(event.leaseId, { at, ok });
     else settle(i, at, ok);
   });
   watch.on("error", (error: ServiceError) => {
@@ -381,35 +426,96 @@ async function run(): Promise<Result> {
   const a1 = cpuTimeMs(agents.pid);
   const n1 = cpuTimeMs(nats.pid);
   const self1 = process.cpuUsage();
-  const worker = async (client: LeaseBrokerClient): Promise<void> => {
-    for (;;) {
-      const i = nextIndex++;
-      if (i >= n) return;
-      const t = performance.now();
-      sentAt[i] = t;
-      try {
-        const response = await submit(client, specs[i] as LeaseSpecInput);
-        const replied = performance.now();
-        rpcMs[i] = replied - t;
-        const id = response.lease?.id ?? "";
-        indexOf.set(id, i);
-        const seen = early.get(id);
-        if (seen !== undefined) {
-          early.delete(id);
-          settle(i, seen.at, seen.ok);
-        }
-      } catch (error) {
-        rpcMs[i] = performance.now() - t;
-        submitErrors++;
-        if (firstError === "") firstError = (error as ServiceError).details ?? String(error);
-        if (active + failed + submitErrors === n) done();
-      }
+  const answered = (i: number, id: string, at: number): void => {
+    rpcMs[i] = at - (sentAt[i] as number);
+    indexOf.set(id, i);
+    const seen = early.get(id);
+    if (seen !== undefined) {
+      early.delete(id);
+      settle(i, seen.at, seen.ok);
     }
   };
-  const workers = Array.from({ length: flags.concurrency }, (_, w) =>
-    worker(clients[w % clients.length] as LeaseBrokerClient),
-  );
-  await Promise.all(workers);
+  const refused = (i: number, at: number, why: string): void => {
+    rpcMs[i] = at - (sentAt[i] as number);
+    submitErrors++;
+    if (firstError === "") firstError = why;
+    if (active + failed + submitErrors === n) done();
+  };
+  /** Submits leases [from, to) (their sentAt already set), in one call or one call each. */
+  const send = async (client: LeanClient, from: number, to: number): Promise<void> => {
+    if (flags.unary) {
+      await Promise.all(
+        specs.slice(from, to).map(async (spec, k) => {
+          try {
+            const { leaseId } = await client.submitLease(spec, new Metadata(), callDeadline());
+            answered(from + k, leaseId, performance.now());
+          } catch (error) {
+            refused(from + k, performance.now(), (error as ServiceError).details ?? String(error));
+          }
+        }),
+      );
+      return;
+    }
+    try {
+      const outcomes = await client.submitLeases(
+        specs.slice(from, to),
+        new Metadata(),
+        callDeadline(),
+      );
+      const at = performance.now();
+      for (let k = 0; k < to - from; k++) {
+        const outcome = outcomes[k];
+        if (outcome !== undefined && outcome.leaseId !== "")
+          answered(from + k, outcome.leaseId, at);
+        else refused(from + k, at, outcome?.error ?? "no result");
+      }
+    } catch (error) {
+      const at = performance.now();
+      const why = (error as ServiceError).details ?? String(error);
+      for (let i = from; i < to; i++) refused(i, at, why);
+    }
+  };
+  const perCall = perCallOf();
+  let calls = 0;
+  if (flags.rate === 0) {
+    // Closed loop: each worker keeps one call of `perCall` leases in flight.
+    const worker = async (client: LeanClient): Promise<void> => {
+      for (;;) {
+        const from = nextIndex;
+        if (from >= n) return;
+        const to = Math.min(n, from + perCall);
+        nextIndex = to;
+        const t = performance.now();
+        sentAt.fill(t, from, to);
+        calls++;
+        await send(client, from, to);
+      }
+    };
+    const workers = Array.from({ length: Math.ceil(flags.concurrency / perCall) }, (_, w) =>
+      worker(clients[w % clients.length] as LeanClient),
+    );
+    await Promise.all(workers);
+  } else {
+    // Open loop: lease i is due at loadStart + i / rate; what is due goes out every tick, in
+    // calls of at most `perCall`, round-robin over the channels. Its latency counts from when it
+    // was due.
+    const inFlight: Promise<void>[] = [];
+    const intervalMs = 1000 / flags.rate;
+    while (nextIndex < n) {
+      const now = performance.now();
+      const due = Math.min(n, Math.floor((now - loadStart) / intervalMs) + 1);
+      while (nextIndex < due) {
+        const from = nextIndex;
+        const to = Math.min(due, from + perCall);
+        nextIndex = to;
+        for (let i = from; i < to; i++) sentAt[i] = loadStart + i * intervalMs;
+        inFlight.push(send(clients[calls++ % clients.length] as LeanClient, from, to));
+      }
+      // A fixed tick: what falls due within it goes out together.
+      if (nextIndex < n) await sleep(flags["tick-ms"]);
+    }
+    await Promise.all(inFlight);
+  }
   const submitted = performance.now();
   const timeout = setTimeout(
     () => broken(new Error(`not every lease settled within 60 s of the last submit`)),
@@ -431,6 +537,7 @@ async function run(): Promise<Result> {
   stopping = true;
   watch.cancel();
   for (const c of clients) c.close();
+  main.close();
   watcher.close();
   if (submitErrors > 0) log(`${submitErrors} submits failed; the first: ${firstError}`);
   log(
@@ -462,6 +569,9 @@ async function run(): Promise<Result> {
     leases_active: active,
     leases_failed: failed + submitErrors,
     concurrency: flags.concurrency,
+    api: flags.unary ? "unary" : "batch",
+    batch_size: perCallOf(),
+    offered_rate_per_s: flags.rate,
     boot_ms: flags["boot-ms"],
     seed: flags.seed,
     leases_per_s: Math.round(active / ((loadEnd - loadStart) / 1000)),
@@ -510,7 +620,20 @@ if (flags.json) {
         `${fmt(r.leases)} / ${fmt(r.leases_active)} / ${fmt(r.leases_failed)}`,
         "",
       ],
-      ["submits in flight", fmt(r.concurrency), ""],
+      [
+        "submit API",
+        r.api === "unary"
+          ? "SubmitLease, one call per lease"
+          : `SubmitLeases, ≤ ${r.batch_size} per call`,
+        "",
+      ],
+      [
+        "load",
+        r.offered_rate_per_s === 0
+          ? `closed loop, ${fmt(r.concurrency)} leases in flight`
+          : `open loop, ${fmt(r.offered_rate_per_s)} leases/s offered`,
+        "",
+      ],
       ["simulated boot", `${r.boot_ms} ms`, ""],
       ["submit→ACTIVE throughput", `${fmt(r.leases_per_s)} leases/s`, "≥ 2,000"],
       [
@@ -519,7 +642,7 @@ if (flags.json) {
         "p99 ≤ 50 ms",
       ],
       [
-        "SubmitLease RPC p50 / p99",
+        "submit call p50 / p99 (each lease, send → answer)",
         `${fmt(r.submit_rpc_p50_ms, 1)} / ${fmt(r.submit_rpc_p99_ms, 1)} ms`,
         "",
       ],

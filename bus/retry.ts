@@ -84,7 +84,8 @@ export async function withRetries<T>(
   options: RetryOptions,
 ): Promise<T> {
   checkOptions(options);
-  const random = options.random ?? seededRandom(options.seed ?? 1);
+  // Made at the first retry: most calls succeed at once (thousands of agent commands a second).
+  let random = options.random;
   const retryIf = options.retryIf ?? isTransientBusError;
   for (let attempt = 1; ; attempt++) {
     if (options.signal?.aborted) throw options.signal.reason;
@@ -94,6 +95,7 @@ export async function withRetries<T>(
       if (options.signal?.aborted) throw options.signal.reason;
       if (!retryIf(error)) throw error;
       if (attempt >= options.attempts) throw new RetriesExhaustedError(attempt, { cause: error });
+      random ??= seededRandom(options.seed ?? 1);
       const delayMs = backoffDelay(attempt, options.baseDelayMs, options.maxDelayMs, random);
       options.onRetry?.({ attempt, error, delayMs });
       await options.clock.sleep(delayMs, options.signal);

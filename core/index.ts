@@ -37,6 +37,7 @@ export {
   UnauthenticatedError,
   UnavailableError,
 } from "./errors.js";
+export { deepFreeze } from "./freeze.js";
 export {
   createLogger,
   isLogLevel,

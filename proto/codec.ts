@@ -87,7 +87,7 @@ export function createCodec<N extends MessageTypeName>(
     encode(message: MessageTypes[N]["input"]): Uint8Array {
       try {
         const t = type();
-        checkMessage(planOf(t), message, "", typeName);
+        explained(() => checkMessage(planOf(t), message, "", typeName));
         const bytes = t.encode(t.fromObject(message as Record<string, unknown>)).finish();
         if (bytes.length > maxBytes) {
           throw new ProtoEncodeError(
@@ -118,7 +118,7 @@ export function createCodec<N extends MessageTypeName>(
         // silently clamps a string that runs past the end, so a truncated message would decode.
         const message = t.decode(new protobuf.Reader(bytes));
         const object: Record<string, unknown> = t.toObject(message, CONVERSION_OPTIONS);
-        normalizeMessage(planOf(t), object, "", typeName);
+        explained(() => normalizeMessage(planOf(t), object, "", typeName));
         return object as MessageTypes[N]["output"];
       } catch (error) {
         if (error instanceof ProtoDecodeError) throw error;
@@ -250,6 +250,32 @@ function join(path: string, name: string): string {
   return path === "" ? name : `${path}.${name}`;
 }
 
+/**
+ * Field paths are spelled out only when a check has failed: every message a process sends or
+ * receives is checked, and building "spec.driver.params[\"k\"]" for each field that is fine cost
+ * more than the checks. `explained` runs a check without paths, and on a failure runs it again
+ * with them to say where (the checks are deterministic, and normalizing twice changes nothing).
+ */
+let spellPaths = false;
+const fieldAt = (path: string, name: string): string => (spellPaths ? join(path, name) : "");
+const entryAt = (path: string, key: string): string =>
+  spellPaths ? `${path}[${JSON.stringify(key)}]` : "";
+const elementAt = (path: string, index: number): string => (spellPaths ? `${path}[${index}]` : "");
+
+function explained(check: () => void): void {
+  try {
+    check();
+  } catch (error) {
+    spellPaths = true;
+    try {
+      check();
+    } finally {
+      spellPaths = false;
+    }
+    throw error;
+  }
+}
+
 /** A 64-bit integer input (number, decimal string or Long) as a number, or undefined if it is none. */
 function int64Number(value: unknown): number | undefined {
   if (typeof value === "number") return value;
@@ -372,13 +398,13 @@ function checkMessage(plan: TypePlan, value: unknown, path: string, typeName: st
   for (const field of plan.fields) {
     const fieldValue = value[field.name];
     if (fieldValue == null) continue;
-    const fieldPath = join(path, field.name);
+    const fieldPath = fieldAt(path, field.name);
     if (field.mapKey !== undefined) {
       if (!isRecord(fieldValue)) {
         throw fail(fieldPath, `map (object) expected, got ${describe(fieldValue)}`);
       }
       for (const [key, entry] of Object.entries(fieldValue)) {
-        const entryPath = `${fieldPath}[${JSON.stringify(key)}]`;
+        const entryPath = entryAt(fieldPath, key);
         const keyProblem = mapKeyProblem(field.mapKey, key);
         if (keyProblem !== undefined) throw fail(entryPath, `bad map key: ${keyProblem}`);
         if (entry == null) throw fail(entryPath, "map value must not be null");
@@ -389,7 +415,7 @@ function checkMessage(plan: TypePlan, value: unknown, path: string, typeName: st
         throw fail(fieldPath, `array expected, got ${describe(fieldValue)}`);
       }
       fieldValue.forEach((element: unknown, index) => {
-        const elementPath = `${fieldPath}[${index}]`;
+        const elementPath = elementAt(fieldPath, index);
         if (element == null) throw fail(elementPath, "repeated element must not be null");
         checkValue(field.value, element, elementPath, typeName, fail);
       });
@@ -457,21 +483,16 @@ function normalizeMessage(
   for (const field of plan.fields) {
     const value = object[field.name];
     if (value == null) continue;
-    const fieldPath = join(path, field.name);
+    const fieldPath = fieldAt(path, field.name);
     if (field.mapKey !== undefined) {
       const map = value as Record<string, unknown>;
       for (const key of Object.keys(map)) {
-        map[key] = normalizeValue(
-          field.value,
-          map[key],
-          `${fieldPath}[${JSON.stringify(key)}]`,
-          typeName,
-        );
+        map[key] = normalizeValue(field.value, map[key], entryAt(fieldPath, key), typeName);
       }
     } else if (field.repeated) {
       const array = value as unknown[];
       for (let i = 0; i < array.length; i++) {
-        array[i] = normalizeValue(field.value, array[i], `${fieldPath}[${i}]`, typeName);
+        array[i] = normalizeValue(field.value, array[i], elementAt(fieldPath, i), typeName);
       }
     } else {
       object[field.name] = normalizeValue(field.value, value, fieldPath, typeName);

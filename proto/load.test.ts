@@ -36,6 +36,7 @@ const EXPECTED_RPCS = [
   "Rebalance",
   "ResumeLease",
   "SubmitLease",
+  "SubmitLeases",
   "SuspendLease",
   "UncordonHost",
   "WatchLeases",

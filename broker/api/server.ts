@@ -36,6 +36,8 @@ import {
   loadLeaseBrokerPackageDefinition,
   msFromDuration,
   msFromTimestamp,
+  type SubmitLeaseRequest,
+  type SubmitLeaseResponseInput,
   timestampFromMs,
 } from "../../proto/index.js";
 import { CallGuard, type TokenSource } from "../auth/index.js";
@@ -71,7 +73,8 @@ import {
   specFromProto,
   stateFromProto,
 } from "./convert.js";
-import { isPlacementExplanation, toServiceError } from "./status.js";
+import { MAX_SUBMIT_BATCH } from "./limits.js";
+import { isPlacementExplanation, toItemError, toServiceError } from "./status.js";
 
 export interface ApiServerOptions {
   /** host:port; port 0 picks a free one (see `port` after `start`). */
@@ -267,6 +270,9 @@ export class ApiServer {
     this.#server = new Server({
       "grpc.max_receive_message_length": options.maxReceiveBytes ?? 1024 * 1024,
       "grpc.max_send_message_length": options.maxSendBytes ?? 16 * 1024 * 1024,
+      // Channelz (per-call counters and time stamps for a debugging service this server does not
+      // register) costs every call a few closures and clock reads.
+      "grpc.enable_channelz": 0,
     });
     const pkg: LeaseBrokerGrpcType = loadLeaseBrokerPackage();
     const service = pkg.leasebroker.v1.LeaseBroker.service;
@@ -348,30 +354,51 @@ export class ApiServer {
     const checkRevision = (id: string, expected: number): void => {
       if (expected !== 0) leases.expectRevision(id, expected);
     };
-    return {
-      SubmitLease: unary(log, "SubmitLease", async (req) => {
-        if (!REQUEST_ID.test(req.requestId)) {
-          throw new InvalidArgumentError("request_id", "at most 64 characters of [A-Za-z0-9_-]");
-        }
-        const spec = specFromProto(req.spec, clock.now());
-        if (req.dryRun) {
-          const preview = leases.explain(spec);
-          return {
-            lease: leaseToProto(dryRunLease(spec, preview, req.requestId, clock.now()), 0),
-            explanation: previewExplanation(preview),
-            duplicate: false,
-          };
-        }
-        const result = await leases.submit(spec, req.requestId);
-        // How the lease was placed or why it is queued, when the lease manager says so.
-        const explanation =
-          "explanation" in result && isPlacementExplanation(result.explanation)
-            ? explanationToProto(result.explanation)
-            : null;
+    /** One SubmitLease, also each item of SubmitLeases. */
+    const submitOne = async (req: SubmitLeaseRequest): Promise<SubmitLeaseResponseInput> => {
+      if (!REQUEST_ID.test(req.requestId)) {
+        throw new InvalidArgumentError("request_id", "at most 64 characters of [A-Za-z0-9_-]");
+      }
+      const spec = specFromProto(req.spec, clock.now());
+      if (req.dryRun) {
+        const preview = leases.explain(spec);
         return {
-          lease: leaseToProto(result.lease, result.revision),
-          explanation,
-          duplicate: result.replayed,
+          lease: leaseToProto(dryRunLease(spec, preview, req.requestId, clock.now()), 0),
+          explanation: previewExplanation(preview),
+          duplicate: false,
+        };
+      }
+      const result = await leases.submit(spec, req.requestId);
+      // How the lease was placed or why it is queued, when the lease manager says so.
+      const explanation =
+        "explanation" in result && isPlacementExplanation(result.explanation)
+          ? explanationToProto(result.explanation)
+          : null;
+      return {
+        lease: leaseToProto(result.lease, result.revision),
+        explanation,
+        duplicate: result.replayed,
+      };
+    };
+    return {
+      SubmitLease: unary(log, "SubmitLease", submitOne),
+      SubmitLeases: unary(log, "SubmitLeases", async (req) => {
+        if (req.requests.length > MAX_SUBMIT_BATCH) {
+          throw new InvalidArgumentError(
+            "requests",
+            `at most ${MAX_SUBMIT_BATCH} submissions per call, not ${req.requests.length}`,
+          );
+        }
+        // Every item starts before any is awaited: the lease manager admits them in this order.
+        const answers = await Promise.allSettled(req.requests.map(submitOne));
+        return {
+          results: answers.map((answer) => {
+            if (answer.status === "fulfilled") return { response: answer.value };
+            const error = toItemError(answer.reason);
+            if (error.code === status.INTERNAL)
+              log.error({ err: answer.reason, method: "SubmitLeases" }, "request failed");
+            return { error };
+          }),
         };
       }),
       GetLease: unary(log, "GetLease", (req) => {
@@ -493,11 +520,14 @@ export class ApiServer {
       DrainHost: unary(log, "DrainHost", async (req) => {
         if (req.id === "") throw new InvalidArgumentError("id", "is required");
         checkReason(req.reason);
+        const deadline = req.deadline;
         const result = await drainHost(
           { clock, index, hosts, leases, orchestrator: migrations },
           {
             hostId: req.id,
-            ...(req.deadline === null ? {} : { deadline: msFromTimestamp(req.deadline) }),
+            ...(deadline === null
+              ? {}
+              : { deadline: requestTime("deadline", () => msFromTimestamp(deadline)) }),
             reason: req.reason,
             dryRun: req.dryRun,
           },

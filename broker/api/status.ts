@@ -73,32 +73,65 @@ export function statusOf(kind: ErrorKind): status {
   return CODE_BY_KIND[kind];
 }
 
+/** What a failure becomes: the status code and message, and what goes in trailing metadata. */
+export interface StatusParts {
+  readonly code: status;
+  readonly details: string;
+  readonly field?: string;
+  readonly leader?: string;
+  readonly quota?: string;
+  readonly explanation?: PlacementExplanation;
+}
+
+export function statusParts(error: unknown): StatusParts {
+  if (!isLeaseBrokerError(error)) {
+    // A bug or an unexpected failure: say so without leaking internals.
+    return { code: status.INTERNAL, details: bounded(`internal error: ${errorMessage(error)}`) };
+  }
+  const e: object = error;
+  const exhausted = error.kind === "resource-exhausted";
+  return {
+    code: statusOf(error.kind),
+    details: bounded(error.message),
+    ...("field" in e && typeof e.field === "string" ? { field: e.field } : {}),
+    ...("leaderAddress" in e && typeof e.leaderAddress === "string"
+      ? { leader: e.leaderAddress }
+      : {}),
+    ...(exhausted && "quota" in e && typeof e.quota === "string" ? { quota: e.quota } : {}),
+    ...(exhausted && "detail" in e && isPlacementExplanation(e.detail)
+      ? { explanation: e.detail }
+      : {}),
+  };
+}
+
 export function toServiceError(
   error: unknown,
 ): Partial<ServiceError> & { code: status; details: string } {
+  const parts = statusParts(error);
   const metadata = new Metadata();
-  if (!isLeaseBrokerError(error)) {
-    // A bug or an unexpected failure: say so without leaking internals.
-    return {
-      code: status.INTERNAL,
-      details: bounded(`internal error: ${errorMessage(error)}`),
-      metadata,
-    };
-  }
-  const e: object = error;
-  if ("field" in e && typeof e.field === "string")
-    metadata.set(FIELD_METADATA_KEY, metadataValue(e.field));
-  if ("leaderAddress" in e && typeof e.leaderAddress === "string") {
-    metadata.set(LEADER_METADATA_KEY, metadataValue(e.leaderAddress));
-  }
-  if (error.kind === "resource-exhausted" && "quota" in e && typeof e.quota === "string") {
-    metadata.set(QUOTA_METADATA_KEY, e.quota);
-  }
-  if (error.kind === "resource-exhausted" && "detail" in e && isPlacementExplanation(e.detail)) {
+  if (parts.field !== undefined) metadata.set(FIELD_METADATA_KEY, metadataValue(parts.field));
+  if (parts.leader !== undefined) metadata.set(LEADER_METADATA_KEY, metadataValue(parts.leader));
+  if (parts.quota !== undefined) metadata.set(QUOTA_METADATA_KEY, parts.quota);
+  if (parts.explanation !== undefined) {
     metadata.set(
       EXPLANATION_METADATA_KEY,
-      Buffer.from(explanationCodec.encode(explanationToProto(e.detail))),
+      Buffer.from(explanationCodec.encode(explanationToProto(parts.explanation))),
     );
   }
-  return { code: statusOf(error.kind), details: bounded(error.message), metadata };
+  return { code: parts.code, details: parts.details, metadata };
+}
+
+/**
+ * One refused item of SubmitLeases: the status SubmitLease would have failed with, its trailing
+ * metadata as fields (UNAVAILABLE's leader is not per item: the whole call is refused then).
+ */
+export function toItemError(error: unknown) {
+  const parts = statusParts(error);
+  return {
+    code: parts.code,
+    message: parts.details,
+    field: parts.field === undefined ? "" : bounded(parts.field),
+    explanation: parts.explanation === undefined ? null : explanationToProto(parts.explanation),
+    quota: parts.quota ?? "",
+  };
 }

@@ -30,7 +30,8 @@ import {
   PermissionDeniedError,
   UnauthenticatedError,
 } from "../../core/index.js";
-import { toServiceError } from "../api/status.js";
+import { MAX_SUBMIT_BATCH } from "../api/limits.js";
+import { toItemError, toServiceError } from "../api/status.js";
 import type { Identity, TokenSource } from "./identity.js";
 import { RateLimiter } from "./rate-limiter.js";
 
@@ -60,6 +61,8 @@ const rule = (tenant: TenantRule, operator: boolean, write: boolean): MethodRule
 
 export const METHOD_RULES: Readonly<Record<string, MethodRule>> = {
   SubmitLease: rule("spec", false, true),
+  // Each item is then checked as a SubmitLease of its own (BATCH_METHODS).
+  SubmitLeases: rule("open", false, false),
   GetLease: rule("lease", true, false),
   ListLeases: rule("query", true, false),
   CancelLease: rule("lease", false, true),
@@ -82,6 +85,30 @@ export const METHOD_RULES: Readonly<Record<string, MethodRule>> = {
   AbortMigration: rule("deny", true, true),
   GetAutoscaleStatus: rule("deny", true, false),
   Rebalance: rule("deny", true, true),
+};
+
+/**
+ * Methods whose request is a list of another method's requests: each item is authorized (and
+ * rate-limited) as that method on its own; a refused item is answered in its place in the
+ * results, and the others go on.
+ */
+interface BatchMethod {
+  /** The method each item is authorized as. */
+  readonly item: string;
+  /** The request's list of items, and the response's list of results. */
+  readonly requests: string;
+  readonly results: string;
+  /** More items: the handler refuses the whole call, so none is authorized (nor rate-counted). */
+  readonly maxItems: number;
+}
+
+const BATCH_METHODS: Readonly<Record<string, BatchMethod>> = {
+  SubmitLeases: {
+    item: "SubmitLease",
+    requests: "requests",
+    results: "results",
+    maxItems: MAX_SUBMIT_BATCH,
+  },
 };
 
 const ADMIN_ONLY: MethodRule = rule("deny", false, true);
@@ -154,6 +181,11 @@ export class CallGuard {
    */
   check(method: string, metadata: Metadata, request: unknown): Identity {
     const identity = this.authenticate(metadata);
+    this.#authorize(identity, method, request);
+    return identity;
+  }
+
+  #authorize(identity: Identity, method: string, request: unknown): void {
     const r = METHOD_RULES[method] ?? ADMIN_ONLY;
     const denied = (): never => {
       throw new PermissionDeniedError(`${method} is not allowed for role ${identity.role}`);
@@ -192,7 +224,6 @@ export class CallGuard {
         "authorized write",
       );
     }
-    return identity;
   }
 
   /**
@@ -227,6 +258,75 @@ export class CallGuard {
     return toServiceError(error);
   }
 
+  /** `check` for a unary call: the caller, or undefined once the refusal is answered. */
+  #checkUnary(
+    name: string,
+    call: ServerUnaryCall<unknown, unknown>,
+    callback: sendUnaryData<unknown>,
+  ): Identity | undefined {
+    try {
+      return this.check(name, call.metadata, call.request);
+    } catch (error) {
+      callback(this.#refused(name, call.metadata, error) as ServiceError);
+      return undefined;
+    }
+  }
+
+  /**
+   * A batch method: the call is authenticated (and its role checked) once, then every item is
+   * authorized as its own method. The handler sees the allowed items only; each refused one gets
+   * its error in its place among the results.
+   */
+  #wrapBatch(
+    name: string,
+    batch: BatchMethod,
+    inner: handleUnaryCall<unknown, unknown>,
+  ): handleUnaryCall<unknown, unknown> {
+    return (call, callback) => {
+      const caller = this.#checkUnary(name, call, callback);
+      if (caller === undefined) return;
+      const request = call.request;
+      const items = isFields(request) ? request[batch.requests] : undefined;
+      if (!isFields(request) || !Array.isArray(items) || items.length > batch.maxItems) {
+        inner(call, callback);
+        return;
+      }
+      const refused = new Map<number, unknown>();
+      const allowed: unknown[] = [];
+      items.forEach((item: unknown, i) => {
+        try {
+          this.#authorize(caller, batch.item, item);
+          allowed.push(item);
+        } catch (error) {
+          this.#refused(batch.item, call.metadata, error);
+          refused.set(i, { error: toItemError(error) });
+        }
+      });
+      request[batch.requests] = allowed;
+      inner(call, (error, value, ...rest) => {
+        const answered = isFields(value) ? value[batch.results] : undefined;
+        if (error !== null || !isFields(value) || !Array.isArray(answered)) {
+          callback(error, value, ...rest);
+          return;
+        }
+        const results: unknown[] = [];
+        let next = 0;
+        for (let i = 0; i < items.length; i++) {
+          const result = refused.has(i) ? refused.get(i) : answered[next++];
+          results.push(caller.role === "tenant" ? this.#redactItem(caller, result) : result);
+        }
+        value[batch.results] = results;
+        callback(error, value, ...rest);
+      });
+    };
+  }
+
+  /** A batch result as a tenant may see it: its answer redacted like a single call's. */
+  #redactItem(caller: Identity, result: unknown): unknown {
+    if (isFields(result) && isFields(result.response)) this.redact(caller, result.response);
+    return result;
+  }
+
   /** `handlers` with every method of `service` behind `check`. */
   wrap<T extends object>(service: ServiceDefinition, handlers: T): T {
     const out: Record<string, unknown> = {};
@@ -245,16 +345,17 @@ export class CallGuard {
           }
           inner(call);
         };
+      } else if (BATCH_METHODS[name] !== undefined) {
+        out[name] = this.#wrapBatch(
+          name,
+          BATCH_METHODS[name],
+          handler as handleUnaryCall<unknown, unknown>,
+        );
       } else {
         const inner = handler as handleUnaryCall<unknown, unknown>;
         out[name] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
-          let caller: Identity;
-          try {
-            caller = this.check(name, call.metadata, call.request);
-          } catch (error) {
-            callback(this.#refused(name, call.metadata, error) as ServiceError);
-            return;
-          }
+          const caller = this.#checkUnary(name, call, callback);
+          if (caller === undefined) return;
           if (caller.role !== "tenant") {
             inner(call, callback);
             return;

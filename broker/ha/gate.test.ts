@@ -23,17 +23,23 @@ describe("gateHandlers", () => {
           ran.push("SubmitLease");
           callback(null, {});
         },
+        SubmitLeases: (_call: unknown, callback: (e: unknown, v?: unknown) => void) => {
+          ran.push("SubmitLeases");
+          callback(null, {});
+        },
       },
       follower,
     );
     const answers: unknown[] = [];
     handlers.GetLease({}, (e) => answers.push(e));
     handlers.SubmitLease({}, (e) => answers.push(e));
+    handlers.SubmitLeases({}, (e) => answers.push(e));
     expect(ran).toEqual(["GetLease"]);
     expect(answers[0]).toBeNull();
-    const refusal = answers[1] as ServiceError;
-    expect(refusal.code).toBe(status.UNAVAILABLE);
-    expect(refusal.metadata.get("lb-leader")).toEqual(["10.0.0.1:50051"]);
+    for (const refusal of answers.slice(1) as ServiceError[]) {
+      expect(refusal.code).toBe(status.UNAVAILABLE);
+      expect(refusal.metadata.get("lb-leader")).toEqual(["10.0.0.1:50051"]);
+    }
   });
 
   it("ends a refused stream with the status", () => {

@@ -225,8 +225,15 @@ export class HostRegistry {
   startLiveness(options: Partial<LivenessOptions> = {}): void {
     const o = { ...DEFAULT_LIVENESS, ...options };
     this.stopLiveness();
+    let due = this.#clock.now() + o.checkEveryMs;
     const check = (): void => {
       const now = this.#clock.now();
+      // A check that runs late means this process was busy (a burst of API calls, a long GC):
+      // beats that came meanwhile may still wait unread on the socket. That silence is the
+      // broker's, not the hosts': it is not counted against them.
+      const stalledMs = now - due;
+      due = now + o.checkEveryMs;
+      if (stalledMs > o.checkEveryMs) this.#creditStall(stalledMs, now);
       for (const [hostId, live] of this.#hosts) {
         if (this.#livenessHeld) break;
         if (live.announcement.bootId === undefined || live.liveness === "down") continue;
@@ -238,6 +245,17 @@ export class HostRegistry {
       this.#livenessTimer = this.#clock.setTimer(o.checkEveryMs, check);
     };
     this.#livenessTimer = this.#clock.setTimer(o.checkEveryMs, check);
+  }
+
+  #creditStall(stalledMs: number, now: number): void {
+    for (const live of this.#hosts.values()) {
+      if (live.announcement.bootId !== undefined && live.liveness !== "down")
+        live.lastHeartbeat = Math.min(now, live.lastHeartbeat + stalledMs);
+    }
+    this.#log.warn(
+      { stalledMs },
+      "liveness check ran late: the broker was too busy to hear heartbeats; that time is not held against the hosts",
+    );
   }
 
   /**

@@ -223,7 +223,8 @@ export class LeaseManager {
   readonly #byHost = new Map<string, Set<string>>();
   /** MIGRATING leases by destination host. */
   readonly #migratingTo = new Map<string, Set<string>>();
-  readonly #timers = new Map<string, Timer[]>();
+  /** Each lease's armed timers, by `what@time` (see `#arm`). */
+  readonly #timers = new Map<string, Map<string, Timer>>();
   readonly #parsed = new WeakMap<LeaseSpec, readonly Requirement[]>();
   #tail: Promise<unknown> = Promise.resolve();
   /** The newest revision of any lease this manager has seen. */
@@ -344,7 +345,7 @@ export class LeaseManager {
   // ── end of high availability ───────────────────────────────────────────────────────────────
 
   stop(): void {
-    for (const timers of this.#timers.values()) for (const t of timers) t.cancel();
+    for (const timers of this.#timers.values()) for (const t of timers.values()) t.cancel();
     this.#timers.clear();
     this.#queuePass?.cancel();
     for (const off of this.#unsubscribe) off();
@@ -1563,29 +1564,71 @@ export class LeaseManager {
 
   // ── timers ─────────────────────────────────────────────────────────────────────────────────
 
+  /**
+   * Arms the timers `lease`'s state calls for. A timer already armed for the same thing at the
+   * same time (a lease's end, as it goes from STARTING to ACTIVE) is kept rather than replaced:
+   * when it fires, it acts on the lease as it is then, if that version still plans it.
+   */
   #arm(lease: Lease): void {
     const old = this.#timers.get(lease.id);
-    if (old !== undefined) for (const t of old) t.cancel();
-    this.#timers.delete(lease.id);
-    if (isTerminal(lease.state)) return;
-    const timers: Timer[] = [];
+    const plan = isTerminal(lease.state) ? [] : this.#timerPlan(lease, this.#clock.now());
+    let armed: Map<string, Timer> | undefined;
+    for (const { key, time } of plan) {
+      armed ??= new Map();
+      const existing = old?.get(key);
+      if (existing !== undefined) {
+        old?.delete(key);
+        armed.set(key, existing);
+      } else {
+        armed.set(
+          key,
+          this.#clock.setTimerAt(time, () => this.#fire(lease.id, key)),
+        );
+      }
+    }
+    if (old !== undefined) for (const timer of old.values()) timer.cancel();
+    if (armed === undefined) this.#timers.delete(lease.id);
+    else this.#timers.set(lease.id, armed);
+  }
+
+  /** Timer `key` of lease `id` fired: it acts if the lease as it is now still plans it. */
+  #fire(id: string, key: string): void {
+    this.#timers.get(id)?.delete(key);
+    void this.#exclusive(async () => {
+      const current = this.#leases.get(id);
+      if (current === undefined || isTerminal(current.value.state)) return;
+      // The lease changed since this timer was armed, and its new version has other timers.
+      const planned = this.#timerPlan(current.value, undefined).find((p) => p.key === key);
+      if (planned !== undefined) await planned.fn(current);
+    }).catch((error) =>
+      this.#log.error({ err: error, lease: id, timer: key }, "lease timer failed"),
+    );
+  }
+
+  /**
+   * What should happen to `lease` when, in its current state (no timers for a final state).
+   * `armedAt`: the time of arming (a flexible lease's earliest start is armed only while ahead);
+   * undefined when a fired timer is checked against the plan.
+   */
+  #timerPlan(
+    lease: Lease,
+    armedAt: number | undefined,
+  ): {
+    key: string;
+    time: number;
+    fn: (item: Versioned<Lease>) => Promise<unknown>;
+  }[] {
+    const timers: {
+      key: string;
+      time: number;
+      fn: (item: Versioned<Lease>) => Promise<unknown>;
+    }[] = [];
     const at = (
       time: number,
       what: string,
       fn: (item: Versioned<Lease>) => Promise<unknown>,
     ): void => {
-      timers.push(
-        this.#clock.setTimerAt(time, () => {
-          void this.#exclusive(async () => {
-            const current = this.#leases.get(lease.id);
-            // The lease changed since this timer was armed: its own timers now apply.
-            if (current === undefined || current.value !== lease) return;
-            await fn(current);
-          }).catch((error) =>
-            this.#log.error({ err: error, lease: lease.id, timer: what }, "lease timer failed"),
-          );
-        }),
-      );
+      timers.push({ key: `${what}@${time}`, time, fn });
     };
     const t = this.#timings;
     switch (lease.state) {
@@ -1606,7 +1649,7 @@ export class LeaseManager {
               ? "no capacity by the reserved start"
               : `no capacity within the queue timeout (${Math.round(t.queueTimeoutMs / 60_000)} min)`;
         at(deadline, "queue-deadline", (item) => this.#finish(item, "REJECTED", why));
-        if (w.kind === "flexible" && w.earliestStart > this.#clock.now()) {
+        if (w.kind === "flexible" && (armedAt === undefined || w.earliestStart > armedAt)) {
           at(w.earliestStart, "earliest-start", async () => this.#scheduleQueuePass());
         }
         break;
@@ -1655,7 +1698,7 @@ export class LeaseManager {
       default:
         break;
     }
-    if (timers.length > 0) this.#timers.set(lease.id, timers);
+    return timers;
   }
 
   /**

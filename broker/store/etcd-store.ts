@@ -36,6 +36,7 @@ import {
 } from "etcd3";
 import {
   ConflictError,
+  deepFreeze,
   InternalError,
   InvalidArgumentError,
   LeaseBrokerError,
@@ -174,14 +175,6 @@ export interface EtcdStoreWatch extends StoreWatch {
 
 const DEFAULT_PREFIX = "/leasebroker/";
 const MAX_WATCH_RETRY_MS = 5_000;
-
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key]);
-  }
-  return value;
-}
 
 /** The smallest key greater than every key starting with `prefix` (etcd's prefix range end). */
 export function prefixEnd(prefix: Buffer): Buffer {

@@ -1,3 +1,4 @@
+import { deepFreeze } from "../../core/index.js";
 import {
   CompactedError,
   type ListOptions,
@@ -29,14 +30,6 @@ interface Row<T> {
   value: T;
   revision: number;
   createRevision: number;
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key]);
-  }
-  return value;
 }
 
 /**

@@ -357,6 +357,10 @@ import type { StoredTransferProgress as _StoredTransferProgress, StoredTransferP
 export type StoredTransferProgress = _StoredTransferProgress__Output;
 export type StoredTransferProgressInput = _StoredTransferProgress;
 
+import type { SubmitLeaseError as _SubmitLeaseError, SubmitLeaseError__Output as _SubmitLeaseError__Output } from "./leasebroker/v1/SubmitLeaseError.js";
+export type SubmitLeaseError = _SubmitLeaseError__Output;
+export type SubmitLeaseErrorInput = _SubmitLeaseError;
+
 import type { SubmitLeaseRequest as _SubmitLeaseRequest, SubmitLeaseRequest__Output as _SubmitLeaseRequest__Output } from "./leasebroker/v1/SubmitLeaseRequest.js";
 export type SubmitLeaseRequest = _SubmitLeaseRequest__Output;
 export type SubmitLeaseRequestInput = _SubmitLeaseRequest;
@@ -364,6 +368,18 @@ export type SubmitLeaseRequestInput = _SubmitLeaseRequest;
 import type { SubmitLeaseResponse as _SubmitLeaseResponse, SubmitLeaseResponse__Output as _SubmitLeaseResponse__Output } from "./leasebroker/v1/SubmitLeaseResponse.js";
 export type SubmitLeaseResponse = _SubmitLeaseResponse__Output;
 export type SubmitLeaseResponseInput = _SubmitLeaseResponse;
+
+import type { SubmitLeaseResult as _SubmitLeaseResult, SubmitLeaseResult__Output as _SubmitLeaseResult__Output } from "./leasebroker/v1/SubmitLeaseResult.js";
+export type SubmitLeaseResult = _SubmitLeaseResult__Output;
+export type SubmitLeaseResultInput = _SubmitLeaseResult;
+
+import type { SubmitLeasesRequest as _SubmitLeasesRequest, SubmitLeasesRequest__Output as _SubmitLeasesRequest__Output } from "./leasebroker/v1/SubmitLeasesRequest.js";
+export type SubmitLeasesRequest = _SubmitLeasesRequest__Output;
+export type SubmitLeasesRequestInput = _SubmitLeasesRequest;
+
+import type { SubmitLeasesResponse as _SubmitLeasesResponse, SubmitLeasesResponse__Output as _SubmitLeasesResponse__Output } from "./leasebroker/v1/SubmitLeasesResponse.js";
+export type SubmitLeasesResponse = _SubmitLeasesResponse__Output;
+export type SubmitLeasesResponseInput = _SubmitLeasesResponse;
 
 import type { SuspendLeaseRequest as _SuspendLeaseRequest, SuspendLeaseRequest__Output as _SuspendLeaseRequest__Output } from "./leasebroker/v1/SuspendLeaseRequest.js";
 export type SuspendLeaseRequest = _SuspendLeaseRequest__Output;
@@ -483,8 +499,12 @@ export interface MessageTypes {
   "leasebroker.v1.StoredMigration": { input: StoredMigrationInput; output: StoredMigration };
   "leasebroker.v1.StoredPlacement": { input: StoredPlacementInput; output: StoredPlacement };
   "leasebroker.v1.StoredTransferProgress": { input: StoredTransferProgressInput; output: StoredTransferProgress };
+  "leasebroker.v1.SubmitLeaseError": { input: SubmitLeaseErrorInput; output: SubmitLeaseError };
   "leasebroker.v1.SubmitLeaseRequest": { input: SubmitLeaseRequestInput; output: SubmitLeaseRequest };
   "leasebroker.v1.SubmitLeaseResponse": { input: SubmitLeaseResponseInput; output: SubmitLeaseResponse };
+  "leasebroker.v1.SubmitLeaseResult": { input: SubmitLeaseResultInput; output: SubmitLeaseResult };
+  "leasebroker.v1.SubmitLeasesRequest": { input: SubmitLeasesRequestInput; output: SubmitLeasesRequest };
+  "leasebroker.v1.SubmitLeasesResponse": { input: SubmitLeasesResponseInput; output: SubmitLeasesResponse };
   "leasebroker.v1.SuspendLeaseRequest": { input: SuspendLeaseRequestInput; output: SuspendLeaseRequest };
   "leasebroker.v1.SuspendWorkload": { input: SuspendWorkloadInput; output: SuspendWorkload };
   "leasebroker.v1.TimeRange": { input: TimeRangeInput; output: TimeRange };

@@ -58,8 +58,12 @@ import type { ScaleIn as _leasebroker_v1_ScaleIn, ScaleIn__Output as _leasebroke
 import type { ScaleOut as _leasebroker_v1_ScaleOut, ScaleOut__Output as _leasebroker_v1_ScaleOut__Output } from './leasebroker/v1/ScaleOut.js';
 import type { ScoreComponent as _leasebroker_v1_ScoreComponent, ScoreComponent__Output as _leasebroker_v1_ScoreComponent__Output } from './leasebroker/v1/ScoreComponent.js';
 import type { Steady as _leasebroker_v1_Steady, Steady__Output as _leasebroker_v1_Steady__Output } from './leasebroker/v1/Steady.js';
+import type { SubmitLeaseError as _leasebroker_v1_SubmitLeaseError, SubmitLeaseError__Output as _leasebroker_v1_SubmitLeaseError__Output } from './leasebroker/v1/SubmitLeaseError.js';
 import type { SubmitLeaseRequest as _leasebroker_v1_SubmitLeaseRequest, SubmitLeaseRequest__Output as _leasebroker_v1_SubmitLeaseRequest__Output } from './leasebroker/v1/SubmitLeaseRequest.js';
 import type { SubmitLeaseResponse as _leasebroker_v1_SubmitLeaseResponse, SubmitLeaseResponse__Output as _leasebroker_v1_SubmitLeaseResponse__Output } from './leasebroker/v1/SubmitLeaseResponse.js';
+import type { SubmitLeaseResult as _leasebroker_v1_SubmitLeaseResult, SubmitLeaseResult__Output as _leasebroker_v1_SubmitLeaseResult__Output } from './leasebroker/v1/SubmitLeaseResult.js';
+import type { SubmitLeasesRequest as _leasebroker_v1_SubmitLeasesRequest, SubmitLeasesRequest__Output as _leasebroker_v1_SubmitLeasesRequest__Output } from './leasebroker/v1/SubmitLeasesRequest.js';
+import type { SubmitLeasesResponse as _leasebroker_v1_SubmitLeasesResponse, SubmitLeasesResponse__Output as _leasebroker_v1_SubmitLeasesResponse__Output } from './leasebroker/v1/SubmitLeasesResponse.js';
 import type { SuspendLeaseRequest as _leasebroker_v1_SuspendLeaseRequest, SuspendLeaseRequest__Output as _leasebroker_v1_SuspendLeaseRequest__Output } from './leasebroker/v1/SuspendLeaseRequest.js';
 import type { TimeRange as _leasebroker_v1_TimeRange, TimeRange__Output as _leasebroker_v1_TimeRange__Output } from './leasebroker/v1/TimeRange.js';
 import type { TransferProgress as _leasebroker_v1_TransferProgress, TransferProgress__Output as _leasebroker_v1_TransferProgress__Output } from './leasebroker/v1/TransferProgress.js';
@@ -145,8 +149,12 @@ export interface ProtoGrpcType {
       ScaleOut: MessageTypeDefinition<_leasebroker_v1_ScaleOut, _leasebroker_v1_ScaleOut__Output>
       ScoreComponent: MessageTypeDefinition<_leasebroker_v1_ScoreComponent, _leasebroker_v1_ScoreComponent__Output>
       Steady: MessageTypeDefinition<_leasebroker_v1_Steady, _leasebroker_v1_Steady__Output>
+      SubmitLeaseError: MessageTypeDefinition<_leasebroker_v1_SubmitLeaseError, _leasebroker_v1_SubmitLeaseError__Output>
       SubmitLeaseRequest: MessageTypeDefinition<_leasebroker_v1_SubmitLeaseRequest, _leasebroker_v1_SubmitLeaseRequest__Output>
       SubmitLeaseResponse: MessageTypeDefinition<_leasebroker_v1_SubmitLeaseResponse, _leasebroker_v1_SubmitLeaseResponse__Output>
+      SubmitLeaseResult: MessageTypeDefinition<_leasebroker_v1_SubmitLeaseResult, _leasebroker_v1_SubmitLeaseResult__Output>
+      SubmitLeasesRequest: MessageTypeDefinition<_leasebroker_v1_SubmitLeasesRequest, _leasebroker_v1_SubmitLeasesRequest__Output>
+      SubmitLeasesResponse: MessageTypeDefinition<_leasebroker_v1_SubmitLeasesResponse, _leasebroker_v1_SubmitLeasesResponse__Output>
       SuspendLeaseRequest: MessageTypeDefinition<_leasebroker_v1_SuspendLeaseRequest, _leasebroker_v1_SuspendLeaseRequest__Output>
       TimeRange: MessageTypeDefinition<_leasebroker_v1_TimeRange, _leasebroker_v1_TimeRange__Output>
       TransferProgress: MessageTypeDefinition<_leasebroker_v1_TransferProgress, _leasebroker_v1_TransferProgress__Output>

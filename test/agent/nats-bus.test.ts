@@ -33,8 +33,13 @@ describe("NatsBus", () => {
     await nats?.stop();
   });
 
-  async function connect(name: string): Promise<NatsBus> {
-    const bus = await NatsBus.connect({ servers: nats.url, name, reconnectTimeWaitMs: 100 });
+  async function connect(name: string, coalescePublishes = false): Promise<NatsBus> {
+    const bus = await NatsBus.connect({
+      servers: nats.url,
+      name,
+      reconnectTimeWaitMs: 100,
+      coalescePublishes,
+    });
     buses.push(bus);
     return bus;
   }
@@ -62,6 +67,36 @@ describe("NatsBus", () => {
       "lb.v1.host.h0.beat=4",
       "lb.v1.host.h1.beat=5",
     ]);
+  });
+
+  it("coalescing publishes keeps their order, also ahead of a later request, and answers requests", async () => {
+    const a = await connect("coalescing", true);
+    const b = await connect("b");
+    const seen: string[] = [];
+    b.subscribe("lb.>", (m) => {
+      seen.push(dec(m.data));
+      if (m.reply !== undefined) b.publish(m.reply, enc(`ok:${seen.length}`));
+    });
+    await b.flush();
+    // From timers of their own, as agents publish: each turn's publishes leave together.
+    await Promise.all(
+      [1, 2, 3].map(
+        (i) =>
+          new Promise<void>((resolve) =>
+            setTimeout(() => {
+              a.publish(`lb.t${i}`, enc(String(i)));
+              a.publish(`lb.t${i}`, enc(`${i}b`));
+              resolve();
+            }, i),
+          ),
+      ),
+    );
+    a.publish("lb.last", enc("4"));
+    // The request goes after everything published before it, and is answered through the queue.
+    expect(dec(await a.request("lb.req", enc("req"), { timeoutMs: 5000 }))).toBe("ok:8");
+    expect(seen).toEqual(["1", "1b", "2", "2b", "3", "3b", "4", "req"]);
+    await a.close();
+    expect(() => a.publish("lb.t", enc("late"))).toThrow(BusClosedError);
   });
 
   it("answers requests, and maps no responders and timeouts to typed errors", async () => {

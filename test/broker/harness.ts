@@ -49,6 +49,8 @@ import {
   type RebalanceResponse,
   type SubmitLeaseRequestInput,
   type SubmitLeaseResponse,
+  type SubmitLeasesRequestInput,
+  type SubmitLeasesResponse,
   type Timestamp,
   timestampFromMs,
   type WatchLeasesRequestInput,
@@ -216,6 +218,10 @@ export class BrokerApi {
     request: SubmitLeaseRequestInput,
     options?: CallOptions,
   ) => Promise<SubmitLeaseResponse>;
+  readonly submitMany: (
+    request: SubmitLeasesRequestInput,
+    options?: CallOptions,
+  ) => Promise<SubmitLeasesResponse>;
   readonly get: (request: { id: string }, options?: CallOptions) => Promise<Lease>;
   readonly list: (
     request: ListLeasesRequestInput,
@@ -257,6 +263,7 @@ export class BrokerApi {
     const c: LeaseBrokerClient = new pkg.leasebroker.v1.LeaseBroker(address, channel);
     this.raw = c;
     this.submit = unary((r, m, o, cb) => c.SubmitLease(r, m, o, cb));
+    this.submitMany = unary((r, m, o, cb) => c.SubmitLeases(r, m, o, cb));
     this.get = unary((r, m, o, cb) => c.GetLease(r, m, o, cb));
     this.list = unary((r, m, o, cb) => c.ListLeases(r, m, o, cb));
     this.cancel = unary((r, m, o, cb) => c.CancelLease(r, m, o, cb));

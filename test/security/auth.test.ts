@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MAX_SUBMIT_BATCH } from "../../broker/api/limits.js";
 import { QUOTA_METADATA_KEY } from "../../broker/api/status.js";
 import { loadSecurity, QuotaLedger } from "../../broker/auth/index.js";
 import { Broker } from "../../broker/broker.js";
@@ -23,6 +24,7 @@ const TOKENS = {
   bob: "bob-token-0123456789ab",
   carol: "carol-token-0123456789",
   dave: "dave-token-0123456789a",
+  erin: "erin-token-0123456789a",
   ops: "ops-token-0123456789abc",
   admin: "admin-token-0123456789a",
 } as const;
@@ -33,11 +35,14 @@ tenants:
     quota: { memory: 8Gi, leases: 3, max_duration: 2h }
   team-r:
     rate: { writes_per_second: 1, burst: 2 }
+  team-s:
+    quota: { leases: 1 }
 tokens:
   - { name: alice, tenant: team-a, role: tenant, token: ${TOKENS.alice} }
   - { name: bob, tenant: team-b, role: tenant, token: ${TOKENS.bob} }
   - { name: carol, tenant: team-q, role: tenant, token: ${TOKENS.carol} }
   - { name: dave, tenant: team-r, role: tenant, token: ${TOKENS.dave} }
+  - { name: erin, tenant: team-s, role: tenant, token: ${TOKENS.erin} }
   - { name: ops, tenant: ops, role: operator, token: ${TOKENS.ops} }
   - { name: root, tenant: ops, role: admin, token: ${TOKENS.admin} }
 `;
@@ -102,7 +107,7 @@ beforeAll(async () => {
     tokensFile,
     insecure: false,
   });
-  expect(security.summary).toMatch(/authentication on: 6 bearer tokens.*mutual TLS/);
+  expect(security.summary).toMatch(/authentication on: 7 bearer tokens.*mutual TLS/);
   clock = new VirtualClock(T0);
   const tokens = security.tokens;
   if (tokens === undefined || security.credentials === undefined) throw new Error("no security");
@@ -264,6 +269,68 @@ describe("quotas", () => {
     await client(TOKENS.alice).submit({ spec: spec({ memoryGib: 1 }, MINUTE), dryRun: true });
     await clock.advance(1000);
     await dryRun();
+  });
+});
+
+describe("SubmitLeases", () => {
+  it("authorizes, rate-limits and quota-checks each item as a SubmitLease of its own", async () => {
+    const alice = client(TOKENS.alice);
+    const mixed = await alice.submitMany({
+      requests: [
+        { spec: spec({ memoryGib: 1 }, MINUTE) },
+        { spec: spec({ memoryGib: 1 }, MINUTE, "team-b") },
+        { spec: spec({ memoryGib: 1 }, MINUTE, "team-a") },
+      ],
+    });
+    expect(mixed.results.map((r) => r.result)).toEqual(["response", "error", "response"]);
+    expect(mixed.results[0]?.response?.lease?.spec?.tenant).toBe("team-a");
+    expect(mixed.results[1]?.error?.code).toBe(status.PERMISSION_DENIED);
+    expect(mixed.results[1]?.error?.message).toMatch(/team-a may only submit/);
+
+    // Operators may not submit at all: the whole call is refused.
+    const ops = client(TOKENS.ops);
+    const refused = await failure(
+      ops.submitMany({ requests: [{ spec: spec({ memoryGib: 1 }, MINUTE, "ops") }] }),
+    );
+    expect(refused.code).toBe(status.PERMISSION_DENIED);
+    expect((await failure(client().submitMany({ requests: [] }))).code).toBe(
+      status.UNAUTHENTICATED,
+    );
+
+    // team-r's bucket holds 2 writes: the third item is limited, the first two pass.
+    await clock.advance(3000);
+    const dave = client(TOKENS.dave);
+    // Too many items: the whole call is refused, and no item spent a token.
+    const tooMany = await failure(
+      dave.submitMany({
+        requests: Array.from({ length: MAX_SUBMIT_BATCH + 1 }, () => ({
+          spec: spec({ memoryGib: 1 }, MINUTE),
+          dryRun: true,
+        })),
+      }),
+    );
+    expect(tooMany.code).toBe(status.INVALID_ARGUMENT);
+    const limited = await dave.submitMany({
+      requests: [0, 1, 2].map(() => ({ spec: spec({ memoryGib: 1 }, MINUTE), dryRun: true })),
+    });
+    expect(limited.results.map((r) => r.error?.code ?? status.OK)).toEqual([
+      status.OK,
+      status.OK,
+      status.RESOURCE_EXHAUSTED,
+    ]);
+    expect(limited.results[2]?.error?.message).toMatch(/rate limit of tenant team-r/);
+
+    // team-s may hold one lease: the second item is over the quota and names it.
+    const erin = client(TOKENS.erin);
+    const quota = await erin.submitMany({
+      requests: [0, 1].map(() => ({ spec: spec({ memoryGib: 1 }, MINUTE) })),
+    });
+    expect(quota.results[0]?.response?.lease?.state).toMatch(/STARTING|ACTIVE/);
+    expect(quota.results[1]?.error).toMatchObject({
+      code: status.RESOURCE_EXHAUSTED,
+      quota: "leases",
+    });
+    expect((await erin.list({})).leases).toHaveLength(1);
   });
 });
 

@@ -275,12 +275,15 @@ export function hostileRequests(knownIds: readonly string[]) {
     { maxLength: 4 },
   );
 
+  const submitLease = fc.record({
+    spec,
+    requestId: fc.oneof(fc.constant(""), text),
+    dryRun: fc.boolean(),
+  });
+
   const requests: Record<string, fc.Arbitrary<object>> = {
-    SubmitLease: fc.record({
-      spec,
-      requestId: fc.oneof(fc.constant(""), text),
-      dryRun: fc.boolean(),
-    }),
+    SubmitLease: submitLease,
+    SubmitLeases: fc.record({ requests: fc.array(submitLease, { maxLength: 4 }) }),
     GetLease: fc.record({ id: leaseId }),
     ListLeases: fc.record({
       tenant: text,

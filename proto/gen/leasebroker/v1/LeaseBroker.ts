@@ -34,6 +34,8 @@ import type { RebalanceResponse as _leasebroker_v1_RebalanceResponse, RebalanceR
 import type { ResumeLeaseRequest as _leasebroker_v1_ResumeLeaseRequest, ResumeLeaseRequest__Output as _leasebroker_v1_ResumeLeaseRequest__Output } from '../../leasebroker/v1/ResumeLeaseRequest.js';
 import type { SubmitLeaseRequest as _leasebroker_v1_SubmitLeaseRequest, SubmitLeaseRequest__Output as _leasebroker_v1_SubmitLeaseRequest__Output } from '../../leasebroker/v1/SubmitLeaseRequest.js';
 import type { SubmitLeaseResponse as _leasebroker_v1_SubmitLeaseResponse, SubmitLeaseResponse__Output as _leasebroker_v1_SubmitLeaseResponse__Output } from '../../leasebroker/v1/SubmitLeaseResponse.js';
+import type { SubmitLeasesRequest as _leasebroker_v1_SubmitLeasesRequest, SubmitLeasesRequest__Output as _leasebroker_v1_SubmitLeasesRequest__Output } from '../../leasebroker/v1/SubmitLeasesRequest.js';
+import type { SubmitLeasesResponse as _leasebroker_v1_SubmitLeasesResponse, SubmitLeasesResponse__Output as _leasebroker_v1_SubmitLeasesResponse__Output } from '../../leasebroker/v1/SubmitLeasesResponse.js';
 import type { SuspendLeaseRequest as _leasebroker_v1_SuspendLeaseRequest, SuspendLeaseRequest__Output as _leasebroker_v1_SuspendLeaseRequest__Output } from '../../leasebroker/v1/SuspendLeaseRequest.js';
 import type { UncordonHostRequest as _leasebroker_v1_UncordonHostRequest, UncordonHostRequest__Output as _leasebroker_v1_UncordonHostRequest__Output } from '../../leasebroker/v1/UncordonHostRequest.js';
 import type { WatchLeasesRequest as _leasebroker_v1_WatchLeasesRequest, WatchLeasesRequest__Output as _leasebroker_v1_WatchLeasesRequest__Output } from '../../leasebroker/v1/WatchLeasesRequest.js';
@@ -313,6 +315,25 @@ export interface LeaseBrokerClient extends grpc.Client {
   submitLease(argument: _leasebroker_v1_SubmitLeaseRequest, callback: grpc.requestCallback<_leasebroker_v1_SubmitLeaseResponse__Output>): grpc.ClientUnaryCall;
   
   /**
+   * Admit up to 1000 leases in one call, each exactly as SubmitLease would (validation,
+   * authorization, quota, placement), in order; each is answered on its own, and one item's
+   * error changes nothing for the others.
+   */
+  SubmitLeases(argument: _leasebroker_v1_SubmitLeasesRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_leasebroker_v1_SubmitLeasesResponse__Output>): grpc.ClientUnaryCall;
+  SubmitLeases(argument: _leasebroker_v1_SubmitLeasesRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_leasebroker_v1_SubmitLeasesResponse__Output>): grpc.ClientUnaryCall;
+  SubmitLeases(argument: _leasebroker_v1_SubmitLeasesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_leasebroker_v1_SubmitLeasesResponse__Output>): grpc.ClientUnaryCall;
+  SubmitLeases(argument: _leasebroker_v1_SubmitLeasesRequest, callback: grpc.requestCallback<_leasebroker_v1_SubmitLeasesResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Admit up to 1000 leases in one call, each exactly as SubmitLease would (validation,
+   * authorization, quota, placement), in order; each is answered on its own, and one item's
+   * error changes nothing for the others.
+   */
+  submitLeases(argument: _leasebroker_v1_SubmitLeasesRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_leasebroker_v1_SubmitLeasesResponse__Output>): grpc.ClientUnaryCall;
+  submitLeases(argument: _leasebroker_v1_SubmitLeasesRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_leasebroker_v1_SubmitLeasesResponse__Output>): grpc.ClientUnaryCall;
+  submitLeases(argument: _leasebroker_v1_SubmitLeasesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_leasebroker_v1_SubmitLeasesResponse__Output>): grpc.ClientUnaryCall;
+  submitLeases(argument: _leasebroker_v1_SubmitLeasesRequest, callback: grpc.requestCallback<_leasebroker_v1_SubmitLeasesResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
    * Suspend an ACTIVE lease's workload to disk (the window keeps running).
    */
   SuspendLease(argument: _leasebroker_v1_SuspendLeaseRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_leasebroker_v1_Lease__Output>): grpc.ClientUnaryCall;
@@ -450,6 +471,13 @@ export interface LeaseBrokerHandlers extends grpc.UntypedServiceImplementation {
   SubmitLease: grpc.handleUnaryCall<_leasebroker_v1_SubmitLeaseRequest__Output, _leasebroker_v1_SubmitLeaseResponse>;
   
   /**
+   * Admit up to 1000 leases in one call, each exactly as SubmitLease would (validation,
+   * authorization, quota, placement), in order; each is answered on its own, and one item's
+   * error changes nothing for the others.
+   */
+  SubmitLeases: grpc.handleUnaryCall<_leasebroker_v1_SubmitLeasesRequest__Output, _leasebroker_v1_SubmitLeasesResponse>;
+  
+  /**
    * Suspend an ACTIVE lease's workload to disk (the window keeps running).
    */
   SuspendLease: grpc.handleUnaryCall<_leasebroker_v1_SuspendLeaseRequest__Output, _leasebroker_v1_Lease>;
@@ -485,6 +513,7 @@ export interface LeaseBrokerDefinition extends grpc.ServiceDefinition {
   Rebalance: MethodDefinition<_leasebroker_v1_RebalanceRequest, _leasebroker_v1_RebalanceResponse, _leasebroker_v1_RebalanceRequest__Output, _leasebroker_v1_RebalanceResponse__Output>
   ResumeLease: MethodDefinition<_leasebroker_v1_ResumeLeaseRequest, _leasebroker_v1_Lease, _leasebroker_v1_ResumeLeaseRequest__Output, _leasebroker_v1_Lease__Output>
   SubmitLease: MethodDefinition<_leasebroker_v1_SubmitLeaseRequest, _leasebroker_v1_SubmitLeaseResponse, _leasebroker_v1_SubmitLeaseRequest__Output, _leasebroker_v1_SubmitLeaseResponse__Output>
+  SubmitLeases: MethodDefinition<_leasebroker_v1_SubmitLeasesRequest, _leasebroker_v1_SubmitLeasesResponse, _leasebroker_v1_SubmitLeasesRequest__Output, _leasebroker_v1_SubmitLeasesResponse__Output>
   SuspendLease: MethodDefinition<_leasebroker_v1_SuspendLeaseRequest, _leasebroker_v1_Lease, _leasebroker_v1_SuspendLeaseRequest__Output, _leasebroker_v1_Lease__Output>
   UncordonHost: MethodDefinition<_leasebroker_v1_UncordonHostRequest, _leasebroker_v1_Host, _leasebroker_v1_UncordonHostRequest__Output, _leasebroker_v1_Host__Output>
   WatchLeases: MethodDefinition<_leasebroker_v1_WatchLeasesRequest, _leasebroker_v1_LeaseEvent, _leasebroker_v1_WatchLeasesRequest__Output, _leasebroker_v1_LeaseEvent__Output>
