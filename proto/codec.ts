@@ -114,9 +114,7 @@ export function createCodec<N extends MessageTypeName>(
       }
       try {
         const t = type();
-        // A plain Reader, not the Buffer one protobufjs picks for Buffers: BufferReader#string
-        // silently clamps a string that runs past the end, so a truncated message would decode.
-        const message = t.decode(new protobuf.Reader(bytes));
+        const message = t.decode(new CheckedReader(bytes));
         const object: Record<string, unknown> = t.toObject(message, CONVERSION_OPTIONS);
         explained(() => normalizeMessage(planOf(t), object, "", typeName));
         return object as MessageTypes[N]["output"];
@@ -126,6 +124,31 @@ export function createCodec<N extends MessageTypeName>(
       }
     },
   };
+}
+
+/**
+ * A Reader whose strings are decoded by Node (not protobufjs' JavaScript UTF-8 decoder over a
+ * sliced copy, which was most of a decode) and checked against the end: protobufjs' own
+ * BufferReader#string silently clamps a string that runs past the end, so a truncated message
+ * would decode.
+ */
+class CheckedReader extends protobuf.Reader {
+  readonly #text: Buffer;
+
+  constructor(bytes: Uint8Array) {
+    super(bytes);
+    this.#text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  override string(): string {
+    const length = this.uint32();
+    const end = this.pos + length;
+    if (end > this.len)
+      throw new RangeError(`index out of range: ${this.pos} + ${length} > ${this.len}`);
+    const text = this.#text.toString("utf8", this.pos, end);
+    this.pos = end;
+    return text;
+  }
 }
 
 /** Codecs of the agent messages (NATS subjects lb.v1.host.<hostId>.{hello,beat,cmd,event}). */
@@ -144,9 +167,10 @@ export const agentCodecs = Object.freeze({
 type Int64Kind = "int64" | "sint64" | "sfixed64" | "uint64" | "fixed64";
 
 type ValuePlan =
-  | { kind: "scalar"; type: string }
+  | { kind: "scalar"; type: string; problem: (value: unknown) => string | undefined }
   | { kind: "enum"; type: protobuf.Enum; fallback: string }
-  | { kind: "message"; type: protobuf.Type };
+  /** `plan` is the type's plan, filled in on first use (types may refer to themselves). */
+  | { kind: "message"; type: protobuf.Type; plan: TypePlan | undefined };
 
 interface FieldPlan {
   /** lowerCamelCase name, as in JavaScript objects. */
@@ -180,13 +204,13 @@ function planOf(type: protobuf.Type): TypePlan {
     const resolved = field.resolvedType;
     let value: ValuePlan;
     if (resolved instanceof protobuf.Type) {
-      value = { kind: "message", type: resolved };
+      value = { kind: "message", type: resolved, plan: undefined };
     } else if (resolved instanceof protobuf.Enum) {
       const fallback = resolved.valuesById[0];
       if (fallback === undefined) throw new Error(`${resolved.fullName} has no value 0`);
       value = { kind: "enum", type: resolved, fallback };
     } else {
-      value = { kind: "scalar", type: field.type };
+      value = { kind: "scalar", type: field.type, problem: scalarCheck(field.type) };
     }
     const mapKey = field instanceof protobuf.MapField ? field.keyType : undefined;
     return { name: field.name, value, repeated: field.repeated, mapKey };
@@ -296,47 +320,80 @@ function isLongLike(value: unknown): value is { low: number; high: number; toNum
 
 const FLOAT_STRING = /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$|^\s*(NaN|[-+]?Infinity)\s*$/;
 
-/** Why `value` is not a valid `type` scalar, or undefined if it is. */
-function scalarProblem(type: string, value: unknown): string | undefined {
+/**
+ * The check of a `type` scalar: why a value is not valid, or undefined if it is. Chosen once per
+ * field when its plan is made (every message sent or received runs these).
+ */
+function scalarCheck(type: string): (value: unknown) => string | undefined {
   switch (type) {
     case "double":
     case "float":
-      return typeof value === "number" || (typeof value === "string" && FLOAT_STRING.test(value))
-        ? undefined
-        : `number expected, got ${describe(value)}`;
+      return (value) =>
+        typeof value === "number" || (typeof value === "string" && FLOAT_STRING.test(value))
+          ? undefined
+          : `number expected, got ${describe(value)}`;
     case "int32":
     case "sint32":
     case "sfixed32":
-      return Number.isInteger(value) &&
-        (value as number) >= INT32_MIN &&
-        (value as number) <= INT32_MAX
-        ? undefined
-        : `32-bit integer expected, got ${typeof value === "number" ? value : describe(value)}`;
+      return (value) =>
+        Number.isInteger(value) && (value as number) >= INT32_MIN && (value as number) <= INT32_MAX
+          ? undefined
+          : `32-bit integer expected, got ${typeof value === "number" ? value : describe(value)}`;
     case "uint32":
     case "fixed32":
-      return Number.isInteger(value) && (value as number) >= 0 && (value as number) <= UINT32_MAX
-        ? undefined
-        : `unsigned 32-bit integer expected, got ${typeof value === "number" ? value : describe(value)}`;
+      return (value) =>
+        Number.isInteger(value) && (value as number) >= 0 && (value as number) <= UINT32_MAX
+          ? undefined
+          : `unsigned 32-bit integer expected, got ${typeof value === "number" ? value : describe(value)}`;
     case "bool":
-      return typeof value === "boolean" ? undefined : `boolean expected, got ${describe(value)}`;
+      return (value) =>
+        typeof value === "boolean" ? undefined : `boolean expected, got ${describe(value)}`;
     case "string":
-      return typeof value === "string" ? undefined : `string expected, got ${describe(value)}`;
+      return (value) =>
+        typeof value === "string" ? undefined : `string expected, got ${describe(value)}`;
     case "bytes":
-      return value instanceof Uint8Array || typeof value === "string"
-        ? undefined
-        : `bytes expected, got ${describe(value)}`;
+      return (value) =>
+        value instanceof Uint8Array || typeof value === "string"
+          ? undefined
+          : `bytes expected, got ${describe(value)}`;
     default: {
-      if (!isInt64(type)) return `unsupported field type ${type}`;
-      const n = int64Number(value);
-      if (n === undefined) return `integer expected, got ${describe(value)}`;
-      if (!Number.isSafeInteger(n))
-        return `integer within +/-(2^53 - 1) expected, got ${String(value)}`;
-      if ((type === "uint64" || type === "fixed64") && n < 0) {
-        return `unsigned integer expected, got ${n}`;
-      }
-      return undefined;
+      if (!isInt64(type)) return () => `unsupported field type ${type}`;
+      const unsigned = type === "uint64" || type === "fixed64";
+      return (value) => {
+        const n = typeof value === "number" ? value : int64Number(value);
+        if (n === undefined) return `integer expected, got ${describe(value)}`;
+        if (!Number.isSafeInteger(n))
+          return `integer within +/-(2^53 - 1) expected, got ${String(value)}`;
+        if (unsigned && n < 0) return `unsigned integer expected, got ${n}`;
+        return undefined;
+      };
     }
   }
+}
+
+/** The plan of a message-typed value's type. */
+function messagePlan(plan: Extract<ValuePlan, { kind: "message" }>): TypePlan {
+  plan.plan ??= planOf(plan.type);
+  return plan.plan;
+}
+
+/** How many members of `oneof` are set in `value`, and the first one. */
+function oneofSet(
+  oneof: OneofPlan,
+  value: Record<string, unknown>,
+): { count: number; first: string | undefined } {
+  let count = 0;
+  let first: string | undefined;
+  for (const member of oneof.members) {
+    if (value[member] == null) continue;
+    count++;
+    first ??= member;
+  }
+  return { count, first };
+}
+
+function encodeError(typeName: string, field: string, message: string): ProtoEncodeError {
+  return new ProtoEncodeError(typeName, field, message);
 }
 
 /** Why a Timestamp/Duration with these parts is out of range, or undefined. */
@@ -367,31 +424,44 @@ function mapKeyProblem(keyType: string, key: string): string | undefined {
   if (keyType === "bool")
     return key === "true" || key === "false" ? undefined : "true or false expected";
   if (!/^[-+]?\d+$/.test(key)) return `integer expected, got ${JSON.stringify(key)}`;
-  return scalarProblem(keyType, isInt64(keyType) ? key : Number(key));
+  return scalarCheck(keyType)(isInt64(keyType) ? key : Number(key));
 }
 
 // ---------------------------------------------------------------------------------------------
 // Encode-side checks
 
 function checkMessage(plan: TypePlan, value: unknown, path: string, typeName: string): void {
-  const fail = (field: string, message: string) => new ProtoEncodeError(typeName, field, message);
   if (!isRecord(value) || value instanceof Uint8Array) {
-    throw fail(path, `${plan.fullName} object expected, got ${describe(value)}`);
+    throw encodeError(typeName, path, `${plan.fullName} object expected, got ${describe(value)}`);
   }
   for (const key of Object.keys(value)) {
     if (!plan.known.has(key) && value[key] !== undefined)
-      throw fail(join(path, key), "unknown field");
+      throw encodeError(typeName, join(path, key), "unknown field");
   }
   for (const oneof of plan.oneofs) {
-    const set = oneof.members.filter((member) => value[member] != null);
-    if (set.length > 1)
-      throw fail(join(path, oneof.name), `more than one member set (${set.join(", ")})`);
+    const { count, first } = oneofSet(oneof, value);
+    if (count > 1) {
+      const set = oneof.members.filter((member) => value[member] != null);
+      throw encodeError(
+        typeName,
+        join(path, oneof.name),
+        `more than one member set (${set.join(", ")})`,
+      );
+    }
     const named = value[oneof.name];
     if (named != null) {
       if (typeof named !== "string" || !oneof.members.includes(named)) {
-        throw fail(join(path, oneof.name), `one of ${oneof.members.join(", ")} expected`);
-      } else if (set[0] !== named) {
-        throw fail(join(path, oneof.name), `names ${named}, but ${set[0] ?? "no member"} is set`);
+        throw encodeError(
+          typeName,
+          join(path, oneof.name),
+          `one of ${oneof.members.join(", ")} expected`,
+        );
+      } else if (first !== named) {
+        throw encodeError(
+          typeName,
+          join(path, oneof.name),
+          `names ${named}, but ${first ?? "no member"} is set`,
+        );
       }
     }
   }
@@ -401,46 +471,52 @@ function checkMessage(plan: TypePlan, value: unknown, path: string, typeName: st
     const fieldPath = fieldAt(path, field.name);
     if (field.mapKey !== undefined) {
       if (!isRecord(fieldValue)) {
-        throw fail(fieldPath, `map (object) expected, got ${describe(fieldValue)}`);
+        throw encodeError(
+          typeName,
+          fieldPath,
+          `map (object) expected, got ${describe(fieldValue)}`,
+        );
       }
-      for (const [key, entry] of Object.entries(fieldValue)) {
+      for (const key in fieldValue) {
+        if (!Object.hasOwn(fieldValue, key)) continue;
+        const entry = fieldValue[key];
         const entryPath = entryAt(fieldPath, key);
         const keyProblem = mapKeyProblem(field.mapKey, key);
-        if (keyProblem !== undefined) throw fail(entryPath, `bad map key: ${keyProblem}`);
-        if (entry == null) throw fail(entryPath, "map value must not be null");
-        checkValue(field.value, entry, entryPath, typeName, fail);
+        if (keyProblem !== undefined)
+          throw encodeError(typeName, entryPath, `bad map key: ${keyProblem}`);
+        if (entry == null) throw encodeError(typeName, entryPath, "map value must not be null");
+        checkValue(field.value, entry, entryPath, typeName);
       }
     } else if (field.repeated) {
       if (!Array.isArray(fieldValue)) {
-        throw fail(fieldPath, `array expected, got ${describe(fieldValue)}`);
+        throw encodeError(typeName, fieldPath, `array expected, got ${describe(fieldValue)}`);
       }
-      fieldValue.forEach((element: unknown, index) => {
-        const elementPath = elementAt(fieldPath, index);
-        if (element == null) throw fail(elementPath, "repeated element must not be null");
-        checkValue(field.value, element, elementPath, typeName, fail);
-      });
+      for (let index = 0; index < fieldValue.length; index++) {
+        const element: unknown = fieldValue[index];
+        if (element == null)
+          throw encodeError(
+            typeName,
+            elementAt(fieldPath, index),
+            "repeated element must not be null",
+          );
+        checkValue(field.value, element, elementAt(fieldPath, index), typeName);
+      }
     } else {
-      checkValue(field.value, fieldValue, fieldPath, typeName, fail);
+      checkValue(field.value, fieldValue, fieldPath, typeName);
     }
   }
   if (plan.wellKnown !== undefined) {
     const seconds = int64Number(value.seconds ?? 0) ?? 0;
     const nanos = typeof value.nanos === "number" ? value.nanos : 0;
     const problem = wellKnownProblem(plan.wellKnown, seconds, nanos);
-    if (problem !== undefined) throw fail(path, problem);
+    if (problem !== undefined) throw encodeError(typeName, path, problem);
   }
 }
 
-function checkValue(
-  plan: ValuePlan,
-  value: unknown,
-  path: string,
-  typeName: string,
-  fail: (field: string, message: string) => ProtoEncodeError,
-): void {
+function checkValue(plan: ValuePlan, value: unknown, path: string, typeName: string): void {
   switch (plan.kind) {
     case "message":
-      checkMessage(planOf(plan.type), value, path, typeName);
+      checkMessage(messagePlan(plan), value, path, typeName);
       return;
     case "enum":
       if (
@@ -448,15 +524,16 @@ function checkValue(
           ? !Object.hasOwn(plan.type.values, value)
           : !(typeof value === "number" && Object.hasOwn(plan.type.valuesById, value))
       ) {
-        throw fail(
+        throw encodeError(
+          typeName,
           path,
           `${plan.type.name} value expected, got ${JSON.stringify(value) ?? describe(value)}`,
         );
       }
       return;
     case "scalar": {
-      const problem = scalarProblem(plan.type, value);
-      if (problem !== undefined) throw fail(path, problem);
+      const problem = plan.problem(value);
+      if (problem !== undefined) throw encodeError(typeName, path, problem);
       return;
     }
   }
@@ -472,8 +549,8 @@ function normalizeMessage(
   typeName: string,
 ): void {
   for (const oneof of plan.oneofs) {
-    const set = oneof.members.filter((member) => object[member] != null);
-    if (set.length > 1) {
+    if (oneofSet(oneof, object).count > 1) {
+      const set = oneof.members.filter((member) => object[member] != null);
       throw new ProtoDecodeError(
         typeName,
         `${join(path, oneof.name)}: more than one member set (${set.join(", ")})`,
@@ -512,7 +589,7 @@ function normalizeMessage(
 function normalizeValue(plan: ValuePlan, value: unknown, path: string, typeName: string): unknown {
   switch (plan.kind) {
     case "message":
-      if (isRecord(value)) normalizeMessage(planOf(plan.type), value, path, typeName);
+      if (isRecord(value)) normalizeMessage(messagePlan(plan), value, path, typeName);
       return value;
     case "enum":
       // toObject leaves numbers it has no name for: a value from a newer peer.
