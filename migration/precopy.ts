@@ -193,8 +193,7 @@ export function predictPreCopy(input: PreCopyInput): PreCopyResult {
       stop = "max-data";
       break;
     }
-    const duration =
-      pageCosts && first ? pending / firstCopyMs + scanMs : pending / bwMs;
+    const duration = pageCosts && first ? pending / firstCopyMs + scanMs : pending / bwMs;
     if (pageCosts) {
       switchThreshold = duration > 0 ? (pending / duration) * input.downtimeLimitMs : threshold;
     }
