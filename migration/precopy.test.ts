@@ -187,16 +187,21 @@ describe("predictPreCopy: the paper's qualitative results", () => {
 describe("predictPreCopy: QEMU's page costs (scan rate, first copy, measured threshold)", () => {
   it("an idle VM's time is the zero-page scan of all its memory", () => {
     // 2048 MiB of zero pages at 8192 MiB/s = 250 ms; nothing dirtied, nothing sent.
-    const r = predictPreCopy({
+    const idle = {
       memoryBytes: 2 * GIB,
       zeroPageShare: 1,
       dirtyRateBytesPerS: 0,
       bandwidthBytesPerS: 800 * MIB,
       scanBytesPerS: 8 * GIB,
       downtimeLimitMs: 300,
-    });
+    };
+    const r = predictPreCopy(idle);
     expect(r).toMatchObject({ converges: true, rounds: 1, bytesSent: 0, downtimeMs: 0 });
     expect(r.totalTimeMs).toBeCloseTo(250, 9);
+    // A fixed cost (setup, device state) adds to the total, not to a round.
+    const withSetup = predictPreCopy({ ...idle, fixedCostMs: 4 });
+    expect(withSetup.totalTimeMs).toBeCloseTo(254, 9);
+    expect(withSetup.roundDetails[0]?.durationMs).toBeCloseTo(250, 9);
   });
 
   it("a slow first pass lowers QEMU's threshold: the working set is sent once more", () => {

@@ -73,6 +73,8 @@ export interface PreCopyInput {
   readonly scanBytesPerS?: number;
   /** The first copy of a non-zero page (first pass only). Default: `bandwidthBytesPerS`. */
   readonly firstCopyBytesPerS?: number;
+  /** Time outside the rounds (QEMU's setup, the device state at switchover). Default 0. */
+  readonly fixedCostMs?: number;
 }
 
 export interface PreCopyRound {
@@ -125,6 +127,7 @@ function validate(input: PreCopyInput): void {
   check("downtimeLimitMs", input.downtimeLimitMs, 0);
   check("maxDataFactor", input.maxDataFactor, 1);
   check("postCopyDowntimeMs", input.postCopyDowntimeMs, 0);
+  check("fixedCostMs", input.fixedCostMs, 0);
   for (const field of ["bandwidthBytesPerS", "scanBytesPerS", "firstCopyBytesPerS"] as const) {
     const v = input[field];
     if (field !== "bandwidthBytesPerS" && v === undefined) continue;
@@ -174,7 +177,7 @@ export function predictPreCopy(input: PreCopyInput): PreCopyResult {
   // QEMU compares with bandwidth × downtime limit, the bandwidth measured over the last round.
   let switchThreshold = pageCosts ? 0 : threshold;
   let sent = 0;
-  let time = 0;
+  let time = input.fixedCostMs ?? 0;
   let throttle = 0;
   let highRounds = 0;
   const details: PreCopyRound[] = [];
