@@ -18,8 +18,8 @@
  *   pass, resends), where it has them: `predicted_total_ms`. With every rate from the calibration
  *   instead: `calibrated_predicted_total_ms`, fully out of sample.
  *
- *   node dist/bench/qemu.js [--reps N] [--downtime-ms N] [--bandwidth-mib N] [--working-set-mib N]
- *                           [--calibration-mib N] [--no-dirty] [--kvm] [--json]
+ *   node dist/bench/qemu.js [--reps N] [--idle-reps N] [--downtime-ms N] [--bandwidth-mib N]
+ *                           [--working-set-mib N] [--calibration-mib N] [--no-dirty] [--kvm] [--json]
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
@@ -44,6 +44,11 @@ const flags = parseFlags(
       kind: "number",
       default: 64,
       help: "memory the dirtying guest rewrites, from 1 MiB up",
+    },
+    "idle-reps": {
+      kind: "number",
+      default: 0,
+      help: "idle migrations per size and rep (quick, and noisier than dirty ones); 0 = 3",
     },
     "calibration-mib": {
       kind: "number",
@@ -137,6 +142,8 @@ interface Run {
 /** The host's page rates, measured by calibration migrations of a size not in the table. */
 interface Calibration {
   readonly memory_mib: number;
+  /** Median total time of the idle calibration VMs (`memory_mib`, 3× that). */
+  readonly idle_ms: readonly [number, number];
   readonly fixed_cost_ms: number;
   readonly scan_mib_per_s: number;
   readonly first_copy_mib_per_s: number;
@@ -474,6 +481,7 @@ function runOf(m: Migration, c: Calibration): Run {
 const root = mkdtempSync(join(tmpdir(), "lb-bq-"));
 const reps = Math.max(1, flags.reps);
 const calibrationMib = flags["calibration-mib"];
+const idleReps = flags["idle-reps"] > 0 ? flags["idle-reps"] : 3;
 let index = 0;
 const note = (line: string): void => {
   if (!flags.json) process.stderr.write(`${line}\n`);
@@ -493,10 +501,12 @@ try {
   const resends: number[] = [];
   const guests: Array<"idle" | "dirty"> = flags["no-dirty"] ? ["idle"] : ["idle", "dirty"];
   for (let rep = 0; rep < reps; rep++) {
-    for (const [i, size] of idleSizes.entries()) {
-      const idle = await migrateOnce(root, ++index, size, "idle");
-      idleTimes[i]?.push(idle.totalMs);
-      note(`calibration idle ${size} MiB: ${idle.totalMs} ms`);
+    for (let idleRep = 0; idleRep < idleReps; idleRep++) {
+      for (const [i, size] of idleSizes.entries()) {
+        const idle = await migrateOnce(root, ++index, size, "idle");
+        idleTimes[i]?.push(idle.totalMs);
+        note(`calibration idle ${size} MiB: ${idle.totalMs} ms`);
+      }
     }
     if (!flags["no-dirty"]) {
       const dirty = await migrateOnce(root, ++index, calibrationMib, "dirty", true);
@@ -508,10 +518,12 @@ try {
       );
     }
     for (const guest of guests) {
-      for (const memoryMib of SIZES_MIB) {
-        const m = await migrateOnce(root, ++index, memoryMib, guest);
-        migrations.push(m);
-        note(`${guest} ${memoryMib} MiB: total ${m.totalMs} ms, downtime ${m.downtimeMs} ms`);
+      for (let again = 0; again < (guest === "idle" ? idleReps : 1); again++) {
+        for (const memoryMib of SIZES_MIB) {
+          const m = await migrateOnce(root, ++index, memoryMib, guest);
+          migrations.push(m);
+          note(`${guest} ${memoryMib} MiB: total ${m.totalMs} ms, downtime ${m.downtimeMs} ms`);
+        }
       }
     }
   }
@@ -525,6 +537,7 @@ try {
     flags["no-dirty"] ? 1 : Math.round(median(finite(values)) / MIB);
   calibration = {
     memory_mib: calibrationMib,
+    idle_ms: [smallMs, largeMs],
     fixed_cost_ms: round1(fixedCostMs),
     scan_mib_per_s: Math.round(scanBytesPerS / MIB),
     first_copy_mib_per_s: rateMib(firstCopies),
@@ -578,6 +591,8 @@ const figures = {
   downtime_limit_ms: flags["downtime-ms"],
   bandwidth_limit_mib_per_s: flags["bandwidth-mib"],
   working_set_mib: flags["working-set-mib"],
+  reps,
+  idle_reps: reps * idleReps,
   calibration,
   runs,
   rows,

@@ -3,8 +3,9 @@
  * test playing the broker with the agent commands the broker's orchestrator sends: a lease runs
  * as a real QEMU process; PrepareIncoming on the destination + MigrateOut on the source move it
  * (the completion carries QEMU's measured downtime and total time); an abort mid-way leaves the
- * source running; Suspend + Resume; and an agent killed with SIGKILL is restarted and re-adopts
- * its VM without restarting it.
+ * source running; Suspend + Resume; Suspend on one agent, ExportSuspended there and Resume with
+ * `from` on the other; and an agent killed with SIGKILL is restarted and re-adopts its VM without
+ * restarting it.
  */
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";

@@ -3,10 +3,12 @@
  * real agent processes with the qemu driver (TCG) on a real nats-server. A lease submitted over
  * gRPC runs as a real QEMU process; MigrateLease moves it (the Migration records the downtime and
  * total time QEMU measured); AbortMigration mid-way leaves the source running; SuspendLease then
- * ResumeLease runs the VM again. Every check goes through the gRPC API or the VM's own QMP socket;
- * every wait is bounded.
+ * ResumeLease runs the VM again; with its host cordoned, ResumeLease resumes it on the other host
+ * from the saved state fetched there (its BIOS ticks go on), and a damaged saved state puts it
+ * back to SUSPENDED on its source. Every check goes through the gRPC API, the VM's own QMP socket
+ * or the agents' data directories; every wait is bounded.
  */
-import { existsSync } from "node:fs";
+import { appendFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import type { ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -302,5 +304,41 @@ describe("the qemu driver through the broker's API (real broker, agents, QEMU, N
     } finally {
       await uncordon(from);
     }
+  }, 180_000);
+
+  it("a damaged saved state fails the resume elsewhere cleanly: SUSPENDED on its source, with why", async () => {
+    const lease = await runLease();
+    const from = lease.hostId;
+    const to = otherHost(from);
+    await suspendLease(lease.id);
+    await untilLease(lease.id, (l) => l.state === "LEASE_STATE_SUSPENDED", "SUSPENDED");
+    const savedFile = join(vmDir(from, lease.id), "suspend.state");
+    await waitFor(
+      () => existsSync(savedFile) && pidsMentioning(vmDir(from, lease.id)).length === 0,
+      {
+        what: "saved, QEMU gone",
+        timeoutMs: STEP_MS,
+        detail,
+      },
+    );
+    appendFileSync(savedFile, "damage");
+    await cordon(from);
+    try {
+      await resumeLease(lease.id);
+      const back = await untilLease(
+        lease.id,
+        (l) => l.state === "LEASE_STATE_SUSPENDED",
+        "SUSPENDED again",
+      );
+      expect(back.hostId).toBe(from);
+      expect(back.statusMessage).toMatch(
+        new RegExp(`^resume on ${to} failed, still suspended on ${from}: .*SHA-256`),
+      );
+      expect(existsSync(savedFile)).toBe(true);
+      expect(pidsMentioning(vmDir(to, lease.id))).toEqual([]);
+    } finally {
+      await uncordon(from);
+    }
+    await call<Lease>((cb) => broker.api.raw.CancelLease({ id: lease.id, reason: "test" }, cb));
   }, 180_000);
 });
