@@ -11,7 +11,8 @@
  *   and, for the dirtying guest, its dirty rate from its pass counter (read twice over QMP); the
  *   zero-page share is what the working set leaves;
  * - per rep, by calibration migrations of sizes not in the table: idle VMs of `--calibration-mib`
- *   and 3× that give the zero-page scan rate (slope) and QEMU's fixed cost (intercept); a dirtying
+ *   and 3× that give QEMU's fixed cost (its reported setup time + downtime) and the zero-page scan
+ *   rate (their memory over the rest of their time); a dirtying
  *   VM of `--calibration-mib` held in resend rounds (downtime limit 1 ms for 4 dirty syncs) gives
  *   the first-copy and the resend rate (its non-zero page count over time, polled every 10 ms);
  * - the bandwidths of the migration itself, as QEMU's counters show them while it runs (first
@@ -95,6 +96,8 @@ interface Sample {
   readonly status: string;
   readonly sync: number;
   readonly normal: number;
+  /** QEMU's `setup-time` (ms), once it reports one. */
+  readonly setupMs: number;
 }
 
 /** What the bench measures of a guest before migrating it (the model's per-VM inputs). */
@@ -111,6 +114,8 @@ interface Migration {
   readonly guest: "idle" | "dirty";
   readonly totalMs: number;
   readonly downtimeMs: number;
+  /** QEMU's `setup-time` (0 if the trace missed it). */
+  readonly setupMs: number;
   readonly transferredBytes: number;
   readonly rounds: number;
   readonly inputs: GuestInputs;
@@ -142,8 +147,8 @@ interface Run {
 /** The host's page rates, measured by calibration migrations of a size not in the table. */
 interface Calibration {
   readonly memory_mib: number;
-  /** Median total time of the idle calibration VMs (`memory_mib`, 3× that). */
-  readonly idle_ms: readonly [number, number];
+  /** Median scan time of the idle calibration VMs (`memory_mib`, 3× that): total − setup − downtime. */
+  readonly idle_scan_ms: readonly [number, number];
   readonly fixed_cost_ms: number;
   readonly scan_mib_per_s: number;
   readonly first_copy_mib_per_s: number;
@@ -240,6 +245,7 @@ async function traceMigration(
       status,
       sync: numberAt(ram, "dirty-sync-count"),
       normal: numberAt(ram, "normal"),
+      setupMs: numberAt(record, "setup-time"),
     };
     into.push(sample);
     onSample(sample);
@@ -345,6 +351,7 @@ async function migrateOnce(
       guest,
       totalMs: done.totalTimeMs ?? Number.NaN,
       downtimeMs: done.downtimeMs ?? Number.NaN,
+      setupMs: trace.at(-1)?.setupMs ?? 0,
       transferredBytes: done.stats.bytesTransferred,
       rounds: done.stats.rounds,
       inputs,
@@ -493,10 +500,12 @@ const keepAlive = setInterval(() => {}, 1000);
 try {
   // Each rep runs the calibration (sizes the table does not have: its predictions are out of
   // sample) and then the table, so that both see the same load on a shared machine. Idle VMs of
-  // two sizes give the zero-page scan rate and QEMU's fixed cost; the dirtying guest with forced
+  // two sizes give QEMU's fixed cost and the zero-page scan rate; the dirtying guest with forced
   // resends gives the first-copy and resend rates.
   const idleSizes = [calibrationMib, 3 * calibrationMib];
-  const idleTimes = idleSizes.map(() => [] as number[]);
+  /** Per size: QEMU's time scanning (total − setup − downtime); and its setup + downtime. */
+  const scanTimes = idleSizes.map(() => [] as number[]);
+  const fixedTimes: number[] = [];
   const firstCopies: number[] = [];
   const resends: number[] = [];
   const guests: Array<"idle" | "dirty"> = flags["no-dirty"] ? ["idle"] : ["idle", "dirty"];
@@ -504,7 +513,9 @@ try {
     for (let idleRep = 0; idleRep < idleReps; idleRep++) {
       for (const [i, size] of idleSizes.entries()) {
         const idle = await migrateOnce(root, ++index, size, "idle");
-        idleTimes[i]?.push(idle.totalMs);
+        const fixed = idle.setupMs + idle.downtimeMs;
+        scanTimes[i]?.push(idle.totalMs - fixed);
+        fixedTimes.push(fixed);
         note(`calibration idle ${size} MiB: ${idle.totalMs} ms`);
       }
     }
@@ -527,17 +538,18 @@ try {
       }
     }
   }
-  // A line through the two medians: its slope is the scan rate, its intercept QEMU's fixed cost.
-  const [smallMs, largeMs] = idleTimes.map((times) => median(times)) as [number, number];
-  const scanBytesPerS = ((2 * calibrationMib * MIB) / Math.max(1, largeMs - smallMs)) * 1000;
-  const fixedCostMs = Math.max(0, smallMs - ((calibrationMib * MIB) / scanBytesPerS) * 1000);
+  // QEMU reports the parts of a migration that do not scan (setup, the switchover's downtime):
+  // those are the fixed cost; the rest of the idle VMs' time, over their memory, the scan rate.
+  const scanMs = scanTimes.reduce((sum, times) => sum + median(times), 0);
+  const scanBytesPerS = ((4 * calibrationMib * MIB) / Math.max(1, scanMs)) * 1000;
+  const fixedCostMs = median(fixedTimes);
   const finite = (values: number[]): number[] => values.filter((v) => Number.isFinite(v));
   // Without a dirtying guest no page is copied: any rate will do.
   const rateMib = (values: number[]): number =>
     flags["no-dirty"] ? 1 : Math.round(median(finite(values)) / MIB);
   calibration = {
     memory_mib: calibrationMib,
-    idle_ms: [smallMs, largeMs],
+    idle_scan_ms: scanTimes.map((times) => round1(median(times))) as [number, number],
     fixed_cost_ms: round1(fixedCostMs),
     scan_mib_per_s: Math.round(scanBytesPerS / MIB),
     first_copy_mib_per_s: rateMib(firstCopies),

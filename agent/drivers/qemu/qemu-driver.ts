@@ -202,7 +202,13 @@ function fetchSuspendImage(image: SuspendImage, file: string): Promise<void> {
         );
         return;
       }
-      renameSync(part, file);
+      try {
+        renameSync(part, file);
+      } catch (error) {
+        // The VM's directory went away meanwhile (a stop discarded it).
+        fail(errorMessage(error), error);
+        return;
+      }
       resolveFetch();
     });
   });
