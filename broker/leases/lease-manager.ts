@@ -1943,7 +1943,9 @@ export class LeaseManager {
           lease !== undefined &&
           ((lease.hostId === hostId &&
             (RUNNING_STATES.has(lease.state) || lease.state === "SUSPENDED")) ||
-            (lease.state === "MIGRATING" && lease.migrationTo === hostId));
+            (lease.state === "MIGRATING" && lease.migrationTo === hostId) ||
+            // Its saved state, being fetched by the host it resumes on: kept until it runs there.
+            (lease.state === "STARTING" && this.#resumingFrom.get(leaseId) === hostId));
         if (belongs) continue;
         // A Hello and the beats after it list the workload until the stop lands: stop it once.
         const key = `${hostId}/${leaseId}`;
