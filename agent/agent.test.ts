@@ -315,6 +315,56 @@ describe("Agent", () => {
     });
   });
 
+  it("checks a resume from another host and an export; the sim driver supports neither", async () => {
+    const { clock, broker, agent } = setup();
+    await agent.start();
+    await settle(clock);
+    const from = {
+      address: "127.0.0.1",
+      port: 40_000,
+      token: "a".repeat(64),
+      sizeBytes: 1000,
+      sha256: "b".repeat(64),
+    };
+    const workload = startCommand("r", clock).start;
+    const resume = (patch: Record<string, unknown>) =>
+      broker.command(HOST, { resume: { leaseId: "r", from, workload, ...patch } });
+    expect(await resume({ workload: null })).toMatchObject({
+      ok: false,
+      error: "COMMAND_ERROR_INVALID",
+      errorMessage: /resume.workload is required/,
+    });
+    expect(await resume({ workload: { ...workload, leaseId: "other" } })).toMatchObject({
+      error: "COMMAND_ERROR_INVALID",
+      errorMessage: /must be resume.lease_id/,
+    });
+    expect(await resume({ from: { ...from, token: "short" } })).toMatchObject({
+      error: "COMMAND_ERROR_INVALID",
+      errorMessage: /token/,
+    });
+    expect(await resume({ from: { ...from, port: 0 } })).toMatchObject({
+      error: "COMMAND_ERROR_INVALID",
+      errorMessage: /port/,
+    });
+    expect(await resume({ from: { ...from, sizeBytes: 0 } })).toMatchObject({
+      error: "COMMAND_ERROR_INVALID",
+      errorMessage: /size_bytes/,
+    });
+    expect(await resume({})).toMatchObject({
+      ok: false,
+      error: "COMMAND_ERROR_DRIVER",
+      errorMessage: /does not support resuming from another host/,
+    });
+    expect(await broker.command(HOST, { exportSuspended: { leaseId: "" } })).toMatchObject({
+      error: "COMMAND_ERROR_INVALID",
+    });
+    expect(await broker.command(HOST, { exportSuspended: { leaseId: "r" } })).toMatchObject({
+      ok: false,
+      error: "COMMAND_ERROR_DRIVER",
+      errorMessage: /does not support exporting/,
+    });
+  });
+
   it("answers a stop of an unknown lease with ok and a STOPPED event", async () => {
     const { clock, broker, agent } = setup();
     await agent.start();

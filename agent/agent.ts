@@ -567,6 +567,9 @@ export class Agent {
     ) {
       const p = command.prepareIncoming;
       this.#armEndStop(p.leaseId, msFromTimestamp(p.endTime));
+    } else if (outcome.ok && command.kind === "resume" && command.resume?.workload != null) {
+      const w = command.resume.workload;
+      this.#armEndStop(w.leaseId, msFromTimestamp(w.endTime));
     }
     return outcome;
   }
@@ -580,6 +583,7 @@ export class Agent {
       duplicate,
       incomingAddress: outcome.ok ? (outcome.incoming?.address ?? "") : "",
       incomingPort: outcome.ok ? (outcome.incoming?.port ?? 0) : 0,
+      suspendImage: outcome.ok ? (outcome.suspendImage ?? null) : null,
       seenEpoch: this.#seenEpoch,
     };
   }

@@ -4,7 +4,13 @@
  * Epoch fencing and idempotency are the agent's (agent.ts): this module acts, once.
  */
 import { errorMessage, isLeaseBrokerError, type Logger } from "../core/index.js";
-import type { Command, CommandError, DriverParams, Resources } from "../proto/index.js";
+import type {
+  Command,
+  CommandError,
+  DriverParams,
+  Resources,
+  StartWorkload,
+} from "../proto/index.js";
 import { msFromDuration, msFromTimestamp } from "../proto/index.js";
 import {
   type Driver,
@@ -12,6 +18,7 @@ import {
   type IncomingEndpoint,
   InvalidWorkloadError,
   type ResourceVector,
+  type SuspendImage,
   UnsupportedOperationError,
   WorkloadNotFoundError,
   type WorkloadSpec,
@@ -20,7 +27,11 @@ import {
 
 /** The result of one command, before it becomes a CommandReply. */
 export type CommandOutcome =
-  | { readonly ok: true; readonly incoming?: IncomingEndpoint | undefined }
+  | {
+      readonly ok: true;
+      readonly incoming?: IncomingEndpoint | undefined;
+      readonly suspendImage?: SuspendImage | undefined;
+    }
   | { readonly ok: false; readonly error: CommandError; readonly message: string };
 
 export const MAX_IDEMPOTENCY_KEY = 128;
@@ -134,10 +145,34 @@ export function checkCommand(command: Command, hostId: string): CommandOutcome |
       return command.suspend == null
         ? invalid("suspend is empty")
         : checkId(command.suspend.leaseId, "suspend.lease_id");
-    case "resume":
-      return command.resume == null
-        ? invalid("resume is empty")
-        : checkId(command.resume.leaseId, "resume.lease_id");
+    case "resume": {
+      const r = command.resume;
+      if (r == null) return invalid("resume is empty");
+      const bad = checkId(r.leaseId, "resume.lease_id");
+      if (bad !== undefined || r.from === null) return bad;
+      const w = r.workload;
+      if (w === null) return invalid("resume.workload is required with resume.from");
+      if (w.leaseId !== r.leaseId)
+        return invalid("resume.workload.lease_id must be resume.lease_id");
+      return (
+        checkResources(w.resources, "resume.workload.resources") ??
+        checkId(r.from.address, "resume.from.address") ??
+        (r.from.port < 1 || r.from.port > 65535
+          ? invalid("resume.from.port must be 1..65535")
+          : undefined) ??
+        (/^[0-9a-f]{64}$/.test(r.from.token)
+          ? undefined
+          : invalid("resume.from.token must be 64 hex digits")) ??
+        (/^[0-9a-f]{64}$/.test(r.from.sha256)
+          ? undefined
+          : invalid("resume.from.sha256 must be 64 hex digits")) ??
+        (Number(r.from.sizeBytes) > 0 ? undefined : invalid("resume.from.size_bytes must be > 0"))
+      );
+    }
+    case "exportSuspended":
+      return command.exportSuspended == null
+        ? invalid("export_suspended is empty")
+        : checkId(command.exportSuspended.leaseId, "export_suspended.lease_id");
     default:
       return invalid("the command has no kind (exactly one is required)");
   }
@@ -172,6 +207,11 @@ function workloadSpec(
   };
 }
 
+/** The workload a StartWorkload describes (a start, and a resume from another host). */
+function startedSpec(s: StartWorkload): WorkloadSpec {
+  return workloadSpec(s.leaseId, s.name, s.resources, s.driver, msFromTimestamp(s.endTime));
+}
+
 export interface ExecuteContext {
   readonly driver: Driver;
   /** Grace of a StopWorkload that sets none. */
@@ -194,13 +234,7 @@ export async function executeCommand(
       case "start": {
         const s = command.start;
         if (s == null) break;
-        const spec = workloadSpec(
-          s.leaseId,
-          s.name,
-          s.resources,
-          s.driver,
-          msFromTimestamp(s.endTime),
-        );
+        const spec = startedSpec(s);
         const misfit = await context.checkFit(spec.leaseId, spec.resources);
         if (misfit !== undefined) return failure("COMMAND_ERROR_INSUFFICIENT_RESOURCES", misfit);
         await driver.start(spec);
@@ -264,9 +298,34 @@ export async function executeCommand(
         return { ok: true };
       }
       case "resume": {
-        if (command.resume == null) break;
-        await driver.resume(command.resume.leaseId);
+        const r = command.resume;
+        if (r == null) break;
+        if (r.from === null || r.workload === null) {
+          await driver.resume(r.leaseId);
+          return { ok: true };
+        }
+        if (driver.resumeFrom === undefined) {
+          throw new UnsupportedOperationError(driver.name, "resuming from another host");
+        }
+        const spec = startedSpec(r.workload);
+        const misfit = await context.checkFit(spec.leaseId, spec.resources);
+        if (misfit !== undefined) return failure("COMMAND_ERROR_INSUFFICIENT_RESOURCES", misfit);
+        await driver.resumeFrom(spec, {
+          address: r.from.address,
+          port: r.from.port,
+          token: r.from.token,
+          sizeBytes: Number(r.from.sizeBytes),
+          sha256: r.from.sha256,
+        });
         return { ok: true };
+      }
+      case "exportSuspended": {
+        const e = command.exportSuspended;
+        if (e == null) break;
+        if (driver.exportSuspended === undefined) {
+          throw new UnsupportedOperationError(driver.name, "exporting a suspended workload");
+        }
+        return { ok: true, suspendImage: await driver.exportSuspended(e.leaseId) };
       }
       default:
         break;

@@ -168,6 +168,18 @@ export type DriverEvent =
 
 export type DriverEventListener = (event: DriverEvent) => void;
 
+/** Where and how another host's agent fetches a workload's saved state (see `exportSuspended`). */
+export interface SuspendImage {
+  /** TCP address and port the source's agent serves the file on. */
+  readonly address: string;
+  readonly port: number;
+  /** One-time secret the fetcher sends first (hex); anything else gets nothing. */
+  readonly token: string;
+  readonly sizeBytes: number;
+  /** SHA-256 of the file (hex), taken when it was saved. */
+  readonly sha256: string;
+}
+
 export interface Driver {
   /** `sim`, `qemu`: what Hello reports. */
   readonly name: string;
@@ -198,6 +210,17 @@ export interface Driver {
   suspend(leaseId: string): Promise<void>;
   /** Resumes a suspended workload (RESUMING, then RUNNING). */
   resume(leaseId: string): Promise<void>;
+  /**
+   * Serves a workload's saved state to another host (the workload stays SUSPENDED here, its file
+   * kept until it is stopped). Drivers without files to move do not have it.
+   */
+  exportSuspended?(leaseId: string): Promise<SuspendImage>;
+  /**
+   * Resumes here a workload suspended on another host: fetches its saved state from `image`,
+   * checks it, then resumes (RESUMING, then RUNNING; FAILED with the reason if the fetch or the
+   * load fails).
+   */
+  resumeFrom?(workload: WorkloadSpec, image: SuspendImage): Promise<void>;
   /**
    * Releases the driver's own resources (timers, sockets). Real drivers leave workloads running,
    * so that a restarted agent re-attaches to them; the sim driver's workloads end with it.

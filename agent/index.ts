@@ -45,6 +45,7 @@ export {
   type MigrationPhase,
   type ResourceVector,
   type StopOptions,
+  type SuspendImage,
   TERMINAL_STATES,
   type TransferStats,
   UnsupportedOperationError,

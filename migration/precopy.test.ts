@@ -184,6 +184,86 @@ describe("predictPreCopy: the paper's qualitative results", () => {
   });
 });
 
+describe("predictPreCopy: QEMU's page costs (scan rate, first copy, measured threshold)", () => {
+  it("an idle VM's time is the zero-page scan of all its memory", () => {
+    // 2048 MiB of zero pages at 8192 MiB/s = 250 ms; nothing dirtied, nothing sent.
+    const idle = {
+      memoryBytes: 2 * GIB,
+      zeroPageShare: 1,
+      dirtyRateBytesPerS: 0,
+      bandwidthBytesPerS: 800 * MIB,
+      scanBytesPerS: 8 * GIB,
+      downtimeLimitMs: 300,
+    };
+    const r = predictPreCopy(idle);
+    expect(r).toMatchObject({ converges: true, rounds: 1, bytesSent: 0, downtimeMs: 0 });
+    expect(r.totalTimeMs).toBeCloseTo(250, 9);
+    // A fixed cost (setup, device state) adds to the total, not to a round.
+    const withSetup = predictPreCopy({ ...idle, fixedCostMs: 4 });
+    expect(withSetup.totalTimeMs).toBeCloseTo(254, 9);
+    expect(withSetup.roundDetails[0]?.durationMs).toBeCloseTo(250, 9);
+  });
+
+  it("a slow first pass lowers QEMU's threshold: the working set is sent once more", () => {
+    // 256 MiB, 192 MiB zero (scan 1920 MiB/s: 100 ms), a 64 MiB set re-dirtied at 10 GiB/s.
+    // Round 1: 64 MiB first copy at 320 MiB/s (200 ms) + scan = 300 ms; its rate 213⅓ MiB/s ×
+    // 0.25 s = 53⅓ MiB < 64 MiB: round 2 resends 64 MiB at 640 MiB/s (100 ms); then the threshold
+    // is 640 × 0.25 = 160 MiB: stop-and-copy of 64 MiB (100 ms). Total 500 ms, 192 MiB sent.
+    const vm = {
+      memoryBytes: 256 * MIB,
+      zeroPageShare: 0.75,
+      dirtyRateBytesPerS: 10 * GIB,
+      wwsBytes: 64 * MIB,
+      bandwidthBytesPerS: 640 * MIB,
+      firstCopyBytesPerS: 320 * MIB,
+      scanBytesPerS: 1920 * MIB,
+      downtimeLimitMs: 250,
+    };
+    const r = predictPreCopy(vm);
+    expect(r).toMatchObject({ converges: true, rounds: 2, bytesSent: 192 * MIB });
+    expect(r.roundDetails.map((d) => d.durationMs)).toEqual([
+      expect.closeTo(300, 9),
+      expect.closeTo(100, 9),
+    ]);
+    expect(r.totalTimeMs).toBeCloseTo(500, 9);
+    expect(r.downtimeMs).toBeCloseTo(100, 9);
+    // The same VM without page costs switches over at once: 64 MiB ≤ 160 MiB.
+    const { firstCopyBytesPerS: _f, scanBytesPerS: _s, ...plain } = vm;
+    const without = predictPreCopy(plain);
+    expect(without).toMatchObject({ rounds: 0, bytesSent: 64 * MIB });
+    expect(without.totalTimeMs).toBeCloseTo(100, 9);
+  });
+
+  it("a first pass fast enough switches over after it", () => {
+    // 1024 MiB, 1008 MiB zero at 4032 MiB/s (250 ms) + 16 MiB at 320 MiB/s (50 ms): rate
+    // 16 MiB / 0.3 s × 0.3 s = 16 MiB ≥ the 8 MiB dirtied: stop-and-copy at 640 MiB/s (12.5 ms).
+    const r = predictPreCopy({
+      memoryBytes: GIB,
+      zeroPageShare: 1008 / 1024,
+      dirtyRateBytesPerS: 10 * GIB,
+      wwsBytes: 8 * MIB,
+      bandwidthBytesPerS: 640 * MIB,
+      firstCopyBytesPerS: 320 * MIB,
+      scanBytesPerS: 4032 * MIB,
+      downtimeLimitMs: 300,
+    });
+    expect(r).toMatchObject({ converges: true, rounds: 1, bytesSent: 24 * MIB });
+    expect(r.totalTimeMs).toBeCloseTo(312.5, 9);
+    expect(r.downtimeMs).toBeCloseTo(12.5, 9);
+  });
+
+  it("rejects a scan rate or first-copy rate that is not > 0", () => {
+    const base = {
+      memoryBytes: GIB,
+      dirtyRateBytesPerS: 0,
+      bandwidthBytesPerS: 128 * MIB,
+      downtimeLimitMs: 300,
+    };
+    expect(() => predictPreCopy({ ...base, scanBytesPerS: 0 })).toThrow(InvalidArgumentError);
+    expect(() => predictPreCopy({ ...base, firstCopyBytesPerS: Number.NaN })).toThrow(/firstCopy/);
+  });
+});
+
 describe("completionTimeoutMs", () => {
   it("is KubeVirt's 150 s per GiB, at least one GiB's worth", () => {
     expect(completionTimeoutMs(4 * GIB)).toBe(600_000);

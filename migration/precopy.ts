@@ -18,6 +18,13 @@
  * - Post-copy (when enabled and pre-copy would not converge): switch over at the stop point, the
  *   guest runs on the destination after `postCopyDowntimeMs`, and the remaining pages follow at
  *   full bandwidth.
+ * - QEMU's page costs (when `scanBytesPerS` or `firstCopyBytesPerS` is given): QEMU reads every page of the first pass to
+ *   find the zero ones, so zero pages cost `scanBytesPerS` instead of nothing, and the first copy of
+ *   a non-zero page may be slower than a resend (`firstCopyBytesPerS`: the destination allocates
+ *   the page as it lands). QEMU's switchover threshold starts at 0 and is then the bandwidth it
+ *   measured over the last period × the downtime limit: so the first pass always runs, and the test
+ *   before each later round uses the rate of the round before it (bytes sent / its time), which a
+ *   first pass of mostly zero pages makes low.
  *
  * Units: bytes, bytes per second, milliseconds. Pure arithmetic: no clock, no I/O.
  */
@@ -58,6 +65,16 @@ export interface PreCopyInput {
   readonly postCopy?: boolean;
   /** Downtime of the post-copy switchover (device state, discard bitmap). Default 50 ms. */
   readonly postCopyDowntimeMs?: number;
+  /**
+   * How fast QEMU scans zero pages (bytes of guest memory per second); absent, they are free.
+   * This or `firstCopyBytesPerS` given, the model takes QEMU's page costs and its switchover
+   * threshold (see the header); neither given, one bandwidth applies, as before.
+   */
+  readonly scanBytesPerS?: number;
+  /** The first copy of a non-zero page (first pass only). Default: `bandwidthBytesPerS`. */
+  readonly firstCopyBytesPerS?: number;
+  /** Time outside the rounds (QEMU's setup, the device state at switchover). Default 0. */
+  readonly fixedCostMs?: number;
 }
 
 export interface PreCopyRound {
@@ -110,11 +127,13 @@ function validate(input: PreCopyInput): void {
   check("downtimeLimitMs", input.downtimeLimitMs, 0);
   check("maxDataFactor", input.maxDataFactor, 1);
   check("postCopyDowntimeMs", input.postCopyDowntimeMs, 0);
-  if (!(input.bandwidthBytesPerS > 0) || !Number.isFinite(input.bandwidthBytesPerS)) {
-    throw new InvalidArgumentError(
-      "bandwidthBytesPerS",
-      `must be a finite number > 0, got ${input.bandwidthBytesPerS}`,
-    );
+  check("fixedCostMs", input.fixedCostMs, 0);
+  for (const field of ["bandwidthBytesPerS", "scanBytesPerS", "firstCopyBytesPerS"] as const) {
+    const v = input[field];
+    if (field !== "bandwidthBytesPerS" && v === undefined) continue;
+    if (v === undefined || !(v > 0) || !Number.isFinite(v)) {
+      throw new InvalidArgumentError(field, `must be a finite number > 0, got ${v}`);
+    }
   }
   const r = input.maxRounds;
   if (r !== undefined && (!Number.isInteger(r) || r < 0)) {
@@ -149,15 +168,23 @@ export function predictPreCopy(input: PreCopyInput): PreCopyResult {
           trigger: (ac === true ? undefined : ac.triggerThresholdPct) ?? 50,
         };
 
-  let pending = mem * (1 - (input.zeroPageShare ?? 0));
+  const zeroBytes = mem * (input.zeroPageShare ?? 0);
+  let pending = mem - zeroBytes;
+  // QEMU's page costs: the first pass scans the zero pages and copies each page a first time.
+  const pageCosts = input.scanBytesPerS !== undefined || input.firstCopyBytesPerS !== undefined;
+  const scanMs = input.scanBytesPerS === undefined ? 0 : zeroBytes / (input.scanBytesPerS / 1000);
+  const firstCopyMs = (input.firstCopyBytesPerS ?? input.bandwidthBytesPerS) / 1000;
+  // QEMU compares with bandwidth × downtime limit, the bandwidth measured over the last round.
+  let switchThreshold = pageCosts ? 0 : threshold;
   let sent = 0;
-  let time = 0;
+  let time = input.fixedCostMs ?? 0;
   let throttle = 0;
   let highRounds = 0;
   const details: PreCopyRound[] = [];
   let stop: PreCopyStop;
   for (;;) {
-    if (pending <= threshold) {
+    const first = details.length === 0;
+    if (pending <= switchThreshold && !(pageCosts && first)) {
       stop = "converged";
       break;
     }
@@ -169,7 +196,10 @@ export function predictPreCopy(input: PreCopyInput): PreCopyResult {
       stop = "max-data";
       break;
     }
-    const duration = pending / bwMs;
+    const duration = pageCosts && first ? pending / firstCopyMs + scanMs : pending / bwMs;
+    if (pageCosts) {
+      switchThreshold = duration > 0 ? (pending / duration) * input.downtimeLimitMs : threshold;
+    }
     const rate = (input.dirtyRateBytesPerS / 1000) * (1 - throttle / 100);
     const dirtied = Math.min(wws, rate * duration);
     details.push({

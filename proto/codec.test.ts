@@ -153,7 +153,26 @@ const commands: Record<NonNullable<Command["kind"]>, Command> = {
     abortMigration: { migrationId: "mig_9", leaseId: "lse_1", reason: "operator" },
   },
   suspend: { ...commandBase, kind: "suspend", suspend: { leaseId: "lse_1" } },
-  resume: { ...commandBase, kind: "resume", resume: { leaseId: "lse_1" } },
+  resume: {
+    ...commandBase,
+    kind: "resume",
+    resume: {
+      leaseId: "lse_1",
+      from: {
+        address: "10.0.0.7",
+        port: 40001,
+        token: "a".repeat(64),
+        sizeBytes: 123_456_789,
+        sha256: "b".repeat(64),
+      },
+      workload: { leaseId: "lse_1", resources, driver, endTime: ts(1_700_003_600), name: "web-1" },
+    },
+  },
+  exportSuspended: {
+    ...commandBase,
+    kind: "exportSuspended",
+    exportSuspended: { leaseId: "lse_1" },
+  },
 };
 
 const commandReply: CommandReply = {
@@ -164,6 +183,7 @@ const commandReply: CommandReply = {
   duplicate: true,
   incomingAddress: "10.0.0.8",
   incomingPort: 49152,
+  suspendImage: null,
   seenEpoch: 4,
 };
 

@@ -5,6 +5,8 @@
  * untrusted: it is decoded with decodeOrDrop (counted, logged, dropped), and its host id must
  * match the subject it came on.
  */
+
+import type { SuspendImage } from "../../agent/index.js";
 import {
   allHostsSubject,
   type Bus,
@@ -251,6 +253,32 @@ export class AgentGateway implements HostGateway {
 
   async resume(hostId: string, leaseId: string): Promise<void> {
     await this.#command(hostId, `resume:${leaseId}`, { resume: { leaseId } });
+  }
+
+  async exportSuspended(hostId: string, leaseId: string): Promise<SuspendImage> {
+    const reply = await this.#command(hostId, `export:${leaseId}`, {
+      exportSuspended: { leaseId },
+    });
+    const image = reply.suspendImage;
+    if (image === null) {
+      throw new CommandRejectedError(hostId, "INTERNAL", "the reply names no suspend image");
+    }
+    return { ...image, sizeBytes: Number(image.sizeBytes) };
+  }
+
+  async resumeFrom(hostId: string, workload: WorkloadSpec, image: SuspendImage): Promise<void> {
+    await this.#command(hostId, `resume:${workload.leaseId}`, {
+      resume: {
+        leaseId: workload.leaseId,
+        from: image,
+        workload: {
+          leaseId: workload.leaseId,
+          resources: resourcesToProto(workload.resources),
+          driver: { image: workload.image, params: { ...workload.params } },
+          endTime: timestampFromMs(workload.end),
+        },
+      },
+    });
   }
 
   onMigrationReport(listener: (report: MigrationReport) => void): () => void {

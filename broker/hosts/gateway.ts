@@ -3,7 +3,7 @@
  * The embedded broker uses an in-process simulated fleet; the Host agents issue puts agents over
  * the Bus (NATS) behind the same port.
  */
-import type { MigrationPhase, TransferStats } from "../../agent/index.js";
+import type { MigrationPhase, SuspendImage, TransferStats } from "../../agent/index.js";
 import type { Resources } from "../../placement/index.js";
 
 export interface WorkloadSpec {
@@ -100,6 +100,14 @@ export interface HostGateway {
   suspend(hostId: string, leaseId: string): Promise<void>;
   /** Resumes a workload suspended on the host (RUNNING is reported later). */
   resume(hostId: string, leaseId: string): Promise<void>;
+  /**
+   * Source of a resume elsewhere: the host serves the workload's saved state (it stays suspended
+   * there, its file kept until a stop discards it); resolves with where to fetch it. Gateways
+   * whose hosts keep no saved state files (the simulated fleet) do not have it.
+   */
+  exportSuspended?(hostId: string, leaseId: string): Promise<SuspendImage>;
+  /** Destination of a resume elsewhere: fetch the saved state from `image`, check it, resume. */
+  resumeFrom?(hostId: string, workload: WorkloadSpec, image: SuspendImage): Promise<void>;
   /** Subscribes to migration progress from every host. */
   onMigrationReport(listener: (report: MigrationReport) => void): () => void;
 }

@@ -19,6 +19,7 @@ import {
   NotFoundError,
   ResourceExhaustedError,
   type Timer,
+  UnavailableError,
 } from "../../core/index.js";
 import {
   CapacityExceededError,
@@ -205,6 +206,8 @@ export class LeaseManager {
   readonly #clock: Clock;
   readonly #index: ClusterIndex;
   readonly #hosts: HostRegistry;
+  /** Leases resuming on another host from their saved state: lease id → the source host. */
+  readonly #resumingFrom = new Map<string, string>();
   readonly #gateway: HostGateway;
   readonly #policy: PlacementPolicy;
   readonly #log: Logger;
@@ -1237,16 +1240,24 @@ export class LeaseManager {
       const copyMs = Math.ceil(
         ((lease.spec.resources.memoryMib * 1024 * 1024) / this.#timings.stateCopyBytesPerS) * 1000,
       );
+      const copies = this.#copiesSavedState(from, d.hostId);
       this.#index.releaseLease(id);
       const moved: Lease = {
         ...lease,
         state: "STARTING",
         hostId: d.hostId,
-        statusMessage: `resuming on ${d.hostId}: copying the saved state from ${from} (${Math.round(copyMs / 1000)} s)`,
+        statusMessage: copies
+          ? `resuming on ${d.hostId}: fetching the saved state from ${from}`
+          : `resuming on ${d.hostId}: copying the saved state from ${from} (${Math.round(copyMs / 1000)} s)`,
         history: [...lease.history.slice(-99), { hostId: d.hostId, at: now, reason: "resumed" }],
       };
       this.#commitHold(moved);
       const next = await this.#write(item, moved, "STATE_CHANGED");
+      if (copies) {
+        this.#resumingFrom.set(id, from);
+        void this.#resumeFromCopy(next.value, from);
+        return next.value;
+      }
       this.#clock.setTimer(copyMs, () => {
         const current = this.#leases.get(id)?.value;
         if (current?.state !== "STARTING" || current.hostId !== d.hostId) return;
@@ -1259,6 +1270,83 @@ export class LeaseManager {
       });
       return next.value;
     });
+  }
+
+  /**
+   * Whether a resume from `from` on `to` moves the real saved state: both hosts run the qemu
+   * driver (the only one that writes it) and the gateway can command the transfer. Otherwise the
+   * copy is modelled (stateCopyBytesPerS) and the workload starts afresh there.
+   */
+  #copiesSavedState(from: string, to: string): boolean {
+    if (this.#gateway.exportSuspended === undefined || this.#gateway.resumeFrom === undefined) {
+      return false;
+    }
+    const driverOf = (hostId: string): string | undefined =>
+      this.#hosts.has(hostId) ? this.#hosts.view(hostId).driver : undefined;
+    return driverOf(from) === "qemu" && driverOf(to) === "qemu";
+  }
+
+  /**
+   * The source serves the saved state, the destination fetches, checks and resumes it; RUNNING
+   * (reported by the destination) makes the lease ACTIVE and discards the source's copy, a failure
+   * puts the lease back to SUSPENDED on its source (see #onReport).
+   */
+  async #resumeFromCopy(lease: Lease, from: string): Promise<void> {
+    try {
+      const image = await this.#gateway.exportSuspended?.(from, lease.id);
+      if (image === undefined) throw new UnavailableError("the gateway cannot export saved state");
+      await this.#gateway.resumeFrom?.(
+        lease.hostId,
+        {
+          leaseId: lease.id,
+          resources: lease.spec.resources,
+          end: lease.end,
+          image: lease.spec.driver.image,
+          params: lease.spec.driver.params,
+        },
+        image,
+      );
+    } catch (error) {
+      this.#log.warn(
+        { err: error, lease: lease.id, host: lease.hostId },
+        "resume elsewhere failed",
+      );
+      await this.#onReport({
+        hostId: lease.hostId,
+        leaseId: lease.id,
+        state: "FAILED",
+        message: `resume failed: ${errorMessage(error)}`,
+      });
+    }
+  }
+
+  /**
+   * A resume elsewhere failed (the fetch, the check or the load): the lease goes back to
+   * SUSPENDED on its source, whose saved state was kept, with the reason.
+   */
+  async #revertResume(item: Versioned<Lease>, from: string, why: string): Promise<void> {
+    const lease = item.value;
+    this.#resumingFrom.delete(lease.id);
+    this.#index.releaseLease(lease.id);
+    const back: Lease = {
+      ...lease,
+      state: "SUSPENDED",
+      hostId: from,
+      statusMessage: `resume on ${lease.hostId} failed, still suspended on ${from}: ${why}`,
+      history: [
+        ...lease.history.slice(-99),
+        { hostId: from, at: this.#clock.now(), reason: "resume failed" },
+      ],
+    };
+    try {
+      this.#commitHold(back);
+    } catch (error) {
+      // The disk it keeps on its source is not charged: the saved state is there all the same.
+      this.#log.error({ err: error, lease: lease.id, host: from }, "cannot charge a lease");
+    }
+    await this.#write(item, back, "STATE_CHANGED");
+    // The destination may have left a half-started VM: discard it.
+    this.#gateway.stop(lease.hostId, lease.id, { graceMs: 0, force: true }).catch(() => undefined);
   }
 
   /** Charges the holds of `hostId`'s leases (and migrations to it) that are not charged yet. */
@@ -1898,7 +1986,9 @@ export class LeaseManager {
           lease !== undefined &&
           ((lease.hostId === hostId &&
             (RUNNING_STATES.has(lease.state) || lease.state === "SUSPENDED")) ||
-            (lease.state === "MIGRATING" && lease.migrationTo === hostId));
+            (lease.state === "MIGRATING" && lease.migrationTo === hostId) ||
+            // Its saved state, being fetched by the host it resumes on: kept until it runs there.
+            (lease.state === "STARTING" && this.#resumingFrom.get(leaseId) === hostId));
         if (belongs) continue;
         // A Hello and the beats after it list the workload until the stop lands: stop it once.
         const key = `${hostId}/${leaseId}`;
@@ -1992,10 +2082,28 @@ export class LeaseManager {
         }
         return;
       }
+      const resumedFrom = lease.state === "STARTING" ? this.#resumingFrom.get(lease.id) : undefined;
+      if (resumedFrom !== undefined && (report.state === "FAILED" || report.state === "STOPPED")) {
+        await this.#revertResume(item, resumedFrom, report.message || "the workload stopped");
+        return;
+      }
       switch (report.state) {
         case "RUNNING":
-          if (lease.state === "STARTING")
+          if (lease.state === "STARTING") {
             await this.#transition(item, "ACTIVE", `running on ${lease.hostId}`);
+            if (resumedFrom !== undefined) {
+              // Resumed from its copy: the source's saved state has served its purpose.
+              this.#resumingFrom.delete(lease.id);
+              this.#gateway
+                .stop(resumedFrom, lease.id, { graceMs: 0, force: true })
+                .catch((error) =>
+                  this.#log.warn(
+                    { err: error, lease: lease.id, host: resumedFrom },
+                    "discarding saved state failed",
+                  ),
+                );
+            }
+          }
           break;
         case "STOPPED":
           if (
@@ -2051,6 +2159,7 @@ export class LeaseManager {
   ): Promise<Versioned<Lease>> {
     assertTransition(item.id, item.value.state, to);
     this.#index.releaseLease(item.id);
+    this.#resumingFrom.delete(item.id);
     const lease = item.value;
     const now = this.#clock.now();
     // A lease that ran and stops before its planned end records when it really ended.

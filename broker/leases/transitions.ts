@@ -33,8 +33,9 @@ const TABLE: Readonly<Record<LeaseState, readonly LeaseState[]>> = {
   // Capacity held in a host's future timeline. Back to PENDING when its host is lost and no other
   // host can take the reservation yet.
   RESERVED: ["STARTING", "PENDING", "CANCELLED", "PREEMPTED", "FAILED"],
-  // Asked the host to start it. STARTING → STARTING is a restart on another host.
-  STARTING: ["ACTIVE", "STARTING", "ENDING", "FAILED", "PREEMPTED"],
+  // Asked the host to start it. STARTING → STARTING is a restart on another host; → SUSPENDED is a
+  // resume on another host that failed (the saved state is still on its source).
+  STARTING: ["ACTIVE", "STARTING", "SUSPENDED", "ENDING", "FAILED", "PREEMPTED"],
   ACTIVE: ["MIGRATING", "SUSPENDED", "ENDING", "STARTING", "FAILED", "PREEMPTED"],
   MIGRATING: ["ACTIVE", "ENDING", "STARTING", "FAILED"],
   // Memory saved to the host's disk; resumed through STARTING, on the same or another host.

@@ -12,6 +12,7 @@ import type { Command as _leasebroker_v1_Command, Command__Output as _leasebroke
 import type { CommandReply as _leasebroker_v1_CommandReply, CommandReply__Output as _leasebroker_v1_CommandReply__Output } from './leasebroker/v1/CommandReply.js';
 import type { DriverParams as _leasebroker_v1_DriverParams, DriverParams__Output as _leasebroker_v1_DriverParams__Output } from './leasebroker/v1/DriverParams.js';
 import type { ExitDetails as _leasebroker_v1_ExitDetails, ExitDetails__Output as _leasebroker_v1_ExitDetails__Output } from './leasebroker/v1/ExitDetails.js';
+import type { ExportSuspended as _leasebroker_v1_ExportSuspended, ExportSuspended__Output as _leasebroker_v1_ExportSuspended__Output } from './leasebroker/v1/ExportSuspended.js';
 import type { FilterResult as _leasebroker_v1_FilterResult, FilterResult__Output as _leasebroker_v1_FilterResult__Output } from './leasebroker/v1/FilterResult.js';
 import type { FlexibleWindow as _leasebroker_v1_FlexibleWindow, FlexibleWindow__Output as _leasebroker_v1_FlexibleWindow__Output } from './leasebroker/v1/FlexibleWindow.js';
 import type { Heartbeat as _leasebroker_v1_Heartbeat, Heartbeat__Output as _leasebroker_v1_Heartbeat__Output } from './leasebroker/v1/Heartbeat.js';
@@ -39,6 +40,7 @@ import type { ResumeWorkload as _leasebroker_v1_ResumeWorkload, ResumeWorkload__
 import type { ScoreComponent as _leasebroker_v1_ScoreComponent, ScoreComponent__Output as _leasebroker_v1_ScoreComponent__Output } from './leasebroker/v1/ScoreComponent.js';
 import type { StartWorkload as _leasebroker_v1_StartWorkload, StartWorkload__Output as _leasebroker_v1_StartWorkload__Output } from './leasebroker/v1/StartWorkload.js';
 import type { StopWorkload as _leasebroker_v1_StopWorkload, StopWorkload__Output as _leasebroker_v1_StopWorkload__Output } from './leasebroker/v1/StopWorkload.js';
+import type { SuspendImage as _leasebroker_v1_SuspendImage, SuspendImage__Output as _leasebroker_v1_SuspendImage__Output } from './leasebroker/v1/SuspendImage.js';
 import type { SuspendWorkload as _leasebroker_v1_SuspendWorkload, SuspendWorkload__Output as _leasebroker_v1_SuspendWorkload__Output } from './leasebroker/v1/SuspendWorkload.js';
 import type { TimeRange as _leasebroker_v1_TimeRange, TimeRange__Output as _leasebroker_v1_TimeRange__Output } from './leasebroker/v1/TimeRange.js';
 import type { TransferProgress as _leasebroker_v1_TransferProgress, TransferProgress__Output as _leasebroker_v1_TransferProgress__Output } from './leasebroker/v1/TransferProgress.js';
@@ -68,6 +70,7 @@ export interface ProtoGrpcType {
       CommandReply: MessageTypeDefinition<_leasebroker_v1_CommandReply, _leasebroker_v1_CommandReply__Output>
       DriverParams: MessageTypeDefinition<_leasebroker_v1_DriverParams, _leasebroker_v1_DriverParams__Output>
       ExitDetails: MessageTypeDefinition<_leasebroker_v1_ExitDetails, _leasebroker_v1_ExitDetails__Output>
+      ExportSuspended: MessageTypeDefinition<_leasebroker_v1_ExportSuspended, _leasebroker_v1_ExportSuspended__Output>
       FilterResult: MessageTypeDefinition<_leasebroker_v1_FilterResult, _leasebroker_v1_FilterResult__Output>
       FlexibleWindow: MessageTypeDefinition<_leasebroker_v1_FlexibleWindow, _leasebroker_v1_FlexibleWindow__Output>
       Heartbeat: MessageTypeDefinition<_leasebroker_v1_Heartbeat, _leasebroker_v1_Heartbeat__Output>
@@ -102,6 +105,7 @@ export interface ProtoGrpcType {
       ScoreComponent: MessageTypeDefinition<_leasebroker_v1_ScoreComponent, _leasebroker_v1_ScoreComponent__Output>
       StartWorkload: MessageTypeDefinition<_leasebroker_v1_StartWorkload, _leasebroker_v1_StartWorkload__Output>
       StopWorkload: MessageTypeDefinition<_leasebroker_v1_StopWorkload, _leasebroker_v1_StopWorkload__Output>
+      SuspendImage: MessageTypeDefinition<_leasebroker_v1_SuspendImage, _leasebroker_v1_SuspendImage__Output>
       SuspendWorkload: MessageTypeDefinition<_leasebroker_v1_SuspendWorkload, _leasebroker_v1_SuspendWorkload__Output>
       TimeRange: MessageTypeDefinition<_leasebroker_v1_TimeRange, _leasebroker_v1_TimeRange__Output>
       TransferProgress: MessageTypeDefinition<_leasebroker_v1_TransferProgress, _leasebroker_v1_TransferProgress__Output>

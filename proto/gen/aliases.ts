@@ -103,6 +103,10 @@ import type { ExplainPlacementResponse as _ExplainPlacementResponse, ExplainPlac
 export type ExplainPlacementResponse = _ExplainPlacementResponse__Output;
 export type ExplainPlacementResponseInput = _ExplainPlacementResponse;
 
+import type { ExportSuspended as _ExportSuspended, ExportSuspended__Output as _ExportSuspended__Output } from "./leasebroker/v1/ExportSuspended.js";
+export type ExportSuspended = _ExportSuspended__Output;
+export type ExportSuspendedInput = _ExportSuspended;
+
 import type { ExtendLeaseRequest as _ExtendLeaseRequest, ExtendLeaseRequest__Output as _ExtendLeaseRequest__Output } from "./leasebroker/v1/ExtendLeaseRequest.js";
 export type ExtendLeaseRequest = _ExtendLeaseRequest__Output;
 export type ExtendLeaseRequestInput = _ExtendLeaseRequest;
@@ -381,6 +385,10 @@ import type { SubmitLeasesResponse as _SubmitLeasesResponse, SubmitLeasesRespons
 export type SubmitLeasesResponse = _SubmitLeasesResponse__Output;
 export type SubmitLeasesResponseInput = _SubmitLeasesResponse;
 
+import type { SuspendImage as _SuspendImage, SuspendImage__Output as _SuspendImage__Output } from "./leasebroker/v1/SuspendImage.js";
+export type SuspendImage = _SuspendImage__Output;
+export type SuspendImageInput = _SuspendImage;
+
 import type { SuspendLeaseRequest as _SuspendLeaseRequest, SuspendLeaseRequest__Output as _SuspendLeaseRequest__Output } from "./leasebroker/v1/SuspendLeaseRequest.js";
 export type SuspendLeaseRequest = _SuspendLeaseRequest__Output;
 export type SuspendLeaseRequestInput = _SuspendLeaseRequest;
@@ -446,6 +454,7 @@ export interface MessageTypes {
   "leasebroker.v1.ExitDetails": { input: ExitDetailsInput; output: ExitDetails };
   "leasebroker.v1.ExplainPlacementRequest": { input: ExplainPlacementRequestInput; output: ExplainPlacementRequest };
   "leasebroker.v1.ExplainPlacementResponse": { input: ExplainPlacementResponseInput; output: ExplainPlacementResponse };
+  "leasebroker.v1.ExportSuspended": { input: ExportSuspendedInput; output: ExportSuspended };
   "leasebroker.v1.ExtendLeaseRequest": { input: ExtendLeaseRequestInput; output: ExtendLeaseRequest };
   "leasebroker.v1.FilterResult": { input: FilterResultInput; output: FilterResult };
   "leasebroker.v1.FlexibleWindow": { input: FlexibleWindowInput; output: FlexibleWindow };
@@ -505,6 +514,7 @@ export interface MessageTypes {
   "leasebroker.v1.SubmitLeaseResult": { input: SubmitLeaseResultInput; output: SubmitLeaseResult };
   "leasebroker.v1.SubmitLeasesRequest": { input: SubmitLeasesRequestInput; output: SubmitLeasesRequest };
   "leasebroker.v1.SubmitLeasesResponse": { input: SubmitLeasesResponseInput; output: SubmitLeasesResponse };
+  "leasebroker.v1.SuspendImage": { input: SuspendImageInput; output: SuspendImage };
   "leasebroker.v1.SuspendLeaseRequest": { input: SuspendLeaseRequestInput; output: SuspendLeaseRequest };
   "leasebroker.v1.SuspendWorkload": { input: SuspendWorkloadInput; output: SuspendWorkload };
   "leasebroker.v1.TimeRange": { input: TimeRangeInput; output: TimeRange };

@@ -3,10 +3,11 @@
  * test playing the broker with the agent commands the broker's orchestrator sends: a lease runs
  * as a real QEMU process; PrepareIncoming on the destination + MigrateOut on the source move it
  * (the completion carries QEMU's measured downtime and total time); an abort mid-way leaves the
- * source running; Suspend + Resume; and an agent killed with SIGKILL is restarted and re-adopts
- * its VM without restarting it.
+ * source running; Suspend + Resume; Suspend on one agent, ExportSuspended there and Resume with
+ * `from` on the other; and an agent killed with SIGKILL is restarted and re-adopts its VM without
+ * restarting it.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { qemuVmDir } from "../../agent/index.js";
@@ -15,7 +16,13 @@ import { type AgentEvent, durationFromMs, timestampFromMs } from "../../proto/in
 import { type AgentProcess, buildAgent, startAgent } from "../agent/agent-process.js";
 import { FakeBroker } from "../agent/fake-broker.js";
 import { type NatsHandle, QEMU, requireBinary, startNats, waitFor } from "../helpers/index.js";
-import { killQemuUnder, pidsMentioning, processRunning, qmpStatus } from "./qemu-helpers.js";
+import {
+  biosTicks,
+  killQemuUnder,
+  pidsMentioning,
+  processRunning,
+  qmpStatus,
+} from "./qemu-helpers.js";
 
 const QEMU_ARGS = ["--driver", "qemu", "--qemu-accel", "tcg", "--address", "127.0.0.1"];
 const SOURCE = "qa-src";
@@ -235,6 +242,70 @@ describe("two agents with the qemu driver (real QEMU under TCG, real NATS)", () 
       30_000,
     );
     expect(await qmpStatus(operatorSocket(source, "qa-lease-2"))).toBe("running");
+  });
+
+  it("suspends on one agent and resumes on the other from the saved state it fetched", async () => {
+    const leaseId = "qa-lease-3";
+    await startLease(leaseId);
+    const sourceSocket = operatorSocket(source, leaseId);
+    await waitFor(async () => (await biosTicks(sourceSocket)) > 20, {
+      what: "BIOS ticks",
+      timeoutMs: 30_000,
+    });
+    const ticksBefore = await biosTicks(sourceSocket);
+    expect(await broker.command(SOURCE, { suspend: { leaseId } })).toMatchObject({ ok: true });
+    await broker.until(
+      () => broker.workloadStates(leaseId).includes("SUSPENDED"),
+      "SUSPENDED",
+      30_000,
+    );
+    const savedFile = join(qemuVmDir(join(source.dir, "qemu"), leaseId), "suspend.state");
+    expect(existsSync(savedFile)).toBe(true);
+
+    const exported = await broker.command(SOURCE, { exportSuspended: { leaseId } });
+    expect(exported).toMatchObject({ ok: true });
+    const image = exported.suspendImage;
+    expect(image).toMatchObject({
+      address: "127.0.0.1",
+      sha256: expect.stringMatching(/^[0-9a-f]{64}$/),
+    });
+    expect(Number(image?.sizeBytes)).toBeGreaterThan(0);
+
+    const resumed = await broker.command(DESTINATION, {
+      resume: {
+        leaseId,
+        from: image,
+        workload: { leaseId, resources, driver: { params: {} }, endTime },
+      },
+    });
+    expect(resumed).toMatchObject({ ok: true });
+    await broker.until(
+      () =>
+        broker.events.some(
+          (e) =>
+            e.hostId === DESTINATION &&
+            e.workload?.leaseId === leaseId &&
+            e.workload.state === "WORKLOAD_STATE_RUNNING",
+        ),
+      "RUNNING on the destination",
+      30_000,
+    );
+    const running = broker.events.findLast(
+      (e) => e.hostId === DESTINATION && e.workload?.state === "WORKLOAD_STATE_RUNNING",
+    );
+    expect(running?.workload?.message).toMatch(
+      new RegExp(`\\(fetched ${Number(image?.sizeBytes)} bytes in \\d+ ms\\)$`),
+    );
+    const destinationSocket = operatorSocket(destination, leaseId);
+    expect(await qmpStatus(destinationSocket)).toBe("running");
+    expect(await biosTicks(destinationSocket)).toBeGreaterThanOrEqual(ticksBefore);
+    // The source keeps its saved state until the broker discards it.
+    expect(existsSync(savedFile)).toBe(true);
+    expect(await broker.command(SOURCE, { stop: { leaseId, force: true } })).toMatchObject({
+      ok: true,
+    });
+    await waitFor(() => !existsSync(savedFile), { what: "the source's saved state discarded" });
+    await broker.command(DESTINATION, { stop: { leaseId, force: true } });
   });
 
   it("an agent killed and restarted re-adopts its VM without restarting it", async () => {

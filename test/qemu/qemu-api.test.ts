@@ -3,9 +3,12 @@
  * real agent processes with the qemu driver (TCG) on a real nats-server. A lease submitted over
  * gRPC runs as a real QEMU process; MigrateLease moves it (the Migration records the downtime and
  * total time QEMU measured); AbortMigration mid-way leaves the source running; SuspendLease then
- * ResumeLease runs the VM again. Every check goes through the gRPC API or the VM's own QMP socket;
- * every wait is bounded.
+ * ResumeLease runs the VM again; with its host cordoned, ResumeLease resumes it on the other host
+ * from the saved state fetched there (its BIOS ticks go on), and a damaged saved state puts it
+ * back to SUSPENDED on its source. Every check goes through the gRPC API, the VM's own QMP socket
+ * or the agents' data directories; every wait is bounded.
  */
+import { appendFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import type { ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -21,7 +24,13 @@ import { type AgentProcess, buildAgent, startAgent } from "../agent/agent-proces
 import { immediate } from "../broker/harness.js";
 import { type BrokerProcess, hostsById, startBrokerProcess } from "../cluster/cluster-processes.js";
 import { type NatsHandle, QEMU, requireBinary, startNats, waitFor } from "../helpers/index.js";
-import { killQemuUnder, pidsMentioning, processRunning, qmpStatus } from "./qemu-helpers.js";
+import {
+  biosTicks,
+  killQemuUnder,
+  pidsMentioning,
+  processRunning,
+  qmpStatus,
+} from "./qemu-helpers.js";
 
 const QEMU_ARGS = ["--driver", "qemu", "--qemu-accel", "tcg", "--address", "127.0.0.1"];
 const HOSTS = ["qapi-1", "qapi-2"];
@@ -79,6 +88,9 @@ describe("the qemu driver through the broker's API (real broker, agents, QEMU, N
   const suspendLease = (id: string) =>
     call<Lease>((cb) => broker.api.raw.SuspendLease({ id, reason: "test" }, cb));
   const resumeLease = (id: string) => call<Lease>((cb) => broker.api.raw.ResumeLease({ id }, cb));
+  const cordon = (id: string) =>
+    call<unknown>((cb) => broker.api.raw.CordonHost({ id, reason: "test" }, cb));
+  const uncordon = (id: string) => call<unknown>((cb) => broker.api.raw.UncordonHost({ id }, cb));
 
   async function untilLease(id: string, ok: (lease: Lease) => boolean, what: string) {
     let lease: Lease | undefined;
@@ -247,5 +259,86 @@ describe("the qemu driver through the broker's API (real broker, agents, QEMU, N
       "ACTIVE after resume",
     );
     await untilRunning(resumed.hostId, lease.id);
+  }, 180_000);
+
+  it("ResumeLease with its own host cordoned resumes on the other host from the fetched saved state", async () => {
+    const lease = await runLease();
+    const from = lease.hostId;
+    const to = otherHost(from);
+    const socket = (hostId: string) => join(vmDir(hostId, lease.id), "operator.sock");
+    await waitFor(async () => (await biosTicks(socket(from))) > 20, {
+      what: "BIOS ticks",
+      timeoutMs: STEP_MS,
+    });
+    const ticksBefore = await biosTicks(socket(from));
+    await suspendLease(lease.id);
+    await untilLease(lease.id, (l) => l.state === "LEASE_STATE_SUSPENDED", "SUSPENDED");
+    const savedFile = join(vmDir(from, lease.id), "suspend.state");
+    await waitFor(() => pidsMentioning(vmDir(from, lease.id)).length === 0, {
+      what: "the suspended VM's QEMU gone",
+      timeoutMs: STEP_MS,
+      detail,
+    });
+    await cordon(from);
+    try {
+      const starting = await resumeLease(lease.id);
+      expect(starting).toMatchObject({ state: "LEASE_STATE_STARTING", hostId: to });
+      expect(starting.statusMessage).toBe(
+        `resuming on ${to}: fetching the saved state from ${from}`,
+      );
+      const resumed = await untilLease(
+        lease.id,
+        (l) => l.state === "LEASE_STATE_ACTIVE",
+        "ACTIVE on the other host",
+      );
+      expect(resumed.hostId).toBe(to);
+      await untilRunning(to, lease.id);
+      // Its state came along: the BIOS ticks go on from where they were, not from a fresh boot.
+      expect(await biosTicks(socket(to))).toBeGreaterThanOrEqual(ticksBefore);
+      // Once it runs there, the source's saved state is discarded.
+      await waitFor(() => !existsSync(savedFile), {
+        what: "the source's saved state discarded",
+        timeoutMs: STEP_MS,
+        detail,
+      });
+    } finally {
+      await uncordon(from);
+    }
+  }, 180_000);
+
+  it("a damaged saved state fails the resume elsewhere cleanly: SUSPENDED on its source, with why", async () => {
+    const lease = await runLease();
+    const from = lease.hostId;
+    const to = otherHost(from);
+    await suspendLease(lease.id);
+    await untilLease(lease.id, (l) => l.state === "LEASE_STATE_SUSPENDED", "SUSPENDED");
+    const savedFile = join(vmDir(from, lease.id), "suspend.state");
+    await waitFor(
+      () => existsSync(savedFile) && pidsMentioning(vmDir(from, lease.id)).length === 0,
+      {
+        what: "saved, QEMU gone",
+        timeoutMs: STEP_MS,
+        detail,
+      },
+    );
+    appendFileSync(savedFile, "damage");
+    await cordon(from);
+    try {
+      await resumeLease(lease.id);
+      const back = await untilLease(
+        lease.id,
+        (l) => l.state === "LEASE_STATE_SUSPENDED",
+        "SUSPENDED again",
+      );
+      expect(back.hostId).toBe(from);
+      expect(back.statusMessage).toMatch(
+        new RegExp(`^resume on ${to} failed, still suspended on ${from}: .*SHA-256`),
+      );
+      expect(existsSync(savedFile)).toBe(true);
+      expect(pidsMentioning(vmDir(to, lease.id))).toEqual([]);
+    } finally {
+      await uncordon(from);
+    }
+    await call<Lease>((cb) => broker.api.raw.CancelLease({ id: lease.id, reason: "test" }, cb));
   }, 180_000);
 });

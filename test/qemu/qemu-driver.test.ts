@@ -11,11 +11,12 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { QemuDriver } from "../../agent/drivers/qemu/qemu-driver.js";
+import { QemuDriver, qemuVmDir } from "../../agent/drivers/qemu/qemu-driver.js";
 import { QmpClient } from "../../agent/drivers/qemu/qmp-client.js";
 import { RealClock } from "../../core/index.js";
 import { makeTempDir, QEMU, removeDir, requireBinary, waitFor } from "../helpers/index.js";
 import {
+  biosTicks,
   EventLog,
   killQemuUnder,
   pidsMentioning,
@@ -41,21 +42,6 @@ function newDriver(name: string, log?: EventLog, binary = qemuBin): QemuDriver {
   if (log !== undefined) driver.onEvent(log.listener);
   drivers.push(driver);
   return driver;
-}
-
-/** The BIOS tick counter (a 32-bit word at 0x46c) read over QMP. */
-async function biosTicks(socketPath: string): Promise<number> {
-  const qmp = await QmpClient.connect(socketPath, 5000);
-  try {
-    const out = await qmp.execute("human-monitor-command", {
-      "command-line": "xp /1wx 0x46c",
-    });
-    const match = /:\s*0x([0-9a-f]+)/.exec(String(out));
-    if (match?.[1] === undefined) throw new Error(`unexpected xp output ${String(out)}`);
-    return Number.parseInt(match[1], 16);
-  } finally {
-    qmp.close();
-  }
 }
 
 async function pidOf(driver: QemuDriver, leaseId: string): Promise<number> {
@@ -280,6 +266,81 @@ describe("qemu driver (real QEMU, TCG)", () => {
     });
     expect(await qmpStatus(driver.socketPath("vm-sus"))).toBe("running");
     expect(await biosTicks(driver.socketPath("vm-sus"))).toBeGreaterThanOrEqual(ticksBefore);
+  });
+
+  it("resumes on another driver from the saved state it fetched, the source keeping its file", async () => {
+    const logA = new EventLog();
+    const logB = new EventLog();
+    const a = newDriver("sus-a", logA);
+    const b = newDriver("sus-b", logB);
+    const spec = smallVm("vm-move");
+    await a.start(spec);
+    await waitState(logA, "vm-move", "RUNNING");
+    await waitFor(async () => (await biosTicks(a.socketPath("vm-move"))) > 20, {
+      what: "BIOS ticks",
+      timeoutMs: 20_000,
+    });
+    const ticksBefore = await biosTicks(a.socketPath("vm-move"));
+    await a.suspend("vm-move");
+    await waitState(logA, "vm-move", "SUSPENDED");
+
+    const image = await a.exportSuspended("vm-move");
+    const saved = (await a.list())[0];
+    expect(image.sizeBytes).toBe(Number(saved?.details.saved_bytes));
+    expect(image.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(image.sha256).toBe(saved?.details.saved_sha256);
+    expect(await a.exportSuspended("vm-move")).toEqual(image); // idempotent
+
+    await b.resumeFrom(spec, image);
+    await waitState(logB, "vm-move", "RUNNING");
+    expect(logB.lastWorkload("vm-move")?.message).toMatch(
+      new RegExp(`^resumed in \\d+ ms \\(fetched ${image.sizeBytes} bytes in \\d+ ms\\)$`),
+    );
+    expect(await qmpStatus(b.socketPath("vm-move"))).toBe("running");
+    expect(await biosTicks(b.socketPath("vm-move"))).toBeGreaterThanOrEqual(ticksBefore);
+    // The source still has it until told to discard it.
+    expect((await a.list())[0]?.state).toBe("SUSPENDED");
+    await a.stop("vm-move", { graceMs: 0, force: true, reason: "resumed elsewhere" });
+    await waitState(logA, "vm-move", "STOPPED");
+    expect(await a.list()).toEqual([]);
+    expect(existsSync(qemuVmDir(join(root, "sus-a", "qemu"), "vm-move"))).toBe(false);
+  });
+
+  it("a fetch with a wrong token or checksum fails the resume cleanly; the source keeps its file", async () => {
+    const logA = new EventLog();
+    const logB = new EventLog();
+    const a = newDriver("fetch-a", logA);
+    const b = newDriver("fetch-b", logB);
+    const spec = smallVm("vm-fetch");
+    await a.start(spec);
+    await waitState(logA, "vm-fetch", "RUNNING");
+    await a.suspend("vm-fetch");
+    await waitState(logA, "vm-fetch", "SUSPENDED");
+    const image = await a.exportSuspended("vm-fetch");
+
+    await b.resumeFrom(spec, { ...image, token: "0".repeat(64) });
+    await waitState(logB, "vm-fetch", "FAILED");
+    expect(logB.lastWorkload("vm-fetch")?.message).toMatch(
+      /cannot fetch the saved state.*received 0 bytes/,
+    );
+    expect(await b.list()).toEqual([]);
+
+    await b.resumeFrom(spec, { ...image, sha256: "f".repeat(64) });
+    await waitFor(
+      () => logB.workloadStates("vm-fetch").filter((s) => s === "FAILED").length === 2,
+      {
+        what: "second FAILED",
+      },
+    );
+    expect(logB.lastWorkload("vm-fetch")?.message).toMatch(
+      new RegExp(`received ${image.sizeBytes} bytes with SHA-256 [0-9a-f]{64}, expected`),
+    );
+    expect(await b.list()).toEqual([]);
+    expect(pidsMentioning(join(root, "fetch-b"))).toEqual([]);
+    expect((await a.list())[0]?.state).toBe("SUSPENDED");
+    // Still fetchable with the right token: the file was kept.
+    await b.resumeFrom(spec, image);
+    await waitState(logB, "vm-fetch", "RUNNING");
   });
 
   it("a new driver on the same data directory re-adopts a running VM", async () => {

@@ -20,6 +20,25 @@ export async function qmpStatus(socketPath: string): Promise<string> {
   }
 }
 
+/**
+ * The BIOS tick counter (a 32-bit word at 0x46c, incremented by the guest's timer interrupt since
+ * boot) over a fresh QMP connection: after a migration or a resume it continues from where it was,
+ * where a fresh boot would start again near 0.
+ */
+export async function biosTicks(socketPath: string): Promise<number> {
+  const qmp = await QmpClient.connect(socketPath, 5000);
+  try {
+    const out = await qmp.execute("human-monitor-command", {
+      "command-line": "xp /1wx 0x46c",
+    });
+    const match = /:\s*0x([0-9a-f]+)/.exec(String(out));
+    if (match?.[1] === undefined) throw new Error(`unexpected xp output ${String(out)}`);
+    return Number.parseInt(match[1], 16);
+  } finally {
+    qmp.close();
+  }
+}
+
 /** Pids of live processes whose command line mentions `text`. */
 export function pidsMentioning(text: string): number[] {
   const pids: number[] = [];

@@ -13,13 +13,18 @@
  * leaves VMs running; `recover()` reconnects to them. Live migration is QEMU's pre-copy over TCP:
  * the destination waits with `-incoming defer` + `migrate-incoming`, the source sets
  * `downtime-limit`, `max-bandwidth` and `auto-converge`, runs `migrate` and polls `query-migrate`
- * on the Clock. Suspend is `stop` + `migrate` to `exec:cat > file`; resume is
- * `-incoming exec:cat file` + `cont`.
+ * on the Clock. Suspend is `stop` + `migrate` to `exec:cat > file` (its SHA-256 kept); resume is
+ * `-incoming exec:cat file` + `cont`. Resume on another host: the source's driver exports the file
+ * (`exportSuspended`: a TCP listener that serves it to whoever sends its one-time token), the
+ * destination's fetches it (`resumeFrom`), checks its size and SHA-256, then resumes from it. The
+ * source keeps its file until it is told to discard it (a stop).
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import {
   closeSync,
+  createReadStream,
+  createWriteStream,
   existsSync,
   mkdirSync,
   openSync,
@@ -30,7 +35,7 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
-import { createServer } from "node:net";
+import { createConnection, createServer, type Server } from "node:net";
 import { join, resolve, sep } from "node:path";
 import {
   type Clock,
@@ -51,6 +56,7 @@ import {
   type MigrationPhase,
   type ResourceVector,
   type StopOptions,
+  type SuspendImage,
   type TransferStats,
   type WorkloadInfo,
   WorkloadNotFoundError,
@@ -81,6 +87,8 @@ export interface QemuDriverOptions {
   readonly startTimeoutMs?: number | undefined;
   /** After `quit`, how long until SIGKILL; default 3 s. */
   readonly quitGraceMs?: number | undefined;
+  /** How long an exported suspend image stays fetchable; default 10 minutes. */
+  readonly exportTtlMs?: number | undefined;
   readonly logger?: Logger | undefined;
 }
 
@@ -125,6 +133,85 @@ interface IncomingMigration {
   readonly endpoint: IncomingEndpoint;
   readonly acceptedAt: number;
   timer: Timer | undefined;
+}
+
+/** A suspended VM's saved state, served to another host's agent. */
+interface SuspendExport {
+  readonly image: SuspendImage;
+  readonly server: Server;
+  readonly timer: Timer;
+}
+
+/** The length of an export's token: 32 random bytes, hex. */
+const TOKEN_CHARS = 64;
+/** A fetch that receives nothing for this long fails. */
+const FETCH_IDLE_MS = 30_000;
+
+/** SHA-256 of a file, hex. */
+function sha256File(path: string): Promise<string> {
+  return new Promise((resolveHash, reject) => {
+    const hash = createHash("sha256");
+    createReadStream(path)
+      .on("data", (chunk) => hash.update(chunk))
+      .on("error", reject)
+      .on("end", () => resolveHash(hash.digest("hex")));
+  });
+}
+
+/**
+ * Fetches an exported suspend image into `file` (through `file.part`): sends the token, reads to
+ * the end, checks size and SHA-256. Rejects with DriverFailedError on any mismatch or error.
+ */
+function fetchSuspendImage(image: SuspendImage, file: string): Promise<void> {
+  const part = `${file}.part`;
+  return new Promise<void>((resolveFetch, reject) => {
+    const hash = createHash("sha256");
+    let bytes = 0;
+    let failed = false;
+    const out = createWriteStream(part, { mode: 0o600 });
+    const socket = createConnection({ host: image.address, port: image.port });
+    const fail = (why: string, cause?: unknown): void => {
+      if (failed) return;
+      failed = true;
+      socket.destroy();
+      out.destroy();
+      rmSync(part, { force: true });
+      reject(
+        new DriverFailedError(
+          `cannot fetch the saved state from ${image.address}:${image.port}: ${why}`,
+          { cause },
+        ),
+      );
+    };
+    socket.setTimeout(FETCH_IDLE_MS, () => fail(`nothing received for ${FETCH_IDLE_MS} ms`));
+    socket.once("connect", () => socket.write(`${image.token}\n`));
+    socket.on("data", (chunk: Buffer) => {
+      bytes += chunk.length;
+      hash.update(chunk);
+      if (bytes > image.sizeBytes) fail(`more than the ${image.sizeBytes} bytes announced`);
+    });
+    socket.pipe(out);
+    socket.once("error", (error) => fail(errorMessage(error), error));
+    out.once("error", (error) => fail(errorMessage(error), error));
+    out.once("finish", () => {
+      if (failed) return;
+      const sha256 = hash.digest("hex");
+      if (bytes !== image.sizeBytes || sha256 !== image.sha256) {
+        fail(
+          `received ${bytes} bytes with SHA-256 ${sha256}, expected ${image.sizeBytes} bytes with ${image.sha256}`,
+        );
+        return;
+      }
+      try {
+        renameSync(part, file);
+      } catch (error) {
+        // The VM's directory went away meanwhile (a stop discarded it).
+        fail(errorMessage(error), error);
+        return;
+      }
+      resolveFetch();
+    });
+  });
 }
 
 /** Why a QEMU exit is expected, which decides what it means. */
@@ -246,6 +333,8 @@ export class QemuDriver implements Driver {
   readonly #quitGraceMs: number;
   readonly #log: Logger;
   readonly #vms = new Map<string, QemuVm>();
+  readonly #exports = new Map<string, SuspendExport>();
+  readonly #exportTtlMs: number;
   readonly #events: DriverEvents;
   #closed = false;
 
@@ -260,6 +349,7 @@ export class QemuDriver implements Driver {
     this.#pollMs = options.pollIntervalMs ?? 300;
     this.#startTimeoutMs = options.startTimeoutMs ?? 20_000;
     this.#quitGraceMs = options.quitGraceMs ?? 3000;
+    this.#exportTtlMs = options.exportTtlMs ?? 10 * 60_000;
     this.#log = options.logger ?? silentLogger();
     this.#events = new DriverEvents(this.#log);
     // <root>/<16 hex>/operator.sock must fit a unix socket address.
@@ -615,9 +705,12 @@ export class QemuDriver implements Driver {
             const status = String(info.status ?? "");
             if (status === "completed") {
               const savedBytes = existsSync(file) ? statSync(file).size : 0;
+              // Kept with the file: a fetch on another host checks what it received against it.
+              const sha256 = await sha256File(file).catch(() => "");
               vm.details = {
                 ...vm.details,
                 saved_bytes: String(savedBytes),
+                saved_sha256: sha256,
                 suspend_ms: String(this.#clock.now() - began),
                 qemu_total_time_ms: String(num(info["total-time"])),
               };
@@ -649,6 +742,9 @@ export class QemuDriver implements Driver {
     }
     const args = [...this.#vmArgs(vm.spec), "-incoming", `exec:cat ${shellQuote(file)}`];
     const began = this.#clock.now();
+    this.#closeExport(leaseId);
+    const { fetch_ms: _ms, fetched_bytes: _bytes, ...details } = vm.details;
+    vm.details = details;
     vm.exited = false;
     vm.expectExit = undefined;
     this.#setState(vm, "RESUMING", "loading the saved state");
@@ -663,9 +759,100 @@ export class QemuDriver implements Driver {
     })();
   }
 
+  async exportSuspended(leaseId: string): Promise<SuspendImage> {
+    const vm = this.#require(leaseId);
+    const current = this.#exports.get(leaseId);
+    if (current !== undefined) return current.image;
+    const file = join(vm.dir, "suspend.state");
+    if (vm.state !== "SUSPENDED") throw new WorkloadStateError(leaseId, vm.state, "export");
+    if (!existsSync(file)) {
+      throw new DriverFailedError(`the saved state of ${leaseId} is missing (${file})`);
+    }
+    const sizeBytes = statSync(file).size;
+    const sha256 = vm.details.saved_sha256 || (await sha256File(file));
+    const token = randomBytes(TOKEN_CHARS / 2).toString("hex");
+    const expected = Buffer.from(`${token}\n`);
+    const server = createServer((socket) => {
+      socket.setTimeout(FETCH_IDLE_MS, () => socket.destroy());
+      socket.on("error", () => socket.destroy());
+      let received = Buffer.alloc(0);
+      const onData = (chunk: Buffer): void => {
+        received = Buffer.concat([received, chunk]);
+        if (received.length < expected.length) return;
+        socket.off("data", onData);
+        if (!timingSafeEqual(received.subarray(0, expected.length), expected)) {
+          this.#log.warn({ leaseId }, "a suspend image fetch sent a wrong token");
+          socket.destroy();
+          return;
+        }
+        createReadStream(file)
+          .on("error", () => socket.destroy())
+          .pipe(socket);
+      };
+      socket.on("data", onData);
+    });
+    const port = await new Promise<number>((resolvePort, reject) => {
+      server.once("error", reject);
+      server.listen(0, this.#address, () => {
+        const bound = server.address();
+        resolvePort(typeof bound === "object" && bound !== null ? bound.port : 0);
+      });
+    });
+    const image: SuspendImage = { address: this.#address, port, token, sizeBytes, sha256 };
+    const timer = this.#clock.setTimer(this.#exportTtlMs, () => this.#closeExport(leaseId));
+    this.#exports.set(leaseId, { image, server, timer });
+    vm.details = { ...vm.details, saved_sha256: sha256 };
+    this.#log.info({ leaseId, port, sizeBytes }, "serving a suspended VM's saved state");
+    return image;
+  }
+
+  #closeExport(leaseId: string): void {
+    const current = this.#exports.get(leaseId);
+    if (current === undefined) return;
+    this.#exports.delete(leaseId);
+    current.timer.cancel();
+    current.server.close();
+  }
+
+  async resumeFrom(workload: WorkloadSpec, image: SuspendImage): Promise<void> {
+    const existing = this.#vms.get(workload.leaseId);
+    if (existing !== undefined) {
+      if (existing.state === "RESUMING" || existing.state === "RUNNING") return;
+      throw new WorkloadStateError(workload.leaseId, existing.state, "resume-from");
+    }
+    const args = [...this.#vmArgs(workload)];
+    const vm = this.#newVm(workload, "RESUMING");
+    this.#vms.set(workload.leaseId, vm);
+    const file = join(vm.dir, "suspend.state");
+    const began = this.#clock.now();
+    this.#setState(
+      vm,
+      "RESUMING",
+      `fetching the saved state (${image.sizeBytes} bytes) from ${image.address}:${image.port}`,
+    );
+    void (async () => {
+      try {
+        mkdirSync(vm.dir, { recursive: true, mode: 0o700 });
+        await fetchSuspendImage(image, file);
+        vm.details = {
+          ...vm.details,
+          fetched_bytes: String(image.sizeBytes),
+          fetch_ms: String(this.#clock.now() - began),
+        };
+        if (vm.state !== "RESUMING" || this.#vms.get(vm.spec.leaseId) !== vm) return;
+        await this.#launch(vm, [...args, "-incoming", `exec:cat ${shellQuote(file)}`]);
+      } catch (error) {
+        this.#failLaunch(vm, error);
+        return;
+      }
+      await this.#waitLoaded(vm, began, file);
+    })();
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    for (const leaseId of [...this.#exports.keys()]) this.#closeExport(leaseId);
     for (const vm of this.#vms.values()) {
       for (const timer of vm.timers) timer.cancel();
       vm.outgoing?.timer?.cancel();
@@ -1118,7 +1305,11 @@ export class QemuDriver implements Driver {
     await vm.qmp?.execute("cont").catch(() => undefined);
     rmSync(file, { force: true });
     vm.details = { ...vm.details, resume_ms: String(this.#clock.now() - began) };
-    this.#setState(vm, "RUNNING", `resumed in ${this.#clock.now() - began} ms`);
+    const fetched =
+      vm.details.fetch_ms === undefined
+        ? ""
+        : ` (fetched ${vm.details.fetched_bytes ?? "?"} bytes in ${vm.details.fetch_ms} ms)`;
+    this.#setState(vm, "RUNNING", `resumed in ${this.#clock.now() - began} ms${fetched}`);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -1176,6 +1367,7 @@ export class QemuDriver implements Driver {
   /** Moves to a terminal state, forgets the VM and removes its directory. */
   #finish(vm: QemuVm, state: "STOPPED" | "FAILED", message: string, exit: ExitInfo): void {
     vm.state = state;
+    this.#closeExport(vm.spec.leaseId);
     for (const timer of vm.timers.splice(0)) timer.cancel();
     this.#vms.delete(vm.spec.leaseId);
     if (vm.pid === undefined || !processAlive(vm.pid)) {

@@ -9,6 +9,7 @@ import type { MigrateOut as _leasebroker_v1_MigrateOut, MigrateOut__Output as _l
 import type { AbortMigration as _leasebroker_v1_AbortMigration, AbortMigration__Output as _leasebroker_v1_AbortMigration__Output } from '../../leasebroker/v1/AbortMigration.js';
 import type { SuspendWorkload as _leasebroker_v1_SuspendWorkload, SuspendWorkload__Output as _leasebroker_v1_SuspendWorkload__Output } from '../../leasebroker/v1/SuspendWorkload.js';
 import type { ResumeWorkload as _leasebroker_v1_ResumeWorkload, ResumeWorkload__Output as _leasebroker_v1_ResumeWorkload__Output } from '../../leasebroker/v1/ResumeWorkload.js';
+import type { ExportSuspended as _leasebroker_v1_ExportSuspended, ExportSuspended__Output as _leasebroker_v1_ExportSuspended__Output } from '../../leasebroker/v1/ExportSuspended.js';
 import type { Long } from '@grpc/proto-loader';
 
 /**
@@ -62,9 +63,13 @@ export interface Command {
    */
   'resume'?: (_leasebroker_v1_ResumeWorkload | null) | undefined;
   /**
+   * Serve a suspended workload's saved state to another host.
+   */
+  'exportSuspended'?: (_leasebroker_v1_ExportSuspended | null) | undefined;
+  /**
    * What to do. Exactly one is required.
    */
-  'kind'?: "start"|"stop"|"prepareIncoming"|"migrateOut"|"abortMigration"|"suspend"|"resume" | undefined;
+  'kind'?: "start"|"stop"|"prepareIncoming"|"migrateOut"|"abortMigration"|"suspend"|"resume"|"exportSuspended" | undefined;
 }
 
 /**
@@ -118,7 +123,11 @@ export interface Command__Output {
    */
   'resume'?: (_leasebroker_v1_ResumeWorkload__Output | null);
   /**
+   * Serve a suspended workload's saved state to another host.
+   */
+  'exportSuspended'?: (_leasebroker_v1_ExportSuspended__Output | null);
+  /**
    * What to do. Exactly one is required.
    */
-  'kind'?: "start"|"stop"|"prepareIncoming"|"migrateOut"|"abortMigration"|"suspend"|"resume";
+  'kind'?: "start"|"stop"|"prepareIncoming"|"migrateOut"|"abortMigration"|"suspend"|"resume"|"exportSuspended";
 }

@@ -2,6 +2,7 @@
 // Original file: proto/leasebroker/v1/agent.proto
 
 import type { CommandError as _leasebroker_v1_CommandError, CommandError__Output as _leasebroker_v1_CommandError__Output } from '../../leasebroker/v1/CommandError.js';
+import type { SuspendImage as _leasebroker_v1_SuspendImage, SuspendImage__Output as _leasebroker_v1_SuspendImage__Output } from '../../leasebroker/v1/SuspendImage.js';
 import type { Long } from '@grpc/proto-loader';
 
 /**
@@ -41,6 +42,10 @@ export interface CommandReply {
    * Highest broker epoch the agent has seen (after this command).
    */
   'seenEpoch'?: (number | string | Long) | undefined;
+  /**
+   * ExportSuspended: where the saved state is served; null otherwise.
+   */
+  'suspendImage'?: (_leasebroker_v1_SuspendImage | null) | undefined;
 }
 
 /**
@@ -80,4 +85,8 @@ export interface CommandReply__Output {
    * Highest broker epoch the agent has seen (after this command).
    */
   'seenEpoch': (number);
+  /**
+   * ExportSuspended: where the saved state is served; null otherwise.
+   */
+  'suspendImage': (_leasebroker_v1_SuspendImage__Output | null);
 }
