@@ -72,6 +72,15 @@ export const FINE_LEVELS = FINE_FREE_EDGES.length + 1;
 export const FINE_COLUMNS = FINE_LEVELS * FINE_LEVELS;
 export const FINE_MASK_WORDS = Math.ceil(FINE_COLUMNS / 32);
 /**
+ * Blocks: the ring's hourly buckets grouped by BLOCK_BUCKETS (absolute bucket index / BLOCK_BUCKETS,
+ * so a block may be cut at the ring's ends). Per host and block: the exact minimum and maximum
+ * usage over the block's buckets in the ring, and the suffix maximum (componentwise maximum from
+ * the block to the ring's end). READY hosts are also filed per block in block cells: free cpu ×
+ * free memory level at the block minimum × fine κ bin of the suffix maximum, which serve windows
+ * starting in that block as the fine cells serve windows starting at the present.
+ */
+export const BLOCK_BUCKETS = 6;
+/**
  * Within a κ bin, hosts are split by how much they have free at the ring's first bucket (the
  * present): chunks of like hosts make the chunk bounds tight for windows starting now.
  */
@@ -150,13 +159,23 @@ export class HostClass {
   readonly fineColumnCount = new Int32Array(FINE_COLUMNS);
   /** Per fine κ bin, a bit per column (FINE_MASK_WORDS words): whether that cell has hosts. */
   readonly fineMask = new Uint32Array(FINE_KAPPA * FINE_MASK_WORDS);
+  /** Per block slot: hosts by block cell (column·FINE_KAPPA + κ bin), made on first use. */
+  readonly blockCells: ((HostRecord[] | undefined)[] | undefined)[];
+  /** Per block slot, per fine κ bin, a bit per column: whether that block cell has hosts. */
+  readonly blockMask: Uint32Array;
+  /** Per block slot, per column: READY hosts filed there. */
+  readonly blockColumnCount: Int32Array;
   ready = 0;
   constructor(
     readonly key: string,
     alloc: Float64Array,
     weights: ResourceWeights,
+    blockSlots: number,
   ) {
     this.alloc = alloc;
+    this.blockCells = new Array(blockSlots).fill(undefined);
+    this.blockMask = new Uint32Array(blockSlots * FINE_KAPPA * FINE_MASK_WORDS);
+    this.blockColumnCount = new Int32Array(blockSlots * FINE_COLUMNS);
     this.wn = new Float64Array(CORE_DIMS);
     let total = 0;
     CORE_RESOURCES.forEach((name, k) => {
@@ -261,6 +280,14 @@ export interface HostRecord {
    */
   readonly now: Float64Array;
   readonly holds: Set<HoldRecord>;
+  /** Per block slot, per core dim: minimum / maximum usage over the block's buckets in the ring. */
+  readonly blockMin: Float64Array;
+  readonly blockMax: Float64Array;
+  /** Per block slot, per core dim: maximum of `blockMax` from the block to the ring's end. */
+  readonly blockSuf: Float64Array;
+  /** Per block slot: block cell (-1: not filed) and position in it. */
+  readonly blockCell: Int32Array;
+  readonly blockPos: Int32Array;
 }
 
 /** @internal */
@@ -353,6 +380,8 @@ export class ClusterIndex {
   /** Scratch for `fineCellOf`. */
   private readonly scratchPiece = new Float64Array(2 + CORE_DIMS);
   private fineStamps = 0;
+  /** Block slots in the ring of blocks (enough for every block the bucket ring touches). */
+  readonly blockSlots: number;
   /** Hosts to re-file in the fine cells when `now` reaches a time (see `fineCellOf`). */
   private readonly refileT: number[] = [];
   private readonly refileHost: HostRecord[] = [];
@@ -370,6 +399,7 @@ export class ClusterIndex {
         "bucketMs must be > 0 and horizonBuckets an integer ≥ 1",
       );
     }
+    this.blockSlots = Math.ceil(this.ringSize / BLOCK_BUCKETS) + 1;
     this.scratchMin = new Float64Array(this.ringSize * CORE_DIMS);
     this.scratchMax = new Float64Array(this.ringSize * CORE_DIMS);
   }
@@ -412,7 +442,7 @@ export class ClusterIndex {
     const key = Array.from(limit.subarray(0, CORE_DIMS)).join(",");
     let cls = this.classes.get(key);
     if (cls === undefined) {
-      cls = new HostClass(key, limit.slice(0, CORE_DIMS), this.resourceWeights);
+      cls = new HostClass(key, limit.slice(0, CORE_DIMS), this.resourceWeights, this.blockSlots);
       cls.colMin = new Float64Array(FREE_BINS * this.ringSize * CORE_DIMS);
       cls.colValid = new Uint8Array(FREE_BINS * this.ringSize);
       this.classes.set(key, cls);
@@ -442,11 +472,18 @@ export class ClusterIndex {
       ringMax: new Float64Array(this.ringSize * CORE_DIMS),
       now: new Float64Array(2 + CORE_DIMS),
       holds: new Set(),
+      blockMin: new Float64Array(this.blockSlots * CORE_DIMS),
+      blockMax: new Float64Array(this.blockSlots * CORE_DIMS),
+      blockSuf: new Float64Array(this.blockSlots * CORE_DIMS),
+      blockCell: new Int32Array(this.blockSlots).fill(-1),
+      blockPos: new Int32Array(this.blockSlots).fill(-1),
     };
     this.hostMap.set(spec.id, host);
     this.indexLabels(host);
-    if (host.state === "READY") this.enterBins(host);
-    else this.notReady.add(host);
+    if (host.state === "READY") {
+      this.enterBins(host);
+      this.fileBlocks(host);
+    } else this.notReady.add(host);
     this.version++;
   }
 
@@ -456,6 +493,7 @@ export class ClusterIndex {
     const released = [...host.holds].map((h) => h.id);
     for (const holdId of released) this.release(holdId);
     if (host.bin !== undefined) this.leaveBins(host, true);
+    this.unfileBlocks(host);
     this.unindexLabels(host);
     this.notReady.delete(host);
     this.hostMap.delete(id);
@@ -472,8 +510,14 @@ export class ClusterIndex {
     host.state = state;
     if (state === "READY") this.notReady.delete(host);
     else this.notReady.add(host);
-    if (state === "READY" && host.bin === undefined) this.enterBins(host);
-    if (state !== "READY" && host.bin !== undefined) this.leaveBins(host, true);
+    if (state === "READY" && host.bin === undefined) {
+      this.enterBins(host);
+      this.fileBlocks(host);
+    }
+    if (state !== "READY" && host.bin !== undefined) {
+      this.leaveBins(host, true);
+      this.unfileBlocks(host);
+    }
     this.version++;
   }
 
@@ -769,6 +813,8 @@ export class ClusterIndex {
     if (target <= this.ringBase) return;
     const R = this.ringSize;
     const oldEnd = this.ringBase + R;
+    const oldFirst = this.firstBlock();
+    const oldLast = this.lastBlock();
     this.ringBase = target;
     const from = Math.max(oldEnd, target);
     const to = target + R;
@@ -777,6 +823,210 @@ export class ClusterIndex {
     for (let ab = from; ab < to; ab++) this.invalidateSlotEverywhere(this.slotOf(ab));
     // the present moved: free bins follow
     for (const host of this.hostMap.values()) this.rebin(host);
+    // blocks: those that left the ring are unfiled (their slots are reused by new ones), the
+    // first block lost buckets and the new buckets' blocks gained some
+    const first = this.firstBlock();
+    const last = this.lastBlock();
+    const newFrom = Math.floor(from / BLOCK_BUCKETS);
+    for (const host of this.hostMap.values()) {
+      if (first > oldLast) {
+        this.rebuildBlocks(host);
+        continue;
+      }
+      if (host.bin !== undefined) {
+        for (let b = oldFirst; b < first; b++) this.leaveBlock(host, this.blockSlotOf(b));
+      }
+      this.refreshBlocks(host, newFrom, last);
+      this.refreshBlocks(host, first, first);
+    }
+  }
+
+  // ---- blocks (see BLOCK_BUCKETS) -----------------------------------------------------------
+
+  /** @internal Absolute block of the ring's first bucket. */
+  firstBlock(): number {
+    return Math.floor(this.ringBase / BLOCK_BUCKETS);
+  }
+
+  /** @internal Absolute block of the ring's last bucket. */
+  lastBlock(): number {
+    return Math.floor((this.ringBase + this.ringSize - 1) / BLOCK_BUCKETS);
+  }
+
+  /** @internal Block slot of an absolute block. */
+  blockSlotOf(b: number): number {
+    const r = b % this.blockSlots;
+    return r < 0 ? r + this.blockSlots : r;
+  }
+
+  /** Minimum and maximum over the block's buckets in the ring, from the host's bucket bounds. */
+  private computeBlock(host: HostRecord, b: number): void {
+    const lo = Math.max(b * BLOCK_BUCKETS, this.ringBase);
+    const hi = Math.min((b + 1) * BLOCK_BUCKETS, this.ringBase + this.ringSize);
+    const o = this.blockSlotOf(b) * CORE_DIMS;
+    const bm = host.blockMin;
+    const bx = host.blockMax;
+    bm.fill(Number.POSITIVE_INFINITY, o, o + CORE_DIMS);
+    bx.fill(Number.NEGATIVE_INFINITY, o, o + CORE_DIMS);
+    for (let ab = lo; ab < hi; ab++) {
+      const ro = this.slotOf(ab) * CORE_DIMS;
+      for (let k = 0; k < CORE_DIMS; k++) {
+        const m = host.ring[ro + k] as number;
+        if (m < (bm[o + k] as number)) bm[o + k] = m;
+        const x = host.ringMax[ro + k] as number;
+        if (x > (bx[o + k] as number)) bx[o + k] = x;
+      }
+    }
+  }
+
+  /**
+   * Recompute the host's blocks [fromB, toB] (absolute, clipped to the ring's) from its bucket
+   * bounds, then the suffix maxima from toB down (stopping below fromB once one is unchanged:
+   * every block under it is then unchanged too), re-filing READY hosts whose block cell moved.
+   */
+  private refreshBlocks(host: HostRecord, fromB: number, toB: number): void {
+    if (Number.isNaN(this.ringBase)) return;
+    const first = this.firstBlock();
+    const last = this.lastBlock();
+    const lo = Math.max(fromB, first);
+    const hi = Math.min(toB, last);
+    if (lo > hi) return;
+    for (let b = lo; b <= hi; b++) this.computeBlock(host, b);
+    const bx = host.blockMax;
+    const suf = host.blockSuf;
+    let c0 = 0;
+    let c1 = 0;
+    let c2 = 0;
+    let c3 = 0;
+    if (hi < last) {
+      const o = this.blockSlotOf(hi + 1) * CORE_DIMS;
+      c0 = suf[o] as number;
+      c1 = suf[o + 1] as number;
+      c2 = suf[o + 2] as number;
+      c3 = suf[o + 3] as number;
+    }
+    const filed = host.bin !== undefined;
+    for (let b = hi; b >= first; b--) {
+      const o = this.blockSlotOf(b) * CORE_DIMS;
+      const v0 = Math.max(bx[o] as number, c0);
+      const v1 = Math.max(bx[o + 1] as number, c1);
+      const v2 = Math.max(bx[o + 2] as number, c2);
+      const v3 = Math.max(bx[o + 3] as number, c3);
+      const changed = v0 !== suf[o] || v1 !== suf[o + 1] || v2 !== suf[o + 2] || v3 !== suf[o + 3];
+      if (!changed && b < lo) break;
+      suf[o] = v0;
+      suf[o + 1] = v1;
+      suf[o + 2] = v2;
+      suf[o + 3] = v3;
+      c0 = v0;
+      c1 = v1;
+      c2 = v2;
+      c3 = v3;
+      if (filed) this.refileBlock(host, this.blockSlotOf(b));
+    }
+  }
+
+  /** Recompute every block of the host from its bucket bounds and re-file it (ring moved far). */
+  private rebuildBlocks(host: HostRecord): void {
+    this.unfileBlocks(host);
+    if (Number.isNaN(this.ringBase)) return;
+    const first = this.firstBlock();
+    const last = this.lastBlock();
+    for (let b = first; b <= last; b++) this.computeBlock(host, b);
+    const bx = host.blockMax;
+    const suf = host.blockSuf;
+    for (let b = last; b >= first; b--) {
+      const o = this.blockSlotOf(b) * CORE_DIMS;
+      const n = b < last ? this.blockSlotOf(b + 1) * CORE_DIMS : -1;
+      for (let k = 0; k < CORE_DIMS; k++) {
+        const x = bx[o + k] as number;
+        suf[o + k] = n < 0 ? x : Math.max(x, suf[n + k] as number);
+      }
+    }
+    if (host.bin !== undefined) this.fileBlocks(host);
+  }
+
+  /** @internal The block cell a host belongs in for a block slot (from its block bounds). */
+  blockCellOf(host: HostRecord, slot: number): number {
+    const cls = host.cls;
+    const o = slot * CORE_DIMS;
+    const suf = host.blockSuf;
+    let kappa = 0;
+    for (let k = 0; k < CORE_DIMS; k++) {
+      const w = cls.wn[k] as number;
+      if (w > 0) kappa += (w * (suf[o + k] as number)) / (cls.alloc[k] as number);
+    }
+    const bm = host.blockMin;
+    const column =
+      freeLevel(cls.alloc[0] as number, bm[o] as number) * FINE_LEVELS +
+      freeLevel(cls.alloc[1] as number, bm[o + 1] as number);
+    return column * FINE_KAPPA + fineKappaOf(kappa);
+  }
+
+  private refileBlock(host: HostRecord, slot: number): void {
+    const cell = this.blockCellOf(host, slot);
+    if (host.blockCell[slot] === cell) return;
+    if ((host.blockCell[slot] as number) >= 0) this.leaveBlock(host, slot);
+    this.enterBlock(host, slot, cell);
+  }
+
+  /** File a READY host in the block cells of every block of the ring. */
+  private fileBlocks(host: HostRecord): void {
+    if (Number.isNaN(this.ringBase)) return;
+    const last = this.lastBlock();
+    for (let b = this.firstBlock(); b <= last; b++) this.refileBlock(host, this.blockSlotOf(b));
+  }
+
+  private unfileBlocks(host: HostRecord): void {
+    for (let slot = 0; slot < this.blockSlots; slot++) {
+      if ((host.blockCell[slot] as number) >= 0) this.leaveBlock(host, slot);
+    }
+  }
+
+  private enterBlock(host: HostRecord, slot: number, cell: number): void {
+    const cls = host.cls;
+    let cells = cls.blockCells[slot];
+    if (cells === undefined) {
+      cells = new Array(FINE_COLUMNS * FINE_KAPPA).fill(undefined);
+      cls.blockCells[slot] = cells;
+    }
+    let list = cells[cell];
+    if (list === undefined) {
+      list = [];
+      cells[cell] = list;
+    }
+    host.blockCell[slot] = cell;
+    host.blockPos[slot] = list.length;
+    list.push(host);
+    const col = Math.floor(cell / FINE_KAPPA);
+    const cc = slot * FINE_COLUMNS + col;
+    cls.blockColumnCount[cc] = (cls.blockColumnCount[cc] as number) + 1;
+    if (list.length === 1) {
+      const w = (slot * FINE_KAPPA + (cell % FINE_KAPPA)) * FINE_MASK_WORDS + (col >>> 5);
+      cls.blockMask[w] = (cls.blockMask[w] as number) | (1 << (col & 31));
+    }
+  }
+
+  private leaveBlock(host: HostRecord, slot: number): void {
+    const cell = host.blockCell[slot] as number;
+    if (cell < 0) return;
+    const cls = host.cls;
+    const list = (cls.blockCells[slot] as (HostRecord[] | undefined)[])[cell] as HostRecord[];
+    const pos = host.blockPos[slot] as number;
+    const lastHost = list.pop() as HostRecord;
+    if (lastHost !== host) {
+      list[pos] = lastHost;
+      lastHost.blockPos[slot] = pos;
+    }
+    const col = Math.floor(cell / FINE_KAPPA);
+    const cc = slot * FINE_COLUMNS + col;
+    cls.blockColumnCount[cc] = (cls.blockColumnCount[cc] as number) - 1;
+    if (list.length === 0) {
+      const w = (slot * FINE_KAPPA + (cell % FINE_KAPPA)) * FINE_MASK_WORDS + (col >>> 5);
+      cls.blockMask[w] = (cls.blockMask[w] as number) & ~(1 << (col & 31));
+    }
+    host.blockCell[slot] = -1;
+    host.blockPos[slot] = -1;
   }
 
   // ---- internals used by the placer ---------------------------------------------------------
@@ -988,6 +1238,7 @@ export class ClusterIndex {
     for (const host of this.hostMap.values()) this.fillRing(host, base, base + this.ringSize);
     for (let r = 0; r < this.ringSize; r++) this.invalidateSlotEverywhere(r);
     for (const host of this.hostMap.values()) this.rebin(host);
+    for (const host of this.hostMap.values()) this.rebuildBlocks(host);
   }
 
   /** Recompute the host's bucket minima for absolute buckets [from, to) ∩ ring. */
@@ -1052,7 +1303,14 @@ export class ClusterIndex {
         oldMax[so + k] = host.ringMax[ro + k] as number;
       }
     }
-    if (hasRing) this.fillRing(host, fromAb, toAb);
+    if (hasRing) {
+      this.fillRing(host, fromAb, toAb);
+      this.refreshBlocks(
+        host,
+        Math.floor(Math.max(fromAb, lo) / BLOCK_BUCKETS),
+        Math.floor((Math.min(toAb, this.ringBase + R) - 1) / BLOCK_BUCKETS),
+      );
+    }
     // the exact all-time peak (a release may lower it, a commit raise it)
     host.timeline.peakAll(host.peakAll);
     const binBefore = host.bin;
@@ -1405,6 +1663,15 @@ export class ClusterIndex {
 export function binOf(kappa: number): number {
   const b = Math.floor(kappa * KAPPA_BINS);
   return b < 0 ? 0 : b >= KAPPA_BINS ? KAPPA_BINS - 1 : b;
+}
+
+/** Free level (see FINE_FREE_EDGES) of a dimension with allocatable `a` and usage `used`. */
+export function freeLevel(a: number, used: number): number {
+  if (!(a > 0)) return FINE_LEVELS - 1;
+  const f = (a - used) / a;
+  let l = 0;
+  while (l < FINE_FREE_EDGES.length && f >= (FINE_FREE_EDGES[l] as number)) l++;
+  return l;
 }
 
 export function fineKappaOf(kappa: number): number {

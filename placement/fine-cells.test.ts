@@ -1,13 +1,16 @@
 /**
- * The index's fine cells (free cpu level × free memory level at the present × fine κ bin), kept
+ * The index's fine cells and block cells (free cpu level × free memory level at the present × fine κ bin), kept
  * incrementally on every change and re-filed by `advanceTo` when a host's present piece ends:
  * checked against a recomputation from scratch after every operation (fast-check, seeded), and
- * the binpack search that uses them against the exhaustive scan for windows starting now.
+ * the binpack search that uses them against the exhaustive scan for windows starting now. Block
+ * bounds and block cells (per block of the bucket ring: minimum, maximum and suffix maximum of the
+ * usage; hosts filed by free level at the block minimum × κ of the suffix maximum) likewise.
  */
 
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  BLOCK_BUCKETS,
   type ClusterIndex,
   FINE_COLUMNS,
   FINE_FREE_EDGES,
@@ -15,6 +18,7 @@ import {
   FINE_LEVELS,
   FINE_MASK_WORDS,
   fineKappaOf,
+  freeLevel,
   type HostRecord,
 } from "./cluster-index.js";
 import { CapacityExceededError } from "./errors.js";
@@ -22,7 +26,7 @@ import { place } from "./place.js";
 import { DEFAULT_PLACEMENT_POLICY } from "./policy.js";
 import { createRng } from "./random.js";
 import { CORE_DIMS } from "./resources.js";
-import { randomCluster, randomRequest, randomResources } from "./test-support.js";
+import { randomCluster, randomHostSpec, randomRequest, randomResources } from "./test-support.js";
 import type { HostState } from "./types.js";
 
 const FC = { seed: 20261124, numRuns: 40 } as const;
@@ -84,13 +88,87 @@ function checkFineCells(index: ClusterIndex): void {
   if (!Number.isNaN(index.now)) expect(index.fineValidUntil()).toBeGreaterThan(index.now);
 }
 
+/**
+ * Every host's block bounds equal a recomputation from its timeline, and every READY host is
+ * filed once per block of the ring, in the cell those bounds give (with column counts and mask
+ * bits to match); nobody else, and nothing in slots outside the ring's blocks.
+ */
+function checkBlockCells(index: ClusterIndex): void {
+  if (Number.isNaN(index.ringBase)) return;
+  const ms = index.bucketMs;
+  const first = index.firstBlock();
+  const last = index.lastBlock();
+  const inRing = new Set<number>();
+  for (let b = first; b <= last; b++) inRing.add(index.blockSlotOf(b));
+  expect(inRing.size).toBe(last - first + 1);
+  for (const h of index.hostMap.values()) {
+    const suf = new Float64Array(CORE_DIMS);
+    for (let b = last; b >= first; b--) {
+      const from = Math.max(b * BLOCK_BUCKETS, index.ringBase) * ms;
+      const to = Math.min((b + 1) * BLOCK_BUCKETS, index.ringBase + index.ringSize) * ms;
+      const min = h.timeline.minOver(from, to);
+      const max = h.timeline.peak(from, to);
+      const o = index.blockSlotOf(b) * CORE_DIMS;
+      for (let k = 0; k < CORE_DIMS; k++) suf[k] = Math.max(suf[k] as number, max[k] as number);
+      expect(Array.from(h.blockMin.subarray(o, o + CORE_DIMS))).toEqual(
+        Array.from(min.subarray(0, CORE_DIMS)),
+      );
+      expect(Array.from(h.blockMax.subarray(o, o + CORE_DIMS))).toEqual(
+        Array.from(max.subarray(0, CORE_DIMS)),
+      );
+      expect(Array.from(h.blockSuf.subarray(o, o + CORE_DIMS))).toEqual(Array.from(suf));
+      let kappa = 0;
+      for (let k = 0; k < CORE_DIMS; k++) {
+        const w = h.cls.wn[k] as number;
+        if (w > 0) kappa += (w * (suf[k] as number)) / (h.cls.alloc[k] as number);
+      }
+      const column =
+        freeLevel(h.cls.alloc[0] as number, min[0] as number) * FINE_LEVELS +
+        freeLevel(h.cls.alloc[1] as number, min[1] as number);
+      const expected = h.state === "READY" ? column * FINE_KAPPA + fineKappaOf(kappa) : -1;
+      expect(h.blockCell[o / CORE_DIMS]).toBe(expected);
+    }
+    for (let slot = 0; slot < index.blockSlots; slot++) {
+      if (!inRing.has(slot)) expect(h.blockCell[slot]).toBe(-1);
+    }
+  }
+  for (const cls of index.classList) {
+    const mask = new Uint32Array(cls.blockMask.length);
+    for (let slot = 0; slot < index.blockSlots; slot++) {
+      const cells = cls.blockCells[slot];
+      const perColumn = new Int32Array(FINE_COLUMNS);
+      let filed = 0;
+      cells?.forEach((hosts, cell) => {
+        hosts?.forEach((h, pos) => {
+          expect(h.cls).toBe(cls);
+          expect(h.blockCell[slot]).toBe(cell);
+          expect(h.blockPos[slot]).toBe(pos);
+          const col = Math.floor(cell / FINE_KAPPA);
+          perColumn[col] = (perColumn[col] as number) + 1;
+          filed++;
+          const w = (slot * FINE_KAPPA + (cell % FINE_KAPPA)) * FINE_MASK_WORDS + (col >>> 5);
+          mask[w] = (mask[w] as number) | (1 << (col & 31));
+        });
+      });
+      expect(filed).toBe(inRing.has(slot) ? cls.ready : 0);
+      expect(
+        Array.from(cls.blockColumnCount.subarray(slot * FINE_COLUMNS, (slot + 1) * FINE_COLUMNS)),
+      ).toEqual(Array.from(perColumn));
+    }
+    // every bit set is a cell with hosts, and every cell with hosts has its bit set
+    expect(Array.from(cls.blockMask)).toEqual(Array.from(mask));
+  }
+}
+
 type Op =
   | { kind: "commit"; host: number; offset: number; length: number; seed: number }
   | { kind: "release"; pick: number }
   | { kind: "resize"; pick: number; length: number }
   | { kind: "move"; pick: number; host: number }
   | { kind: "state"; host: number; state: HostState }
-  | { kind: "advance"; by: number };
+  | { kind: "advance"; by: number }
+  | { kind: "add"; seed: number }
+  | { kind: "remove"; host: number };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   {
@@ -131,6 +209,16 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     }),
     weight: 3,
   },
+  {
+    // past the whole ring (16 buckets of 1 s): every block is new
+    arbitrary: fc.record({
+      kind: fc.constant("advance" as const),
+      by: fc.integer({ min: 10_000, max: 40_000 }),
+    }),
+    weight: 1,
+  },
+  { arbitrary: fc.record({ kind: fc.constant("add" as const), seed: fc.nat() }), weight: 1 },
+  { arbitrary: fc.record({ kind: fc.constant("remove" as const), host: fc.nat(40) }), weight: 1 },
 );
 
 function apply(index: ClusterIndex, ids: string[], holds: string[], op: Op, seq: number): void {
@@ -169,6 +257,21 @@ function apply(index: ClusterIndex, ids: string[], holds: string[], op: Op, seq:
       case "advance":
         index.advanceTo(now + op.by);
         return;
+      case "add": {
+        const spec = randomHostSpec(createRng(op.seed), 1000 + seq);
+        index.addHost(spec);
+        ids.push(spec.id);
+        return;
+      }
+      case "remove": {
+        if (ids.length <= 1) return;
+        const at = op.host % ids.length;
+        const released = new Set(index.removeHost(ids[at] as string));
+        ids.splice(at, 1);
+        for (let i = holds.length - 1; i >= 0; i--)
+          if (released.has(holds[i] as string)) holds.splice(i, 1);
+        return;
+      }
     }
   } catch (err) {
     if (!(err instanceof CapacityExceededError)) throw err;
@@ -189,6 +292,26 @@ describe("fine cells", () => {
           ops.forEach((op, i) => {
             apply(index, ids, holds, op, i);
             checkFineCells(index);
+          });
+        },
+      ),
+      FC,
+    );
+  });
+
+  it("keep block bounds and block cells equal to a recomputation after every operation", () => {
+    fc.assert(
+      fc.property(
+        fc.boolean(),
+        fc.array(opArb, { minLength: 1, maxLength: 60 }),
+        (advanceFirst, ops) => {
+          const { index } = randomCluster(11, 24);
+          const ids = index.hosts().map((h) => h.id);
+          if (advanceFirst) index.advanceTo(1_000_000);
+          const holds: string[] = [];
+          ops.forEach((op, i) => {
+            apply(index, ids, holds, op, i);
+            checkBlockCells(index);
           });
         },
       ),
