@@ -821,8 +821,9 @@ export class ClusterIndex {
     if (from >= to) return;
     for (const host of this.hostMap.values()) this.fillRing(host, from, to);
     for (let ab = from; ab < to; ab++) this.invalidateSlotEverywhere(this.slotOf(ab));
-    // the present moved: free bins follow
-    for (const host of this.hostMap.values()) this.rebin(host);
+    // the present moved: free bins follow (fine cells were re-filed by `refileDue`, and κ is
+    // unchanged)
+    for (const host of this.hostMap.values()) this.rebin(host, false);
     // blocks: those that left the ring are unfiled (their slots are reused by new ones), the
     // first block lost buckets and the new buckets' blocks gained some
     const first = this.firstBlock();
@@ -1420,15 +1421,10 @@ export class ClusterIndex {
       const piece = this.scratchPiece;
       host.timeline.pieceAt(now, piece);
       host.colUntil = piece[1] as number;
-      const level = (k: number) => {
-        const a = host.cls.alloc[k] as number;
-        if (!(a > 0)) return FINE_LEVELS - 1;
-        const f = (a - (piece[2 + k] as number)) / a;
-        let l = 0;
-        while (l < FINE_FREE_EDGES.length && f >= (FINE_FREE_EDGES[l] as number)) l++;
-        return l;
-      };
-      column = level(0) * FINE_LEVELS + level(1);
+      const alloc = host.cls.alloc;
+      column =
+        freeLevel(alloc[0] as number, piece[2] as number) * FINE_LEVELS +
+        freeLevel(alloc[1] as number, piece[3] as number);
     }
     if (host.colUntil !== Number.POSITIVE_INFINITY) this.refileAt(host.colUntil, host, stamp);
     return column * FINE_KAPPA + fineKappaOf(host.kappa);
@@ -1549,10 +1545,10 @@ export class ClusterIndex {
   }
 
   /** Move the host to the cell its κ and present free capacity call for. */
-  private rebin(host: HostRecord): void {
+  private rebin(host: HostRecord, fine = true): void {
     const bin = host.bin;
     if (bin === undefined) return;
-    if (host.fineBin !== this.fineCellOf(host)) {
+    if (fine && host.fineBin !== this.fineCellOf(host)) {
       this.leaveFine(host);
       this.enterFine(host);
     }
@@ -1669,8 +1665,13 @@ export function binOf(kappa: number): number {
 export function freeLevel(a: number, used: number): number {
   if (!(a > 0)) return FINE_LEVELS - 1;
   const f = (a - used) / a;
-  let l = 0;
-  while (l < FINE_FREE_EDGES.length && f >= (FINE_FREE_EDGES[l] as number)) l++;
+  const n = FINE_FREE_EDGES.length;
+  if (!(f >= (FINE_FREE_EDGES[0] as number))) return 0;
+  // the edges are 2^(−9 + i/2): estimate from the logarithm, then settle on the exact count of
+  // edges ≤ f with the same comparisons as a linear scan
+  let l = Math.min(n, Math.floor(2 * (Math.log2(f) + 9)) + 1);
+  while (l < n && f >= (FINE_FREE_EDGES[l] as number)) l++;
+  while (l > 0 && f < (FINE_FREE_EDGES[l - 1] as number)) l--;
   return l;
 }
 

@@ -407,8 +407,17 @@ class Search {
    * exactly that, the same values the timeline holds), else its timeline is read.
    */
   byBounds(host: HostRecord, peak: Float64Array, affinity: number, lo: Float64Array): void {
-    this.windowBounds(host);
     const ctx = this.ctx;
+    if (ctx.fit === "binpack" && this.best !== undefined) {
+      // the suffix maximum from the start block bounds the peak too, in four reads
+      const o = ctx.index.blockSlotOf(this.startBlock) * CORE_DIMS;
+      const ub = this.wub;
+      const pa = host.peakAll;
+      const suf = host.blockSuf;
+      for (let k = 0; k < CORE_DIMS; k++) ub[k] = Math.min(suf[o + k] as number, pa[k] as number);
+      if (hostUb(ctx, host, ub, lo, 2) + affinity + EPS < this.bestScore) return;
+    }
+    this.windowBounds(host);
     const lb = this.wlb;
     const ub = this.wub;
     const pa = host.peakAll;
