@@ -860,6 +860,36 @@ export class ClusterIndex {
     return r < 0 ? r + this.blockSlots : r;
   }
 
+  /**
+   * Blocks [lo, hi] (inside the ring's): those the ring cuts (its first and last) from the host's
+   * bucket bounds, the whole ones in between with one sweep over the timeline's breakpoints.
+   */
+  private computeBlocks(host: HostRecord, lo: number, hi: number): void {
+    const first = this.firstBlock();
+    const last = this.lastBlock();
+    const wholeFrom = Math.max(lo, first + 1);
+    const wholeTo = Math.min(hi, last - 1);
+    if (lo === first) this.computeBlock(host, first);
+    if (hi === last && last !== first) this.computeBlock(host, last);
+    const len = BLOCK_BUCKETS * this.bucketMs;
+    let b = wholeFrom;
+    while (b <= wholeTo) {
+      const slot = this.blockSlotOf(b);
+      const run = Math.min(wholeTo - b + 1, this.blockSlots - slot);
+      host.timeline.bucketMinMax(
+        b * len,
+        len,
+        run,
+        host.blockMin,
+        host.blockMax,
+        slot * CORE_DIMS,
+        CORE_DIMS,
+        CORE_DIMS,
+      );
+      b += run;
+    }
+  }
+
   /** Minimum and maximum over the block's buckets in the ring, from the host's bucket bounds. */
   private computeBlock(host: HostRecord, b: number): void {
     const lo = Math.max(b * BLOCK_BUCKETS, this.ringBase);
@@ -892,7 +922,7 @@ export class ClusterIndex {
     const lo = Math.max(fromB, first);
     const hi = Math.min(toB, last);
     if (lo > hi) return;
-    for (let b = lo; b <= hi; b++) this.computeBlock(host, b);
+    this.computeBlocks(host, lo, hi);
     const bx = host.blockMax;
     const suf = host.blockSuf;
     let c0 = 0;
@@ -933,7 +963,7 @@ export class ClusterIndex {
     if (Number.isNaN(this.ringBase)) return;
     const first = this.firstBlock();
     const last = this.lastBlock();
-    for (let b = first; b <= last; b++) this.computeBlock(host, b);
+    this.computeBlocks(host, first, last);
     const bx = host.blockMax;
     const suf = host.blockSuf;
     for (let b = last; b >= first; b--) {
