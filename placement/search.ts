@@ -207,6 +207,11 @@ class Search {
   readonly blockSlots: Int32Array;
   /** The window's absolute start block (when planned). */
   readonly startBlock: number;
+  /** Whether `evaluate` may skip hosts on their κ alone (binpack under the index's weights). */
+  readonly kappaPrune: boolean;
+  /** The demand's share of a host of class `shareOf` (a one-entry cache). */
+  private shareOf: HostClass | undefined;
+  private share = 0;
   /** Scratch: lower and upper bounds of a host's peak over the window (core dims). */
   readonly wlb = new Float64Array(CORE_DIMS);
   readonly wub = new Float64Array(CORE_DIMS);
@@ -220,6 +225,7 @@ class Search {
     this.allSlots = ws.slots;
     this.covered = ws.covered;
     this.seen = trackSeen ? new Set() : undefined;
+    this.kappaPrune = ctx.fit === "binpack" && ctx.boundsValid;
     const index = ctx.index;
     const ms = index.bucketMs;
     const ha = Math.floor(ctx.start / ms);
@@ -269,8 +275,19 @@ class Search {
       if (this.seen.has(host)) return;
       this.seen.add(host);
     }
-    this.evaluated++;
     const ctx = this.ctx;
+    if (this.kappaPrune && this.best !== undefined) {
+      // κ (utilisation at the all-time peak) + the demand's share bounds the fit score: a host
+      // that cannot beat the best with every other scorer at its maximum is not looked at
+      const cls = host.cls;
+      if (cls !== this.shareOf) {
+        this.shareOf = cls;
+        this.share = demandShare(ctx, cls);
+      }
+      const ub = ctx.wFit * Math.min(1, host.kappa + this.share) + ctx.wFrag + ctx.wAff;
+      if (ub + EPS < this.bestScore) return;
+    }
+    this.evaluated++;
     const peak = host.dims <= this.peak.length ? this.peak : new Float64Array(host.dims);
     const checks = this.checks;
     for (let i = 0; i < checks.length; i++) {
