@@ -81,6 +81,17 @@ export const FINE_MASK_WORDS = Math.ceil(FINE_COLUMNS / 32);
  */
 export const BLOCK_BUCKETS = 6;
 /**
+ * Rungs: for windows starting at the present (in the ring's first block) and ending in a later
+ * block, READY hosts are also filed per rung r by free level at a lower bound of the window's
+ * peak (the usage at the present and the maxima of blocks first+1 … first+RUNG_BLOCKS[r], which
+ * such a window covers whole when it ends after them) × κ of an upper bound (the maxima from the
+ * first block to first+RUNG_BLOCKS[r+1], or to the ring's end for the last rung). A window ending
+ * in block first+k uses the last rung with RUNG_BLOCKS[r] < k. Rung cells sit in the slots after
+ * the block slots.
+ */
+export const RUNG_BLOCKS: readonly number[] = [0, 1, 4, 12, 28];
+export const RUNGS = RUNG_BLOCKS.length;
+/**
  * Within a κ bin, hosts are split by how much they have free at the ring's first bucket (the
  * present): chunks of like hosts make the chunk bounds tight for windows starting now.
  */
@@ -159,7 +170,7 @@ export class HostClass {
   readonly fineColumnCount = new Int32Array(FINE_COLUMNS);
   /** Per fine κ bin, a bit per column (FINE_MASK_WORDS words): whether that cell has hosts. */
   readonly fineMask = new Uint32Array(FINE_KAPPA * FINE_MASK_WORDS);
-  /** Per block slot: hosts by block cell (column·FINE_KAPPA + κ bin), made on first use. */
+  /** Per block slot, then per rung: hosts by cell (column·FINE_KAPPA + κ bin), made on first use. */
   readonly blockCells: ((HostRecord[] | undefined)[] | undefined)[];
   /** Per block slot, per fine κ bin, a bit per column: whether that block cell has hosts. */
   readonly blockMask: Uint32Array;
@@ -285,7 +296,7 @@ export interface HostRecord {
   readonly blockMax: Float64Array;
   /** Per block slot, per core dim: maximum of `blockMax` from the block to the ring's end. */
   readonly blockSuf: Float64Array;
-  /** Per block slot: block cell (-1: not filed) and position in it. */
+  /** Per block slot, then per rung: cell (-1: not filed) and position in it. */
   readonly blockCell: Int32Array;
   readonly blockPos: Int32Array;
 }
@@ -380,6 +391,11 @@ export class ClusterIndex {
   /** Scratch for `fineCellOf`. */
   private readonly scratchPiece = new Float64Array(2 + CORE_DIMS);
   private fineStamps = 0;
+  /** Scratch for `rungBounds` / `refileRungs`. */
+  private readonly scratchRun = new Float64Array(CORE_DIMS);
+  private readonly scratchRun2 = new Float64Array(CORE_DIMS);
+  private readonly scratchRungLb = new Float64Array(RUNGS * CORE_DIMS);
+  private readonly scratchRungUb = new Float64Array(RUNGS * CORE_DIMS);
   /** Block slots in the ring of blocks (enough for every block the bucket ring touches). */
   readonly blockSlots: number;
   /** Hosts to re-file in the fine cells when `now` reaches a time (see `fineCellOf`). */
@@ -442,7 +458,12 @@ export class ClusterIndex {
     const key = Array.from(limit.subarray(0, CORE_DIMS)).join(",");
     let cls = this.classes.get(key);
     if (cls === undefined) {
-      cls = new HostClass(key, limit.slice(0, CORE_DIMS), this.resourceWeights, this.blockSlots);
+      cls = new HostClass(
+        key,
+        limit.slice(0, CORE_DIMS),
+        this.resourceWeights,
+        this.blockSlots + RUNGS,
+      );
       cls.colMin = new Float64Array(FREE_BINS * this.ringSize * CORE_DIMS);
       cls.colValid = new Uint8Array(FREE_BINS * this.ringSize);
       this.classes.set(key, cls);
@@ -475,8 +496,8 @@ export class ClusterIndex {
       blockMin: new Float64Array(this.blockSlots * CORE_DIMS),
       blockMax: new Float64Array(this.blockSlots * CORE_DIMS),
       blockSuf: new Float64Array(this.blockSlots * CORE_DIMS),
-      blockCell: new Int32Array(this.blockSlots).fill(-1),
-      blockPos: new Int32Array(this.blockSlots).fill(-1),
+      blockCell: new Int32Array(this.blockSlots + RUNGS).fill(-1),
+      blockPos: new Int32Array(this.blockSlots + RUNGS).fill(-1),
     };
     this.hostMap.set(spec.id, host);
     this.indexLabels(host);
@@ -839,6 +860,7 @@ export class ClusterIndex {
       }
       this.refreshBlocks(host, newFrom, last);
       this.refreshBlocks(host, first, first);
+      this.refileRungs(host);
     }
   }
 
@@ -1001,15 +1023,101 @@ export class ClusterIndex {
     this.enterBlock(host, slot, cell);
   }
 
-  /** File a READY host in the block cells of every block of the ring. */
+  /** File a READY host in the block cells of every block of the ring, and in its rung cells. */
   private fileBlocks(host: HostRecord): void {
     if (Number.isNaN(this.ringBase)) return;
     const last = this.lastBlock();
     for (let b = this.firstBlock(); b <= last; b++) this.refileBlock(host, this.blockSlotOf(b));
+    this.refileRungs(host);
+  }
+
+  /**
+   * @internal Per rung, the lower bound (usage at the present, then the maxima of the blocks the
+   * rung's windows cover whole) and the upper bound of the peak of its windows, into
+   * `lb[r·4 + k]` / `ub[r·4 + k]`; false (nothing written) before the first `advanceTo`.
+   */
+  rungBounds(host: HostRecord, lb: Float64Array, ub: Float64Array): boolean {
+    if (Number.isNaN(this.now) || Number.isNaN(this.ringBase)) return false;
+    const piece = this.scratchPiece;
+    host.timeline.pieceAt(this.now, piece);
+    const first = this.firstBlock();
+    const last = this.lastBlock();
+    const bx = host.blockMax;
+    const f = this.blockSlotOf(first) * CORE_DIMS;
+    const suf = host.blockSuf;
+    // running maxima of blocks first+1 … first+k (lower) and first … first+k (upper)
+    const lo = this.scratchRun;
+    const hi = this.scratchRun2;
+    for (let k = 0; k < CORE_DIMS; k++) {
+      lo[k] = piece[2 + k] as number;
+      hi[k] = bx[f + k] as number;
+    }
+    let b = first;
+    for (let r = 0; r < RUNGS; r++) {
+      const lbAt = Math.min(first + (RUNG_BLOCKS[r] as number), last);
+      for (; b < lbAt; ) {
+        b++;
+        const o = this.blockSlotOf(b) * CORE_DIMS;
+        for (let k = 0; k < CORE_DIMS; k++) {
+          const x = bx[o + k] as number;
+          if (x > (lo[k] as number)) lo[k] = x;
+          if (x > (hi[k] as number)) hi[k] = x;
+        }
+      }
+      for (let k = 0; k < CORE_DIMS; k++) lb[r * CORE_DIMS + k] = lo[k] as number;
+      const next = RUNG_BLOCKS[r + 1];
+      if (next === undefined || first + next >= last) {
+        for (let k = 0; k < CORE_DIMS; k++) ub[r * CORE_DIMS + k] = suf[f + k] as number;
+        continue;
+      }
+      // the upper bound runs ahead to first+next; lo catches up on the next rung
+      let x0 = hi[0] as number;
+      let x1 = hi[1] as number;
+      let x2 = hi[2] as number;
+      let x3 = hi[3] as number;
+      for (let c = b + 1; c <= first + next; c++) {
+        const o = this.blockSlotOf(c) * CORE_DIMS;
+        if ((bx[o] as number) > x0) x0 = bx[o] as number;
+        if ((bx[o + 1] as number) > x1) x1 = bx[o + 1] as number;
+        if ((bx[o + 2] as number) > x2) x2 = bx[o + 2] as number;
+        if ((bx[o + 3] as number) > x3) x3 = bx[o + 3] as number;
+      }
+      const u = r * CORE_DIMS;
+      ub[u] = x0;
+      ub[u + 1] = x1;
+      ub[u + 2] = x2;
+      ub[u + 3] = x3;
+    }
+    return true;
+  }
+
+  /** Re-file a READY host in its rung cells (after a change, a new present or a new ring). */
+  private refileRungs(host: HostRecord): void {
+    if (host.bin === undefined) return;
+    const lb = this.scratchRungLb;
+    const ub = this.scratchRungUb;
+    if (!this.rungBounds(host, lb, ub)) return;
+    const cls = host.cls;
+    for (let r = 0; r < RUNGS; r++) {
+      const o = r * CORE_DIMS;
+      let kappa = 0;
+      for (let k = 0; k < CORE_DIMS; k++) {
+        const w = cls.wn[k] as number;
+        if (w > 0) kappa += (w * (ub[o + k] as number)) / (cls.alloc[k] as number);
+      }
+      const column =
+        freeLevel(cls.alloc[0] as number, lb[o] as number) * FINE_LEVELS +
+        freeLevel(cls.alloc[1] as number, lb[o + 1] as number);
+      const cell = column * FINE_KAPPA + fineKappaOf(kappa);
+      const slot = this.blockSlots + r;
+      if (host.blockCell[slot] === cell) continue;
+      if ((host.blockCell[slot] as number) >= 0) this.leaveBlock(host, slot);
+      this.enterBlock(host, slot, cell);
+    }
   }
 
   private unfileBlocks(host: HostRecord): void {
-    for (let slot = 0; slot < this.blockSlots; slot++) {
+    for (let slot = 0; slot < this.blockSlots + RUNGS; slot++) {
       if ((host.blockCell[slot] as number) >= 0) this.leaveBlock(host, slot);
     }
   }
@@ -1221,6 +1329,8 @@ export class ClusterIndex {
         window.end,
       );
     }
+    // the common case (it fits) without building the violation's report
+    if (host.timeline.fits(window.start, window.end, demand, host.limit)) return demand;
     const v = host.timeline.violation(window.start, window.end, demand, host.limit);
     if (v !== undefined) {
       throw new CapacityExceededError(host.id, dimName(host, v.dim), v.shortBy, v.start, v.end);
@@ -1347,6 +1457,7 @@ export class ClusterIndex {
     const binBefore = host.bin;
     const posBefore = host.pos;
     this.rekappa(host);
+    this.refileRungs(host);
     const bin = host.bin;
     if (!hasRing || bin === undefined || bin !== binBefore || host.pos !== posBefore) return;
     // the host stayed in its chunk (a move already folded its new bounds in)
@@ -1522,6 +1633,7 @@ export class ClusterIndex {
       if (current) {
         this.leaveFine(h);
         this.enterFine(h);
+        this.refileRungs(h);
       }
     }
   }

@@ -20,6 +20,8 @@ import {
   fineKappaOf,
   freeLevel,
   type HostRecord,
+  RUNG_BLOCKS,
+  RUNGS,
 } from "./cluster-index.js";
 import { CapacityExceededError } from "./errors.js";
 import { place } from "./place.js";
@@ -131,10 +133,13 @@ function checkBlockCells(index: ClusterIndex): void {
     for (let slot = 0; slot < index.blockSlots; slot++) {
       if (!inRing.has(slot)) expect(h.blockCell[slot]).toBe(-1);
     }
+    for (let r = 0; r < RUNGS; r++) {
+      expect(h.blockCell[index.blockSlots + r]).toBe(expectedRungCell(index, h, r));
+    }
   }
   for (const cls of index.classList) {
     const mask = new Uint32Array(cls.blockMask.length);
-    for (let slot = 0; slot < index.blockSlots; slot++) {
+    for (let slot = 0; slot < index.blockSlots + RUNGS; slot++) {
       const cells = cls.blockCells[slot];
       const perColumn = new Int32Array(FINE_COLUMNS);
       let filed = 0;
@@ -150,7 +155,9 @@ function checkBlockCells(index: ClusterIndex): void {
           mask[w] = (mask[w] as number) | (1 << (col & 31));
         });
       });
-      expect(filed).toBe(inRing.has(slot) ? cls.ready : 0);
+      const rungsFiled = !Number.isNaN(index.now);
+      const rung = slot >= index.blockSlots;
+      expect(filed).toBe((rung ? rungsFiled : inRing.has(slot)) ? cls.ready : 0);
       expect(
         Array.from(cls.blockColumnCount.subarray(slot * FINE_COLUMNS, (slot + 1) * FINE_COLUMNS)),
       ).toEqual(Array.from(perColumn));
@@ -158,6 +165,46 @@ function checkBlockCells(index: ClusterIndex): void {
     // every bit set is a cell with hosts, and every cell with hosts has its bit set
     expect(Array.from(cls.blockMask)).toEqual(Array.from(mask));
   }
+}
+
+/**
+ * A rung's cell from the timeline alone: free level at the usage at the present and the maxima
+ * of blocks first+1 … first+RUNG_BLOCKS[r], κ of the maxima from the first block to
+ * first+RUNG_BLOCKS[r+1] (the ring's end for the last rung); -1 if the host is not filed.
+ */
+function expectedRungCell(index: ClusterIndex, h: HostRecord, r: number): number {
+  if (h.state !== "READY" || Number.isNaN(index.now)) return -1;
+  const ms = index.bucketMs;
+  const first = index.firstBlock();
+  const last = index.lastBlock();
+  const ringFrom = index.ringBase * ms;
+  const ringTo = (index.ringBase + index.ringSize) * ms;
+  const blockPeak = (b: number) =>
+    h.timeline.peak(
+      Math.max(b * BLOCK_BUCKETS * ms, ringFrom),
+      Math.min((b + 1) * BLOCK_BUCKETS * ms, ringTo),
+    );
+  const lb = Array.from(h.timeline.usageAt(index.now).subarray(0, CORE_DIMS));
+  for (let b = first + 1; b <= Math.min(first + (RUNG_BLOCKS[r] as number), last); b++) {
+    const p = blockPeak(b);
+    for (let k = 0; k < CORE_DIMS; k++) lb[k] = Math.max(lb[k] as number, p[k] as number);
+  }
+  const next = RUNG_BLOCKS[r + 1];
+  const upTo = next === undefined ? last : Math.min(first + next, last);
+  const ub = [0, 0, 0, 0];
+  for (let b = first; b <= upTo; b++) {
+    const p = blockPeak(b);
+    for (let k = 0; k < CORE_DIMS; k++) ub[k] = Math.max(ub[k] as number, p[k] as number);
+  }
+  let kappa = 0;
+  for (let k = 0; k < CORE_DIMS; k++) {
+    const w = h.cls.wn[k] as number;
+    if (w > 0) kappa += (w * (ub[k] as number)) / (h.cls.alloc[k] as number);
+  }
+  const column =
+    freeLevel(h.cls.alloc[0] as number, lb[0] as number) * FINE_LEVELS +
+    freeLevel(h.cls.alloc[1] as number, lb[1] as number);
+  return column * FINE_KAPPA + fineKappaOf(kappa);
 }
 
 type Op =

@@ -31,6 +31,8 @@ import {
   type HostClass,
   type HostRecord,
   KAPPA_BINS,
+  RUNG_BLOCKS,
+  RUNGS,
 } from "./cluster-index.js";
 import { violationOf } from "./exhaustive.js";
 import {
@@ -842,14 +844,28 @@ function walkCells(
 }
 
 /**
- * Binpack for windows inside the bucket ring (not starting at the present): the block cells of
- * the window's start block, in feasible columns (free level at the block's minimum), visited in
- * decreasing κ bins of the suffix maximum (which bounds the window's peak from above) until κ's
- * bound cannot beat the best exact score; each host is decided from its window bounds first.
+ * The rung (see RUNG_BLOCKS) for a window inside the ring, starting at the present in the ring's
+ * first block and ending in a later block; -1 if it is not such a window.
  */
-function searchBlockCells(ctx: RequestContext, s: Search, restUb: number): void {
+function rungOf(ctx: RequestContext): number {
   const index = ctx.index;
-  const slot = index.blockSlotOf(s.startBlock);
+  const first = index.firstBlock();
+  const ms = index.bucketMs;
+  if (!(ctx.start < (first + 1) * BLOCK_BUCKETS * ms)) return -1;
+  const k = Math.floor((Math.ceil(ctx.end / ms) - 1) / BLOCK_BUCKETS) - first;
+  let r = -1;
+  while (r + 1 < RUNGS && (RUNG_BLOCKS[r + 1] as number) <= k - 1) r++;
+  return r;
+}
+
+/**
+ * Binpack from the cells of one slot (windows inside the bucket ring): the block cells of the
+ * window's start block (free level at the block's minimum × κ of the suffix maximum), or the cells
+ * of the window's rung (windows from the present). Feasible columns are visited in decreasing κ
+ * bins until κ's bound cannot beat the best exact score; each host is decided from its own bounds.
+ */
+function searchSlotCells(ctx: RequestContext, s: Search, restUb: number, slot: number): void {
+  const index = ctx.index;
   const classes: CellClass[] = [];
   for (const cls of index.classList) {
     const cells = cls.blockCells[slot];
@@ -907,11 +923,13 @@ export function searchIndexed(ctx: RequestContext): SearchResult {
   const restUb = ctx.wFrag + affUb;
 
   if (ctx.fit === "binpack" && ctx.boundsValid && startsInPresent(ctx)) {
-    searchFineCells(ctx, s, restUb);
+    const rung = s.planned ? rungOf(ctx) : -1;
+    if (rung >= 0) searchSlotCells(ctx, s, restUb, index.blockSlots + rung);
+    else searchFineCells(ctx, s, restUb);
     return finish();
   }
   if (ctx.fit === "binpack" && ctx.boundsValid && s.planned) {
-    searchBlockCells(ctx, s, restUb);
+    searchSlotCells(ctx, s, restUb, index.blockSlotOf(s.startBlock));
     return finish();
   }
 
