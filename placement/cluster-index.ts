@@ -81,13 +81,21 @@ export const FINE_MASK_WORDS = Math.ceil(FINE_COLUMNS / 32);
  */
 export const BLOCK_BUCKETS = 6;
 /**
+ * Block cell variants: variant v files a host of block b by free level at the larger of the
+ * block's minimum and the maxima of blocks b+1 … b+BLOCK_REACH[v] (a lower bound of the peak of
+ * any window starting in b that ends after them, since it covers them whole), κ as variant 0.
+ */
+export const BLOCK_REACH: readonly number[] = [0, 1, 4];
+export const BLOCK_VARIANTS = BLOCK_REACH.length;
+const MAX_REACH = Math.max(...BLOCK_REACH);
+/**
  * Rungs: for windows starting at the present (in the ring's first block) and ending in a later
  * block, READY hosts are also filed per rung r by free level at a lower bound of the window's
  * peak (the usage at the present and the maxima of blocks first+1 … first+RUNG_BLOCKS[r], which
  * such a window covers whole when it ends after them) × κ of an upper bound (the maxima from the
  * first block to first+RUNG_BLOCKS[r+1], or to the ring's end for the last rung). A window ending
  * in block first+k uses the last rung with RUNG_BLOCKS[r] < k. Rung cells sit in the slots after
- * the block slots.
+ * the block variants' slots (see `ClusterIndex.cellSlot`).
  */
 export const RUNG_BLOCKS: readonly number[] = [0, 1, 4, 12, 28];
 export const RUNGS = RUNG_BLOCKS.length;
@@ -398,6 +406,8 @@ export class ClusterIndex {
   private readonly scratchRungUb = new Float64Array(RUNGS * CORE_DIMS);
   /** Block slots in the ring of blocks (enough for every block the bucket ring touches). */
   readonly blockSlots: number;
+  /** Cell slots: BLOCK_VARIANTS × blockSlots block cells, then RUNGS rung cells. */
+  readonly cellSlots: number;
   /** Hosts to re-file in the fine cells when `now` reaches a time (see `fineCellOf`). */
   private readonly refileT: number[] = [];
   private readonly refileHost: HostRecord[] = [];
@@ -416,6 +426,7 @@ export class ClusterIndex {
       );
     }
     this.blockSlots = Math.ceil(this.ringSize / BLOCK_BUCKETS) + 1;
+    this.cellSlots = BLOCK_VARIANTS * this.blockSlots + RUNGS;
     this.scratchMin = new Float64Array(this.ringSize * CORE_DIMS);
     this.scratchMax = new Float64Array(this.ringSize * CORE_DIMS);
   }
@@ -458,12 +469,7 @@ export class ClusterIndex {
     const key = Array.from(limit.subarray(0, CORE_DIMS)).join(",");
     let cls = this.classes.get(key);
     if (cls === undefined) {
-      cls = new HostClass(
-        key,
-        limit.slice(0, CORE_DIMS),
-        this.resourceWeights,
-        this.blockSlots + RUNGS,
-      );
+      cls = new HostClass(key, limit.slice(0, CORE_DIMS), this.resourceWeights, this.cellSlots);
       cls.colMin = new Float64Array(FREE_BINS * this.ringSize * CORE_DIMS);
       cls.colValid = new Uint8Array(FREE_BINS * this.ringSize);
       this.classes.set(key, cls);
@@ -496,8 +502,8 @@ export class ClusterIndex {
       blockMin: new Float64Array(this.blockSlots * CORE_DIMS),
       blockMax: new Float64Array(this.blockSlots * CORE_DIMS),
       blockSuf: new Float64Array(this.blockSlots * CORE_DIMS),
-      blockCell: new Int32Array(this.blockSlots + RUNGS).fill(-1),
-      blockPos: new Int32Array(this.blockSlots + RUNGS).fill(-1),
+      blockCell: new Int32Array(this.cellSlots).fill(-1),
+      blockPos: new Int32Array(this.cellSlots).fill(-1),
     };
     this.hostMap.set(spec.id, host);
     this.indexLabels(host);
@@ -856,7 +862,9 @@ export class ClusterIndex {
         continue;
       }
       if (host.bin !== undefined) {
-        for (let b = oldFirst; b < first; b++) this.leaveBlock(host, this.blockSlotOf(b));
+        for (let b = oldFirst; b < first; b++) {
+          for (let v = 0; v < BLOCK_VARIANTS; v++) this.leaveBlock(host, this.cellSlot(v, b));
+        }
       }
       this.refreshBlocks(host, newFrom, last);
       this.refreshBlocks(host, first, first);
@@ -874,6 +882,16 @@ export class ClusterIndex {
   /** @internal Absolute block of the ring's last bucket. */
   lastBlock(): number {
     return Math.floor((this.ringBase + this.ringSize - 1) / BLOCK_BUCKETS);
+  }
+
+  /** @internal Cell slot of variant v (see BLOCK_REACH) of an absolute block. */
+  cellSlot(v: number, b: number): number {
+    return v * this.blockSlots + this.blockSlotOf(b);
+  }
+
+  /** @internal Cell slot of rung r (see RUNG_BLOCKS). */
+  rungSlot(r: number): number {
+    return BLOCK_VARIANTS * this.blockSlots + r;
   }
 
   /** @internal Block slot of an absolute block. */
@@ -934,8 +952,9 @@ export class ClusterIndex {
 
   /**
    * Recompute the host's blocks [fromB, toB] (absolute, clipped to the ring's) from its bucket
-   * bounds, then the suffix maxima from toB down (stopping below fromB once one is unchanged:
-   * every block under it is then unchanged too), re-filing READY hosts whose block cell moved.
+   * bounds, then the suffix maxima from toB down (stopping once one is unchanged below the blocks
+   * whose variants reach the changed ones: every block under it is then unchanged too),
+   * re-filing READY hosts whose block cells moved.
    */
   private refreshBlocks(host: HostRecord, fromB: number, toB: number): void {
     if (Number.isNaN(this.ringBase)) return;
@@ -966,7 +985,7 @@ export class ClusterIndex {
       const v2 = Math.max(bx[o + 2] as number, c2);
       const v3 = Math.max(bx[o + 3] as number, c3);
       const changed = v0 !== suf[o] || v1 !== suf[o + 1] || v2 !== suf[o + 2] || v3 !== suf[o + 3];
-      if (!changed && b < lo) break;
+      if (!changed && b < lo - MAX_REACH) break;
       suf[o] = v0;
       suf[o + 1] = v1;
       suf[o + 2] = v2;
@@ -975,7 +994,7 @@ export class ClusterIndex {
       c1 = v1;
       c2 = v2;
       c3 = v3;
-      if (filed) this.refileBlock(host, this.blockSlotOf(b));
+      if (filed) this.refileBlock(host, b);
     }
   }
 
@@ -999,9 +1018,13 @@ export class ClusterIndex {
     if (host.bin !== undefined) this.fileBlocks(host);
   }
 
-  /** @internal The block cell a host belongs in for a block slot (from its block bounds). */
-  blockCellOf(host: HostRecord, slot: number): number {
+  /**
+   * File a READY host of absolute block b in the cell each variant calls for: free level at the
+   * variant's lower bound (see BLOCK_REACH) × κ of the suffix maximum.
+   */
+  private refileBlock(host: HostRecord, b: number): void {
     const cls = host.cls;
+    const slot = this.blockSlotOf(b);
     const o = slot * CORE_DIMS;
     const suf = host.blockSuf;
     let kappa = 0;
@@ -1009,25 +1032,35 @@ export class ClusterIndex {
       const w = cls.wn[k] as number;
       if (w > 0) kappa += (w * (suf[o + k] as number)) / (cls.alloc[k] as number);
     }
-    const bm = host.blockMin;
-    const column =
-      freeLevel(cls.alloc[0] as number, bm[o] as number) * FINE_LEVELS +
-      freeLevel(cls.alloc[1] as number, bm[o + 1] as number);
-    return column * FINE_KAPPA + fineKappaOf(kappa);
-  }
-
-  private refileBlock(host: HostRecord, slot: number): void {
-    const cell = this.blockCellOf(host, slot);
-    if (host.blockCell[slot] === cell) return;
-    if ((host.blockCell[slot] as number) >= 0) this.leaveBlock(host, slot);
-    this.enterBlock(host, slot, cell);
+    const fk = fineKappaOf(kappa);
+    const bx = host.blockMax;
+    let l0 = host.blockMin[o] as number;
+    let l1 = host.blockMin[o + 1] as number;
+    const last = this.lastBlock();
+    let c = b;
+    for (let v = 0; v < BLOCK_VARIANTS; v++) {
+      const to = Math.min(b + (BLOCK_REACH[v] as number), last);
+      while (c < to) {
+        c++;
+        const q = this.blockSlotOf(c) * CORE_DIMS;
+        if ((bx[q] as number) > l0) l0 = bx[q] as number;
+        if ((bx[q + 1] as number) > l1) l1 = bx[q + 1] as number;
+      }
+      const column =
+        freeLevel(cls.alloc[0] as number, l0) * FINE_LEVELS + freeLevel(cls.alloc[1] as number, l1);
+      const cell = column * FINE_KAPPA + fk;
+      const at = v * this.blockSlots + slot;
+      if (host.blockCell[at] === cell) continue;
+      if ((host.blockCell[at] as number) >= 0) this.leaveBlock(host, at);
+      this.enterBlock(host, at, cell);
+    }
   }
 
   /** File a READY host in the block cells of every block of the ring, and in its rung cells. */
   private fileBlocks(host: HostRecord): void {
     if (Number.isNaN(this.ringBase)) return;
     const last = this.lastBlock();
-    for (let b = this.firstBlock(); b <= last; b++) this.refileBlock(host, this.blockSlotOf(b));
+    for (let b = this.firstBlock(); b <= last; b++) this.refileBlock(host, b);
     this.refileRungs(host);
   }
 
@@ -1109,7 +1142,7 @@ export class ClusterIndex {
         freeLevel(cls.alloc[0] as number, lb[o] as number) * FINE_LEVELS +
         freeLevel(cls.alloc[1] as number, lb[o + 1] as number);
       const cell = column * FINE_KAPPA + fineKappaOf(kappa);
-      const slot = this.blockSlots + r;
+      const slot = this.rungSlot(r);
       if (host.blockCell[slot] === cell) continue;
       if ((host.blockCell[slot] as number) >= 0) this.leaveBlock(host, slot);
       this.enterBlock(host, slot, cell);
@@ -1117,7 +1150,7 @@ export class ClusterIndex {
   }
 
   private unfileBlocks(host: HostRecord): void {
-    for (let slot = 0; slot < this.blockSlots + RUNGS; slot++) {
+    for (let slot = 0; slot < this.cellSlots; slot++) {
       if ((host.blockCell[slot] as number) >= 0) this.leaveBlock(host, slot);
     }
   }

@@ -11,6 +11,8 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   BLOCK_BUCKETS,
+  BLOCK_REACH,
+  BLOCK_VARIANTS,
   type ClusterIndex,
   FINE_COLUMNS,
   FINE_FREE_EDGES,
@@ -105,11 +107,13 @@ function checkBlockCells(index: ClusterIndex): void {
   expect(inRing.size).toBe(last - first + 1);
   for (const h of index.hostMap.values()) {
     const suf = new Float64Array(CORE_DIMS);
+    const maxOf = new Map<number, Float64Array>();
     for (let b = last; b >= first; b--) {
       const from = Math.max(b * BLOCK_BUCKETS, index.ringBase) * ms;
       const to = Math.min((b + 1) * BLOCK_BUCKETS, index.ringBase + index.ringSize) * ms;
       const min = h.timeline.minOver(from, to);
       const max = h.timeline.peak(from, to);
+      maxOf.set(b, max);
       const o = index.blockSlotOf(b) * CORE_DIMS;
       for (let k = 0; k < CORE_DIMS; k++) suf[k] = Math.max(suf[k] as number, max[k] as number);
       expect(Array.from(h.blockMin.subarray(o, o + CORE_DIMS))).toEqual(
@@ -124,22 +128,31 @@ function checkBlockCells(index: ClusterIndex): void {
         const w = h.cls.wn[k] as number;
         if (w > 0) kappa += (w * (suf[k] as number)) / (h.cls.alloc[k] as number);
       }
-      const column =
-        freeLevel(h.cls.alloc[0] as number, min[0] as number) * FINE_LEVELS +
-        freeLevel(h.cls.alloc[1] as number, min[1] as number);
-      const expected = h.state === "READY" ? column * FINE_KAPPA + fineKappaOf(kappa) : -1;
-      expect(h.blockCell[o / CORE_DIMS]).toBe(expected);
+      BLOCK_REACH.forEach((reach, v) => {
+        // lower bound: the block's minimum and the maxima of the blocks the variant reaches
+        const lb = [min[0] as number, min[1] as number];
+        for (let c = b + 1; c <= Math.min(b + reach, last); c++) {
+          const m = maxOf.get(c) as Float64Array;
+          lb[0] = Math.max(lb[0] as number, m[0] as number);
+          lb[1] = Math.max(lb[1] as number, m[1] as number);
+        }
+        const column =
+          freeLevel(h.cls.alloc[0] as number, lb[0] as number) * FINE_LEVELS +
+          freeLevel(h.cls.alloc[1] as number, lb[1] as number);
+        const expected = h.state === "READY" ? column * FINE_KAPPA + fineKappaOf(kappa) : -1;
+        expect(h.blockCell[index.cellSlot(v, b)]).toBe(expected);
+      });
     }
-    for (let slot = 0; slot < index.blockSlots; slot++) {
-      if (!inRing.has(slot)) expect(h.blockCell[slot]).toBe(-1);
+    for (let slot = 0; slot < BLOCK_VARIANTS * index.blockSlots; slot++) {
+      if (!inRing.has(slot % index.blockSlots)) expect(h.blockCell[slot]).toBe(-1);
     }
     for (let r = 0; r < RUNGS; r++) {
-      expect(h.blockCell[index.blockSlots + r]).toBe(expectedRungCell(index, h, r));
+      expect(h.blockCell[index.rungSlot(r)]).toBe(expectedRungCell(index, h, r));
     }
   }
   for (const cls of index.classList) {
     const mask = new Uint32Array(cls.blockMask.length);
-    for (let slot = 0; slot < index.blockSlots + RUNGS; slot++) {
+    for (let slot = 0; slot < index.cellSlots; slot++) {
       const cells = cls.blockCells[slot];
       const perColumn = new Int32Array(FINE_COLUMNS);
       let filed = 0;
@@ -156,8 +169,8 @@ function checkBlockCells(index: ClusterIndex): void {
         });
       });
       const rungsFiled = !Number.isNaN(index.now);
-      const rung = slot >= index.blockSlots;
-      expect(filed).toBe((rung ? rungsFiled : inRing.has(slot)) ? cls.ready : 0);
+      const rung = slot >= index.rungSlot(0);
+      expect(filed).toBe((rung ? rungsFiled : inRing.has(slot % index.blockSlots)) ? cls.ready : 0);
       expect(
         Array.from(cls.blockColumnCount.subarray(slot * FINE_COLUMNS, (slot + 1) * FINE_COLUMNS)),
       ).toEqual(Array.from(perColumn));

@@ -19,6 +19,8 @@
 import {
   type Bin,
   BLOCK_BUCKETS,
+  BLOCK_REACH,
+  BLOCK_VARIANTS,
   binUpper,
   CHUNK_SIZE,
   FINE_COLUMNS,
@@ -924,12 +926,17 @@ export function searchIndexed(ctx: RequestContext): SearchResult {
 
   if (ctx.fit === "binpack" && ctx.boundsValid && startsInPresent(ctx)) {
     const rung = s.planned ? rungOf(ctx) : -1;
-    if (rung >= 0) searchSlotCells(ctx, s, restUb, index.blockSlots + rung);
+    if (rung >= 0) searchSlotCells(ctx, s, restUb, index.rungSlot(rung));
     else searchFineCells(ctx, s, restUb);
     return finish();
   }
   if (ctx.fit === "binpack" && ctx.boundsValid && s.planned) {
-    searchSlotCells(ctx, s, restUb, index.blockSlotOf(s.startBlock));
+    // the variant whose reach the window covers whole (it ends in a later block)
+    const endBlock = Math.floor((Math.ceil(ctx.end / index.bucketMs) - 1) / BLOCK_BUCKETS);
+    let v = 0;
+    while (v + 1 < BLOCK_VARIANTS && (BLOCK_REACH[v + 1] as number) <= endBlock - s.startBlock - 1)
+      v++;
+    searchSlotCells(ctx, s, restUb, index.cellSlot(v, s.startBlock));
     return finish();
   }
 
