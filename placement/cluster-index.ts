@@ -99,6 +99,7 @@ const MAX_REACH = Math.max(...BLOCK_REACH);
  */
 export const RUNG_BLOCKS: readonly number[] = [0, 1, 4, 12, 28];
 export const RUNGS = RUNG_BLOCKS.length;
+const RUNG_REACH = RUNG_BLOCKS[RUNGS - 1] as number;
 /**
  * Within a κ bin, hosts are split by how much they have free at the ring's first bucket (the
  * present): chunks of like hosts make the chunk bounds tight for windows starting now.
@@ -866,9 +867,23 @@ export class ClusterIndex {
           for (let v = 0; v < BLOCK_VARIANTS; v++) this.leaveBlock(host, this.cellSlot(v, b));
         }
       }
+      // rung bounds read the maxima of the first block and of the RUNG_REACH blocks after it, and
+      // the first block's suffix maximum: unless the first block is a new one or the new buckets
+      // fall within that reach, only the first block's maximum and suffix can have changed
+      const f = this.blockSlotOf(first) * CORE_DIMS;
+      const was = this.scratchRun;
+      const wasSuf = this.scratchRun2;
+      for (let k = 0; k < CORE_DIMS; k++) {
+        was[k] = host.blockMax[f + k] as number;
+        wasSuf[k] = host.blockSuf[f + k] as number;
+      }
       this.refreshBlocks(host, newFrom, last);
       this.refreshBlocks(host, first, first);
-      this.refileRungs(host);
+      let moved = first !== oldFirst || newFrom <= first + RUNG_REACH;
+      for (let k = 0; k < CORE_DIMS && !moved; k++) {
+        moved = was[k] !== host.blockMax[f + k] || wasSuf[k] !== host.blockSuf[f + k];
+      }
+      if (moved) this.refileRungs(host);
     }
   }
 

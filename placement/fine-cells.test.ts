@@ -105,6 +105,13 @@ function checkBlockCells(index: ClusterIndex): void {
   const inRing = new Set<number>();
   for (let b = first; b <= last; b++) inRing.add(index.blockSlotOf(b));
   expect(inRing.size).toBe(last - first + 1);
+  // mismatches as text, asserted once (an expect per value is too slow for a 67-block ring)
+  const wrong: string[] = [];
+  const same = (what: string, got: ArrayLike<number>, want: ArrayLike<number>) => {
+    for (let k = 0; k < CORE_DIMS; k++) {
+      if (got[k] !== want[k]) wrong.push(`${what}[${k}] ${got[k]} ≠ ${want[k]}`);
+    }
+  };
   for (const h of index.hostMap.values()) {
     const suf = new Float64Array(CORE_DIMS);
     const maxOf = new Map<number, Float64Array>();
@@ -116,13 +123,9 @@ function checkBlockCells(index: ClusterIndex): void {
       maxOf.set(b, max);
       const o = index.blockSlotOf(b) * CORE_DIMS;
       for (let k = 0; k < CORE_DIMS; k++) suf[k] = Math.max(suf[k] as number, max[k] as number);
-      expect(Array.from(h.blockMin.subarray(o, o + CORE_DIMS))).toEqual(
-        Array.from(min.subarray(0, CORE_DIMS)),
-      );
-      expect(Array.from(h.blockMax.subarray(o, o + CORE_DIMS))).toEqual(
-        Array.from(max.subarray(0, CORE_DIMS)),
-      );
-      expect(Array.from(h.blockSuf.subarray(o, o + CORE_DIMS))).toEqual(Array.from(suf));
+      same(`${h.id} min ${b}`, h.blockMin.subarray(o), min);
+      same(`${h.id} max ${b}`, h.blockMax.subarray(o), max);
+      same(`${h.id} suffix ${b}`, h.blockSuf.subarray(o), suf);
       let kappa = 0;
       for (let k = 0; k < CORE_DIMS; k++) {
         const w = h.cls.wn[k] as number;
@@ -140,44 +143,72 @@ function checkBlockCells(index: ClusterIndex): void {
           freeLevel(h.cls.alloc[0] as number, lb[0] as number) * FINE_LEVELS +
           freeLevel(h.cls.alloc[1] as number, lb[1] as number);
         const expected = h.state === "READY" ? column * FINE_KAPPA + fineKappaOf(kappa) : -1;
-        expect(h.blockCell[index.cellSlot(v, b)]).toBe(expected);
+        const got = h.blockCell[index.cellSlot(v, b)];
+        if (got !== expected) wrong.push(`${h.id} block ${b} variant ${v}: ${got} ≠ ${expected}`);
       });
     }
     for (let slot = 0; slot < BLOCK_VARIANTS * index.blockSlots; slot++) {
-      if (!inRing.has(slot % index.blockSlots)) expect(h.blockCell[slot]).toBe(-1);
+      if (!inRing.has(slot % index.blockSlots) && h.blockCell[slot] !== -1) {
+        wrong.push(`${h.id} filed in slot ${slot} outside the ring`);
+      }
     }
     for (let r = 0; r < RUNGS; r++) {
-      expect(h.blockCell[index.rungSlot(r)]).toBe(expectedRungCell(index, h, r));
+      const want = expectedRungCell(index, h, r);
+      if (h.blockCell[index.rungSlot(r)] !== want) wrong.push(`${h.id} rung ${r}: ≠ ${want}`);
     }
   }
+  expect(wrong).toEqual([]);
+  // every filed host sits where its record says; column counts and mask bits match the hosts
+  // filed, and the cells the mask marks hold nobody else
+  const rungsFiled = !Number.isNaN(index.now);
   for (const cls of index.classList) {
     const mask = new Uint32Array(cls.blockMask.length);
-    for (let slot = 0; slot < index.cellSlots; slot++) {
-      const cells = cls.blockCells[slot];
-      const perColumn = new Int32Array(FINE_COLUMNS);
-      let filed = 0;
-      cells?.forEach((hosts, cell) => {
-        hosts?.forEach((h, pos) => {
-          expect(h.cls).toBe(cls);
-          expect(h.blockCell[slot]).toBe(cell);
-          expect(h.blockPos[slot]).toBe(pos);
-          const col = Math.floor(cell / FINE_KAPPA);
-          perColumn[col] = (perColumn[col] as number) + 1;
-          filed++;
-          const w = (slot * FINE_KAPPA + (cell % FINE_KAPPA)) * FINE_MASK_WORDS + (col >>> 5);
-          mask[w] = (mask[w] as number) | (1 << (col & 31));
-        });
-      });
-      const rungsFiled = !Number.isNaN(index.now);
-      const rung = slot >= index.rungSlot(0);
-      expect(filed).toBe((rung ? rungsFiled : inRing.has(slot % index.blockSlots)) ? cls.ready : 0);
-      expect(
-        Array.from(cls.blockColumnCount.subarray(slot * FINE_COLUMNS, (slot + 1) * FINE_COLUMNS)),
-      ).toEqual(Array.from(perColumn));
+    const columns = new Int32Array(cls.blockColumnCount.length);
+    const filed = new Int32Array(index.cellSlots);
+    for (const h of index.hostMap.values()) {
+      if (h.cls !== cls) continue;
+      for (let slot = 0; slot < index.cellSlots; slot++) {
+        const cell = h.blockCell[slot] as number;
+        if (cell < 0) continue;
+        if (cls.blockCells[slot]?.[cell]?.[h.blockPos[slot] as number] !== h) {
+          wrong.push(`${h.id} not at its place in slot ${slot}`);
+        }
+        const col = Math.floor(cell / FINE_KAPPA);
+        const w = (slot * FINE_KAPPA + (cell % FINE_KAPPA)) * FINE_MASK_WORDS + (col >>> 5);
+        mask[w] = (mask[w] as number) | (1 << (col & 31));
+        columns[slot * FINE_COLUMNS + col] = (columns[slot * FINE_COLUMNS + col] as number) + 1;
+        filed[slot] = (filed[slot] as number) + 1;
+      }
     }
-    // every bit set is a cell with hosts, and every cell with hosts has its bit set
-    expect(Array.from(cls.blockMask)).toEqual(Array.from(mask));
+    for (let slot = 0; slot < index.cellSlots; slot++) {
+      const rung = slot >= index.rungSlot(0);
+      const expected = (rung ? rungsFiled : inRing.has(slot % index.blockSlots)) ? cls.ready : 0;
+      if (filed[slot] !== expected)
+        expect({ slot, filed: filed[slot] }).toEqual({ slot, filed: expected });
+    }
+    const wrongMask: number[] = [];
+    for (let w = 0; w < mask.length; w++) if (mask[w] !== cls.blockMask[w]) wrongMask.push(w);
+    expect(wrongMask).toEqual([]);
+    const wrongColumns: number[] = [];
+    for (let c = 0; c < columns.length; c++) {
+      if (columns[c] !== cls.blockColumnCount[c]) wrongColumns.push(c);
+    }
+    expect(wrongColumns).toEqual([]);
+    let listed = 0;
+    for (let w = 0; w < mask.length; w++) {
+      let m = mask[w] as number;
+      while (m !== 0) {
+        const bit = 31 - Math.clz32(m);
+        m = (m & ~(1 << bit)) >>> 0;
+        const kb = Math.floor(w / FINE_MASK_WORDS);
+        const slot = Math.floor(kb / FINE_KAPPA);
+        const col = (w % FINE_MASK_WORDS) * 32 + bit;
+        listed += cls.blockCells[slot]?.[col * FINE_KAPPA + (kb % FINE_KAPPA)]?.length ?? 0;
+      }
+    }
+    expect(listed).toBe(filed.reduce((a, b) => a + b, 0));
   }
+  expect(wrong).toEqual([]);
 }
 
 /**
@@ -270,6 +301,14 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     weight: 3,
   },
   {
+    // a few buckets: with 100 ms buckets, often within the ring's first block
+    arbitrary: fc.record({
+      kind: fc.constant("advance" as const),
+      by: fc.integer({ min: 0, max: 700 }),
+    }),
+    weight: 2,
+  },
+  {
     // past the whole ring (16 buckets of 1 s): every block is new
     arbitrary: fc.record({
       kind: fc.constant("advance" as const),
@@ -359,25 +398,34 @@ describe("fine cells", () => {
     );
   });
 
-  it("keep block bounds and block cells equal to a recomputation after every operation", () => {
-    fc.assert(
-      fc.property(
-        fc.boolean(),
-        fc.array(opArb, { minLength: 1, maxLength: 60 }),
-        (advanceFirst, ops) => {
-          const { index } = randomCluster(11, 24);
-          const ids = index.hosts().map((h) => h.id);
-          if (advanceFirst) index.advanceTo(1_000_000);
-          const holds: string[] = [];
-          ops.forEach((op, i) => {
-            apply(index, ids, holds, op, i);
-            checkBlockCells(index);
-          });
-        },
-      ),
-      FC,
-    );
-  });
+  // a ring of 3 blocks (every block within the rungs' reach), and one of 67 like the bench's
+  it.each([
+    { bucketMs: 1000, horizonBuckets: 16 },
+    { bucketMs: 100, horizonBuckets: 400 },
+  ])(
+    "keep block bounds and block cells equal to a recomputation after every operation (%o)",
+    (options) => {
+      // the large ring's check reads 67 blocks per host per operation: fewer, shorter runs
+      const big = options.horizonBuckets > 100;
+      fc.assert(
+        fc.property(
+          fc.boolean(),
+          fc.array(opArb, { minLength: 1, maxLength: big ? 30 : 60 }),
+          (advanceFirst, ops) => {
+            const { index } = randomCluster(11, 24, options);
+            const ids = index.hosts().map((h) => h.id);
+            if (advanceFirst) index.advanceTo(1_000_000);
+            const holds: string[] = [];
+            ops.forEach((op, i) => {
+              apply(index, ids, holds, op, i);
+              checkBlockCells(index);
+            });
+          },
+        ),
+        big ? { ...FC, numRuns: 10 } : FC,
+      );
+    },
+  );
 
   it("let binpack find the exhaustive scan's host and score for windows starting now", () => {
     let compared = 0;
