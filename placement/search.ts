@@ -193,11 +193,10 @@ class Search {
   readonly resourcesAt: number;
   /** Filters other than host state (hosts in bins are READY) and resources, with their positions. */
   readonly checks: { readonly f: FilterPlugin; readonly at: number }[];
-  readonly slots: number[];
   readonly seen: Set<HostRecord> | undefined;
-  /** Every slot the window touches (see `windowSlots`). */
-  readonly allSlots: Int32Array;
-  readonly covered: boolean;
+  /** The chunk path's slots, made on first use (the cell walks do not read them). */
+  private sampled: number[] | undefined;
+  private touched: { slots: Int32Array; covered: boolean } | undefined;
   /** Scratch: per core dim, an upper bound of a chunk's peak over the window. */
   readonly ub = new Float64Array(CORE_DIMS);
   /**
@@ -224,10 +223,6 @@ class Search {
     readonly ctx: RequestContext,
     trackSeen: boolean,
   ) {
-    this.slots = sampleSlots(ctx);
-    const ws = windowSlots(ctx);
-    this.allSlots = ws.slots;
-    this.covered = ws.covered;
     this.seen = trackSeen ? new Set() : undefined;
     this.kappaPrune = ctx.fit === "binpack" && ctx.boundsValid;
     const index = ctx.index;
@@ -259,6 +254,24 @@ class Search {
     this.checks = ctx.filters
       .map((f, at) => ({ f, at }))
       .filter((c) => c.f !== resourcesFilter && c.f !== hostStateFilter);
+  }
+
+  /** Sampled ring slots of the window (see `sampleSlots`). */
+  get slots(): number[] {
+    this.sampled ??= sampleSlots(this.ctx);
+    return this.sampled;
+  }
+
+  /** Every slot the window touches (see `windowSlots`). */
+  get allSlots(): Int32Array {
+    this.touched ??= windowSlots(this.ctx);
+    return this.touched.slots;
+  }
+
+  /** Whether the ring covers the whole window. */
+  get covered(): boolean {
+    this.touched ??= windowSlots(this.ctx);
+    return this.touched.covered;
   }
 
   count(name: string, n: number): void {
