@@ -16,6 +16,10 @@
  *   and ≤ the max over the buckets it touches (a time-aware bound on the binpack score).
  * - Each host caches its usage on the timeline piece containing the present, each chunk the min
  *   over its hosts: an immediate window's peak is at least that.
+ * - Fine cells, block cells and rung cells (see FINE_KAPPA, BLOCK_BUCKETS, BLOCK_REACH,
+ *   RUNG_BUCKETS) file READY hosts by a free level that bounds the window's peak from below × κ
+ *   of an upper bound, per start (the present, a block of the ring) and reach, so binpack skips
+ *   whole columns too full for the demand and stops at the first κ bin that cannot win.
  */
 
 import {
@@ -89,17 +93,16 @@ export const BLOCK_REACH: readonly number[] = [0, 1, 4];
 export const BLOCK_VARIANTS = BLOCK_REACH.length;
 const MAX_REACH = Math.max(...BLOCK_REACH);
 /**
- * Rungs: for windows starting at the present (in the ring's first block) and ending in a later
- * block, READY hosts are also filed per rung r by free level at a lower bound of the window's
- * peak (the usage at the present and the maxima of blocks first+1 … first+RUNG_BLOCKS[r], which
- * such a window covers whole when it ends after them) × κ of an upper bound (the maxima from the
- * first block to first+RUNG_BLOCKS[r+1], or to the ring's end for the last rung). A window ending
- * in block first+k uses the last rung with RUNG_BLOCKS[r] < k. Rung cells sit in the slots after
- * the block variants' slots (see `ClusterIndex.cellSlot`).
+ * Rungs: for windows starting at the present (in the ring's first bucket, base) and ending in a
+ * later bucket, READY hosts are also filed per rung r by free level at a lower bound of the
+ * window's peak (the usage at the present and the maxima of buckets base+1 … base+RUNG_BUCKETS[r],
+ * which such a window covers whole when it ends after them) × κ of an upper bound (the maxima of
+ * buckets base … base+RUNG_BUCKETS[r+1], or to the ring's end for the last rung). A window whose
+ * last bucket is base+n uses the last rung with RUNG_BUCKETS[r] ≤ n − 1. Rung cells sit in the
+ * slots after the block variants' slots (see `ClusterIndex.rungSlot`).
  */
-export const RUNG_BLOCKS: readonly number[] = [0, 1, 4, 12, 28];
-export const RUNGS = RUNG_BLOCKS.length;
-const RUNG_REACH = RUNG_BLOCKS[RUNGS - 1] as number;
+export const RUNG_BUCKETS: readonly number[] = [0, 1, 2, 4, 8, 16, 32, 64, 128];
+export const RUNGS = RUNG_BUCKETS.length;
 /**
  * Within a κ bin, hosts are split by how much they have free at the ring's first bucket (the
  * present): chunks of like hosts make the chunk bounds tight for windows starting now.
@@ -867,23 +870,10 @@ export class ClusterIndex {
           for (let v = 0; v < BLOCK_VARIANTS; v++) this.leaveBlock(host, this.cellSlot(v, b));
         }
       }
-      // rung bounds read the maxima of the first block and of the RUNG_REACH blocks after it, and
-      // the first block's suffix maximum: unless the first block is a new one or the new buckets
-      // fall within that reach, only the first block's maximum and suffix can have changed
-      const f = this.blockSlotOf(first) * CORE_DIMS;
-      const was = this.scratchRun;
-      const wasSuf = this.scratchRun2;
-      for (let k = 0; k < CORE_DIMS; k++) {
-        was[k] = host.blockMax[f + k] as number;
-        wasSuf[k] = host.blockSuf[f + k] as number;
-      }
       this.refreshBlocks(host, newFrom, last);
       this.refreshBlocks(host, first, first);
-      let moved = first !== oldFirst || newFrom <= first + RUNG_REACH;
-      for (let k = 0; k < CORE_DIMS && !moved; k++) {
-        moved = was[k] !== host.blockMax[f + k] || wasSuf[k] !== host.blockSuf[f + k];
-      }
-      if (moved) this.refileRungs(host);
+      // the rungs start at the ring's first bucket, which moved
+      this.refileRungs(host);
     }
   }
 
@@ -904,7 +894,7 @@ export class ClusterIndex {
     return v * this.blockSlots + this.blockSlotOf(b);
   }
 
-  /** @internal Cell slot of rung r (see RUNG_BLOCKS). */
+  /** @internal Cell slot of rung r (see RUNG_BUCKETS). */
   rungSlot(r: number): number {
     return BLOCK_VARIANTS * this.blockSlots + r;
   }
@@ -1080,7 +1070,7 @@ export class ClusterIndex {
   }
 
   /**
-   * @internal Per rung, the lower bound (usage at the present, then the maxima of the blocks the
+   * @internal Per rung, the lower bound (usage at the present, then the maxima of the buckets the
    * rung's windows cover whole) and the upper bound of the peak of its windows, into
    * `lb[r·4 + k]` / `ub[r·4 + k]`; false (nothing written) before the first `advanceTo`.
    */
@@ -1088,55 +1078,64 @@ export class ClusterIndex {
     if (Number.isNaN(this.now) || Number.isNaN(this.ringBase)) return false;
     const piece = this.scratchPiece;
     host.timeline.pieceAt(this.now, piece);
-    const first = this.firstBlock();
-    const last = this.lastBlock();
-    const bx = host.blockMax;
-    const f = this.blockSlotOf(first) * CORE_DIMS;
+    const base = this.ringBase;
+    const end = base + this.ringSize - 1;
+    const f = this.blockSlotOf(this.firstBlock()) * CORE_DIMS;
     const suf = host.blockSuf;
-    // running maxima of blocks first+1 … first+k (lower) and first … first+k (upper)
-    const lo = this.scratchRun;
-    const hi = this.scratchRun2;
-    for (let k = 0; k < CORE_DIMS; k++) {
-      lo[k] = piece[2 + k] as number;
-      hi[k] = bx[f + k] as number;
-    }
-    let b = first;
+    // running maximum of buckets base+1 … base+x
+    const run = this.scratchRun;
+    run.fill(0);
+    let x = 0;
+    const first = host.ringMax;
+    const o0 = this.slotOf(base) * CORE_DIMS;
     for (let r = 0; r < RUNGS; r++) {
-      const lbAt = Math.min(first + (RUNG_BLOCKS[r] as number), last);
-      for (; b < lbAt; ) {
-        b++;
-        const o = this.blockSlotOf(b) * CORE_DIMS;
-        for (let k = 0; k < CORE_DIMS; k++) {
-          const x = bx[o + k] as number;
-          if (x > (lo[k] as number)) lo[k] = x;
-          if (x > (hi[k] as number)) hi[k] = x;
-        }
+      const lbTo = Math.min(RUNG_BUCKETS[r] as number, end - base);
+      if (lbTo > x) {
+        this.foldBuckets(host, base + x + 1, base + lbTo, run);
+        x = lbTo;
       }
-      for (let k = 0; k < CORE_DIMS; k++) lb[r * CORE_DIMS + k] = lo[k] as number;
-      const next = RUNG_BLOCKS[r + 1];
-      if (next === undefined || first + next >= last) {
-        for (let k = 0; k < CORE_DIMS; k++) ub[r * CORE_DIMS + k] = suf[f + k] as number;
+      const o = r * CORE_DIMS;
+      for (let k = 0; k < CORE_DIMS; k++) {
+        lb[o + k] = Math.max(piece[2 + k] as number, run[k] as number);
+      }
+      const next = RUNG_BUCKETS[r + 1];
+      if (next === undefined || base + next >= end) {
+        for (let k = 0; k < CORE_DIMS; k++) ub[o + k] = suf[f + k] as number;
         continue;
       }
-      // the upper bound runs ahead to first+next; lo catches up on the next rung
-      let x0 = hi[0] as number;
-      let x1 = hi[1] as number;
-      let x2 = hi[2] as number;
-      let x3 = hi[3] as number;
-      for (let c = b + 1; c <= first + next; c++) {
-        const o = this.blockSlotOf(c) * CORE_DIMS;
-        if ((bx[o] as number) > x0) x0 = bx[o] as number;
-        if ((bx[o + 1] as number) > x1) x1 = bx[o + 1] as number;
-        if ((bx[o + 2] as number) > x2) x2 = bx[o + 2] as number;
-        if ((bx[o + 3] as number) > x3) x3 = bx[o + 3] as number;
+      // the upper bound runs ahead to base+next (the next rung's lower bound folds it in anyway)
+      this.foldBuckets(host, base + x + 1, base + next, run);
+      x = next;
+      for (let k = 0; k < CORE_DIMS; k++) {
+        ub[o + k] = Math.max(first[o0 + k] as number, run[k] as number);
       }
-      const u = r * CORE_DIMS;
-      ub[u] = x0;
-      ub[u + 1] = x1;
-      ub[u + 2] = x2;
-      ub[u + 3] = x3;
     }
     return true;
+  }
+
+  /**
+   * Fold the host's bucket maxima of absolute buckets [a, b] (inside the ring) into `acc`, whole
+   * blocks from their block maxima.
+   */
+  private foldBuckets(host: HostRecord, a: number, b: number, acc: Float64Array): void {
+    const ringMax = host.ringMax;
+    const bx = host.blockMax;
+    let t = a;
+    while (t <= b) {
+      let o: number;
+      const src = t % BLOCK_BUCKETS === 0 && t + BLOCK_BUCKETS - 1 <= b ? bx : ringMax;
+      if (src === bx) {
+        o = this.blockSlotOf(t / BLOCK_BUCKETS) * CORE_DIMS;
+        t += BLOCK_BUCKETS;
+      } else {
+        o = this.slotOf(t) * CORE_DIMS;
+        t++;
+      }
+      for (let k = 0; k < CORE_DIMS; k++) {
+        const v = src[o + k] as number;
+        if (v > (acc[k] as number)) acc[k] = v;
+      }
+    }
   }
 
   /** Re-file a READY host in its rung cells (after a change, a new present or a new ring). */

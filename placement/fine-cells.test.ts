@@ -22,7 +22,7 @@ import {
   fineKappaOf,
   freeLevel,
   type HostRecord,
-  RUNG_BLOCKS,
+  RUNG_BUCKETS,
   RUNGS,
 } from "./cluster-index.js";
 import { CapacityExceededError } from "./errors.js";
@@ -213,33 +213,25 @@ function checkBlockCells(index: ClusterIndex): void {
 
 /**
  * A rung's cell from the timeline alone: free level at the usage at the present and the maxima
- * of blocks first+1 … first+RUNG_BLOCKS[r], κ of the maxima from the first block to
- * first+RUNG_BLOCKS[r+1] (the ring's end for the last rung); -1 if the host is not filed.
+ * of buckets base+1 … base+RUNG_BUCKETS[r], κ of the maxima of buckets base … base+RUNG_BUCKETS[r+1]
+ * (to the ring's end for the last rung); -1 if the host is not filed.
  */
 function expectedRungCell(index: ClusterIndex, h: HostRecord, r: number): number {
   if (h.state !== "READY" || Number.isNaN(index.now)) return -1;
   const ms = index.bucketMs;
-  const first = index.firstBlock();
-  const last = index.lastBlock();
-  const ringFrom = index.ringBase * ms;
-  const ringTo = (index.ringBase + index.ringSize) * ms;
-  const blockPeak = (b: number) =>
-    h.timeline.peak(
-      Math.max(b * BLOCK_BUCKETS * ms, ringFrom),
-      Math.min((b + 1) * BLOCK_BUCKETS * ms, ringTo),
-    );
+  const base = index.ringBase;
+  const end = base + index.ringSize - 1;
   const lb = Array.from(h.timeline.usageAt(index.now).subarray(0, CORE_DIMS));
-  for (let b = first + 1; b <= Math.min(first + (RUNG_BLOCKS[r] as number), last); b++) {
-    const p = blockPeak(b);
+  const reach = Math.min(RUNG_BUCKETS[r] as number, end - base);
+  if (reach > 0) {
+    const p = h.timeline.peak((base + 1) * ms, (base + reach + 1) * ms);
     for (let k = 0; k < CORE_DIMS; k++) lb[k] = Math.max(lb[k] as number, p[k] as number);
   }
-  const next = RUNG_BLOCKS[r + 1];
-  const upTo = next === undefined ? last : Math.min(first + next, last);
-  const ub = [0, 0, 0, 0];
-  for (let b = first; b <= upTo; b++) {
-    const p = blockPeak(b);
-    for (let k = 0; k < CORE_DIMS; k++) ub[k] = Math.max(ub[k] as number, p[k] as number);
-  }
+  const next = RUNG_BUCKETS[r + 1];
+  const ub =
+    next === undefined || base + next >= end
+      ? h.timeline.peak(base * ms, (end + 1) * ms)
+      : h.timeline.peak(base * ms, (base + next + 1) * ms);
   let kappa = 0;
   for (let k = 0; k < CORE_DIMS; k++) {
     const w = h.cls.wn[k] as number;

@@ -33,7 +33,7 @@ import {
   type HostClass,
   type HostRecord,
   KAPPA_BINS,
-  RUNG_BLOCKS,
+  RUNG_BUCKETS,
   RUNGS,
 } from "./cluster-index.js";
 import { violationOf } from "./exhaustive.js";
@@ -859,17 +859,16 @@ function walkCells(
 }
 
 /**
- * The rung (see RUNG_BLOCKS) for a window inside the ring, starting at the present in the ring's
- * first block and ending in a later block; -1 if it is not such a window.
+ * The rung (see RUNG_BUCKETS) for a window inside the ring that starts at the present in the
+ * ring's first bucket and ends in a later one; -1 if it is not such a window.
  */
 function rungOf(ctx: RequestContext): number {
   const index = ctx.index;
-  const first = index.firstBlock();
   const ms = index.bucketMs;
-  if (!(ctx.start < (first + 1) * BLOCK_BUCKETS * ms)) return -1;
-  const k = Math.floor((Math.ceil(ctx.end / ms) - 1) / BLOCK_BUCKETS) - first;
+  if (!(ctx.start < (index.ringBase + 1) * ms)) return -1;
+  const n = Math.ceil(ctx.end / ms) - 1 - index.ringBase;
   let r = -1;
-  while (r + 1 < RUNGS && (RUNG_BLOCKS[r + 1] as number) <= k - 1) r++;
+  while (r + 1 < RUNGS && (RUNG_BUCKETS[r + 1] as number) <= n - 1) r++;
   return r;
 }
 
