@@ -405,7 +405,6 @@ export class ClusterIndex {
   private fineStamps = 0;
   /** Scratch for `rungBounds` / `refileRungs`. */
   private readonly scratchRun = new Float64Array(CORE_DIMS);
-  private readonly scratchRun2 = new Float64Array(CORE_DIMS);
   private readonly scratchRungLb = new Float64Array(RUNGS * CORE_DIMS);
   private readonly scratchRungUb = new Float64Array(RUNGS * CORE_DIMS);
   /** Block slots in the ring of blocks (enough for every block the bucket ring touches). */
