@@ -86,12 +86,14 @@ export const FINE_MASK_WORDS = Math.ceil(FINE_COLUMNS / 32);
 export const BLOCK_BUCKETS = 6;
 /**
  * Block cell variants: variant v files a host of block b by free level at the larger of the
- * block's minimum and the maxima of blocks b+1 … b+BLOCK_REACH[v] (a lower bound of the peak of
- * any window starting in b that ends after them, since it covers them whole), κ as variant 0.
+ * block's minimum and the maxima of the BLOCK_REACH[v] buckets after the block (a lower bound of
+ * the peak of any window starting in b that ends after them, since it covers them whole), κ as
+ * variant 0.
  */
-export const BLOCK_REACH: readonly number[] = [0, 1, 4];
+export const BLOCK_REACH: readonly number[] = [0, 2, 6, 24];
 export const BLOCK_VARIANTS = BLOCK_REACH.length;
-const MAX_REACH = Math.max(...BLOCK_REACH);
+/** Blocks after b whose buckets the variants of b read. */
+const MAX_REACH = Math.ceil(Math.max(...BLOCK_REACH) / BLOCK_BUCKETS);
 /**
  * Rungs: for windows starting at the present (in the ring's first bucket, base) and ending in a
  * later bucket, READY hosts are also filed per rung r by free level at a lower bound of the
@@ -1037,21 +1039,23 @@ export class ClusterIndex {
       if (w > 0) kappa += (w * (suf[o + k] as number)) / (cls.alloc[k] as number);
     }
     const fk = fineKappaOf(kappa);
-    const bx = host.blockMax;
-    let l0 = host.blockMin[o] as number;
-    let l1 = host.blockMin[o + 1] as number;
-    const last = this.lastBlock();
-    let c = b;
+    const acc = this.scratchRun;
+    acc[0] = host.blockMin[o] as number;
+    acc[1] = host.blockMin[o + 1] as number;
+    acc[2] = 0;
+    acc[3] = 0;
+    const after = (b + 1) * BLOCK_BUCKETS;
+    const end = this.ringBase + this.ringSize - 1;
+    let t = after;
     for (let v = 0; v < BLOCK_VARIANTS; v++) {
-      const to = Math.min(b + (BLOCK_REACH[v] as number), last);
-      while (c < to) {
-        c++;
-        const q = this.blockSlotOf(c) * CORE_DIMS;
-        if ((bx[q] as number) > l0) l0 = bx[q] as number;
-        if ((bx[q + 1] as number) > l1) l1 = bx[q + 1] as number;
+      const to = Math.min(after + (BLOCK_REACH[v] as number), end + 1);
+      if (to > t) {
+        this.foldBuckets(host, t, to - 1, acc);
+        t = to;
       }
       const column =
-        freeLevel(cls.alloc[0] as number, l0) * FINE_LEVELS + freeLevel(cls.alloc[1] as number, l1);
+        freeLevel(cls.alloc[0] as number, acc[0] as number) * FINE_LEVELS +
+        freeLevel(cls.alloc[1] as number, acc[1] as number);
       const cell = column * FINE_KAPPA + fk;
       const at = v * this.blockSlots + slot;
       if (host.blockCell[at] === cell) continue;

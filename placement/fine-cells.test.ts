@@ -114,13 +114,11 @@ function checkBlockCells(index: ClusterIndex): void {
   };
   for (const h of index.hostMap.values()) {
     const suf = new Float64Array(CORE_DIMS);
-    const maxOf = new Map<number, Float64Array>();
     for (let b = last; b >= first; b--) {
       const from = Math.max(b * BLOCK_BUCKETS, index.ringBase) * ms;
       const to = Math.min((b + 1) * BLOCK_BUCKETS, index.ringBase + index.ringSize) * ms;
       const min = h.timeline.minOver(from, to);
       const max = h.timeline.peak(from, to);
-      maxOf.set(b, max);
       const o = index.blockSlotOf(b) * CORE_DIMS;
       for (let k = 0; k < CORE_DIMS; k++) suf[k] = Math.max(suf[k] as number, max[k] as number);
       same(`${h.id} min ${b}`, h.blockMin.subarray(o), min);
@@ -132,10 +130,12 @@ function checkBlockCells(index: ClusterIndex): void {
         if (w > 0) kappa += (w * (suf[k] as number)) / (h.cls.alloc[k] as number);
       }
       BLOCK_REACH.forEach((reach, v) => {
-        // lower bound: the block's minimum and the maxima of the blocks the variant reaches
+        // lower bound: the block's minimum and the maxima of the buckets the variant reaches
         const lb = [min[0] as number, min[1] as number];
-        for (let c = b + 1; c <= Math.min(b + reach, last); c++) {
-          const m = maxOf.get(c) as Float64Array;
+        const after = (b + 1) * BLOCK_BUCKETS;
+        const to = Math.min(after + reach, index.ringBase + index.ringSize);
+        if (to > after) {
+          const m = h.timeline.peak(after * ms, to * ms);
           lb[0] = Math.max(lb[0] as number, m[0] as number);
           lb[1] = Math.max(lb[1] as number, m[1] as number);
         }

@@ -943,11 +943,10 @@ export function searchIndexed(ctx: RequestContext): SearchResult {
     return finish();
   }
   if (ctx.fit === "binpack" && ctx.boundsValid && s.planned) {
-    // the variant whose reach the window covers whole (it ends in a later block)
-    const endBlock = Math.floor((Math.ceil(ctx.end / index.bucketMs) - 1) / BLOCK_BUCKETS);
+    // the widest variant whose reach (buckets after the start block) the window covers whole
+    const covered = Math.ceil(ctx.end / index.bucketMs) - 1 - (s.startBlock + 1) * BLOCK_BUCKETS;
     let v = 0;
-    while (v + 1 < BLOCK_VARIANTS && (BLOCK_REACH[v + 1] as number) <= endBlock - s.startBlock - 1)
-      v++;
+    while (v + 1 < BLOCK_VARIANTS && (BLOCK_REACH[v + 1] as number) <= covered) v++;
     searchSlotCells(ctx, s, restUb, index.cellSlot(v, s.startBlock));
     return finish();
   }
