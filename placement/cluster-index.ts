@@ -861,6 +861,7 @@ export class ClusterIndex {
     const first = this.firstBlock();
     const last = this.lastBlock();
     const newFrom = Math.floor(from / BLOCK_BUCKETS);
+    const quietTail = to - from === 1 && from % BLOCK_BUCKETS !== 0;
     for (const host of this.hostMap.values()) {
       if (first > oldLast) {
         this.rebuildBlocks(host);
@@ -871,11 +872,44 @@ export class ClusterIndex {
           for (let v = 0; v < BLOCK_VARIANTS; v++) this.leaveBlock(host, this.cellSlot(v, b));
         }
       }
-      this.refreshBlocks(host, newFrom, last);
-      this.refreshBlocks(host, first, first);
+      // A single new bucket inside the last block where the host has no usage changes nothing
+      // if the block's minimum is already 0 (its maximum, the variants' lower bounds and the
+      // suffix maxima only take a maximum with 0): the common case, 16 days ahead.
+      if (!(quietTail && this.idleAt(host, from, last))) this.refreshBlocks(host, newFrom, last);
+      // The first block lost buckets: re-file only if that changed its bounds (the variants read
+      // buckets after it, which did not change).
+      if (this.firstBlockMoved(host, first)) this.refreshBlocks(host, first, first);
       // the rungs start at the ring's first bucket, which moved
       this.refileRungs(host);
     }
+  }
+
+  /** Whether bucket ab holds no usage on the host and the block `last` has a minimum of 0. */
+  private idleAt(host: HostRecord, ab: number, last: number): boolean {
+    const o = this.slotOf(ab) * CORE_DIMS;
+    const b = this.blockSlotOf(last) * CORE_DIMS;
+    for (let k = 0; k < CORE_DIMS; k++) {
+      if (host.ringMax[o + k] !== 0 || host.ring[o + k] !== 0 || host.blockMin[b + k] !== 0) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** Whether the first block's minimum or maximum over its buckets in the ring changed. */
+  private firstBlockMoved(host: HostRecord, first: number): boolean {
+    const o = this.blockSlotOf(first) * CORE_DIMS;
+    const was = this.scratchRun;
+    const wasMax = this.scratchRungLb;
+    for (let k = 0; k < CORE_DIMS; k++) {
+      was[k] = host.blockMin[o + k] as number;
+      wasMax[k] = host.blockMax[o + k] as number;
+    }
+    this.computeBlock(host, first);
+    for (let k = 0; k < CORE_DIMS; k++) {
+      if (was[k] !== host.blockMin[o + k] || wasMax[k] !== host.blockMax[o + k]) return true;
+    }
+    return false;
   }
 
   // ---- blocks (see BLOCK_BUCKETS) -----------------------------------------------------------
@@ -1101,8 +1135,9 @@ export class ClusterIndex {
       for (let k = 0; k < CORE_DIMS; k++) {
         lb[o + k] = Math.max(piece[2 + k] as number, run[k] as number);
       }
-      const next = RUNG_BUCKETS[r + 1];
-      if (next === undefined || base + next >= end) {
+      // (no read past the array's end: V8 takes a slow path for it)
+      const next = r + 1 < RUNGS ? (RUNG_BUCKETS[r + 1] as number) : end;
+      if (base + next >= end) {
         for (let k = 0; k < CORE_DIMS; k++) ub[o + k] = suf[f + k] as number;
         continue;
       }
