@@ -184,8 +184,12 @@ export class HostClass {
   readonly fineColumnCount = new Int32Array(FINE_COLUMNS);
   /** Per fine κ bin, a bit per column (FINE_MASK_WORDS words): whether that cell has hosts. */
   readonly fineMask = new Uint32Array(FINE_KAPPA * FINE_MASK_WORDS);
-  /** Per block slot, then per rung: hosts by cell (column·FINE_KAPPA + κ bin), made on first use. */
-  readonly blockCells: ((HostRecord[] | undefined)[] | undefined)[];
+  /**
+   * Per cell slot (block variants, then rungs), per column, per κ bin: hosts. Made on first use at
+   * each level, so the collector traces only the columns that ever held hosts (a flat array per
+   * slot would be FINE_COLUMNS × FINE_KAPPA pointers, ~5 M per class over all slots).
+   */
+  readonly blockCells: (((HostRecord[] | undefined)[] | undefined)[] | undefined)[];
   /** Per block slot, per fine κ bin, a bit per column: whether that block cell has hosts. */
   readonly blockMask: Uint32Array;
   /** Per block slot, per column: READY hosts filed there. */
@@ -1209,20 +1213,25 @@ export class ClusterIndex {
 
   private enterBlock(host: HostRecord, slot: number, cell: number): void {
     const cls = host.cls;
-    let cells = cls.blockCells[slot];
-    if (cells === undefined) {
-      cells = new Array(FINE_COLUMNS * FINE_KAPPA).fill(undefined);
-      cls.blockCells[slot] = cells;
+    const col = Math.floor(cell / FINE_KAPPA);
+    let columns = cls.blockCells[slot];
+    if (columns === undefined) {
+      columns = new Array(FINE_COLUMNS).fill(undefined);
+      cls.blockCells[slot] = columns;
     }
-    let list = cells[cell];
+    let bins = columns[col];
+    if (bins === undefined) {
+      bins = new Array(FINE_KAPPA).fill(undefined);
+      columns[col] = bins;
+    }
+    let list = bins[cell % FINE_KAPPA];
     if (list === undefined) {
       list = [];
-      cells[cell] = list;
+      bins[cell % FINE_KAPPA] = list;
     }
     host.blockCell[slot] = cell;
     host.blockPos[slot] = list.length;
     list.push(host);
-    const col = Math.floor(cell / FINE_KAPPA);
     const cc = slot * FINE_COLUMNS + col;
     cls.blockColumnCount[cc] = (cls.blockColumnCount[cc] as number) + 1;
     if (list.length === 1) {
@@ -1235,7 +1244,9 @@ export class ClusterIndex {
     const cell = host.blockCell[slot] as number;
     if (cell < 0) return;
     const cls = host.cls;
-    const list = (cls.blockCells[slot] as (HostRecord[] | undefined)[])[cell] as HostRecord[];
+    const list = cls.blockCells[slot]?.[Math.floor(cell / FINE_KAPPA)]?.[
+      cell % FINE_KAPPA
+    ] as HostRecord[];
     const pos = host.blockPos[slot] as number;
     const lastHost = list.pop() as HostRecord;
     if (lastHost !== host) {

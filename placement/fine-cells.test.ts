@@ -170,7 +170,8 @@ function checkBlockCells(index: ClusterIndex): void {
       for (let slot = 0; slot < index.cellSlots; slot++) {
         const cell = h.blockCell[slot] as number;
         if (cell < 0) continue;
-        if (cls.blockCells[slot]?.[cell]?.[h.blockPos[slot] as number] !== h) {
+        const at = cls.blockCells[slot]?.[Math.floor(cell / FINE_KAPPA)]?.[cell % FINE_KAPPA];
+        if (at?.[h.blockPos[slot] as number] !== h) {
           wrong.push(`${h.id} not at its place in slot ${slot}`);
         }
         const col = Math.floor(cell / FINE_KAPPA);
@@ -203,7 +204,7 @@ function checkBlockCells(index: ClusterIndex): void {
         const kb = Math.floor(w / FINE_MASK_WORDS);
         const slot = Math.floor(kb / FINE_KAPPA);
         const col = (w % FINE_MASK_WORDS) * 32 + bit;
-        listed += cls.blockCells[slot]?.[col * FINE_KAPPA + (kb % FINE_KAPPA)]?.length ?? 0;
+        listed += cls.blockCells[slot]?.[col]?.[kb % FINE_KAPPA]?.length ?? 0;
       }
     }
     expect(listed).toBe(filed.reduce((a, b) => a + b, 0));

@@ -815,8 +815,9 @@ function feasibleColumns(
 
 /** A class's cells (fine or block) as the cell walk sees them. */
 interface CellClass {
-  /** Hosts by column·FINE_KAPPA + κ bin. */
-  readonly cells: (HostRecord[] | undefined)[];
+  /** Hosts by column·FINE_KAPPA + κ bin (fine cells), or by column then κ bin (block cells). */
+  readonly cells?: (HostRecord[] | undefined)[];
+  readonly byColumn?: ((HostRecord[] | undefined)[] | undefined)[];
   /** Per κ bin, a bit per column: whether that cell has hosts. */
   readonly mask: Uint32Array;
   /** The demand's share of a host of the class (see `demandShare`). */
@@ -848,7 +849,9 @@ function walkCells(
         while (m !== 0) {
           const bit = 31 - Math.clz32(m);
           m = (m & ~(1 << bit)) >>> 0;
-          const hosts = c.cells[(w * 32 + bit) * FINE_KAPPA + b];
+          const col = w * 32 + bit;
+          const hosts =
+            c.cells !== undefined ? c.cells[col * FINE_KAPPA + b] : c.byColumn?.[col]?.[b];
           if (hosts === undefined) continue;
           for (let i = 0; i < hosts.length; i++) s.evaluate(hosts[i] as HostRecord);
         }
@@ -882,11 +885,11 @@ function searchSlotCells(ctx: RequestContext, s: Search, restUb: number, slot: n
   const index = ctx.index;
   const classes: CellClass[] = [];
   for (const cls of index.classList) {
-    const cells = cls.blockCells[slot];
+    const byColumn = cls.blockCells[slot];
     const columns = feasibleColumns(ctx, s, cls, cls.blockColumnCount, slot * FINE_COLUMNS);
-    if (cells !== undefined && columns !== undefined) {
+    if (byColumn !== undefined && columns !== undefined) {
       classes.push({
-        cells,
+        byColumn,
         mask: cls.blockMask.subarray(
           slot * FINE_KAPPA * FINE_MASK_WORDS,
           (slot + 1) * FINE_KAPPA * FINE_MASK_WORDS,
