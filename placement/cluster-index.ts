@@ -16,6 +16,10 @@
  *   and ≤ the max over the buckets it touches (a time-aware bound on the binpack score).
  * - Each host caches its usage on the timeline piece containing the present, each chunk the min
  *   over its hosts: an immediate window's peak is at least that.
+ * - Fine cells, block cells and rung cells (see FINE_KAPPA, BLOCK_BUCKETS, BLOCK_REACH,
+ *   RUNG_BUCKETS) file READY hosts by a free level that bounds the window's peak from below × κ
+ *   of an upper bound, per start (the present, a block of the ring) and reach, so binpack skips
+ *   whole columns too full for the demand and stops at the first κ bin that cannot win.
  */
 
 import {
@@ -71,6 +75,36 @@ export const FINE_LEVELS = FINE_FREE_EDGES.length + 1;
 /** Columns: free cpu level × free memory level. */
 export const FINE_COLUMNS = FINE_LEVELS * FINE_LEVELS;
 export const FINE_MASK_WORDS = Math.ceil(FINE_COLUMNS / 32);
+/**
+ * Blocks: the ring's hourly buckets grouped by BLOCK_BUCKETS (absolute bucket index / BLOCK_BUCKETS,
+ * so a block may be cut at the ring's ends). Per host and block: the exact minimum and maximum
+ * usage over the block's buckets in the ring, and the suffix maximum (componentwise maximum from
+ * the block to the ring's end). READY hosts are also filed per block in block cells: free cpu ×
+ * free memory level at the block minimum × fine κ bin of the suffix maximum, which serve windows
+ * starting in that block as the fine cells serve windows starting at the present.
+ */
+export const BLOCK_BUCKETS = 6;
+/**
+ * Block cell variants: variant v files a host of block b by free level at the larger of the
+ * block's minimum and the maxima of the BLOCK_REACH[v] buckets after the block (a lower bound of
+ * the peak of any window starting in b that ends after them, since it covers them whole), κ as
+ * variant 0.
+ */
+export const BLOCK_REACH: readonly number[] = [0, 2, 6, 24];
+export const BLOCK_VARIANTS = BLOCK_REACH.length;
+/** Blocks after b whose buckets the variants of b read. */
+const MAX_REACH = Math.ceil(Math.max(...BLOCK_REACH) / BLOCK_BUCKETS);
+/**
+ * Rungs: for windows starting at the present (in the ring's first bucket, base) and ending in a
+ * later bucket, READY hosts are also filed per rung r by free level at a lower bound of the
+ * window's peak (the usage at the present and the maxima of buckets base+1 … base+RUNG_BUCKETS[r],
+ * which such a window covers whole when it ends after them) × κ of an upper bound (the maxima of
+ * buckets base … base+RUNG_BUCKETS[r+1], or to the ring's end for the last rung). A window whose
+ * last bucket is base+n uses the last rung with RUNG_BUCKETS[r] ≤ n − 1. Rung cells sit in the
+ * slots after the block variants' slots (see `ClusterIndex.rungSlot`).
+ */
+export const RUNG_BUCKETS: readonly number[] = [0, 1, 2, 4, 8, 16, 32, 64, 128];
+export const RUNGS = RUNG_BUCKETS.length;
 /**
  * Within a κ bin, hosts are split by how much they have free at the ring's first bucket (the
  * present): chunks of like hosts make the chunk bounds tight for windows starting now.
@@ -150,13 +184,27 @@ export class HostClass {
   readonly fineColumnCount = new Int32Array(FINE_COLUMNS);
   /** Per fine κ bin, a bit per column (FINE_MASK_WORDS words): whether that cell has hosts. */
   readonly fineMask = new Uint32Array(FINE_KAPPA * FINE_MASK_WORDS);
+  /**
+   * Per cell slot (block variants, then rungs), per column, per κ bin: hosts. Made on first use at
+   * each level, so the collector traces only the columns that ever held hosts (a flat array per
+   * slot would be FINE_COLUMNS × FINE_KAPPA pointers, ~5 M per class over all slots).
+   */
+  readonly blockCells: (((HostRecord[] | undefined)[] | undefined)[] | undefined)[];
+  /** Per block slot, per fine κ bin, a bit per column: whether that block cell has hosts. */
+  readonly blockMask: Uint32Array;
+  /** Per block slot, per column: READY hosts filed there. */
+  readonly blockColumnCount: Int32Array;
   ready = 0;
   constructor(
     readonly key: string,
     alloc: Float64Array,
     weights: ResourceWeights,
+    blockSlots: number,
   ) {
     this.alloc = alloc;
+    this.blockCells = new Array(blockSlots).fill(undefined);
+    this.blockMask = new Uint32Array(blockSlots * FINE_KAPPA * FINE_MASK_WORDS);
+    this.blockColumnCount = new Int32Array(blockSlots * FINE_COLUMNS);
     this.wn = new Float64Array(CORE_DIMS);
     let total = 0;
     CORE_RESOURCES.forEach((name, k) => {
@@ -261,6 +309,14 @@ export interface HostRecord {
    */
   readonly now: Float64Array;
   readonly holds: Set<HoldRecord>;
+  /** Per block slot, per core dim: minimum / maximum usage over the block's buckets in the ring. */
+  readonly blockMin: Float64Array;
+  readonly blockMax: Float64Array;
+  /** Per block slot, per core dim: maximum of `blockMax` from the block to the ring's end. */
+  readonly blockSuf: Float64Array;
+  /** Per block slot, then per rung: cell (-1: not filed) and position in it. */
+  readonly blockCell: Int32Array;
+  readonly blockPos: Int32Array;
 }
 
 /** @internal */
@@ -353,6 +409,14 @@ export class ClusterIndex {
   /** Scratch for `fineCellOf`. */
   private readonly scratchPiece = new Float64Array(2 + CORE_DIMS);
   private fineStamps = 0;
+  /** Scratch for `rungBounds` / `refileRungs`. */
+  private readonly scratchRun = new Float64Array(CORE_DIMS);
+  private readonly scratchRungLb = new Float64Array(RUNGS * CORE_DIMS);
+  private readonly scratchRungUb = new Float64Array(RUNGS * CORE_DIMS);
+  /** Block slots in the ring of blocks (enough for every block the bucket ring touches). */
+  readonly blockSlots: number;
+  /** Cell slots: BLOCK_VARIANTS × blockSlots block cells, then RUNGS rung cells. */
+  readonly cellSlots: number;
   /** Hosts to re-file in the fine cells when `now` reaches a time (see `fineCellOf`). */
   private readonly refileT: number[] = [];
   private readonly refileHost: HostRecord[] = [];
@@ -370,6 +434,8 @@ export class ClusterIndex {
         "bucketMs must be > 0 and horizonBuckets an integer ≥ 1",
       );
     }
+    this.blockSlots = Math.ceil(this.ringSize / BLOCK_BUCKETS) + 1;
+    this.cellSlots = BLOCK_VARIANTS * this.blockSlots + RUNGS;
     this.scratchMin = new Float64Array(this.ringSize * CORE_DIMS);
     this.scratchMax = new Float64Array(this.ringSize * CORE_DIMS);
   }
@@ -412,7 +478,7 @@ export class ClusterIndex {
     const key = Array.from(limit.subarray(0, CORE_DIMS)).join(",");
     let cls = this.classes.get(key);
     if (cls === undefined) {
-      cls = new HostClass(key, limit.slice(0, CORE_DIMS), this.resourceWeights);
+      cls = new HostClass(key, limit.slice(0, CORE_DIMS), this.resourceWeights, this.cellSlots);
       cls.colMin = new Float64Array(FREE_BINS * this.ringSize * CORE_DIMS);
       cls.colValid = new Uint8Array(FREE_BINS * this.ringSize);
       this.classes.set(key, cls);
@@ -442,11 +508,18 @@ export class ClusterIndex {
       ringMax: new Float64Array(this.ringSize * CORE_DIMS),
       now: new Float64Array(2 + CORE_DIMS),
       holds: new Set(),
+      blockMin: new Float64Array(this.blockSlots * CORE_DIMS),
+      blockMax: new Float64Array(this.blockSlots * CORE_DIMS),
+      blockSuf: new Float64Array(this.blockSlots * CORE_DIMS),
+      blockCell: new Int32Array(this.cellSlots).fill(-1),
+      blockPos: new Int32Array(this.cellSlots).fill(-1),
     };
     this.hostMap.set(spec.id, host);
     this.indexLabels(host);
-    if (host.state === "READY") this.enterBins(host);
-    else this.notReady.add(host);
+    if (host.state === "READY") {
+      this.enterBins(host);
+      this.fileBlocks(host);
+    } else this.notReady.add(host);
     this.version++;
   }
 
@@ -456,6 +529,7 @@ export class ClusterIndex {
     const released = [...host.holds].map((h) => h.id);
     for (const holdId of released) this.release(holdId);
     if (host.bin !== undefined) this.leaveBins(host, true);
+    this.unfileBlocks(host);
     this.unindexLabels(host);
     this.notReady.delete(host);
     this.hostMap.delete(id);
@@ -472,8 +546,14 @@ export class ClusterIndex {
     host.state = state;
     if (state === "READY") this.notReady.delete(host);
     else this.notReady.add(host);
-    if (state === "READY" && host.bin === undefined) this.enterBins(host);
-    if (state !== "READY" && host.bin !== undefined) this.leaveBins(host, true);
+    if (state === "READY" && host.bin === undefined) {
+      this.enterBins(host);
+      this.fileBlocks(host);
+    }
+    if (state !== "READY" && host.bin !== undefined) {
+      this.leaveBins(host, true);
+      this.unfileBlocks(host);
+    }
     this.version++;
   }
 
@@ -769,14 +849,419 @@ export class ClusterIndex {
     if (target <= this.ringBase) return;
     const R = this.ringSize;
     const oldEnd = this.ringBase + R;
+    const oldFirst = this.firstBlock();
+    const oldLast = this.lastBlock();
     this.ringBase = target;
     const from = Math.max(oldEnd, target);
     const to = target + R;
     if (from >= to) return;
     for (const host of this.hostMap.values()) this.fillRing(host, from, to);
     for (let ab = from; ab < to; ab++) this.invalidateSlotEverywhere(this.slotOf(ab));
-    // the present moved: free bins follow
-    for (const host of this.hostMap.values()) this.rebin(host);
+    // the present moved: free bins follow (fine cells were re-filed by `refileDue`, and κ is
+    // unchanged)
+    for (const host of this.hostMap.values()) this.rebin(host, false);
+    // blocks: those that left the ring are unfiled (their slots are reused by new ones), the
+    // first block lost buckets and the new buckets' blocks gained some
+    const first = this.firstBlock();
+    const last = this.lastBlock();
+    const newFrom = Math.floor(from / BLOCK_BUCKETS);
+    const quietTail = to - from === 1 && from % BLOCK_BUCKETS !== 0;
+    for (const host of this.hostMap.values()) {
+      if (first > oldLast) {
+        this.rebuildBlocks(host);
+        continue;
+      }
+      if (host.bin !== undefined) {
+        for (let b = oldFirst; b < first; b++) {
+          for (let v = 0; v < BLOCK_VARIANTS; v++) this.leaveBlock(host, this.cellSlot(v, b));
+        }
+      }
+      // A single new bucket inside the last block where the host has no usage changes nothing
+      // if the block's minimum is already 0 (its maximum, the variants' lower bounds and the
+      // suffix maxima only take a maximum with 0): the common case, 16 days ahead.
+      if (!(quietTail && this.idleAt(host, from, last))) this.refreshBlocks(host, newFrom, last);
+      // The first block lost buckets: re-file only if that changed its bounds (the variants read
+      // buckets after it, which did not change).
+      if (this.firstBlockMoved(host, first)) this.refreshBlocks(host, first, first);
+      // the rungs start at the ring's first bucket, which moved
+      this.refileRungs(host);
+    }
+  }
+
+  /** Whether bucket ab holds no usage on the host and the block `last` has a minimum of 0. */
+  private idleAt(host: HostRecord, ab: number, last: number): boolean {
+    const o = this.slotOf(ab) * CORE_DIMS;
+    const b = this.blockSlotOf(last) * CORE_DIMS;
+    for (let k = 0; k < CORE_DIMS; k++) {
+      if (host.ringMax[o + k] !== 0 || host.ring[o + k] !== 0 || host.blockMin[b + k] !== 0) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** Whether the first block's minimum or maximum over its buckets in the ring changed. */
+  private firstBlockMoved(host: HostRecord, first: number): boolean {
+    const o = this.blockSlotOf(first) * CORE_DIMS;
+    const was = this.scratchRun;
+    const wasMax = this.scratchRungLb;
+    for (let k = 0; k < CORE_DIMS; k++) {
+      was[k] = host.blockMin[o + k] as number;
+      wasMax[k] = host.blockMax[o + k] as number;
+    }
+    this.computeBlock(host, first);
+    for (let k = 0; k < CORE_DIMS; k++) {
+      if (was[k] !== host.blockMin[o + k] || wasMax[k] !== host.blockMax[o + k]) return true;
+    }
+    return false;
+  }
+
+  // ---- blocks (see BLOCK_BUCKETS) -----------------------------------------------------------
+
+  /** @internal Absolute block of the ring's first bucket. */
+  firstBlock(): number {
+    return Math.floor(this.ringBase / BLOCK_BUCKETS);
+  }
+
+  /** @internal Absolute block of the ring's last bucket. */
+  lastBlock(): number {
+    return Math.floor((this.ringBase + this.ringSize - 1) / BLOCK_BUCKETS);
+  }
+
+  /** @internal Cell slot of variant v (see BLOCK_REACH) of an absolute block. */
+  cellSlot(v: number, b: number): number {
+    return v * this.blockSlots + this.blockSlotOf(b);
+  }
+
+  /** @internal Cell slot of rung r (see RUNG_BUCKETS). */
+  rungSlot(r: number): number {
+    return BLOCK_VARIANTS * this.blockSlots + r;
+  }
+
+  /** @internal Block slot of an absolute block. */
+  blockSlotOf(b: number): number {
+    const r = b % this.blockSlots;
+    return r < 0 ? r + this.blockSlots : r;
+  }
+
+  /**
+   * Blocks [lo, hi] (inside the ring's): those the ring cuts (its first and last) from the host's
+   * bucket bounds, the whole ones in between with one sweep over the timeline's breakpoints.
+   */
+  private computeBlocks(host: HostRecord, lo: number, hi: number): void {
+    const first = this.firstBlock();
+    const last = this.lastBlock();
+    const wholeFrom = Math.max(lo, first + 1);
+    const wholeTo = Math.min(hi, last - 1);
+    if (lo === first) this.computeBlock(host, first);
+    if (hi === last && last !== first) this.computeBlock(host, last);
+    const len = BLOCK_BUCKETS * this.bucketMs;
+    let b = wholeFrom;
+    while (b <= wholeTo) {
+      const slot = this.blockSlotOf(b);
+      const run = Math.min(wholeTo - b + 1, this.blockSlots - slot);
+      host.timeline.bucketMinMax(
+        b * len,
+        len,
+        run,
+        host.blockMin,
+        host.blockMax,
+        slot * CORE_DIMS,
+        CORE_DIMS,
+        CORE_DIMS,
+      );
+      b += run;
+    }
+  }
+
+  /** Minimum and maximum over the block's buckets in the ring, from the host's bucket bounds. */
+  private computeBlock(host: HostRecord, b: number): void {
+    const lo = Math.max(b * BLOCK_BUCKETS, this.ringBase);
+    const hi = Math.min((b + 1) * BLOCK_BUCKETS, this.ringBase + this.ringSize);
+    const o = this.blockSlotOf(b) * CORE_DIMS;
+    const bm = host.blockMin;
+    const bx = host.blockMax;
+    bm.fill(Number.POSITIVE_INFINITY, o, o + CORE_DIMS);
+    bx.fill(Number.NEGATIVE_INFINITY, o, o + CORE_DIMS);
+    for (let ab = lo; ab < hi; ab++) {
+      const ro = this.slotOf(ab) * CORE_DIMS;
+      for (let k = 0; k < CORE_DIMS; k++) {
+        const m = host.ring[ro + k] as number;
+        if (m < (bm[o + k] as number)) bm[o + k] = m;
+        const x = host.ringMax[ro + k] as number;
+        if (x > (bx[o + k] as number)) bx[o + k] = x;
+      }
+    }
+  }
+
+  /**
+   * Recompute the host's blocks [fromB, toB] (absolute, clipped to the ring's) from its bucket
+   * bounds, then the suffix maxima from toB down (stopping once one is unchanged below the blocks
+   * whose variants reach the changed ones: every block under it is then unchanged too),
+   * re-filing READY hosts whose block cells moved.
+   */
+  private refreshBlocks(host: HostRecord, fromB: number, toB: number): void {
+    if (Number.isNaN(this.ringBase)) return;
+    const first = this.firstBlock();
+    const last = this.lastBlock();
+    const lo = Math.max(fromB, first);
+    const hi = Math.min(toB, last);
+    if (lo > hi) return;
+    this.computeBlocks(host, lo, hi);
+    const bx = host.blockMax;
+    const suf = host.blockSuf;
+    let c0 = 0;
+    let c1 = 0;
+    let c2 = 0;
+    let c3 = 0;
+    if (hi < last) {
+      const o = this.blockSlotOf(hi + 1) * CORE_DIMS;
+      c0 = suf[o] as number;
+      c1 = suf[o + 1] as number;
+      c2 = suf[o + 2] as number;
+      c3 = suf[o + 3] as number;
+    }
+    const filed = host.bin !== undefined;
+    for (let b = hi; b >= first; b--) {
+      const o = this.blockSlotOf(b) * CORE_DIMS;
+      const v0 = Math.max(bx[o] as number, c0);
+      const v1 = Math.max(bx[o + 1] as number, c1);
+      const v2 = Math.max(bx[o + 2] as number, c2);
+      const v3 = Math.max(bx[o + 3] as number, c3);
+      const changed = v0 !== suf[o] || v1 !== suf[o + 1] || v2 !== suf[o + 2] || v3 !== suf[o + 3];
+      if (!changed && b < lo - MAX_REACH) break;
+      suf[o] = v0;
+      suf[o + 1] = v1;
+      suf[o + 2] = v2;
+      suf[o + 3] = v3;
+      c0 = v0;
+      c1 = v1;
+      c2 = v2;
+      c3 = v3;
+      if (filed) this.refileBlock(host, b);
+    }
+  }
+
+  /** Recompute every block of the host from its bucket bounds and re-file it (ring moved far). */
+  private rebuildBlocks(host: HostRecord): void {
+    this.unfileBlocks(host);
+    if (Number.isNaN(this.ringBase)) return;
+    const first = this.firstBlock();
+    const last = this.lastBlock();
+    this.computeBlocks(host, first, last);
+    const bx = host.blockMax;
+    const suf = host.blockSuf;
+    for (let b = last; b >= first; b--) {
+      const o = this.blockSlotOf(b) * CORE_DIMS;
+      const n = b < last ? this.blockSlotOf(b + 1) * CORE_DIMS : -1;
+      for (let k = 0; k < CORE_DIMS; k++) {
+        const x = bx[o + k] as number;
+        suf[o + k] = n < 0 ? x : Math.max(x, suf[n + k] as number);
+      }
+    }
+    if (host.bin !== undefined) this.fileBlocks(host);
+  }
+
+  /**
+   * File a READY host of absolute block b in the cell each variant calls for: free level at the
+   * variant's lower bound (see BLOCK_REACH) × κ of the suffix maximum.
+   */
+  private refileBlock(host: HostRecord, b: number): void {
+    const cls = host.cls;
+    const slot = this.blockSlotOf(b);
+    const o = slot * CORE_DIMS;
+    const suf = host.blockSuf;
+    let kappa = 0;
+    for (let k = 0; k < CORE_DIMS; k++) {
+      const w = cls.wn[k] as number;
+      if (w > 0) kappa += (w * (suf[o + k] as number)) / (cls.alloc[k] as number);
+    }
+    const fk = fineKappaOf(kappa);
+    const acc = this.scratchRun;
+    acc[0] = host.blockMin[o] as number;
+    acc[1] = host.blockMin[o + 1] as number;
+    acc[2] = 0;
+    acc[3] = 0;
+    const after = (b + 1) * BLOCK_BUCKETS;
+    const end = this.ringBase + this.ringSize - 1;
+    let t = after;
+    for (let v = 0; v < BLOCK_VARIANTS; v++) {
+      const to = Math.min(after + (BLOCK_REACH[v] as number), end + 1);
+      if (to > t) {
+        this.foldBuckets(host, t, to - 1, acc);
+        t = to;
+      }
+      const column =
+        freeLevel(cls.alloc[0] as number, acc[0] as number) * FINE_LEVELS +
+        freeLevel(cls.alloc[1] as number, acc[1] as number);
+      const cell = column * FINE_KAPPA + fk;
+      const at = v * this.blockSlots + slot;
+      if (host.blockCell[at] === cell) continue;
+      if ((host.blockCell[at] as number) >= 0) this.leaveBlock(host, at);
+      this.enterBlock(host, at, cell);
+    }
+  }
+
+  /** File a READY host in the block cells of every block of the ring, and in its rung cells. */
+  private fileBlocks(host: HostRecord): void {
+    if (Number.isNaN(this.ringBase)) return;
+    const last = this.lastBlock();
+    for (let b = this.firstBlock(); b <= last; b++) this.refileBlock(host, b);
+    this.refileRungs(host);
+  }
+
+  /**
+   * @internal Per rung, the lower bound (usage at the present, then the maxima of the buckets the
+   * rung's windows cover whole) and the upper bound of the peak of its windows, into
+   * `lb[r·4 + k]` / `ub[r·4 + k]`; false (nothing written) before the first `advanceTo`.
+   */
+  rungBounds(host: HostRecord, lb: Float64Array, ub: Float64Array): boolean {
+    if (Number.isNaN(this.now) || Number.isNaN(this.ringBase)) return false;
+    const piece = this.scratchPiece;
+    host.timeline.pieceAt(this.now, piece);
+    const base = this.ringBase;
+    const end = base + this.ringSize - 1;
+    const f = this.blockSlotOf(this.firstBlock()) * CORE_DIMS;
+    const suf = host.blockSuf;
+    // running maximum of buckets base+1 … base+x
+    const run = this.scratchRun;
+    run.fill(0);
+    let x = 0;
+    const first = host.ringMax;
+    const o0 = this.slotOf(base) * CORE_DIMS;
+    for (let r = 0; r < RUNGS; r++) {
+      const lbTo = Math.min(RUNG_BUCKETS[r] as number, end - base);
+      if (lbTo > x) {
+        this.foldBuckets(host, base + x + 1, base + lbTo, run);
+        x = lbTo;
+      }
+      const o = r * CORE_DIMS;
+      for (let k = 0; k < CORE_DIMS; k++) {
+        lb[o + k] = Math.max(piece[2 + k] as number, run[k] as number);
+      }
+      // (no read past the array's end: V8 takes a slow path for it)
+      const next = r + 1 < RUNGS ? (RUNG_BUCKETS[r + 1] as number) : end;
+      if (base + next >= end) {
+        for (let k = 0; k < CORE_DIMS; k++) ub[o + k] = suf[f + k] as number;
+        continue;
+      }
+      // the upper bound runs ahead to base+next (the next rung's lower bound folds it in anyway)
+      this.foldBuckets(host, base + x + 1, base + next, run);
+      x = next;
+      for (let k = 0; k < CORE_DIMS; k++) {
+        ub[o + k] = Math.max(first[o0 + k] as number, run[k] as number);
+      }
+    }
+    return true;
+  }
+
+  /**
+   * Fold the host's bucket maxima of absolute buckets [a, b] (inside the ring) into `acc`, whole
+   * blocks from their block maxima.
+   */
+  private foldBuckets(host: HostRecord, a: number, b: number, acc: Float64Array): void {
+    const ringMax = host.ringMax;
+    const bx = host.blockMax;
+    let t = a;
+    while (t <= b) {
+      let o: number;
+      const src = t % BLOCK_BUCKETS === 0 && t + BLOCK_BUCKETS - 1 <= b ? bx : ringMax;
+      if (src === bx) {
+        o = this.blockSlotOf(t / BLOCK_BUCKETS) * CORE_DIMS;
+        t += BLOCK_BUCKETS;
+      } else {
+        o = this.slotOf(t) * CORE_DIMS;
+        t++;
+      }
+      for (let k = 0; k < CORE_DIMS; k++) {
+        const v = src[o + k] as number;
+        if (v > (acc[k] as number)) acc[k] = v;
+      }
+    }
+  }
+
+  /** Re-file a READY host in its rung cells (after a change, a new present or a new ring). */
+  private refileRungs(host: HostRecord): void {
+    if (host.bin === undefined) return;
+    const lb = this.scratchRungLb;
+    const ub = this.scratchRungUb;
+    if (!this.rungBounds(host, lb, ub)) return;
+    const cls = host.cls;
+    for (let r = 0; r < RUNGS; r++) {
+      const o = r * CORE_DIMS;
+      let kappa = 0;
+      for (let k = 0; k < CORE_DIMS; k++) {
+        const w = cls.wn[k] as number;
+        if (w > 0) kappa += (w * (ub[o + k] as number)) / (cls.alloc[k] as number);
+      }
+      const column =
+        freeLevel(cls.alloc[0] as number, lb[o] as number) * FINE_LEVELS +
+        freeLevel(cls.alloc[1] as number, lb[o + 1] as number);
+      const cell = column * FINE_KAPPA + fineKappaOf(kappa);
+      const slot = this.rungSlot(r);
+      if (host.blockCell[slot] === cell) continue;
+      if ((host.blockCell[slot] as number) >= 0) this.leaveBlock(host, slot);
+      this.enterBlock(host, slot, cell);
+    }
+  }
+
+  private unfileBlocks(host: HostRecord): void {
+    for (let slot = 0; slot < this.cellSlots; slot++) {
+      if ((host.blockCell[slot] as number) >= 0) this.leaveBlock(host, slot);
+    }
+  }
+
+  private enterBlock(host: HostRecord, slot: number, cell: number): void {
+    const cls = host.cls;
+    const col = Math.floor(cell / FINE_KAPPA);
+    let columns = cls.blockCells[slot];
+    if (columns === undefined) {
+      columns = new Array(FINE_COLUMNS).fill(undefined);
+      cls.blockCells[slot] = columns;
+    }
+    let bins = columns[col];
+    if (bins === undefined) {
+      bins = new Array(FINE_KAPPA).fill(undefined);
+      columns[col] = bins;
+    }
+    let list = bins[cell % FINE_KAPPA];
+    if (list === undefined) {
+      list = [];
+      bins[cell % FINE_KAPPA] = list;
+    }
+    host.blockCell[slot] = cell;
+    host.blockPos[slot] = list.length;
+    list.push(host);
+    const cc = slot * FINE_COLUMNS + col;
+    cls.blockColumnCount[cc] = (cls.blockColumnCount[cc] as number) + 1;
+    if (list.length === 1) {
+      const w = (slot * FINE_KAPPA + (cell % FINE_KAPPA)) * FINE_MASK_WORDS + (col >>> 5);
+      cls.blockMask[w] = (cls.blockMask[w] as number) | (1 << (col & 31));
+    }
+  }
+
+  private leaveBlock(host: HostRecord, slot: number): void {
+    const cell = host.blockCell[slot] as number;
+    if (cell < 0) return;
+    const cls = host.cls;
+    const list = cls.blockCells[slot]?.[Math.floor(cell / FINE_KAPPA)]?.[
+      cell % FINE_KAPPA
+    ] as HostRecord[];
+    const pos = host.blockPos[slot] as number;
+    const lastHost = list.pop() as HostRecord;
+    if (lastHost !== host) {
+      list[pos] = lastHost;
+      lastHost.blockPos[slot] = pos;
+    }
+    const col = Math.floor(cell / FINE_KAPPA);
+    const cc = slot * FINE_COLUMNS + col;
+    cls.blockColumnCount[cc] = (cls.blockColumnCount[cc] as number) - 1;
+    if (list.length === 0) {
+      const w = (slot * FINE_KAPPA + (cell % FINE_KAPPA)) * FINE_MASK_WORDS + (col >>> 5);
+      cls.blockMask[w] = (cls.blockMask[w] as number) & ~(1 << (col & 31));
+    }
+    host.blockCell[slot] = -1;
+    host.blockPos[slot] = -1;
   }
 
   // ---- internals used by the placer ---------------------------------------------------------
@@ -940,6 +1425,8 @@ export class ClusterIndex {
         window.end,
       );
     }
+    // the common case (it fits) without building the violation's report
+    if (host.timeline.fits(window.start, window.end, demand, host.limit)) return demand;
     const v = host.timeline.violation(window.start, window.end, demand, host.limit);
     if (v !== undefined) {
       throw new CapacityExceededError(host.id, dimName(host, v.dim), v.shortBy, v.start, v.end);
@@ -988,6 +1475,7 @@ export class ClusterIndex {
     for (const host of this.hostMap.values()) this.fillRing(host, base, base + this.ringSize);
     for (let r = 0; r < this.ringSize; r++) this.invalidateSlotEverywhere(r);
     for (const host of this.hostMap.values()) this.rebin(host);
+    for (const host of this.hostMap.values()) this.rebuildBlocks(host);
   }
 
   /** Recompute the host's bucket minima for absolute buckets [from, to) ∩ ring. */
@@ -1052,12 +1540,20 @@ export class ClusterIndex {
         oldMax[so + k] = host.ringMax[ro + k] as number;
       }
     }
-    if (hasRing) this.fillRing(host, fromAb, toAb);
+    if (hasRing) {
+      this.fillRing(host, fromAb, toAb);
+      this.refreshBlocks(
+        host,
+        Math.floor(Math.max(fromAb, lo) / BLOCK_BUCKETS),
+        Math.floor((Math.min(toAb, this.ringBase + R) - 1) / BLOCK_BUCKETS),
+      );
+    }
     // the exact all-time peak (a release may lower it, a commit raise it)
     host.timeline.peakAll(host.peakAll);
     const binBefore = host.bin;
     const posBefore = host.pos;
     this.rekappa(host);
+    this.refileRungs(host);
     const bin = host.bin;
     if (!hasRing || bin === undefined || bin !== binBefore || host.pos !== posBefore) return;
     // the host stayed in its chunk (a move already folded its new bounds in)
@@ -1162,15 +1658,10 @@ export class ClusterIndex {
       const piece = this.scratchPiece;
       host.timeline.pieceAt(now, piece);
       host.colUntil = piece[1] as number;
-      const level = (k: number) => {
-        const a = host.cls.alloc[k] as number;
-        if (!(a > 0)) return FINE_LEVELS - 1;
-        const f = (a - (piece[2 + k] as number)) / a;
-        let l = 0;
-        while (l < FINE_FREE_EDGES.length && f >= (FINE_FREE_EDGES[l] as number)) l++;
-        return l;
-      };
-      column = level(0) * FINE_LEVELS + level(1);
+      const alloc = host.cls.alloc;
+      column =
+        freeLevel(alloc[0] as number, piece[2] as number) * FINE_LEVELS +
+        freeLevel(alloc[1] as number, piece[3] as number);
     }
     if (host.colUntil !== Number.POSITIVE_INFINITY) this.refileAt(host.colUntil, host, stamp);
     return column * FINE_KAPPA + fineKappaOf(host.kappa);
@@ -1238,6 +1729,7 @@ export class ClusterIndex {
       if (current) {
         this.leaveFine(h);
         this.enterFine(h);
+        this.refileRungs(h);
       }
     }
   }
@@ -1291,10 +1783,10 @@ export class ClusterIndex {
   }
 
   /** Move the host to the cell its κ and present free capacity call for. */
-  private rebin(host: HostRecord): void {
+  private rebin(host: HostRecord, fine = true): void {
     const bin = host.bin;
     if (bin === undefined) return;
-    if (host.fineBin !== this.fineCellOf(host)) {
+    if (fine && host.fineBin !== this.fineCellOf(host)) {
       this.leaveFine(host);
       this.enterFine(host);
     }
@@ -1405,6 +1897,20 @@ export class ClusterIndex {
 export function binOf(kappa: number): number {
   const b = Math.floor(kappa * KAPPA_BINS);
   return b < 0 ? 0 : b >= KAPPA_BINS ? KAPPA_BINS - 1 : b;
+}
+
+/** Free level (see FINE_FREE_EDGES) of a dimension with allocatable `a` and usage `used`. */
+export function freeLevel(a: number, used: number): number {
+  if (!(a > 0)) return FINE_LEVELS - 1;
+  const f = (a - used) / a;
+  const n = FINE_FREE_EDGES.length;
+  if (!(f >= (FINE_FREE_EDGES[0] as number))) return 0;
+  // the edges are 2^(−9 + i/2): estimate from the logarithm, then settle on the exact count of
+  // edges ≤ f with the same comparisons as a linear scan
+  let l = Math.min(n, Math.floor(2 * (Math.log2(f) + 9)) + 1);
+  while (l < n && f >= (FINE_FREE_EDGES[l] as number)) l++;
+  while (l > 0 && f < (FINE_FREE_EDGES[l - 1] as number)) l--;
+  return l;
 }
 
 export function fineKappaOf(kappa: number): number {

@@ -1,13 +1,18 @@
 /**
- * The index's fine cells (free cpu level × free memory level at the present × fine κ bin), kept
+ * The index's fine cells and block cells (free cpu level × free memory level at the present × fine κ bin), kept
  * incrementally on every change and re-filed by `advanceTo` when a host's present piece ends:
  * checked against a recomputation from scratch after every operation (fast-check, seeded), and
- * the binpack search that uses them against the exhaustive scan for windows starting now.
+ * the binpack search that uses them against the exhaustive scan for windows starting now. Block
+ * bounds and block cells (per block of the bucket ring: minimum, maximum and suffix maximum of the
+ * usage; hosts filed by free level at the block minimum × κ of the suffix maximum) likewise.
  */
 
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  BLOCK_BUCKETS,
+  BLOCK_REACH,
+  BLOCK_VARIANTS,
   type ClusterIndex,
   FINE_COLUMNS,
   FINE_FREE_EDGES,
@@ -15,14 +20,17 @@ import {
   FINE_LEVELS,
   FINE_MASK_WORDS,
   fineKappaOf,
+  freeLevel,
   type HostRecord,
+  RUNG_BUCKETS,
+  RUNGS,
 } from "./cluster-index.js";
 import { CapacityExceededError } from "./errors.js";
 import { place } from "./place.js";
 import { DEFAULT_PLACEMENT_POLICY } from "./policy.js";
 import { createRng } from "./random.js";
 import { CORE_DIMS } from "./resources.js";
-import { randomCluster, randomRequest, randomResources } from "./test-support.js";
+import { randomCluster, randomHostSpec, randomRequest, randomResources } from "./test-support.js";
 import type { HostState } from "./types.js";
 
 const FC = { seed: 20261124, numRuns: 40 } as const;
@@ -84,13 +92,167 @@ function checkFineCells(index: ClusterIndex): void {
   if (!Number.isNaN(index.now)) expect(index.fineValidUntil()).toBeGreaterThan(index.now);
 }
 
+/**
+ * Every host's block bounds equal a recomputation from its timeline, and every READY host is
+ * filed once per block of the ring, in the cell those bounds give (with column counts and mask
+ * bits to match); nobody else, and nothing in slots outside the ring's blocks.
+ */
+function checkBlockCells(index: ClusterIndex): void {
+  if (Number.isNaN(index.ringBase)) return;
+  const ms = index.bucketMs;
+  const first = index.firstBlock();
+  const last = index.lastBlock();
+  const inRing = new Set<number>();
+  for (let b = first; b <= last; b++) inRing.add(index.blockSlotOf(b));
+  expect(inRing.size).toBe(last - first + 1);
+  // mismatches as text, asserted once (an expect per value is too slow for a 67-block ring)
+  const wrong: string[] = [];
+  const same = (what: string, got: ArrayLike<number>, want: ArrayLike<number>) => {
+    for (let k = 0; k < CORE_DIMS; k++) {
+      if (got[k] !== want[k]) wrong.push(`${what}[${k}] ${got[k]} ≠ ${want[k]}`);
+    }
+  };
+  for (const h of index.hostMap.values()) {
+    const suf = new Float64Array(CORE_DIMS);
+    for (let b = last; b >= first; b--) {
+      const from = Math.max(b * BLOCK_BUCKETS, index.ringBase) * ms;
+      const to = Math.min((b + 1) * BLOCK_BUCKETS, index.ringBase + index.ringSize) * ms;
+      const min = h.timeline.minOver(from, to);
+      const max = h.timeline.peak(from, to);
+      const o = index.blockSlotOf(b) * CORE_DIMS;
+      for (let k = 0; k < CORE_DIMS; k++) suf[k] = Math.max(suf[k] as number, max[k] as number);
+      same(`${h.id} min ${b}`, h.blockMin.subarray(o), min);
+      same(`${h.id} max ${b}`, h.blockMax.subarray(o), max);
+      same(`${h.id} suffix ${b}`, h.blockSuf.subarray(o), suf);
+      let kappa = 0;
+      for (let k = 0; k < CORE_DIMS; k++) {
+        const w = h.cls.wn[k] as number;
+        if (w > 0) kappa += (w * (suf[k] as number)) / (h.cls.alloc[k] as number);
+      }
+      BLOCK_REACH.forEach((reach, v) => {
+        // lower bound: the block's minimum and the maxima of the buckets the variant reaches
+        const lb = [min[0] as number, min[1] as number];
+        const after = (b + 1) * BLOCK_BUCKETS;
+        const to = Math.min(after + reach, index.ringBase + index.ringSize);
+        if (to > after) {
+          const m = h.timeline.peak(after * ms, to * ms);
+          lb[0] = Math.max(lb[0] as number, m[0] as number);
+          lb[1] = Math.max(lb[1] as number, m[1] as number);
+        }
+        const column =
+          freeLevel(h.cls.alloc[0] as number, lb[0] as number) * FINE_LEVELS +
+          freeLevel(h.cls.alloc[1] as number, lb[1] as number);
+        const expected = h.state === "READY" ? column * FINE_KAPPA + fineKappaOf(kappa) : -1;
+        const got = h.blockCell[index.cellSlot(v, b)];
+        if (got !== expected) wrong.push(`${h.id} block ${b} variant ${v}: ${got} ≠ ${expected}`);
+      });
+    }
+    for (let slot = 0; slot < BLOCK_VARIANTS * index.blockSlots; slot++) {
+      if (!inRing.has(slot % index.blockSlots) && h.blockCell[slot] !== -1) {
+        wrong.push(`${h.id} filed in slot ${slot} outside the ring`);
+      }
+    }
+    for (let r = 0; r < RUNGS; r++) {
+      const want = expectedRungCell(index, h, r);
+      if (h.blockCell[index.rungSlot(r)] !== want) wrong.push(`${h.id} rung ${r}: ≠ ${want}`);
+    }
+  }
+  expect(wrong).toEqual([]);
+  // every filed host sits where its record says; column counts and mask bits match the hosts
+  // filed, and the cells the mask marks hold nobody else
+  const rungsFiled = !Number.isNaN(index.now);
+  for (const cls of index.classList) {
+    const mask = new Uint32Array(cls.blockMask.length);
+    const columns = new Int32Array(cls.blockColumnCount.length);
+    const filed = new Int32Array(index.cellSlots);
+    for (const h of index.hostMap.values()) {
+      if (h.cls !== cls) continue;
+      for (let slot = 0; slot < index.cellSlots; slot++) {
+        const cell = h.blockCell[slot] as number;
+        if (cell < 0) continue;
+        const at = cls.blockCells[slot]?.[Math.floor(cell / FINE_KAPPA)]?.[cell % FINE_KAPPA];
+        if (at?.[h.blockPos[slot] as number] !== h) {
+          wrong.push(`${h.id} not at its place in slot ${slot}`);
+        }
+        const col = Math.floor(cell / FINE_KAPPA);
+        const w = (slot * FINE_KAPPA + (cell % FINE_KAPPA)) * FINE_MASK_WORDS + (col >>> 5);
+        mask[w] = (mask[w] as number) | (1 << (col & 31));
+        columns[slot * FINE_COLUMNS + col] = (columns[slot * FINE_COLUMNS + col] as number) + 1;
+        filed[slot] = (filed[slot] as number) + 1;
+      }
+    }
+    for (let slot = 0; slot < index.cellSlots; slot++) {
+      const rung = slot >= index.rungSlot(0);
+      const expected = (rung ? rungsFiled : inRing.has(slot % index.blockSlots)) ? cls.ready : 0;
+      if (filed[slot] !== expected)
+        expect({ slot, filed: filed[slot] }).toEqual({ slot, filed: expected });
+    }
+    const wrongMask: number[] = [];
+    for (let w = 0; w < mask.length; w++) if (mask[w] !== cls.blockMask[w]) wrongMask.push(w);
+    expect(wrongMask).toEqual([]);
+    const wrongColumns: number[] = [];
+    for (let c = 0; c < columns.length; c++) {
+      if (columns[c] !== cls.blockColumnCount[c]) wrongColumns.push(c);
+    }
+    expect(wrongColumns).toEqual([]);
+    let listed = 0;
+    for (let w = 0; w < mask.length; w++) {
+      let m = mask[w] as number;
+      while (m !== 0) {
+        const bit = 31 - Math.clz32(m);
+        m = (m & ~(1 << bit)) >>> 0;
+        const kb = Math.floor(w / FINE_MASK_WORDS);
+        const slot = Math.floor(kb / FINE_KAPPA);
+        const col = (w % FINE_MASK_WORDS) * 32 + bit;
+        listed += cls.blockCells[slot]?.[col]?.[kb % FINE_KAPPA]?.length ?? 0;
+      }
+    }
+    expect(listed).toBe(filed.reduce((a, b) => a + b, 0));
+  }
+  expect(wrong).toEqual([]);
+}
+
+/**
+ * A rung's cell from the timeline alone: free level at the usage at the present and the maxima
+ * of buckets base+1 … base+RUNG_BUCKETS[r], κ of the maxima of buckets base … base+RUNG_BUCKETS[r+1]
+ * (to the ring's end for the last rung); -1 if the host is not filed.
+ */
+function expectedRungCell(index: ClusterIndex, h: HostRecord, r: number): number {
+  if (h.state !== "READY" || Number.isNaN(index.now)) return -1;
+  const ms = index.bucketMs;
+  const base = index.ringBase;
+  const end = base + index.ringSize - 1;
+  const lb = Array.from(h.timeline.usageAt(index.now).subarray(0, CORE_DIMS));
+  const reach = Math.min(RUNG_BUCKETS[r] as number, end - base);
+  if (reach > 0) {
+    const p = h.timeline.peak((base + 1) * ms, (base + reach + 1) * ms);
+    for (let k = 0; k < CORE_DIMS; k++) lb[k] = Math.max(lb[k] as number, p[k] as number);
+  }
+  const next = RUNG_BUCKETS[r + 1];
+  const ub =
+    next === undefined || base + next >= end
+      ? h.timeline.peak(base * ms, (end + 1) * ms)
+      : h.timeline.peak(base * ms, (base + next + 1) * ms);
+  let kappa = 0;
+  for (let k = 0; k < CORE_DIMS; k++) {
+    const w = h.cls.wn[k] as number;
+    if (w > 0) kappa += (w * (ub[k] as number)) / (h.cls.alloc[k] as number);
+  }
+  const column =
+    freeLevel(h.cls.alloc[0] as number, lb[0] as number) * FINE_LEVELS +
+    freeLevel(h.cls.alloc[1] as number, lb[1] as number);
+  return column * FINE_KAPPA + fineKappaOf(kappa);
+}
+
 type Op =
   | { kind: "commit"; host: number; offset: number; length: number; seed: number }
   | { kind: "release"; pick: number }
   | { kind: "resize"; pick: number; length: number }
   | { kind: "move"; pick: number; host: number }
   | { kind: "state"; host: number; state: HostState }
-  | { kind: "advance"; by: number };
+  | { kind: "advance"; by: number }
+  | { kind: "add"; seed: number }
+  | { kind: "remove"; host: number };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   {
@@ -131,6 +293,24 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     }),
     weight: 3,
   },
+  {
+    // a few buckets: with 100 ms buckets, often within the ring's first block
+    arbitrary: fc.record({
+      kind: fc.constant("advance" as const),
+      by: fc.integer({ min: 0, max: 700 }),
+    }),
+    weight: 2,
+  },
+  {
+    // past the whole ring (16 buckets of 1 s): every block is new
+    arbitrary: fc.record({
+      kind: fc.constant("advance" as const),
+      by: fc.integer({ min: 10_000, max: 40_000 }),
+    }),
+    weight: 1,
+  },
+  { arbitrary: fc.record({ kind: fc.constant("add" as const), seed: fc.nat() }), weight: 1 },
+  { arbitrary: fc.record({ kind: fc.constant("remove" as const), host: fc.nat(40) }), weight: 1 },
 );
 
 function apply(index: ClusterIndex, ids: string[], holds: string[], op: Op, seq: number): void {
@@ -169,6 +349,21 @@ function apply(index: ClusterIndex, ids: string[], holds: string[], op: Op, seq:
       case "advance":
         index.advanceTo(now + op.by);
         return;
+      case "add": {
+        const spec = randomHostSpec(createRng(op.seed), 1000 + seq);
+        index.addHost(spec);
+        ids.push(spec.id);
+        return;
+      }
+      case "remove": {
+        if (ids.length <= 1) return;
+        const at = op.host % ids.length;
+        const released = new Set(index.removeHost(ids[at] as string));
+        ids.splice(at, 1);
+        for (let i = holds.length - 1; i >= 0; i--)
+          if (released.has(holds[i] as string)) holds.splice(i, 1);
+        return;
+      }
     }
   } catch (err) {
     if (!(err instanceof CapacityExceededError)) throw err;
@@ -195,6 +390,35 @@ describe("fine cells", () => {
       FC,
     );
   });
+
+  // a ring of 3 blocks (every block within the rungs' reach), and one of 67 like the bench's
+  it.each([
+    { bucketMs: 1000, horizonBuckets: 16 },
+    { bucketMs: 100, horizonBuckets: 400 },
+  ])(
+    "keep block bounds and block cells equal to a recomputation after every operation (%o)",
+    (options) => {
+      // the large ring's check reads 67 blocks per host per operation: fewer, shorter runs
+      const big = options.horizonBuckets > 100;
+      fc.assert(
+        fc.property(
+          fc.boolean(),
+          fc.array(opArb, { minLength: 1, maxLength: big ? 30 : 60 }),
+          (advanceFirst, ops) => {
+            const { index } = randomCluster(11, 24, options);
+            const ids = index.hosts().map((h) => h.id);
+            if (advanceFirst) index.advanceTo(1_000_000);
+            const holds: string[] = [];
+            ops.forEach((op, i) => {
+              apply(index, ids, holds, op, i);
+              checkBlockCells(index);
+            });
+          },
+        ),
+        big ? { ...FC, numRuns: 10 } : FC,
+      );
+    },
+  );
 
   it("let binpack find the exhaustive scan's host and score for windows starting now", () => {
     let compared = 0;

@@ -201,16 +201,21 @@ export const fragmentationScorer: ScorerPlugin = {
       }
     }
     const wn = ctx.weightsFor(host.cls);
-    let stranded = 0;
-    const rs = [r0, r1, r2, r3];
-    for (let k = 0; k < CORE_DIMS; k++) {
-      const w = wn[k] as number;
-      const r = rs[k] as number;
-      if (w > 0 && r > 0) stranded += (w * r) / (a[k] as number);
-    }
-    return 1 - stranded;
+    // summed first, in dimension order, then subtracted: the same rounding as ever
+    const sum =
+      stranded(wn, a, 0, r0) +
+      stranded(wn, a, 1, r1) +
+      stranded(wn, a, 2, r2) +
+      stranded(wn, a, 3, r3);
+    return 1 - sum;
   },
 };
+
+/** The weighted fraction of dimension k left over (0 if the remainder r is not positive). */
+function stranded(wn: Float64Array, a: Float64Array, k: number, r: number): number {
+  const w = wn[k] as number;
+  return w > 0 && r > 0 ? (w * r) / (a[k] as number) : 0;
+}
 
 /** Soft affinity: 1 on a host (or domain) with members; soft anti-affinity: 1 on one without. */
 export const affinityScorer: ScorerPlugin = {

@@ -18,6 +18,9 @@
 
 import {
   type Bin,
+  BLOCK_BUCKETS,
+  BLOCK_REACH,
+  BLOCK_VARIANTS,
   binUpper,
   CHUNK_SIZE,
   FINE_COLUMNS,
@@ -30,6 +33,8 @@ import {
   type HostClass,
   type HostRecord,
   KAPPA_BINS,
+  RUNG_BUCKETS,
+  RUNGS,
 } from "./cluster-index.js";
 import { violationOf } from "./exhaustive.js";
 import {
@@ -188,28 +193,85 @@ class Search {
   readonly resourcesAt: number;
   /** Filters other than host state (hosts in bins are READY) and resources, with their positions. */
   readonly checks: { readonly f: FilterPlugin; readonly at: number }[];
-  readonly slots: number[];
   readonly seen: Set<HostRecord> | undefined;
-  /** Every slot the window touches (see `windowSlots`). */
-  readonly allSlots: Int32Array;
-  readonly covered: boolean;
+  /** The chunk path's slots, made on first use (the cell walks do not read them). */
+  private sampled: number[] | undefined;
+  private touched: { slots: Int32Array; covered: boolean } | undefined;
   /** Scratch: per core dim, an upper bound of a chunk's peak over the window. */
   readonly ub = new Float64Array(CORE_DIMS);
+  /**
+   * Where a host's bounds of the window's peak are read (see `windowBounds`), when the bucket
+   * ring covers the window: ring slots of the buckets at its ends (with whether the window covers
+   * the whole bucket) and block slots of the blocks it covers whole in between.
+   */
+  readonly planned: boolean;
+  readonly hourSlots: Int32Array;
+  readonly hourFull: Uint8Array;
+  readonly blockSlots: Int32Array;
+  /** The window's absolute start block (when planned). */
+  readonly startBlock: number;
+  /** Whether `evaluate` may skip hosts on their κ alone (binpack under the index's weights). */
+  readonly kappaPrune: boolean;
+  /** The demand's share of a host of class `shareOf` (a one-entry cache). */
+  private shareOf: HostClass | undefined;
+  private share = 0;
+  /** Scratch: lower and upper bounds of a host's peak over the window (core dims). */
+  readonly wlb = new Float64Array(CORE_DIMS);
+  readonly wub = new Float64Array(CORE_DIMS);
 
   constructor(
     readonly ctx: RequestContext,
     trackSeen: boolean,
   ) {
-    this.slots = sampleSlots(ctx);
-    const ws = windowSlots(ctx);
-    this.allSlots = ws.slots;
-    this.covered = ws.covered;
     this.seen = trackSeen ? new Set() : undefined;
+    this.kappaPrune = ctx.fit === "binpack" && ctx.boundsValid;
+    const index = ctx.index;
+    const ms = index.bucketMs;
+    const ha = Math.floor(ctx.start / ms);
+    const hb = Math.ceil(ctx.end / ms) - 1;
+    this.planned =
+      !Number.isNaN(index.ringBase) && ha >= index.ringBase && hb < index.ringBase + index.ringSize;
+    const hours: number[] = [];
+    const blocks: number[] = [];
+    const ba = Math.floor(ha / BLOCK_BUCKETS);
+    const bb = Math.floor(hb / BLOCK_BUCKETS);
+    this.startBlock = ba;
+    if (this.planned) {
+      if (bb - ba <= 1) for (let ab = ha; ab <= hb; ab++) hours.push(ab);
+      else {
+        for (let ab = ha; ab < (ba + 1) * BLOCK_BUCKETS; ab++) hours.push(ab);
+        for (let b = ba + 1; b < bb; b++) blocks.push(index.blockSlotOf(b));
+        for (let ab = bb * BLOCK_BUCKETS; ab <= hb; ab++) hours.push(ab);
+      }
+    }
+    this.hourSlots = Int32Array.from(hours, (ab) => index.slotOf(ab));
+    this.hourFull = Uint8Array.from(hours, (ab) =>
+      ab * ms >= ctx.start && (ab + 1) * ms <= ctx.end ? 1 : 0,
+    );
+    this.blockSlots = Int32Array.from(blocks);
     this.counts = new Float64Array(ctx.filters.length);
     this.resourcesAt = ctx.filters.indexOf(resourcesFilter);
     this.checks = ctx.filters
       .map((f, at) => ({ f, at }))
       .filter((c) => c.f !== resourcesFilter && c.f !== hostStateFilter);
+  }
+
+  /** Sampled ring slots of the window (see `sampleSlots`). */
+  get slots(): number[] {
+    this.sampled ??= sampleSlots(this.ctx);
+    return this.sampled;
+  }
+
+  /** Every slot the window touches (see `windowSlots`). */
+  get allSlots(): Int32Array {
+    this.touched ??= windowSlots(this.ctx);
+    return this.touched.slots;
+  }
+
+  /** Whether the ring covers the whole window. */
+  get covered(): boolean {
+    this.touched ??= windowSlots(this.ctx);
+    return this.touched.covered;
   }
 
   count(name: string, n: number): void {
@@ -230,8 +292,19 @@ class Search {
       if (this.seen.has(host)) return;
       this.seen.add(host);
     }
-    this.evaluated++;
     const ctx = this.ctx;
+    if (this.kappaPrune && this.best !== undefined) {
+      // κ (utilisation at the all-time peak) + the demand's share bounds the fit score: a host
+      // that cannot beat the best with every other scorer at its maximum is not looked at
+      const cls = host.cls;
+      if (cls !== this.shareOf) {
+        this.shareOf = cls;
+        this.share = demandShare(ctx, cls);
+      }
+      const ub = ctx.wFit * Math.min(1, host.kappa + this.share) + ctx.wFrag + ctx.wAff;
+      if (ub + EPS < this.bestScore) return;
+    }
+    this.evaluated++;
     const peak = host.dims <= this.peak.length ? this.peak : new Float64Array(host.dims);
     const checks = this.checks;
     for (let i = 0; i < checks.length; i++) {
@@ -256,7 +329,8 @@ class Search {
         const ub = hostUb(ctx, host, host.peakAll, ZERO_PIECE, 2) + affinity;
         if (ub + EPS < this.bestScore) return;
       }
-      this.scoreExactly(host, peak);
+      if (this.planned) this.byBounds(host, peak, affinity, ZERO_PIECE);
+      else this.scoreExactly(host, peak);
       return;
     }
     const lo = this.usageAtStart(host);
@@ -289,9 +363,119 @@ class Search {
       // exactly (the same values the timeline holds) and fits (checked above).
       for (let k = 0; k < CORE_DIMS; k++) peak[k] = lo[o + k] as number;
     } else {
+      if (this.planned) this.byBounds(host, peak, affinity, lo);
+      else this.scoreExactly(host, peak);
+      return;
+    }
+    this.offer(host, peak);
+  }
+
+  /**
+   * Bounds of the host's peak over the window, into `wlb` / `wub` (core dims), from its bucket
+   * and block bounds (`planned` only): the maximum of every bucket or block the window touches
+   * bounds it from above; that of a bucket or block the window covers whole, or of a bucket where
+   * the usage is constant (minimum = maximum), from below. Both start at 0, as the timeline's peak.
+   */
+  windowBounds(host: HostRecord): void {
+    let l0 = 0;
+    let l1 = 0;
+    let l2 = 0;
+    let l3 = 0;
+    let u0 = 0;
+    let u1 = 0;
+    let u2 = 0;
+    let u3 = 0;
+    const hs = this.hourSlots;
+    const full = this.hourFull;
+    const rmin = host.ring;
+    const rmax = host.ringMax;
+    for (let i = 0; i < hs.length; i++) {
+      const o = (hs[i] as number) * CORE_DIMS;
+      const x0 = rmax[o] as number;
+      const x1 = rmax[o + 1] as number;
+      const x2 = rmax[o + 2] as number;
+      const x3 = rmax[o + 3] as number;
+      if (x0 > u0) u0 = x0;
+      if (x1 > u1) u1 = x1;
+      if (x2 > u2) u2 = x2;
+      if (x3 > u3) u3 = x3;
+      const whole = full[i] === 1;
+      if (x0 > l0 && (whole || rmin[o] === x0)) l0 = x0;
+      if (x1 > l1 && (whole || rmin[o + 1] === x1)) l1 = x1;
+      if (x2 > l2 && (whole || rmin[o + 2] === x2)) l2 = x2;
+      if (x3 > l3 && (whole || rmin[o + 3] === x3)) l3 = x3;
+    }
+    const bs = this.blockSlots;
+    const bx = host.blockMax;
+    for (let i = 0; i < bs.length; i++) {
+      const o = (bs[i] as number) * CORE_DIMS;
+      const x0 = bx[o] as number;
+      const x1 = bx[o + 1] as number;
+      const x2 = bx[o + 2] as number;
+      const x3 = bx[o + 3] as number;
+      if (x0 > u0) u0 = x0;
+      if (x1 > u1) u1 = x1;
+      if (x2 > u2) u2 = x2;
+      if (x3 > u3) u3 = x3;
+      if (x0 > l0) l0 = x0;
+      if (x1 > l1) l1 = x1;
+      if (x2 > l2) l2 = x2;
+      if (x3 > l3) l3 = x3;
+    }
+    const lb = this.wlb;
+    lb[0] = l0;
+    lb[1] = l1;
+    lb[2] = l2;
+    lb[3] = l3;
+    const ub = this.wub;
+    ub[0] = u0;
+    ub[1] = u1;
+    ub[2] = u2;
+    ub[3] = u3;
+  }
+
+  /**
+   * Decide a host from its window bounds (tightened by `lo`, `[from, to, u0..u3]` usage at the
+   * start, and its all-time peak): counted out if the lower bound leaves no room, skipped if the
+   * upper bound cannot beat the best, scored from the bounds when they meet (the peak is then
+   * exactly that, the same values the timeline holds), else its timeline is read.
+   */
+  byBounds(host: HostRecord, peak: Float64Array, affinity: number, lo: Float64Array): void {
+    const ctx = this.ctx;
+    if (ctx.fit === "binpack" && this.best !== undefined) {
+      // the suffix maximum from the start block bounds the peak too, in four reads
+      const o = ctx.index.blockSlotOf(this.startBlock) * CORE_DIMS;
+      const ub = this.wub;
+      const pa = host.peakAll;
+      const suf = host.blockSuf;
+      for (let k = 0; k < CORE_DIMS; k++) ub[k] = Math.min(suf[o + k] as number, pa[k] as number);
+      if (hostUb(ctx, host, ub, lo, 2) + affinity + EPS < this.bestScore) return;
+    }
+    this.windowBounds(host);
+    const lb = this.wlb;
+    const ub = this.wub;
+    const pa = host.peakAll;
+    const lim = host.limit;
+    const d = ctx.demandCore;
+    let exact = ctx.extNames.length === 0 && host.dims === CORE_DIMS;
+    for (let k = 0; k < CORE_DIMS; k++) {
+      const s = lo[2 + k] as number;
+      if (s > (lb[k] as number)) lb[k] = s;
+      if ((pa[k] as number) < (ub[k] as number)) ub[k] = pa[k] as number;
+      if ((lb[k] as number) + (d[k] as number) > (lim[k] as number)) {
+        this.counts[this.resourcesAt] = (this.counts[this.resourcesAt] as number) + 1;
+        return;
+      }
+      if (lb[k] !== ub[k]) exact = false;
+    }
+    if (ctx.fit === "binpack" && this.best !== undefined) {
+      if (hostUb(ctx, host, ub, lb, 0) + affinity + EPS < this.bestScore) return;
+    }
+    if (!exact) {
       this.scoreExactly(host, peak);
       return;
     }
+    for (let k = 0; k < CORE_DIMS; k++) peak[k] = ub[k] as number;
     this.offer(host, peak);
   }
 
@@ -589,32 +773,69 @@ function fineColumnFeasible(column: number, cls: HostClass, d: Float64Array): bo
  * from its own bounds before its timeline is read (`Search.evaluate`).
  */
 function searchFineCells(ctx: RequestContext, s: Search, restUb: number): void {
-  const classes: {
-    fine: (HostRecord[] | undefined)[];
-    mask: Uint32Array;
-    share: number;
-    columns: Uint32Array;
-  }[] = [];
+  const classes: CellClass[] = [];
   for (const cls of ctx.index.classList) {
-    if (cls.ready === 0) continue;
-    if (!classFeasible(ctx, cls)) {
-      s.count(resourcesFilter.name, cls.ready);
-      continue;
-    }
-    const columns = new Uint32Array(FINE_MASK_WORDS);
-    let any = false;
-    for (let c = 0; c < FINE_COLUMNS; c++) {
-      const n = cls.fineColumnCount[c] as number;
-      if (n === 0) continue;
-      if (fineColumnFeasible(c, cls, ctx.demandCore)) {
-        columns[c >>> 5] = (columns[c >>> 5] as number) | (1 << (c & 31));
-        any = true;
-      } else s.count(resourcesFilter.name, n);
-    }
-    if (any) {
-      classes.push({ fine: cls.fine, mask: cls.fineMask, share: demandShare(ctx, cls), columns });
+    const columns = feasibleColumns(ctx, s, cls, cls.fineColumnCount, 0);
+    if (columns !== undefined) {
+      classes.push({ cells: cls.fine, mask: cls.fineMask, share: demandShare(ctx, cls), columns });
     }
   }
+  walkCells(ctx, s, restUb, classes);
+}
+
+/**
+ * A bit per column of the class that may hold the demand (see `fineColumnFeasible`), or undefined
+ * if none does; hosts of the other columns (`counts` from `base`) and of an infeasible class are
+ * counted out.
+ */
+function feasibleColumns(
+  ctx: RequestContext,
+  s: Search,
+  cls: HostClass,
+  counts: Int32Array,
+  base: number,
+): Uint32Array | undefined {
+  if (cls.ready === 0) return undefined;
+  if (!classFeasible(ctx, cls)) {
+    s.count(resourcesFilter.name, cls.ready);
+    return undefined;
+  }
+  const columns = new Uint32Array(FINE_MASK_WORDS);
+  let any = false;
+  for (let c = 0; c < FINE_COLUMNS; c++) {
+    const n = counts[base + c] as number;
+    if (n === 0) continue;
+    if (fineColumnFeasible(c, cls, ctx.demandCore)) {
+      columns[c >>> 5] = (columns[c >>> 5] as number) | (1 << (c & 31));
+      any = true;
+    } else s.count(resourcesFilter.name, n);
+  }
+  return any ? columns : undefined;
+}
+
+/** A class's cells (fine or block) as the cell walk sees them. */
+interface CellClass {
+  /** Hosts by column·FINE_KAPPA + κ bin (fine cells), or by column then κ bin (block cells). */
+  readonly cells?: (HostRecord[] | undefined)[];
+  readonly byColumn?: ((HostRecord[] | undefined)[] | undefined)[];
+  /** Per κ bin, a bit per column: whether that cell has hosts. */
+  readonly mask: Uint32Array;
+  /** The demand's share of a host of the class (see `demandShare`). */
+  readonly share: number;
+  /** A bit per column that may hold a feasible host. */
+  readonly columns: Uint32Array;
+}
+
+/**
+ * Visit the cells of feasible columns in decreasing κ bins, until no class's bin bound (κ's upper
+ * edge + the demand's share, plus the fragmentation and affinity bounds) can beat the best.
+ */
+function walkCells(
+  ctx: RequestContext,
+  s: Search,
+  restUb: number,
+  classes: readonly CellClass[],
+): void {
   for (let b = FINE_KAPPA - 1; b >= 0; b--) {
     const upper = fineUpper(b);
     let any = false;
@@ -628,7 +849,9 @@ function searchFineCells(ctx: RequestContext, s: Search, restUb: number): void {
         while (m !== 0) {
           const bit = 31 - Math.clz32(m);
           m = (m & ~(1 << bit)) >>> 0;
-          const hosts = c.fine[(w * 32 + bit) * FINE_KAPPA + b];
+          const col = w * 32 + bit;
+          const hosts =
+            c.cells !== undefined ? c.cells[col * FINE_KAPPA + b] : c.byColumn?.[col]?.[b];
           if (hosts === undefined) continue;
           for (let i = 0; i < hosts.length; i++) s.evaluate(hosts[i] as HostRecord);
         }
@@ -636,6 +859,47 @@ function searchFineCells(ctx: RequestContext, s: Search, restUb: number): void {
     }
     if (!any) return;
   }
+}
+
+/**
+ * The rung (see RUNG_BUCKETS) for a window inside the ring that starts at the present in the
+ * ring's first bucket and ends in a later one; -1 if it is not such a window.
+ */
+function rungOf(ctx: RequestContext): number {
+  const index = ctx.index;
+  const ms = index.bucketMs;
+  if (!(ctx.start < (index.ringBase + 1) * ms)) return -1;
+  const n = Math.ceil(ctx.end / ms) - 1 - index.ringBase;
+  let r = -1;
+  while (r + 1 < RUNGS && (RUNG_BUCKETS[r + 1] as number) <= n - 1) r++;
+  return r;
+}
+
+/**
+ * Binpack from the cells of one slot (windows inside the bucket ring): the block cells of the
+ * window's start block (free level at the block's minimum × κ of the suffix maximum), or the cells
+ * of the window's rung (windows from the present). Feasible columns are visited in decreasing κ
+ * bins until κ's bound cannot beat the best exact score; each host is decided from its own bounds.
+ */
+function searchSlotCells(ctx: RequestContext, s: Search, restUb: number, slot: number): void {
+  const index = ctx.index;
+  const classes: CellClass[] = [];
+  for (const cls of index.classList) {
+    const byColumn = cls.blockCells[slot];
+    const columns = feasibleColumns(ctx, s, cls, cls.blockColumnCount, slot * FINE_COLUMNS);
+    if (byColumn !== undefined && columns !== undefined) {
+      classes.push({
+        byColumn,
+        mask: cls.blockMask.subarray(
+          slot * FINE_KAPPA * FINE_MASK_WORDS,
+          (slot + 1) * FINE_KAPPA * FINE_MASK_WORDS,
+        ),
+        share: demandShare(ctx, cls),
+        columns,
+      });
+    }
+  }
+  walkCells(ctx, s, restUb, classes);
 }
 
 export function searchIndexed(ctx: RequestContext): SearchResult {
@@ -676,7 +940,17 @@ export function searchIndexed(ctx: RequestContext): SearchResult {
   const restUb = ctx.wFrag + affUb;
 
   if (ctx.fit === "binpack" && ctx.boundsValid && startsInPresent(ctx)) {
-    searchFineCells(ctx, s, restUb);
+    const rung = s.planned ? rungOf(ctx) : -1;
+    if (rung >= 0) searchSlotCells(ctx, s, restUb, index.rungSlot(rung));
+    else searchFineCells(ctx, s, restUb);
+    return finish();
+  }
+  if (ctx.fit === "binpack" && ctx.boundsValid && s.planned) {
+    // the widest variant whose reach (buckets after the start block) the window covers whole
+    const covered = Math.ceil(ctx.end / index.bucketMs) - 1 - (s.startBlock + 1) * BLOCK_BUCKETS;
+    let v = 0;
+    while (v + 1 < BLOCK_VARIANTS && (BLOCK_REACH[v + 1] as number) <= covered) v++;
+    searchSlotCells(ctx, s, restUb, index.cellSlot(v, s.startBlock));
     return finish();
   }
 
