@@ -40,6 +40,7 @@ export {
   type AutoscaleSettings,
   AutoscaleSignaller,
   type AutoscaleStatusView,
+  CAPACITY_SETTLE_MS,
   DEFAULT_AUTOSCALE_SETTINGS,
 } from "./signaller.js";
 export {

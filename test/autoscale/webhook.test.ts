@@ -9,6 +9,7 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import {
+  CAPACITY_SETTLE_MS,
   DELIVERY_HEADER,
   SIGNATURE_HEADER,
   signBody,
@@ -112,7 +113,10 @@ describe("a webhook receiver that is down", () => {
 
     // Demand that needs a host: a ScaleOut, undeliverable too.
     await c.launcher.start("sim-01", SMALL_HOST);
-    await c.clock.advance(SECOND);
+    // The evaluation the joining host brings: steady (nothing waits yet), so no new signal.
+    await c.clock.advance(CAPACITY_SETTLE_MS + SECOND);
+    expect(c.broker.autoscale?.status().evaluation?.readyHosts).toBe(1);
+    expect(webhooks.stats.retries).toBe(2);
     await c.submit(spec(12, { kind: "immediate", durationMs: HOUR }));
     await c.submit(spec(12, { kind: "immediate", durationMs: HOUR }, true)); // waits
     await c.clock.advanceTo(T0 + 30 * SECOND); // the next evaluation, and not a retry further
