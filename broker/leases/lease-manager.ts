@@ -201,6 +201,14 @@ interface DecideOptions {
 /** A missing workload is started again at most this often from heartbeats. */
 const RESTART_GRACE_MS = 10_000;
 
+/**
+ * A queued lease asks the room maker again at most this often, and a queue pass asks for at most
+ * this many leases: a plan costs tens of milliseconds at 10,000 hosts, and queue passes run on
+ * every change.
+ */
+export const QUEUED_MAKE_ROOM_RETRY_MS = 60_000;
+const QUEUED_MAKE_ROOM_PER_PASS = 4;
+
 export class LeaseManager {
   readonly #store: BrokerStore;
   readonly #clock: Clock;
@@ -233,6 +241,12 @@ export class LeaseManager {
   /** The newest revision of any lease this manager has seen. */
   #revision = 0;
   #queuePass: Timer | undefined;
+  /** PENDING leases whose make-room moves are running (the maker settles them). */
+  readonly #makingRoom = new Set<string>();
+  /** Queued leases: when the room maker was last asked for each. */
+  readonly #roomAskedAt = new Map<string, number>();
+  /** A queue pass when the earliest queued lease may ask the room maker again. */
+  #roomRetry: Timer | undefined;
   #unsubscribe: (() => void)[] = [];
   #observer: AdmissionObserver | undefined;
   #migrationHooks: MigrationHooks = {};
@@ -351,6 +365,11 @@ export class LeaseManager {
     for (const timers of this.#timers.values()) for (const t of timers.values()) t.cancel();
     this.#timers.clear();
     this.#queuePass?.cancel();
+    this.#roomRetry?.cancel();
+    this.#roomRetry = undefined;
+    // Moves in flight belong to this run of the migrations: a next leader asks again.
+    this.#makingRoom.clear();
+    this.#roomAskedAt.clear();
     for (const off of this.#unsubscribe) off();
     this.#unsubscribe = [];
   }
@@ -570,7 +589,7 @@ export class LeaseManager {
             { ...base, state: "PENDING", statusMessage: makingRoomMessage(decision.plan) },
             "CREATED",
           );
-          this.#migrationHooks.makeRoom?.run(id, decision.plan, 1);
+          this.#runMakeRoom(id, decision.plan, 1);
           return {
             lease: item.value,
             revision: item.revision,
@@ -656,6 +675,7 @@ export class LeaseManager {
    */
   settleMadeRoom(leaseId: string, mayReplan: boolean): Promise<RoomPlan | undefined> {
     return this.#exclusive(async () => {
+      this.#makingRoom.delete(leaseId);
       const item = this.#leases.get(leaseId);
       if (item === undefined || item.value.state !== "PENDING") return undefined;
       const lease = item.value;
@@ -664,6 +684,7 @@ export class LeaseManager {
         allowPreemption: false,
         makeRoom: mayReplan,
       });
+      let why = `making room failed: ${d.explanation.summary}`;
       if (d.kind === "place") {
         try {
           this.#admission?.place(lease, d);
@@ -671,6 +692,8 @@ export class LeaseManager {
           return undefined;
         } catch (error) {
           if (!(error instanceof LeaseBrokerError)) throw error;
+          // The room is there; the lease may not take it (its tenant's quota, say).
+          why = `room was made on ${d.hostId}, but ${error.message}`;
         }
       } else if (d.kind === "make-room") {
         await this.#write(
@@ -678,9 +701,9 @@ export class LeaseManager {
           { ...lease, statusMessage: `re-planned: ${makingRoomMessage(d.plan)}` },
           "STATE_CHANGED",
         );
+        this.#makingRoom.add(leaseId);
         return d.plan;
       }
-      const why = `making room failed: ${d.explanation.summary}`;
       if (lease.spec.allowQueue || lease.spec.window.kind === "flexible") {
         await this.#write(item, { ...lease, statusMessage: `${why}; queued` }, "STATE_CHANGED");
       } else {
@@ -1629,10 +1652,32 @@ export class LeaseManager {
           a.value.createdAt - b.value.createdAt ||
           (a.id < b.id ? -1 : 1),
       );
+    let roomAsks = 0;
+    let nextAsk = Number.POSITIVE_INFINITY;
     for (const item of queued) {
       const lease = item.value;
       if (lease.state !== "PENDING") continue;
-      const d = this.#decide(lease.id, lease.spec, now, { allowPreemption: false });
+      // A lease that has waited a while asks for room again: what running leases could move to
+      // changes as leases come and go, and nothing else would move them for it.
+      let askRoom = false;
+      if (this.#migrationHooks.makeRoom !== undefined && !this.#makingRoom.has(lease.id)) {
+        const askAt = (this.#roomAskedAt.get(lease.id) ?? now) + QUEUED_MAKE_ROOM_RETRY_MS;
+        if (!this.#roomAskedAt.has(lease.id)) {
+          // Queued just now, by an admission (or a settled make-room) that asked already.
+          this.#roomAskedAt.set(lease.id, now);
+          nextAsk = Math.min(nextAsk, askAt);
+        } else if (askAt <= now && roomAsks < QUEUED_MAKE_ROOM_PER_PASS) askRoom = true;
+        else nextAsk = Math.min(nextAsk, Math.max(askAt, now + 1));
+      }
+      const d = this.#decide(lease.id, lease.spec, now, {
+        allowPreemption: false,
+        makeRoom: askRoom,
+      });
+      if (askRoom) {
+        roomAsks++;
+        this.#roomAskedAt.set(lease.id, now);
+        nextAsk = Math.min(nextAsk, now + QUEUED_MAKE_ROOM_RETRY_MS);
+      }
       if (d.kind === "place") {
         try {
           this.#admission?.place(lease, d);
@@ -1640,6 +1685,13 @@ export class LeaseManager {
           continue; // over its tenant's quota for now: stays queued until room frees
         }
         await this.#placeNew(lease, d, "STATE_CHANGED", item);
+      } else if (d.kind === "make-room") {
+        await this.#write(
+          item,
+          { ...lease, statusMessage: makingRoomMessage(d.plan) },
+          "STATE_CHANGED",
+        );
+        this.#runMakeRoom(lease.id, d.plan, 1);
       } else if (d.kind === "none" && lease.spec.window.kind === "flexible") {
         await this.#finish(
           item,
@@ -1648,6 +1700,24 @@ export class LeaseManager {
         );
       }
     }
+    for (const id of this.#roomAskedAt.keys())
+      if (!this.#pending.has(id)) this.#roomAskedAt.delete(id);
+    this.#roomRetry?.cancel();
+    this.#roomRetry = undefined;
+    if (Number.isFinite(nextAsk) && this.#pending.size > 0) {
+      this.#roomRetry = this.#clock.setTimerAt(nextAsk, () => {
+        this.#roomRetry = undefined;
+        this.#scheduleQueuePass();
+      });
+    }
+  }
+
+  /** Hands a make-room plan for the PENDING lease `id` to the room maker. */
+  #runMakeRoom(id: string, plan: RoomPlan, attempt: number): void {
+    const maker = this.#migrationHooks.makeRoom;
+    if (maker === undefined) return;
+    this.#makingRoom.add(id);
+    maker.run(id, plan, attempt);
   }
 
   // ── timers ─────────────────────────────────────────────────────────────────────────────────

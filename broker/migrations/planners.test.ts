@@ -101,6 +101,24 @@ describe("make-room at admission", () => {
     await c.until(() => c.broker.migrations.unfinished().length === 0, 300_000);
     expect(await c.violations()).toEqual([]);
   });
+  it("makes room for a queued lease once running leases can move for it", async () => {
+    const c = await fragmented();
+    // 2, 2 and 0 GiB free: no plan for 6 GiB at admission, so it waits in the queue.
+    const filler = await c.submit(migratableSpec(4));
+    expect(Object.values(usedGib(c)).sort()).toEqual([14, 14, 16]);
+    const { lease } = await c.broker.leases.submit({ ...migratableSpec(6), allowQueue: true });
+    expect(lease.state).toBe("PENDING");
+    expect(lease.statusMessage).not.toMatch(/making room/);
+    // 2, 2 and 4 free: still no host for 6 GiB, but one 4 GiB move opens one. The queue asks
+    // the room maker again (at most once a minute per lease) and the lease runs.
+    await c.broker.leases.cancel(filler.id);
+    await c.until(() => c.lease(lease.id).state === "ACTIVE", 300_000);
+    const moves = migrationsOf(c).filter((m) => m.reason === "MAKE_ROOM");
+    expect(moves).toHaveLength(1);
+    expect(moves[0]).toMatchObject({ state: "COMPLETED" });
+    expect(c.lease(lease.id).hostId).toBe(moves[0]?.fromHostId);
+    expect(await c.violations()).toEqual([]);
+  });
 });
 
 describe("preemption by migration", () => {
