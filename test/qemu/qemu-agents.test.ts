@@ -21,10 +21,10 @@ import {
   killQemuUnder,
   pidsMentioning,
   processRunning,
+  QEMU_AGENT_ARGS,
   qmpStatus,
 } from "./qemu-helpers.js";
 
-const QEMU_ARGS = ["--driver", "qemu", "--qemu-accel", "tcg", "--address", "127.0.0.1"];
 const SOURCE = "qa-src";
 const DESTINATION = "qa-dst";
 
@@ -57,8 +57,8 @@ describe("two agents with the qemu driver (real QEMU under TCG, real NATS)", () 
     brokerBus = await NatsBus.connect({ servers: nats.url, name: "test-broker" });
     broker = new FakeBroker({ bus: brokerBus, epoch: 1, heartbeatIntervalMs: 300 }).start();
     await brokerBus.flush();
-    source = await startAgent(SOURCE, nats.url, QEMU_ARGS);
-    destination = await startAgent(DESTINATION, nats.url, QEMU_ARGS);
+    source = await startAgent(SOURCE, nats.url, QEMU_AGENT_ARGS);
+    destination = await startAgent(DESTINATION, nats.url, QEMU_AGENT_ARGS);
     await broker.until(() => broker.hellos.length >= 2, "two hellos");
   }, 240_000);
 
@@ -315,7 +315,7 @@ describe("two agents with the qemu driver (real QEMU under TCG, real NATS)", () 
     await source.proc.kill();
     expect(processRunning(pid ?? 0)).toBe(true);
 
-    source = await startAgent(SOURCE, nats.url, QEMU_ARGS, source.dir);
+    source = await startAgent(SOURCE, nats.url, QEMU_AGENT_ARGS, source.dir);
     await broker.until(
       () => broker.hellos.slice(hellos).some((h) => h.hostId === SOURCE),
       "the restarted agent's hello",

@@ -29,10 +29,10 @@ import {
   killQemuUnder,
   pidsMentioning,
   processRunning,
+  QEMU_AGENT_ARGS,
   qmpStatus,
 } from "./qemu-helpers.js";
 
-const QEMU_ARGS = ["--driver", "qemu", "--qemu-accel", "tcg", "--address", "127.0.0.1"];
 const HOSTS = ["qapi-1", "qapi-2"];
 /** TCG on a shared machine is slow: every step gets tens of seconds. */
 const STEP_MS = 45_000;
@@ -143,7 +143,8 @@ describe("the qemu driver through the broker's API (real broker, agents, QEMU, N
     buildAgent();
     nats = await startNats();
     broker = await startBrokerProcess(nats.url);
-    for (const hostId of HOSTS) agents.set(hostId, await startAgent(hostId, nats.url, QEMU_ARGS));
+    for (const hostId of HOSTS)
+      agents.set(hostId, await startAgent(hostId, nats.url, QEMU_AGENT_ARGS));
     await waitFor(
       async () =>
         [...(await hostsById(broker.api)).values()].filter((h) => h.state === "HOST_STATE_READY")

@@ -8,6 +8,16 @@ import { QmpClient } from "../../agent/drivers/qemu/qmp-client.js";
 import type { DriverEvent, WorkloadSpec } from "../../agent/index.js";
 
 /** `query-status` over a fresh QMP connection: `running`, `paused`, ... */
+/** `leasebroker-agent` flags for a qemu-driver agent under TCG, on loopback (as in CI). */
+export const QEMU_AGENT_ARGS = [
+  "--driver",
+  "qemu",
+  "--qemu-accel",
+  "tcg",
+  "--address",
+  "127.0.0.1",
+] as const;
+
 export async function qmpStatus(socketPath: string): Promise<string> {
   const qmp = await QmpClient.connect(socketPath, 5000);
   try {
