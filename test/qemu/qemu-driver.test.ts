@@ -57,6 +57,41 @@ async function waitState(log: EventLog, leaseId: string, state: string, timeoutM
   });
 }
 
+/**
+ * A 128 MiB VM `vm-NAME` on a new driver `NAME-src`, migrating to a new driver `NAME-dst` at
+ * 20 kB/s (an idle guest, mostly zero pages, then takes far longer than the test), bytes moving.
+ */
+async function slowMigration(
+  name: string,
+  migrationId: string,
+  log: EventLog,
+  destinationLog = new EventLog(),
+): Promise<{ source: QemuDriver; destination: QemuDriver; leaseId: string }> {
+  const source = newDriver(`${name}-src`, log);
+  const destination = newDriver(`${name}-dst`, destinationLog);
+  const leaseId = `vm-${name}`;
+  const spec = smallVm(leaseId, 128);
+  await source.start(spec);
+  await waitState(log, leaseId, "RUNNING");
+  const endpoint = await destination.prepareIncoming({ ...spec, migrationId, postCopy: false });
+  await source.migrateOut({
+    migrationId,
+    leaseId,
+    destinationHostId: "dst",
+    destinationAddress: endpoint.address,
+    destinationPort: endpoint.port,
+    bandwidthLimitBytesPerS: 20_000,
+    downtimeLimitMs: 300,
+    autoConverge: false,
+    postCopy: false,
+  });
+  await waitFor(
+    () => log.migration(migrationId, "TRANSFERRING").some((e) => e.stats.bytesTransferred > 0),
+    { what: "bytes moving", timeoutMs: 20_000 },
+  );
+  return { source, destination, leaseId };
+}
+
 beforeAll(async () => {
   qemuBin = requireBinary(QEMU);
   root = await makeTempDir("qemu-driver");
@@ -168,32 +203,7 @@ describe("qemu driver (real QEMU, TCG)", () => {
   it("an abort mid-way leaves the source running and discards the destination", async () => {
     const log = new EventLog();
     const destinationLog = new EventLog();
-    const source = newDriver("abort-src", log);
-    const destination = newDriver("abort-dst", destinationLog);
-    const spec = smallVm("vm-abort", 128);
-    await source.start(spec);
-    await waitState(log, "vm-abort", "RUNNING");
-    const endpoint = await destination.prepareIncoming({
-      ...spec,
-      migrationId: "m2",
-      postCopy: false,
-    });
-    await source.migrateOut({
-      migrationId: "m2",
-      leaseId: "vm-abort",
-      destinationHostId: "dst",
-      destinationAddress: endpoint.address,
-      destinationPort: endpoint.port,
-      // Slow enough that an idle 128 MiB guest (mostly zero pages) takes far longer than the test.
-      bandwidthLimitBytesPerS: 20_000,
-      downtimeLimitMs: 300,
-      autoConverge: true,
-      postCopy: false,
-    });
-    await waitFor(
-      () => log.migration("m2", "TRANSFERRING").some((e) => e.stats.bytesTransferred > 0),
-      { what: "bytes moving", timeoutMs: 20_000 },
-    );
+    const { source, destination } = await slowMigration("abort", "m2", log, destinationLog);
     await source.abortMigration("m2", "vm-abort", "operator abort");
     await waitFor(() => log.migration("m2", "ABORTED").length >= 1, { what: "ABORTED" });
     const aborted = log.migration("m2", "ABORTED")[0];
@@ -205,6 +215,17 @@ describe("qemu driver (real QEMU, TCG)", () => {
     await waitState(destinationLog, "vm-abort", "STOPPED");
     expect(destinationLog.migration("m2", "ABORTED")).toHaveLength(1);
     expect(await destination.list()).toEqual([]);
+  });
+
+  it("suspends at once after an abort: the migration winds down, then the VM is saved", async () => {
+    const log = new EventLog();
+    const { source } = await slowMigration("abort-suspend", "m3", log);
+    await source.abortMigration("m3", "vm-abort-suspend", "make way for a suspend");
+    // No wait for ABORTED: the broker may ask for the suspend as soon as its abort was accepted.
+    await source.suspend("vm-abort-suspend");
+    await waitState(log, "vm-abort-suspend", "SUSPENDED");
+    expect(log.migration("m3", "ABORTED")[0]?.error).toBe("make way for a suspend");
+    expect((await source.list())[0]?.state).toBe("SUSPENDED");
   });
 
   it("a migration QEMU cannot make ends ABORTED with QEMU's reason, the source still running", async () => {
@@ -367,38 +388,11 @@ describe("qemu driver (real QEMU, TCG)", () => {
 
   it("re-adoption cancels a migration the previous agent left under way; the VM keeps running", async () => {
     const log = new EventLog();
-    const first = newDriver("adopt-mig", log);
-    const destination = newDriver("adopt-mig-dst", new EventLog());
-    const spec = smallVm("vm-adopt-mig", 128);
-    await first.start(spec);
-    await waitState(log, "vm-adopt-mig", "RUNNING");
-    const endpoint = await destination.prepareIncoming({
-      ...spec,
-      migrationId: "m3",
-      postCopy: false,
-    });
-    await first.migrateOut({
-      migrationId: "m3",
-      leaseId: "vm-adopt-mig",
-      destinationHostId: "dst",
-      destinationAddress: endpoint.address,
-      destinationPort: endpoint.port,
-      bandwidthLimitBytesPerS: 20_000,
-      downtimeLimitMs: 300,
-      autoConverge: false,
-      postCopy: false,
-    });
-    await waitFor(
-      () => log.migration("m3", "TRANSFERRING").some((e) => e.stats.bytesTransferred > 0),
-      {
-        what: "bytes moving",
-        timeoutMs: 20_000,
-      },
-    );
+    const { source: first } = await slowMigration("adopt-mig", "m3", log);
     const pid = await pidOf(first, "vm-adopt-mig");
     await first.close(); // the agent dies mid-migration; QEMU keeps migrating
 
-    const second = newDriver("adopt-mig");
+    const second = newDriver("adopt-mig-src");
     expect(await second.recover()).toEqual(["vm-adopt-mig"]);
     expect((await second.list())[0]).toMatchObject({
       state: "RUNNING",

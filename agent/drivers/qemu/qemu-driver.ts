@@ -127,7 +127,13 @@ interface OutgoingMigration {
   /** Set by an abort: the reason the ABORTED event carries. */
   cancelReason: string | undefined;
   stats: TransferStats;
+  /** Resolves when the migration has ended (completed, failed or cancelled). */
+  readonly ended: Promise<void>;
+  readonly end: () => void;
 }
+
+/** How long a suspend waits for an aborted migration to wind down before it gives up. */
+const ABORT_WIND_DOWN_MS = 30_000;
 
 interface IncomingMigration {
   readonly endpoint: IncomingEndpoint;
@@ -618,12 +624,18 @@ export class QemuDriver implements Driver {
       );
     }
     const qmp = vm.qmp;
+    let end = (): void => undefined;
+    const ended = new Promise<void>((resolve) => {
+      end = resolve;
+    });
     const outgoing: OutgoingMigration = {
       spec,
       acceptedAt: this.#clock.now(),
       timer: undefined,
       cancelReason: undefined,
       stats: NO_STATS,
+      ended,
+      end,
     };
     vm.outgoing = outgoing;
     vm.migrationId = spec.migrationId;
@@ -644,12 +656,24 @@ export class QemuDriver implements Driver {
     } catch (error) {
       vm.outgoing = undefined;
       vm.migrationId = "";
+      outgoing.end();
       throw new DriverFailedError(`QEMU refused the migration: ${errorMessage(error)}`, {
         cause: error,
       });
     }
     this.#emitMigration(vm, spec.migrationId, "TRANSFERRING", NO_STATS, {});
     this.#pollOutgoing(vm, outgoing);
+  }
+
+  /** Until `m` has ended, or ABORT_WIND_DOWN_MS have passed. */
+  #windDown(m: OutgoingMigration): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = this.#clock.setTimer(ABORT_WIND_DOWN_MS, resolve);
+      void m.ended.then(() => {
+        timer.cancel();
+        resolve();
+      });
+    });
   }
 
   async abortMigration(migrationId: string, leaseId: string, reason: string): Promise<void> {
@@ -675,6 +699,10 @@ export class QemuDriver implements Driver {
   async suspend(leaseId: string): Promise<void> {
     const vm = this.#require(leaseId);
     if (vm.state === "SUSPENDING" || vm.state === "SUSPENDED") return;
+    // Right after an abort QEMU is still cancelling the migration: let it wind down (the source
+    // runs on), then suspend, rather than refuse a broker that just aborted to suspend.
+    const winding = vm.outgoing;
+    if (winding?.cancelReason !== undefined) await this.#windDown(winding);
     if (vm.state !== "RUNNING" || vm.outgoing !== undefined || vm.qmp === undefined) {
       throw new WorkloadStateError(leaseId, vm.state, "suspend");
     }
@@ -1137,6 +1165,7 @@ export class QemuDriver implements Driver {
       const m = vm.outgoing;
       vm.outgoing = undefined;
       m.timer?.cancel();
+      m.end();
       this.#emitMigration(vm, m.spec.migrationId, "ABORTED", m.stats, {
         error: `the source QEMU exited: ${this.#logTail(vm) || `code ${exitCode}`}`,
         totalTimeMs: this.#clock.now() - m.acceptedAt,
@@ -1214,6 +1243,7 @@ export class QemuDriver implements Driver {
         m.stats = transferStats(info);
         if (status === "completed") {
           vm.outgoing = undefined;
+          m.end();
           vm.details = { ...vm.details, migrated_to: `migrated to ${m.spec.destinationHostId}` };
           this.#emitMigration(
             vm,
@@ -1232,6 +1262,7 @@ export class QemuDriver implements Driver {
         if (status === "failed" || status === "cancelled") {
           vm.outgoing = undefined;
           vm.migrationId = "";
+          m.end();
           // QEMU restarts the source's vCPUs itself after a failed or cancelled migration; make
           // sure, so that the workload keeps running whatever happened.
           if ((await this.#status(vm).catch(() => "")) !== "running") {
