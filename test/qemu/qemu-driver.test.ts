@@ -196,6 +196,8 @@ describe("qemu driver (real QEMU, TCG)", () => {
       what: "destination RUNNING",
     });
     expect(await qmpStatus(destination.socketPath("vm-mig"))).toBe("running");
+    // The source forgets the VM once it has handled its QEMU's exit (just after the process ends).
+    await waitFor(async () => (await source.list()).length === 0, { what: "source VM forgotten" });
     expect(await source.list()).toEqual([]);
     expect(await biosTicks(destination.socketPath("vm-mig"))).toBeGreaterThanOrEqual(ticksBefore);
   });
