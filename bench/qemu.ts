@@ -257,7 +257,7 @@ async function traceMigration(
 /**
  * A calibration migration starts with a 1 ms downtime limit, so that QEMU keeps resending the
  * working set in full passes; after `CALIBRATION_RESENDS` of them the bench sets the real limit
- * and the migration ends as any other.
+ * and the migration ends like every other.
  */
 const CALIBRATION_RESENDS = 4;
 
@@ -544,7 +544,7 @@ try {
   const scanBytesPerS = ((4 * calibrationMib * MIB) / Math.max(1, scanMs)) * 1000;
   const fixedCostMs = median(fixedTimes);
   const finite = (values: number[]): number[] => values.filter((v) => Number.isFinite(v));
-  // Without a dirtying guest no page is copied: any rate will do.
+  // Without a dirtying guest no page is copied, so the rate does not matter.
   const rateMib = (values: number[]): number =>
     flags["no-dirty"] ? 1 : Math.round(median(finite(values)) / MIB);
   calibration = {
