@@ -377,19 +377,11 @@ function messagePlan(plan: Extract<ValuePlan, { kind: "message" }>): TypePlan {
   return plan.plan;
 }
 
-/** How many members of `oneof` are set in `value`, and the first one. */
-function oneofSet(
-  oneof: OneofPlan,
-  value: Record<string, unknown>,
-): { count: number; first: string | undefined } {
+/** How many members of `oneof` are set in `value` (counted without allocating: every message). */
+function membersSet(oneof: OneofPlan, value: Record<string, unknown>): number {
   let count = 0;
-  let first: string | undefined;
-  for (const member of oneof.members) {
-    if (value[member] == null) continue;
-    count++;
-    first ??= member;
-  }
-  return { count, first };
+  for (const member of oneof.members) if (value[member] != null) count++;
+  return count;
 }
 
 function encodeError(typeName: string, field: string, message: string): ProtoEncodeError {
@@ -439,8 +431,7 @@ function checkMessage(plan: TypePlan, value: unknown, path: string, typeName: st
       throw encodeError(typeName, join(path, key), "unknown field");
   }
   for (const oneof of plan.oneofs) {
-    const { count, first } = oneofSet(oneof, value);
-    if (count > 1) {
+    if (membersSet(oneof, value) > 1) {
       const set = oneof.members.filter((member) => value[member] != null);
       throw encodeError(
         typeName,
@@ -456,11 +447,14 @@ function checkMessage(plan: TypePlan, value: unknown, path: string, typeName: st
           join(path, oneof.name),
           `one of ${oneof.members.join(", ")} expected`,
         );
-      } else if (first !== named) {
+      }
+      if (value[named] == null) {
+        // At most one member is set (checked above): the one that is, if any.
+        const set = oneof.members.find((member) => value[member] != null);
         throw encodeError(
           typeName,
           join(path, oneof.name),
-          `names ${named}, but ${first ?? "no member"} is set`,
+          `names ${named}, but ${set ?? "no member"} is set`,
         );
       }
     }
@@ -549,7 +543,7 @@ function normalizeMessage(
   typeName: string,
 ): void {
   for (const oneof of plan.oneofs) {
-    if (oneofSet(oneof, object).count > 1) {
+    if (membersSet(oneof, object) > 1) {
       const set = oneof.members.filter((member) => object[member] != null);
       throw new ProtoDecodeError(
         typeName,
