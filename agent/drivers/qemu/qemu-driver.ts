@@ -654,9 +654,8 @@ export class QemuDriver implements Driver {
         uri: `tcp:${spec.destinationAddress}:${spec.destinationPort}`,
       });
     } catch (error) {
-      vm.outgoing = undefined;
+      this.#endOutgoing(vm, outgoing);
       vm.migrationId = "";
-      outgoing.end();
       throw new DriverFailedError(`QEMU refused the migration: ${errorMessage(error)}`, {
         cause: error,
       });
@@ -1163,9 +1162,7 @@ export class QemuDriver implements Driver {
     };
     if (vm.outgoing !== undefined) {
       const m = vm.outgoing;
-      vm.outgoing = undefined;
-      m.timer?.cancel();
-      m.end();
+      this.#endOutgoing(vm, m);
       this.#emitMigration(vm, m.spec.migrationId, "ABORTED", m.stats, {
         error: `the source QEMU exited: ${this.#logTail(vm) || `code ${exitCode}`}`,
         totalTimeMs: this.#clock.now() - m.acceptedAt,
@@ -1234,6 +1231,13 @@ export class QemuDriver implements Driver {
     }
   }
 
+  /** `m` has ended (or never started): no more polls, and a suspend waiting on it goes on. */
+  #endOutgoing(vm: QemuVm, m: OutgoingMigration): void {
+    if (vm.outgoing === m) vm.outgoing = undefined;
+    m.timer?.cancel();
+    m.end();
+  }
+
   #pollOutgoing(vm: QemuVm, m: OutgoingMigration): void {
     m.timer = this.#clock.setTimer(this.#pollMs, () => {
       m.timer = undefined;
@@ -1242,8 +1246,7 @@ export class QemuDriver implements Driver {
         const status = String(info.status ?? "");
         m.stats = transferStats(info);
         if (status === "completed") {
-          vm.outgoing = undefined;
-          m.end();
+          this.#endOutgoing(vm, m);
           vm.details = { ...vm.details, migrated_to: `migrated to ${m.spec.destinationHostId}` };
           this.#emitMigration(
             vm,
@@ -1260,9 +1263,8 @@ export class QemuDriver implements Driver {
           return;
         }
         if (status === "failed" || status === "cancelled") {
-          vm.outgoing = undefined;
+          this.#endOutgoing(vm, m);
           vm.migrationId = "";
-          m.end();
           // QEMU restarts the source's vCPUs itself after a failed or cancelled migration; make
           // sure, so that the workload keeps running whatever happened.
           if ((await this.#status(vm).catch(() => "")) !== "running") {
