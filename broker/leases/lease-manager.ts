@@ -1653,7 +1653,6 @@ export class LeaseManager {
           (a.id < b.id ? -1 : 1),
       );
     let roomAsks = 0;
-    let nextAsk = Number.POSITIVE_INFINITY;
     for (const item of queued) {
       const lease = item.value;
       if (lease.state !== "PENDING") continue;
@@ -1661,13 +1660,12 @@ export class LeaseManager {
       // changes as leases come and go, and nothing else would move them for it.
       let askRoom = false;
       if (this.#migrationHooks.makeRoom !== undefined && !this.#makingRoom.has(lease.id)) {
-        const askAt = (this.#roomAskedAt.get(lease.id) ?? now) + QUEUED_MAKE_ROOM_RETRY_MS;
-        if (!this.#roomAskedAt.has(lease.id)) {
-          // Queued just now, by an admission (or a settled make-room) that asked already.
-          this.#roomAskedAt.set(lease.id, now);
-          nextAsk = Math.min(nextAsk, askAt);
-        } else if (askAt <= now && roomAsks < QUEUED_MAKE_ROOM_PER_PASS) askRoom = true;
-        else nextAsk = Math.min(nextAsk, Math.max(askAt, now + 1));
+        const askedAt = this.#roomAskedAt.get(lease.id);
+        // Queued just now, by an admission (or a settled make-room) that asked already.
+        if (askedAt === undefined) this.#roomAskedAt.set(lease.id, now);
+        else if (askedAt + QUEUED_MAKE_ROOM_RETRY_MS <= now) {
+          askRoom = roomAsks < QUEUED_MAKE_ROOM_PER_PASS;
+        }
       }
       const d = this.#decide(lease.id, lease.spec, now, {
         allowPreemption: false,
@@ -1676,7 +1674,6 @@ export class LeaseManager {
       if (askRoom) {
         roomAsks++;
         this.#roomAskedAt.set(lease.id, now);
-        nextAsk = Math.min(nextAsk, now + QUEUED_MAKE_ROOM_RETRY_MS);
       }
       if (d.kind === "place") {
         try {
@@ -1700,11 +1697,18 @@ export class LeaseManager {
         );
       }
     }
-    for (const id of this.#roomAskedAt.keys())
+    // The next pass that may ask: the earliest ask due among leases still waiting (soon, for
+    // those due now that this pass had no turn for).
+    let nextAsk = Number.POSITIVE_INFINITY;
+    for (const [id, askedAt] of this.#roomAskedAt) {
       if (!this.#pending.has(id)) this.#roomAskedAt.delete(id);
+      else if (!this.#makingRoom.has(id)) {
+        nextAsk = Math.min(nextAsk, Math.max(askedAt + QUEUED_MAKE_ROOM_RETRY_MS, now + 1));
+      }
+    }
     this.#roomRetry?.cancel();
     this.#roomRetry = undefined;
-    if (Number.isFinite(nextAsk) && this.#pending.size > 0) {
+    if (Number.isFinite(nextAsk)) {
       this.#roomRetry = this.#clock.setTimerAt(nextAsk, () => {
         this.#roomRetry = undefined;
         this.#scheduleQueuePass();
