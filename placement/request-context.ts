@@ -327,6 +327,52 @@ function spreadDomains(
   return out;
 }
 
+/**
+ * The filter and scorer lists, one frozen array per shape (a request's lists are one of a few
+ * shapes): a decision allocates none, and the search keeps its plan per list (see search.ts).
+ */
+const filterLists = new Map<string, readonly FilterPlugin[]>();
+const scorerLists = new Map<string, readonly ScorerPlugin[]>();
+
+function filterList(
+  labels: boolean,
+  hardGroup: GroupSpec["kind"] | undefined,
+  spread: boolean,
+): readonly FilterPlugin[] {
+  const key = `${labels}:${hardGroup}:${spread}`;
+  let list = filterLists.get(key);
+  if (list === undefined) {
+    const filters: FilterPlugin[] = [hostStateFilter];
+    if (labels) filters.push(labelsFilter);
+    if (hardGroup !== undefined)
+      filters.push(hardGroup === "affinity" ? affinityFilter : antiAffinityFilter);
+    if (spread) filters.push(topologySpreadFilter);
+    filters.push(resourcesFilter);
+    list = Object.freeze(filters);
+    filterLists.set(key, list);
+  }
+  return list;
+}
+
+function scorerList(
+  fit: FitPolicy,
+  withFit: boolean,
+  withFragmentation: boolean,
+  withAffinity: boolean,
+): readonly ScorerPlugin[] {
+  const key = `${fit}:${withFit}:${withFragmentation}:${withAffinity}`;
+  let list = scorerLists.get(key);
+  if (list === undefined) {
+    const scorers: ScorerPlugin[] = [];
+    if (withFit) scorers.push(fit === "binpack" ? binpackScorer : spreadScorer);
+    if (withFragmentation) scorers.push(fragmentationScorer);
+    if (withAffinity) scorers.push(affinityScorer);
+    list = Object.freeze(scorers);
+    scorerLists.set(key, list);
+  }
+  return list;
+}
+
 export function compileRequest(
   index: ClusterIndex,
   request: PlacementRequest,
@@ -371,18 +417,13 @@ export function compileRequest(
   const wFrag = policy.weights.fragmentation / norm;
   const wAff = soft ? policy.weights.affinity / norm : 0;
 
-  const filters: FilterPlugin[] = [hostStateFilter];
   const constraints = request.constraints ?? [];
-  if (constraints.length > 0) filters.push(labelsFilter);
-  if (group?.hard === true)
-    filters.push(group.kind === "affinity" ? affinityFilter : antiAffinityFilter);
-  if (spreadAllowed !== undefined) filters.push(topologySpreadFilter);
-  filters.push(resourcesFilter);
-
-  const scorers: ScorerPlugin[] = [];
-  if (wFit > 0) scorers.push(fit === "binpack" ? binpackScorer : spreadScorer);
-  if (wFrag > 0) scorers.push(fragmentationScorer);
-  if (wAff > 0) scorers.push(affinityScorer);
+  const filters = filterList(
+    constraints.length > 0,
+    group?.hard === true ? group.kind : undefined,
+    spreadAllowed !== undefined,
+  );
+  const scorers = scorerList(fit, wFit > 0, wFrag > 0, wAff > 0);
 
   const boundsValid = sameResourceWeights(policy.resourceWeights, index.resourceWeights);
   const cache = new Map<HostClass, Float64Array>();

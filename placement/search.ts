@@ -181,6 +181,29 @@ function candidateSet(ctx: RequestContext): Candidates | undefined {
   return chosen.make();
 }
 
+interface FilterPlan {
+  readonly resourcesAt: number;
+  /** Filters other than host state (hosts in cells are READY) and resources, with their positions. */
+  readonly checks: readonly { readonly f: FilterPlugin; readonly at: number }[];
+}
+
+/** Filter plans by filter list: a request's list is one of a few shapes, made per decision. */
+const filterPlans = new WeakMap<readonly FilterPlugin[], FilterPlan>();
+
+function filterPlan(filters: readonly FilterPlugin[]): FilterPlan {
+  let plan = filterPlans.get(filters);
+  if (plan === undefined) {
+    plan = {
+      resourcesAt: filters.indexOf(resourcesFilter),
+      checks: filters
+        .map((f, at) => ({ f, at }))
+        .filter((c) => c.f !== resourcesFilter && c.f !== hostStateFilter),
+    };
+    filterPlans.set(filters, plan);
+  }
+  return plan;
+}
+
 class Search {
   readonly peak = new Float64Array(64);
   readonly bestPeak = new Float64Array(64);
@@ -191,8 +214,7 @@ class Search {
   /** Per filter (same order as ctx.filters): hosts attributed to it. */
   readonly counts: Float64Array;
   readonly resourcesAt: number;
-  /** Filters other than host state (hosts in bins are READY) and resources, with their positions. */
-  readonly checks: { readonly f: FilterPlugin; readonly at: number }[];
+  readonly checks: FilterPlan["checks"];
   readonly seen: Set<HostRecord> | undefined;
   /** The chunk path's slots, made on first use (the cell walks do not read them). */
   private sampled: number[] | undefined;
@@ -231,29 +253,40 @@ class Search {
     const hb = Math.ceil(ctx.end / ms) - 1;
     this.planned =
       !Number.isNaN(index.ringBase) && ha >= index.ringBase && hb < index.ringBase + index.ringSize;
-    const hours: number[] = [];
-    const blocks: number[] = [];
     const ba = Math.floor(ha / BLOCK_BUCKETS);
     const bb = Math.floor(hb / BLOCK_BUCKETS);
     this.startBlock = ba;
-    if (this.planned) {
-      if (bb - ba <= 1) for (let ab = ha; ab <= hb; ab++) hours.push(ab);
-      else {
-        for (let ab = ha; ab < (ba + 1) * BLOCK_BUCKETS; ab++) hours.push(ab);
-        for (let b = ba + 1; b < bb; b++) blocks.push(index.blockSlotOf(b));
-        for (let ab = bb * BLOCK_BUCKETS; ab <= hb; ab++) hours.push(ab);
-      }
+    // the hours at the window's ends (all of them if it spans at most two blocks) and the blocks
+    // it covers whole in between
+    let headEnd = hb;
+    let tailStart = hb + 1;
+    let blockCount = 0;
+    if (!this.planned) headEnd = ha - 1;
+    else if (bb - ba > 1) {
+      headEnd = (ba + 1) * BLOCK_BUCKETS - 1;
+      tailStart = bb * BLOCK_BUCKETS;
+      blockCount = bb - ba - 1;
     }
-    this.hourSlots = Int32Array.from(hours, (ab) => index.slotOf(ab));
-    this.hourFull = Uint8Array.from(hours, (ab) =>
-      ab * ms >= ctx.start && (ab + 1) * ms <= ctx.end ? 1 : 0,
-    );
-    this.blockSlots = Int32Array.from(blocks);
+    const hourCount = headEnd - ha + 1 + (hb - tailStart + 1);
+    const hourSlots = new Int32Array(hourCount);
+    const hourFull = new Uint8Array(hourCount);
+    let i = 0;
+    const hour = (ab: number): void => {
+      hourSlots[i] = index.slotOf(ab);
+      hourFull[i] = ab * ms >= ctx.start && (ab + 1) * ms <= ctx.end ? 1 : 0;
+      i++;
+    };
+    for (let ab = ha; ab <= headEnd; ab++) hour(ab);
+    for (let ab = tailStart; ab <= hb; ab++) hour(ab);
+    const blockSlots = new Int32Array(blockCount);
+    for (let j = 0; j < blockCount; j++) blockSlots[j] = index.blockSlotOf(ba + 1 + j);
+    this.hourSlots = hourSlots;
+    this.hourFull = hourFull;
+    this.blockSlots = blockSlots;
     this.counts = new Float64Array(ctx.filters.length);
-    this.resourcesAt = ctx.filters.indexOf(resourcesFilter);
-    this.checks = ctx.filters
-      .map((f, at) => ({ f, at }))
-      .filter((c) => c.f !== resourcesFilter && c.f !== hostStateFilter);
+    const plan = filterPlan(ctx.filters);
+    this.resourcesAt = plan.resourcesAt;
+    this.checks = plan.checks;
   }
 
   /** Sampled ring slots of the window (see `sampleSlots`). */
