@@ -379,10 +379,6 @@ class Search {
       this.counts[this.resourcesAt] = (this.counts[this.resourcesAt] as number) + 1;
       return;
     }
-    if (binpack && this.best !== undefined) {
-      const ub = hostUb(ctx, host, host.peakAll, lo, o) + affinity;
-      if (ub + EPS < this.bestScore) return;
-    }
     const pa = host.peakAll;
     if (
       ctx.extNames.length === 0 &&
@@ -393,27 +389,47 @@ class Search {
       (pa[3] as number) === (lo[o + 3] as number)
     ) {
       // usage at the start ≤ peak over the window ≤ all-time peak: equal, so the peak is known
-      // exactly (the same values the timeline holds) and fits (checked above).
+      // exactly (the same values the timeline holds) and fits (checked above); its exact score
+      // costs what a bound of it would.
       for (let k = 0; k < CORE_DIMS; k++) peak[k] = lo[o + k] as number;
-    } else {
-      if (this.planned) this.byBounds(host, peak, affinity, lo);
-      else this.scoreExactly(host, peak);
+      this.offer(host, peak);
       return;
     }
-    this.offer(host, peak);
+    if (binpack && this.best !== undefined) {
+      const ub = hostUb(ctx, host, pa, lo, o) + affinity;
+      if (ub + EPS < this.bestScore) return;
+    }
+    if (this.planned) this.byBounds(host, peak, affinity, lo);
+    else this.scoreExactly(host, peak);
   }
 
   /**
    * Bounds of the host's peak over the window, into `wlb` / `wub` (core dims), from its bucket
    * and block bounds (`planned` only): the maximum of every bucket or block the window touches
    * bounds it from above; that of a bucket or block the window covers whole, or of a bucket where
-   * the usage is constant (minimum = maximum), from below. Both start at 0, as the timeline's peak.
+   * the usage is constant (minimum = maximum), from below; so does `lo[2..6)`, the usage at the
+   * window's start (zeros when unknown). Both start at 0, as the timeline's peak. Returns false,
+   * as soon as the lower bound leaves no room for the demand (the bounds are then incomplete):
+   * most hosts a future window visits and rules out are too full in the first hours it covers,
+   * so they are settled without reading the rest.
    */
-  windowBounds(host: HostRecord): void {
-    let l0 = 0;
-    let l1 = 0;
-    let l2 = 0;
-    let l3 = 0;
+  windowBounds(host: HostRecord, lo: Float64Array): boolean {
+    const d = this.ctx.demandCore;
+    const lim = host.limit;
+    // compared as the exact check does (peak + d > limit), so the rounding is the same
+    const d0 = d[0] as number;
+    const d1 = d[1] as number;
+    const d2 = d[2] as number;
+    const d3 = d[3] as number;
+    const a0 = lim[0] as number;
+    const a1 = lim[1] as number;
+    const a2 = lim[2] as number;
+    const a3 = lim[3] as number;
+    let l0 = lo[2] as number;
+    let l1 = lo[3] as number;
+    let l2 = lo[4] as number;
+    let l3 = lo[5] as number;
+    if (l0 + d0 > a0 || l1 + d1 > a1 || l2 + d2 > a2 || l3 + d3 > a3) return false;
     let u0 = 0;
     let u1 = 0;
     let u2 = 0;
@@ -437,6 +453,7 @@ class Search {
       if (x1 > l1 && (whole || rmin[o + 1] === x1)) l1 = x1;
       if (x2 > l2 && (whole || rmin[o + 2] === x2)) l2 = x2;
       if (x3 > l3 && (whole || rmin[o + 3] === x3)) l3 = x3;
+      if (l0 + d0 > a0 || l1 + d1 > a1 || l2 + d2 > a2 || l3 + d3 > a3) return false;
     }
     const bs = this.blockSlots;
     const bx = host.blockMax;
@@ -454,6 +471,7 @@ class Search {
       if (x1 > l1) l1 = x1;
       if (x2 > l2) l2 = x2;
       if (x3 > l3) l3 = x3;
+      if (l0 + d0 > a0 || l1 + d1 > a1 || l2 + d2 > a2 || l3 + d3 > a3) return false;
     }
     const lb = this.wlb;
     lb[0] = l0;
@@ -465,6 +483,7 @@ class Search {
     ub[1] = u1;
     ub[2] = u2;
     ub[3] = u3;
+    return true;
   }
 
   /**
@@ -484,21 +503,16 @@ class Search {
       for (let k = 0; k < CORE_DIMS; k++) ub[k] = Math.min(suf[o + k] as number, pa[k] as number);
       if (hostUb(ctx, host, ub, lo, 2) + affinity + EPS < this.bestScore) return;
     }
-    this.windowBounds(host);
+    if (!this.windowBounds(host, lo)) {
+      this.counts[this.resourcesAt] = (this.counts[this.resourcesAt] as number) + 1;
+      return;
+    }
     const lb = this.wlb;
     const ub = this.wub;
     const pa = host.peakAll;
-    const lim = host.limit;
-    const d = ctx.demandCore;
     let exact = ctx.extNames.length === 0 && host.dims === CORE_DIMS;
     for (let k = 0; k < CORE_DIMS; k++) {
-      const s = lo[2 + k] as number;
-      if (s > (lb[k] as number)) lb[k] = s;
       if ((pa[k] as number) < (ub[k] as number)) ub[k] = pa[k] as number;
-      if ((lb[k] as number) + (d[k] as number) > (lim[k] as number)) {
-        this.counts[this.resourcesAt] = (this.counts[this.resourcesAt] as number) + 1;
-        return;
-      }
       if (lb[k] !== ub[k]) exact = false;
     }
     if (ctx.fit === "binpack" && this.best !== undefined) {
