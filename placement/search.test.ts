@@ -167,3 +167,94 @@ describe("indexed search on near-full clusters with time-aware bounds", () => {
     expect(flexible).toBeGreaterThan(100);
   });
 });
+
+/** Empty hosts of a class all score alike: the tie goes to the smallest id, as in the scan. */
+describe("indexed search among empty hosts", () => {
+  const HOUR = 3_600_000;
+  const GIB = 1024;
+
+  it("chooses the smallest-id empty host that passes the filters, as the exhaustive scan does", () => {
+    const rng = createRng(77);
+    const index = new ClusterIndex({ horizonBuckets: 48 });
+    // ids added out of order; two classes; some with an extended resource (same core class)
+    const order = Array.from({ length: 48 }, (_, i) => i);
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = rng.int(0, i);
+      [order[i], order[j]] = [order[j] as number, order[i] as number];
+    }
+    for (const i of order) {
+      index.addHost({
+        id: `e${String(i).padStart(2, "0")}`,
+        capacity: {
+          cpuMillis: 32_000,
+          memoryMib: (i % 2 === 0 ? 128 : 256) * GIB,
+          diskGib: 2000,
+          gpus: 0,
+          ...(i % 5 === 0 ? { extended: { fpga: 2 } } : {}),
+        },
+        labels: { zone: `z${i % 3}` },
+        state: i % 11 === 3 ? "CORDONED" : "READY",
+      });
+    }
+    const now = Date.UTC(2030, 0, 1);
+    index.advanceTo(now);
+    // some hosts hold leases, some held one that was released (empty again)
+    for (let i = 0; i < 48; i += 3) {
+      const id = `e${String(i).padStart(2, "0")}`;
+      if (index.host(id)?.state !== "READY") continue;
+      index.commit(
+        `x${i}`,
+        id,
+        { start: now, end: now + 5 * HOUR },
+        {
+          cpuMillis: 3000,
+          memoryMib: 10 * GIB + 0.1,
+          diskGib: 10,
+          gpus: 0,
+        },
+        { priority: 0, preemptible: false },
+      );
+      if (i % 2 === 0) index.release(`x${i}`);
+    }
+    let compared = 0;
+    let onEmpty = 0;
+    for (let step = 0; step < 60; step++) {
+      const start = step % 3 === 0 ? now : now + rng.int(1, 30) * HOUR;
+      const req = {
+        leaseId: `q${step}`,
+        resources: {
+          cpuMillis: rng.pick([1000, 8000, 24_000]),
+          memoryMib: rng.pick([2, 64, 100, 200]) * GIB,
+          diskGib: 20,
+          gpus: 0,
+        },
+        window: { start, end: start + rng.int(1, 12) * HOUR },
+        ...(step % 4 === 1
+          ? { constraints: [{ key: "zone", op: "!=" as const, value: "z0" }] }
+          : {}),
+        ...(step % 5 === 2 ? { policy: "spread" as const } : {}),
+        ...(step % 7 === 3
+          ? { group: { name: "g", kind: "affinity" as const, hard: false, topologyKey: "zone" } }
+          : {}),
+      };
+      const fast = place(index, req);
+      const slow = place(index, req, DEFAULT_PLACEMENT_POLICY, { explain: "exhaustive" });
+      expect(fast.ok).toBe(slow.ok);
+      if (fast.ok && slow.ok) {
+        expect([fast.hostId, fast.score]).toEqual([slow.hostId, slow.score]);
+        if (index.holdsOn(fast.hostId).length === 0) onEmpty++;
+        compared++;
+      }
+      if (step % 6 === 5 && fast.ok) {
+        // a member of the soft-affinity group, so its zone gets the bonus
+        index.commit(`q${step}`, fast.hostId, req.window, req.resources, {
+          priority: 0,
+          preemptible: false,
+          group: "g",
+        });
+      }
+    }
+    expect(compared).toBeGreaterThan(40);
+    expect(onEmpty).toBeGreaterThan(10);
+  });
+});

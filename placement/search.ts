@@ -237,6 +237,9 @@ class Search {
   /** The demand's share of a host of class `shareOf` (a one-entry cache). */
   private shareOf: HostClass | undefined;
   private share = 0;
+  /** The score of an empty host of class `emptyOf` (a one-entry cache; see `offerEmpty`). */
+  private emptyOf: HostClass | undefined;
+  private emptyScore = 0;
   /** Scratch: lower and upper bounds of a host's peak over the window (core dims). */
   readonly wlb = new Float64Array(CORE_DIMS);
   readonly wub = new Float64Array(CORE_DIMS);
@@ -346,6 +349,10 @@ class Search {
         this.counts[c.at] = (this.counts[c.at] as number) + 1;
         return;
       }
+    }
+    if (host.timeline.isEmpty() && host.dims === CORE_DIMS && ctx.extNames.length === 0) {
+      this.offerEmpty(host);
+      return;
     }
     // Screen the host from its own cached bounds before reading its timeline: its all-time peak
     // bounds the window's peak (and so the binpack score) from above, its usage at the window's
@@ -526,6 +533,41 @@ class Search {
     this.offer(host, peak);
   }
 
+  /**
+   * A host with nothing on its timeline: its peak over any window is 0, so its score is its
+   * class's (the same for every empty host of the class, bar affinity) and nothing of the host
+   * but its id needs reading. A big lease's best host is often an empty one, and then every
+   * empty host of the class ties with it and is visited for the tie-break to the smallest id.
+   */
+  offerEmpty(host: HostRecord): void {
+    const ctx = this.ctx;
+    const d = ctx.demandCore;
+    const lim = host.limit;
+    for (let k = 0; k < CORE_DIMS; k++) {
+      if (0 + (d[k] as number) > (lim[k] as number)) {
+        this.counts[this.resourcesAt] = (this.counts[this.resourcesAt] as number) + 1;
+        return;
+      }
+    }
+    let s: number;
+    if (ctx.wAff === 0 && this.emptyOf === host.cls) s = this.emptyScore;
+    else {
+      s = totalScore(ctx, host, ZERO_PEAK);
+      if (ctx.wAff === 0) {
+        this.emptyOf = host.cls;
+        this.emptyScore = s;
+      }
+    }
+    if (
+      s > this.bestScore ||
+      (s === this.bestScore && this.best !== undefined && host.id < this.best.id)
+    ) {
+      this.best = host;
+      this.bestScore = s;
+      this.bestPeak.fill(0);
+    }
+  }
+
   /** Read the host's timeline: count it out if the lease does not fit, else offer its score. */
   scoreExactly(host: HostRecord, peak: Float64Array): void {
     if (!fitsExactly(this.ctx, host, peak)) {
@@ -704,6 +746,8 @@ function classFeasible(ctx: RequestContext, cls: HostClass): boolean {
 }
 
 const ZERO_PIECE = new Float64Array(2 + CORE_DIMS);
+/** The peak of an empty host over any window (never written). */
+const ZERO_PEAK = new Float64Array(CORE_DIMS);
 
 /**
  * wFit·util + the fragmentation bound, for resource weights summing to 1 and `r` an upper bound
