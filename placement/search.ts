@@ -229,6 +229,8 @@ class Search {
   readonly planned: boolean;
   readonly hourSlots: Int32Array;
   readonly hourFull: Uint8Array;
+  /** How many of `hourSlots` are at the window's start (the rest are at its end). */
+  readonly headHours: number;
   readonly blockSlots: Int32Array;
   /** The window's absolute start block (when planned). */
   readonly startBlock: number;
@@ -285,6 +287,7 @@ class Search {
     for (let j = 0; j < blockCount; j++) blockSlots[j] = index.blockSlotOf(ba + 1 + j);
     this.hourSlots = hourSlots;
     this.hourFull = hourFull;
+    this.headHours = headEnd - ha + 1;
     this.blockSlots = blockSlots;
     this.counts = new Float64Array(ctx.filters.length);
     const plan = filterPlan(ctx.filters);
@@ -436,7 +439,6 @@ class Search {
     let l1 = lo[3] as number;
     let l2 = lo[4] as number;
     let l3 = lo[5] as number;
-    if (l0 + d0 > a0 || l1 + d1 > a1 || l2 + d2 > a2 || l3 + d3 > a3) return false;
     let u0 = 0;
     let u1 = 0;
     let u2 = 0;
@@ -445,39 +447,46 @@ class Search {
     const full = this.hourFull;
     const rmin = host.ring;
     const rmax = host.ringMax;
-    for (let i = 0; i < hs.length; i++) {
-      const o = (hs[i] as number) * CORE_DIMS;
-      const x0 = rmax[o] as number;
-      const x1 = rmax[o + 1] as number;
-      const x2 = rmax[o + 2] as number;
-      const x3 = rmax[o + 3] as number;
-      if (x0 > u0) u0 = x0;
-      if (x1 > u1) u1 = x1;
-      if (x2 > u2) u2 = x2;
-      if (x3 > u3) u3 = x3;
-      const whole = full[i] === 1;
-      if (x0 > l0 && (whole || rmin[o] === x0)) l0 = x0;
-      if (x1 > l1 && (whole || rmin[o + 1] === x1)) l1 = x1;
-      if (x2 > l2 && (whole || rmin[o + 2] === x2)) l2 = x2;
-      if (x3 > l3 && (whole || rmin[o + 3] === x3)) l3 = x3;
-      if (l0 + d0 > a0 || l1 + d1 > a1 || l2 + d2 > a2 || l3 + d3 > a3) return false;
-    }
-    const bs = this.blockSlots;
-    const bx = host.blockMax;
-    for (let i = 0; i < bs.length; i++) {
-      const o = (bs[i] as number) * CORE_DIMS;
-      const x0 = bx[o] as number;
-      const x1 = bx[o + 1] as number;
-      const x2 = bx[o + 2] as number;
-      const x3 = bx[o + 3] as number;
-      if (x0 > u0) u0 = x0;
-      if (x1 > u1) u1 = x1;
-      if (x2 > u2) u2 = x2;
-      if (x3 > u3) u3 = x3;
-      if (x0 > l0) l0 = x0;
-      if (x1 > l1) l1 = x1;
-      if (x2 > l2) l2 = x2;
-      if (x3 > l3) l3 = x3;
+    // the hours at the start, the blocks in between, the hours at the end: checked after each
+    for (let phase = 0; phase < 3; phase++) {
+      if (phase === 1) {
+        const bs = this.blockSlots;
+        const bx = host.blockMax;
+        for (let i = 0; i < bs.length; i++) {
+          const o = (bs[i] as number) * CORE_DIMS;
+          const x0 = bx[o] as number;
+          const x1 = bx[o + 1] as number;
+          const x2 = bx[o + 2] as number;
+          const x3 = bx[o + 3] as number;
+          if (x0 > u0) u0 = x0;
+          if (x1 > u1) u1 = x1;
+          if (x2 > u2) u2 = x2;
+          if (x3 > u3) u3 = x3;
+          if (x0 > l0) l0 = x0;
+          if (x1 > l1) l1 = x1;
+          if (x2 > l2) l2 = x2;
+          if (x3 > l3) l3 = x3;
+        }
+      } else {
+        const from = phase === 0 ? 0 : this.headHours;
+        const to = phase === 0 ? this.headHours : hs.length;
+        for (let i = from; i < to; i++) {
+          const o = (hs[i] as number) * CORE_DIMS;
+          const x0 = rmax[o] as number;
+          const x1 = rmax[o + 1] as number;
+          const x2 = rmax[o + 2] as number;
+          const x3 = rmax[o + 3] as number;
+          if (x0 > u0) u0 = x0;
+          if (x1 > u1) u1 = x1;
+          if (x2 > u2) u2 = x2;
+          if (x3 > u3) u3 = x3;
+          const whole = full[i] === 1;
+          if (x0 > l0 && (whole || rmin[o] === x0)) l0 = x0;
+          if (x1 > l1 && (whole || rmin[o + 1] === x1)) l1 = x1;
+          if (x2 > l2 && (whole || rmin[o + 2] === x2)) l2 = x2;
+          if (x3 > l3 && (whole || rmin[o + 3] === x3)) l3 = x3;
+        }
+      }
       if (l0 + d0 > a0 || l1 + d1 > a1 || l2 + d2 > a2 || l3 + d3 > a3) return false;
     }
     const lb = this.wlb;
@@ -541,22 +550,20 @@ class Search {
    */
   offerEmpty(host: HostRecord): void {
     const ctx = this.ctx;
-    const d = ctx.demandCore;
-    const lim = host.limit;
-    for (let k = 0; k < CORE_DIMS; k++) {
-      if (0 + (d[k] as number) > (lim[k] as number)) {
-        this.counts[this.resourcesAt] = (this.counts[this.resourcesAt] as number) + 1;
-        return;
-      }
-    }
+    const cls = host.cls;
     let s: number;
-    if (ctx.wAff === 0 && this.emptyOf === host.cls) s = this.emptyScore;
+    if (ctx.wAff === 0 && this.emptyOf === cls) s = this.emptyScore;
     else {
-      s = totalScore(ctx, host, ZERO_PEAK);
+      // the class is keyed on the core limits, so the fit is the class's too
+      s = classFeasible(ctx, cls) ? totalScore(ctx, host, ZERO_PEAK) : Number.NaN;
       if (ctx.wAff === 0) {
-        this.emptyOf = host.cls;
+        this.emptyOf = cls;
         this.emptyScore = s;
       }
+    }
+    if (Number.isNaN(s)) {
+      this.counts[this.resourcesAt] = (this.counts[this.resourcesAt] as number) + 1;
+      return;
     }
     if (
       s > this.bestScore ||
