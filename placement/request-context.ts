@@ -331,16 +331,19 @@ function spreadDomains(
  * The filter and scorer lists, one frozen array per shape (a request's lists are one of a few
  * shapes): a decision allocates none, and the search keeps its plan per list (see search.ts).
  */
-const filterLists = new Map<string, readonly FilterPlugin[]>();
-const scorerLists = new Map<string, readonly ScorerPlugin[]>();
+const filterLists: (readonly FilterPlugin[] | undefined)[] = [];
+const scorerLists: (readonly ScorerPlugin[] | undefined)[] = [];
 
 function filterList(
   labels: boolean,
   hardGroup: GroupSpec["kind"] | undefined,
   spread: boolean,
 ): readonly FilterPlugin[] {
-  const key = `${labels}:${hardGroup}:${spread}`;
-  let list = filterLists.get(key);
+  const key =
+    (labels ? 1 : 0) |
+    (hardGroup === "affinity" ? 2 : hardGroup === undefined ? 0 : 4) |
+    (spread ? 8 : 0);
+  let list = filterLists[key];
   if (list === undefined) {
     const filters: FilterPlugin[] = [hostStateFilter];
     if (labels) filters.push(labelsFilter);
@@ -349,7 +352,7 @@ function filterList(
     if (spread) filters.push(topologySpreadFilter);
     filters.push(resourcesFilter);
     list = Object.freeze(filters);
-    filterLists.set(key, list);
+    filterLists[key] = list;
   }
   return list;
 }
@@ -360,15 +363,19 @@ function scorerList(
   withFragmentation: boolean,
   withAffinity: boolean,
 ): readonly ScorerPlugin[] {
-  const key = `${fit}:${withFit}:${withFragmentation}:${withAffinity}`;
-  let list = scorerLists.get(key);
+  const key =
+    (fit === "binpack" ? 1 : 0) |
+    (withFit ? 2 : 0) |
+    (withFragmentation ? 4 : 0) |
+    (withAffinity ? 8 : 0);
+  let list = scorerLists[key];
   if (list === undefined) {
     const scorers: ScorerPlugin[] = [];
     if (withFit) scorers.push(fit === "binpack" ? binpackScorer : spreadScorer);
     if (withFragmentation) scorers.push(fragmentationScorer);
     if (withAffinity) scorers.push(affinityScorer);
     list = Object.freeze(scorers);
-    scorerLists.set(key, list);
+    scorerLists[key] = list;
   }
   return list;
 }

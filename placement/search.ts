@@ -204,10 +204,21 @@ function filterPlan(filters: readonly FilterPlugin[]): FilterPlan {
   return plan;
 }
 
+/**
+ * Scratch of the search (one runs at a time; nothing in it calls back into another): typed arrays
+ * of more than 64 bytes are allocated outside V8's heap, which costs more than a small decision.
+ */
+const SCRATCH_PEAK = new Float64Array(64);
+const SCRATCH_LB = new Float64Array(CORE_DIMS);
+const SCRATCH_UB = new Float64Array(CORE_DIMS);
+const SCRATCH_WLB = new Float64Array(CORE_DIMS);
+const SCRATCH_WUB = new Float64Array(CORE_DIMS);
+
 class Search {
-  readonly peak = new Float64Array(64);
-  readonly bestPeak = new Float64Array(64);
-  readonly lb = new Float64Array(CORE_DIMS);
+  readonly peak = SCRATCH_PEAK;
+  /** The best host's peak over the window (its dims; grown for hosts with extended resources). */
+  bestPeak = new Float64Array(CORE_DIMS);
+  readonly lb = SCRATCH_LB;
   best: HostRecord | undefined;
   bestScore = Number.NEGATIVE_INFINITY;
   evaluated = 0;
@@ -220,7 +231,7 @@ class Search {
   private sampled: number[] | undefined;
   private touched: { slots: Int32Array; covered: boolean } | undefined;
   /** Scratch: per core dim, an upper bound of a chunk's peak over the window. */
-  readonly ub = new Float64Array(CORE_DIMS);
+  readonly ub = SCRATCH_UB;
   /**
    * Where a host's bounds of the window's peak are read (see `windowBounds`), when the bucket
    * ring covers the window: ring slots of the buckets at its ends (with whether the window covers
@@ -243,8 +254,8 @@ class Search {
   private emptyOf: HostClass | undefined;
   private emptyScore = 0;
   /** Scratch: lower and upper bounds of a host's peak over the window (core dims). */
-  readonly wlb = new Float64Array(CORE_DIMS);
-  readonly wub = new Float64Array(CORE_DIMS);
+  readonly wlb = SCRATCH_WLB;
+  readonly wub = SCRATCH_WUB;
 
   constructor(
     readonly ctx: RequestContext,
@@ -311,6 +322,10 @@ class Search {
   get covered(): boolean {
     this.touched ??= windowSlots(this.ctx);
     return this.touched.covered;
+  }
+
+  countResources(n: number): void {
+    this.counts[this.resourcesAt] = (this.counts[this.resourcesAt] as number) + n;
   }
 
   count(name: string, n: number): void {
@@ -592,7 +607,10 @@ class Search {
     ) {
       this.best = host;
       this.bestScore = s;
-      this.bestPeak.set(peak.subarray(0, Math.min(peak.length, this.bestPeak.length)));
+      const dims = host.dims;
+      if (this.bestPeak.length < dims) this.bestPeak = new Float64Array(dims);
+      const best = this.bestPeak;
+      for (let k = 0; k < dims; k++) best[k] = peak[k] as number;
     }
   }
 
@@ -849,19 +867,17 @@ function startsInPresent(ctx: RequestContext): boolean {
 }
 
 /**
- * Whether a fine column may hold a host with `d` free at the window's start: a host in level l
- * has less than FINE_FREE_EDGES[l]·a free then (the top level is open).
+ * The lowest free level (see FINE_FREE_EDGES) of dimension k whose hosts may have `d[k]` free at
+ * the window's start: a host in level l has less than FINE_FREE_EDGES[l]·a free then (the top
+ * level is open); the levels below it cannot hold the demand.
  */
-function fineColumnFeasible(column: number, cls: HostClass, d: Float64Array): boolean {
-  const levels = [Math.floor(column / FINE_LEVELS), column % FINE_LEVELS];
-  for (let k = 0; k < 2; k++) {
-    const l = levels[k] as number;
-    if (l >= FINE_FREE_EDGES.length) continue;
-    const a = cls.alloc[k] as number;
-    // margin: the level was computed as a rounded fraction
-    if ((FINE_FREE_EDGES[l] as number) * a * (1 + 1e-9) < (d[k] as number)) return false;
-  }
-  return true;
+function lowestFeasibleLevel(cls: HostClass, d: Float64Array, k: number): number {
+  const a = cls.alloc[k] as number;
+  const dk = d[k] as number;
+  let l = 0;
+  // margin: the level was computed as a rounded fraction
+  while (l < FINE_FREE_EDGES.length && (FINE_FREE_EDGES[l] as number) * a * (1 + 1e-9) < dk) l++;
+  return l;
 }
 
 /**
@@ -895,19 +911,24 @@ function feasibleColumns(
 ): Uint32Array | undefined {
   if (cls.ready === 0) return undefined;
   if (!classFeasible(ctx, cls)) {
-    s.count(resourcesFilter.name, cls.ready);
+    s.countResources(cls.ready);
     return undefined;
   }
   const columns = new Uint32Array(FINE_MASK_WORDS);
+  const lowCpu = lowestFeasibleLevel(cls, ctx.demandCore, 0);
+  const lowMemory = lowestFeasibleLevel(cls, ctx.demandCore, 1);
   let any = false;
+  let out = 0;
   for (let c = 0; c < FINE_COLUMNS; c++) {
     const n = counts[base + c] as number;
     if (n === 0) continue;
-    if (fineColumnFeasible(c, cls, ctx.demandCore)) {
+    const cpuLevel = Math.floor(c / FINE_LEVELS);
+    if (cpuLevel >= lowCpu && c - cpuLevel * FINE_LEVELS >= lowMemory) {
       columns[c >>> 5] = (columns[c >>> 5] as number) | (1 << (c & 31));
       any = true;
-    } else s.count(resourcesFilter.name, n);
+    } else out += n;
   }
+  if (out > 0) s.countResources(out);
   return any ? columns : undefined;
 }
 
