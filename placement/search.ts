@@ -368,7 +368,14 @@ class Search {
         return;
       }
     }
-    if (host.timeline.isEmpty() && host.dims === CORE_DIMS && ctx.extNames.length === 0) {
+    // κ first: it is on the host's record, read above; the timeline is another object (a cache
+    // miss on most hosts a search visits)
+    if (
+      host.kappa === 0 &&
+      host.timeline.isEmpty() &&
+      host.dims === CORE_DIMS &&
+      ctx.extNames.length === 0
+    ) {
       this.offerEmpty(host);
       return;
     }
