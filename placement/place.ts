@@ -122,21 +122,25 @@ export function placeCompiled(ctx: RequestContext, options: PlaceOptions = {}): 
 }
 
 /**
- * A success. The summary and the chosen host's score breakdown are built on first read: most
- * decisions are committed without anyone reading them.
+ * A success. The filter counts, the summary and the chosen host's score breakdown are built on
+ * first read: most decisions are committed without anyone reading them.
  */
 function successDecision(ctx: RequestContext, r: SearchResult): PlacementDecision {
   const host = r.host as HostRecord;
-  const peak = r.peak.slice(0, host.dims);
-  const filters = filterCounts(ctx, r.removed);
+  // the search's own array (not shared scratch): at least the host's dims
+  const peak = r.peak;
   const window = { start: ctx.start, end: ctx.end };
+  let filters: FilterCount[] | undefined;
   let top: ScoredHost[] | undefined;
   let summary: string | undefined;
   const explanation: PlacementExplanation = {
     mode: "search",
     hostsConsidered: ctx.index.size,
     hostsEvaluated: r.evaluated,
-    filters,
+    get filters(): readonly FilterCount[] {
+      filters ??= filterCounts(ctx, r.removed);
+      return filters;
+    },
     chosenHostId: host.id,
     bestScore: r.score,
     get top(): readonly ScoredHost[] {

@@ -1042,13 +1042,20 @@ export function searchIndexed(ctx: RequestContext): SearchResult {
   const s = new Search(ctx, softHostAffinity);
   const index = ctx.index;
   s.count(hostStateFilter.name, index.size - index.readyCount);
-  const finish = (): SearchResult => ({
-    host: s.best,
-    score: s.bestScore,
-    peak: s.bestPeak,
-    evaluated: s.evaluated,
-    removed: s.removed(),
-  });
+  const finish = (): SearchResult => {
+    let removed: Map<string, number> | undefined;
+    return {
+      host: s.best,
+      score: s.bestScore,
+      peak: s.bestPeak,
+      evaluated: s.evaluated,
+      // built on first read: a committed decision's explanation is mostly never read
+      get removed(): ReadonlyMap<string, number> {
+        removed ??= s.removed();
+        return removed;
+      },
+    };
+  };
 
   const cands = candidateSet(ctx);
   if (cands !== undefined) {
