@@ -389,17 +389,13 @@ class Search {
       (ctx.start >= (host.now[0] as number) && ctx.start < (host.now[1] as number)) ||
       Math.abs(ctx.start - index.now) <= index.bucketMs;
     if (!cached) {
-      // a start away from the present: looking it up costs about what the exact check costs;
-      // `byBounds` bounds the host by its all-time peak and suffix maximum first
-      if (this.planned) {
-        this.byBounds(host, peak, affinity, ZERO_PIECE);
-        return;
-      }
+      // a start away from the present: looking it up costs about what the exact check costs
       if (binpack && this.best !== undefined) {
         const ub = hostUb(ctx, host, host.peakAll, ZERO_PIECE, 2) + affinity;
         if (ub + EPS < this.bestScore) return;
       }
-      this.scoreExactly(host, peak);
+      if (this.planned) this.byBounds(host, peak, affinity, ZERO_PIECE);
+      else this.scoreExactly(host, peak);
       return;
     }
     const lo = this.usageAtStart(host);
