@@ -4,9 +4,12 @@
  * `unary` turns every failure into a status in one place (status.ts).
  */
 import {
+  type handleServerStreamingCall,
+  type handleUnaryCall,
   Server,
   ServerCredentials,
   type ServerUnaryCall,
+  type ServiceDefinition,
   type ServiceError,
   type sendUnaryData,
   status,
@@ -23,6 +26,7 @@ import {
 } from "../../core/index.js";
 import {
   type ClusterIndex,
+  DEFAULT_PLACEMENT_POLICY,
   matches,
   parseSelector,
   type Requirement,
@@ -37,8 +41,9 @@ import {
   msFromDuration,
   msFromTimestamp,
   type SubmitLeaseRequest,
-  type SubmitLeaseResponseInput,
+  type SubmitLeasesRequest,
   timestampFromMs,
+  type WatchLeasesRequest,
 } from "../../proto/index.js";
 import { CallGuard, type TokenSource } from "../auth/index.js";
 import {
@@ -60,7 +65,6 @@ import {
 import { type BrokerStore, CompactedError } from "../store/index.js";
 import {
   enumName,
-  eventToProto,
   explanationToProto,
   forecastToProto,
   hostToProto,
@@ -73,6 +77,15 @@ import {
   specFromProto,
   stateFromProto,
 } from "./convert.js";
+import {
+  DecisionExplanation,
+  LeaseEventAnswer,
+  SubmitAnswer,
+  type SubmitLeasesAnswer,
+  serializeLeaseEvent,
+  serializeSubmitAnswer,
+  serializeSubmitLeasesAnswer,
+} from "./lease-wire.js";
 import { MAX_SUBMIT_BATCH } from "./limits.js";
 import { isPlacementExplanation, toItemError, toServiceError } from "./status.js";
 
@@ -253,6 +266,37 @@ function unary<Req, Res>(
   };
 }
 
+/**
+ * The handlers. The three answers that carry leases at the broker's rate are in lease-wire's
+ * shapes (the domain lease, encoded once per version) and serialized by lease-wire.
+ */
+type Handlers = {
+  [K in keyof LeaseBrokerHandlers as string extends K
+    ? never
+    : K extends "SubmitLease" | "SubmitLeases" | "WatchLeases"
+      ? never
+      : K]: LeaseBrokerHandlers[K];
+} & {
+  SubmitLease: handleUnaryCall<SubmitLeaseRequest, SubmitAnswer>;
+  SubmitLeases: handleUnaryCall<SubmitLeasesRequest, SubmitLeasesAnswer>;
+  WatchLeases: handleServerStreamingCall<WatchLeasesRequest, LeaseEventAnswer>;
+};
+
+/** `service` with lease-wire's serializers for the answers `Handlers` gives in its shapes. */
+function withLeaseWire(service: ServiceDefinition): ServiceDefinition {
+  const method = (name: string) => {
+    const m = service[name];
+    if (m === undefined) throw new Error(`${name} is not a method of the service`);
+    return m;
+  };
+  return {
+    ...service,
+    SubmitLease: { ...method("SubmitLease"), responseSerialize: serializeSubmitAnswer },
+    SubmitLeases: { ...method("SubmitLeases"), responseSerialize: serializeSubmitLeasesAnswer },
+    WatchLeases: { ...method("WatchLeases"), responseSerialize: serializeLeaseEvent },
+  };
+}
+
 export class ApiServer {
   readonly health = new HealthImplementation({
     "": "NOT_SERVING",
@@ -275,7 +319,7 @@ export class ApiServer {
       "grpc.enable_channelz": 0,
     });
     const pkg: LeaseBrokerGrpcType = loadLeaseBrokerPackage();
-    const service = pkg.leasebroker.v1.LeaseBroker.service;
+    const service = withLeaseWire(pkg.leasebroker.v1.LeaseBroker.service);
     const handlers = this.#handlers();
     const gated = deps.gate === undefined ? handlers : gateHandlers(handlers, deps.gate);
     // Authentication wraps every handler in one place (outside the HA gate: an unauthenticated
@@ -341,7 +385,7 @@ export class ApiServer {
     return hostToProto(view, allocated, index.host(view.id)?.holdCount ?? 0);
   }
 
-  #handlers(): LeaseBrokerHandlers {
+  #handlers(): Handlers {
     const { store, leases, migrations, hosts, index, clock, logger: log } = this.#deps;
     const migrationProto = (id: string) => {
       const item = migrations.get(id);
@@ -355,34 +399,31 @@ export class ApiServer {
       if (expected !== 0) leases.expectRevision(id, expected);
     };
     /** One SubmitLease, also each item of SubmitLeases. */
-    const submitOne = async (req: SubmitLeaseRequest): Promise<SubmitLeaseResponseInput> => {
+    const submitOne = async (req: SubmitLeaseRequest): Promise<SubmitAnswer> => {
       if (!REQUEST_ID.test(req.requestId)) {
         throw new InvalidArgumentError("request_id", "at most 64 characters of [A-Za-z0-9_-]");
       }
       const spec = specFromProto(req.spec, clock.now());
       if (req.dryRun) {
         const preview = leases.explain(spec);
-        return {
-          lease: leaseToProto(dryRunLease(spec, preview, req.requestId, clock.now()), 0),
-          explanation: previewExplanation(preview),
-          duplicate: false,
-        };
+        return new SubmitAnswer(
+          dryRunLease(spec, preview, req.requestId, clock.now()),
+          0,
+          previewExplanation(preview),
+          false,
+        );
       }
       const result = await leases.submit(spec, req.requestId);
       // How the lease was placed or why it is queued, when the lease manager says so.
       const explanation =
         "explanation" in result && isPlacementExplanation(result.explanation)
-          ? explanationToProto(result.explanation)
+          ? new DecisionExplanation(result.explanation, DEFAULT_PLACEMENT_POLICY)
           : null;
-      return {
-        lease: leaseToProto(result.lease, result.revision),
-        explanation,
-        duplicate: result.replayed,
-      };
+      return new SubmitAnswer(result.lease, result.revision, explanation, result.replayed);
     };
     return {
       SubmitLease: unary(log, "SubmitLease", submitOne),
-      SubmitLeases: unary(log, "SubmitLeases", async (req) => {
+      SubmitLeases: unary(log, "SubmitLeases", async (req): Promise<SubmitLeasesAnswer> => {
         if (req.requests.length > MAX_SUBMIT_BATCH) {
           throw new InvalidArgumentError(
             "requests",
@@ -652,7 +693,15 @@ export class ApiServer {
     };
   }
 
-  #watch(call: Parameters<LeaseBrokerHandlers["WatchLeases"]>[0]): void {
+  #migration(id: string): ReturnType<MigrationOrchestrator["get"]> | undefined {
+    try {
+      return this.#deps.migrations.get(id);
+    } catch {
+      return undefined;
+    }
+  }
+
+  #watch(call: Parameters<Handlers["WatchLeases"]>[0]): void {
     const { leases, logger } = this.#deps;
     const req = call.request;
     const types = new Set(req.types);
@@ -710,15 +759,18 @@ export class ApiServer {
           typeof event.previousState === "string"
             ? (event.previousState as LeaseState)
             : undefined;
-        // Filter by type before building the message (eventToProto's type is this name).
+        // Filter by type before building the message (the event's type is this name).
         if (types.size > 0 && !types.has(`LEASE_EVENT_TYPE_${event.type}` as never)) return;
-        const proto = eventToProto(event, previous, (id) => {
-          try {
-            return this.#deps.migrations.get(id);
-          } catch {
-            return undefined;
-          }
-        });
+        // The migration the lease names (or, for the write that ends one, the lease before it).
+        const migrationId = event.lease.migrationId ?? event.previous?.migrationId;
+        const migration = migrationId === undefined ? undefined : this.#migration(migrationId);
+        const answer = new LeaseEventAnswer(
+          event.revision,
+          event.type,
+          event.lease,
+          previous,
+          migration === undefined ? null : migrationToProto(migration.value, migration.revision),
+        );
         if (call.writableLength > maxBacklog) {
           end({
             code: status.RESOURCE_EXHAUSTED,
@@ -727,7 +779,7 @@ export class ApiServer {
           return;
         }
         lastRevision = event.revision;
-        call.write(proto);
+        call.write(answer);
       });
     } catch (error) {
       failed(error);
