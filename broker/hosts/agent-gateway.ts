@@ -23,6 +23,7 @@ import {
   type Clock,
   errorMessage,
   FailedPreconditionError,
+  Listeners,
   type Logger,
   UnavailableError,
 } from "../../core/index.js";
@@ -146,9 +147,9 @@ export class AgentGateway implements HostGateway {
     epoch: number;
   };
   readonly #log: Logger;
-  readonly #reports = new Set<(report: WorkloadReport) => void>();
-  readonly #migrationReports = new Set<(report: MigrationReport) => void>();
-  readonly #inventories = new Set<(inventory: HostInventory) => void>();
+  readonly #reports = new Listeners<WorkloadReport>();
+  readonly #migrationReports = new Listeners<MigrationReport>();
+  readonly #inventories = new Listeners<HostInventory>();
   readonly #subscriptions: Subscription[] = [];
   #offStatus: (() => void) | undefined;
   #commands = 0;
@@ -207,14 +208,12 @@ export class AgentGateway implements HostGateway {
   }
 
   onReport(listener: (report: WorkloadReport) => void): () => void {
-    this.#reports.add(listener);
-    return () => this.#reports.delete(listener);
+    return this.#reports.add(listener);
   }
 
   /** Called with what a host runs, on every Hello and accepted heartbeat (for reconciliation). */
   onInventory(listener: (inventory: HostInventory) => void): () => void {
-    this.#inventories.add(listener);
-    return () => this.#inventories.delete(listener);
+    return this.#inventories.add(listener);
   }
 
   async start(hostId: string, workload: WorkloadSpec): Promise<void> {
@@ -305,8 +304,7 @@ export class AgentGateway implements HostGateway {
   }
 
   onMigrationReport(listener: (report: MigrationReport) => void): () => void {
-    this.#migrationReports.add(listener);
-    return () => this.#migrationReports.delete(listener);
+    return this.#migrationReports.add(listener);
   }
 
   // ── incoming ───────────────────────────────────────────────────────────────────────────────
@@ -381,7 +379,7 @@ export class AgentGateway implements HostGateway {
         .filter((w) => w.state === "WORKLOAD_STATE_RUNNING")
         .map((w) => w.leaseId),
     };
-    for (const listener of [...this.#inventories]) listener(inventory);
+    this.#inventories.emit(inventory);
   }
 
   #helloProblem(subjectHost: string, hello: Hello): string | undefined {
@@ -423,7 +421,7 @@ export class AgentGateway implements HostGateway {
       leaseIds: beat.leaseIds,
       fromHello: false,
     };
-    for (const listener of [...this.#inventories]) listener(inventory);
+    this.#inventories.emit(inventory);
   }
 
   #onEvent(m: BusMessage): void {
@@ -460,7 +458,7 @@ export class AgentGateway implements HostGateway {
       message: w.message,
       ...(w.migrationId === "" ? {} : { migrationId: w.migrationId }),
     };
-    for (const listener of [...this.#reports]) listener(report);
+    this.#reports.emit(report);
   }
 
   #onMigrationProgress(hostId: string, p: AgentEvent["migrationProgress"]): void {
@@ -489,7 +487,7 @@ export class AgentGateway implements HostGateway {
       ...(p.totalTime === null ? {} : { totalTimeMs: msFromDuration(p.totalTime) }),
       error: p.error,
     };
-    for (const listener of [...this.#migrationReports]) listener(report);
+    this.#migrationReports.emit(report);
   }
 
   // ── outgoing ───────────────────────────────────────────────────────────────────────────────
