@@ -15,6 +15,7 @@ import {
   FailedPreconditionError,
   InvalidArgumentError,
   LeaseBrokerError,
+  Listeners,
   type Logger,
   NotFoundError,
   ResourceExhaustedError,
@@ -198,6 +199,26 @@ interface DecideOptions {
   readonly makeRoom?: boolean;
 }
 
+/** What a lease's timer does when it fires (`#timerAction`). */
+type TimerKind =
+  | "queue-deadline"
+  | "earliest-start"
+  | "start"
+  | "preemption"
+  | "drain-deadline"
+  | "expiry-warning"
+  | "end"
+  | "force-stop";
+
+/** A timer a lease's state calls for; `key` (`what@time`) names it among the lease's timers. */
+interface PlannedTimer {
+  readonly key: string;
+  readonly time: number;
+  readonly what: TimerKind;
+}
+
+const NO_TIMERS: readonly PlannedTimer[] = [];
+
 /** A missing workload is started again at most this often from heartbeats. */
 const RESTART_GRACE_MS = 10_000;
 
@@ -250,7 +271,7 @@ export class LeaseManager {
   #unsubscribe: (() => void)[] = [];
   #observer: AdmissionObserver | undefined;
   #migrationHooks: MigrationHooks = {};
-  readonly #changeListeners = new Set<(change: LeaseChange) => void>();
+  readonly #changeListeners = new Listeners<LeaseChange>();
 
   constructor(deps: LeaseManagerDeps) {
     this.#store = deps.store;
@@ -468,12 +489,13 @@ export class LeaseManager {
         if (event.collection !== "leases") return;
         const lease = event.value as Lease;
         const previous = event.previous as Lease | undefined;
-        listener({
-          revision: event.revision,
-          type: event.type === "delete" ? "DELETED" : lease.lastEvent,
-          lease,
-          ...(previous === undefined ? {} : { previousState: previous.state, previous }),
-        });
+        const revision = event.revision;
+        const type = event.type === "delete" ? "DELETED" : lease.lastEvent;
+        listener(
+          previous === undefined
+            ? { revision, type, lease }
+            : { revision, type, lease, previousState: previous.state, previous },
+        );
       },
       onError,
     );
@@ -817,8 +839,7 @@ export class LeaseManager {
 
   /** Called after every lease write, in order (the orchestrator follows leases it moves). */
   onChange(listener: (change: LeaseChange) => void): () => void {
-    this.#changeListeners.add(listener);
-    return () => this.#changeListeners.delete(listener);
+    return this.#changeListeners.add(listener);
   }
 
   /**
@@ -1733,7 +1754,9 @@ export class LeaseManager {
    */
   #arm(lease: Lease): void {
     const old = this.#timers.get(lease.id);
-    const plan = isTerminal(lease.state) ? [] : this.#timerPlan(lease, this.#clock.now());
+    const plan = isTerminal(lease.state) ? NO_TIMERS : this.#timerPlan(lease, this.#clock.now());
+    // The same timers as before (STARTING → ACTIVE): nothing to change.
+    if (old !== undefined && old.size === plan.length && plan.every((p) => old.has(p.key))) return;
     let armed: Map<string, Timer> | undefined;
     for (const { key, time } of plan) {
       armed ??= new Map();
@@ -1761,36 +1784,21 @@ export class LeaseManager {
       if (current === undefined || isTerminal(current.value.state)) return;
       // The lease changed since this timer was armed, and its new version has other timers.
       const planned = this.#timerPlan(current.value, undefined).find((p) => p.key === key);
-      if (planned !== undefined) await planned.fn(current);
+      if (planned !== undefined) await this.#timerAction(planned.what, current);
     }).catch((error) =>
       this.#log.error({ err: error, lease: id, timer: key }, "lease timer failed"),
     );
   }
 
   /**
-   * What should happen to `lease` when, in its current state (no timers for a final state).
-   * `armedAt`: the time of arming (a flexible lease's earliest start is armed only while ahead);
-   * undefined when a fired timer is checked against the plan.
+   * The timers `lease`'s state calls for, when (no timers for a final state); what each does is
+   * `#timerAction`'s. `armedAt`: the time of arming (a flexible lease's earliest start is armed
+   * only while ahead); undefined when a fired timer is checked against the plan.
    */
-  #timerPlan(
-    lease: Lease,
-    armedAt: number | undefined,
-  ): {
-    key: string;
-    time: number;
-    fn: (item: Versioned<Lease>) => Promise<unknown>;
-  }[] {
-    const timers: {
-      key: string;
-      time: number;
-      fn: (item: Versioned<Lease>) => Promise<unknown>;
-    }[] = [];
-    const at = (
-      time: number,
-      what: string,
-      fn: (item: Versioned<Lease>) => Promise<unknown>,
-    ): void => {
-      timers.push({ key: `${what}@${time}`, time, fn });
+  #timerPlan(lease: Lease, armedAt: number | undefined): PlannedTimer[] {
+    const timers: PlannedTimer[] = [];
+    const at = (time: number, what: TimerKind): void => {
+      timers.push({ key: `${what}@${time}`, time, what });
     };
     const t = this.#timings;
     switch (lease.state) {
@@ -1804,63 +1812,82 @@ export class LeaseManager {
             : w.kind === "reserved"
               ? w.start
               : lease.createdAt + t.queueTimeoutMs;
-        const why =
-          w.kind === "flexible"
-            ? "no capacity before the latest start"
-            : w.kind === "reserved"
-              ? "no capacity by the reserved start"
-              : `no capacity within the queue timeout (${Math.round(t.queueTimeoutMs / 60_000)} min)`;
-        at(deadline, "queue-deadline", (item) => this.#finish(item, "REJECTED", why));
+        at(deadline, "queue-deadline");
         if (w.kind === "flexible" && (armedAt === undefined || w.earliestStart > armedAt)) {
-          at(w.earliestStart, "earliest-start", async () => this.#scheduleQueuePass());
+          at(w.earliestStart, "earliest-start");
         }
         break;
       }
       case "RESERVED":
-        at(lease.start, "start", (item) => this.#startReserved(item));
+        at(lease.start, "start");
         break;
       case "STARTING":
       case "ACTIVE":
       case "MIGRATING":
         if (lease.stopDeadline !== undefined && lease.stopReason === "preempt") {
-          at(lease.stopDeadline, "preemption", (item) => this.#preemptionDeadline(item));
+          at(lease.stopDeadline, "preemption");
         } else {
           if (lease.stopDeadline !== undefined && lease.stopReason === "drain") {
-            at(lease.stopDeadline, "drain-deadline", (item) => this.#drainDeadline(item));
+            at(lease.stopDeadline, "drain-deadline");
           }
           if (!lease.warned && lease.end - t.expiryNoticeMs > lease.start) {
-            at(lease.end - t.expiryNoticeMs, "expiry-warning", (item) =>
-              this.#write(
-                item,
-                {
-                  ...item.value,
-                  warned: true,
-                  statusMessage: `ends at ${new Date(item.value.end).toISOString()}`,
-                },
-                "EXPIRY_WARNING",
-              ),
-            );
+            at(lease.end - t.expiryNoticeMs, "expiry-warning");
           }
-          at(lease.end, "end", (item) => this.#beginStop(item, "end", "the lease's window ended"));
+          at(lease.end, "end");
         }
         break;
       case "SUSPENDED":
         // The window keeps running while suspended: at its end the saved state is discarded.
-        at(lease.end, "end", async (item) => {
-          await this.#finish(item, "ENDED", "the lease's window ended while suspended");
-          this.#sendStop(item.value, true);
-        });
+        at(lease.end, "end");
         break;
       case "ENDING":
         // Stop was asked with a grace period; after it, the host is told to kill.
-        at(lease.updatedAt + t.stopGraceMs, "force-stop", async (item) => {
-          this.#sendStop(item.value, true);
-        });
+        at(lease.updatedAt + t.stopGraceMs, "force-stop");
         break;
       default:
         break;
     }
     return timers;
+  }
+
+  /** What timer `what` does to the lease `item` (in its current version), as `#timerPlan` planned it. */
+  async #timerAction(what: TimerKind, item: Versioned<Lease>): Promise<unknown> {
+    const lease = item.value;
+    switch (what) {
+      case "queue-deadline": {
+        const w = lease.spec.window;
+        const why =
+          w.kind === "flexible"
+            ? "no capacity before the latest start"
+            : w.kind === "reserved"
+              ? "no capacity by the reserved start"
+              : `no capacity within the queue timeout (${Math.round(this.#timings.queueTimeoutMs / 60_000)} min)`;
+        return this.#finish(item, "REJECTED", why);
+      }
+      case "earliest-start":
+        return this.#scheduleQueuePass();
+      case "start":
+        return this.#startReserved(item);
+      case "preemption":
+        return this.#preemptionDeadline(item);
+      case "drain-deadline":
+        return this.#drainDeadline(item);
+      case "expiry-warning":
+        return this.#write(
+          item,
+          { ...lease, warned: true, statusMessage: `ends at ${new Date(lease.end).toISOString()}` },
+          "EXPIRY_WARNING",
+        );
+      case "end":
+        if (lease.state === "SUSPENDED") {
+          await this.#finish(item, "ENDED", "the lease's window ended while suspended");
+          this.#sendStop(lease, true);
+          return;
+        }
+        return this.#beginStop(item, "end", "the lease's window ended");
+      case "force-stop":
+        return this.#sendStop(lease, true);
+    }
   }
 
   /**
@@ -2286,7 +2313,7 @@ export class LeaseManager {
     this.#arm(stored.value);
     if (this.#changeListeners.size > 0) {
       const change: LeaseChange = { lease: stored.value, previous: previous?.value };
-      for (const listener of [...this.#changeListeners]) listener(change);
+      this.#changeListeners.emit(change);
     }
     return stored;
   }
