@@ -175,7 +175,7 @@ describe("lease-wire: the bytes decode as leaseToProto's object would", () => {
     }
   });
 
-  it("a frozen lease version is encoded once; another revision or an unfrozen lease again", () => {
+  it("a frozen lease version encoded twice in a row is encoded once; another revision or an unfrozen lease again", () => {
     const lease = deepFreeze({ ...leases[2]?.[1] } as Lease);
     const first = encodeLease(lease, 7);
     expect(encodeLease(lease, 7)).toBe(first);

@@ -3,11 +3,11 @@
  * them at the broker's rate: SubmitLease, each item of SubmitLeases, and WatchLeases events.
  *
  * The generic path (leaseToProto, then protobufjs `fromObject` and `encode`) built two object
- * trees per lease and answer and was ~15% of the broker's CPU under bench:e2e. Here a lease
- * version is encoded once (its bytes are kept beside the frozen version and reused by every answer
- * and event that carries it), and its spec once for all its versions. The bytes decode exactly as
- * `leaseToProto`'s object would (lease-wire.test.ts checks it field by field); sub-messages that
- * are rare on this path (explanations, migrations, item errors) still go through protobufjs.
+ * trees per lease and answer and was ~12% of the broker's CPU under bench:e2e. Here the bytes are
+ * written from the domain objects with one reused buffer (proto/wire-writer.ts), and the watchers
+ * of one event share its lease's bytes. They decode exactly as `leaseToProto`'s object would
+ * (lease-wire.test.ts checks it field by field); sub-messages that are rare on this path (a dry
+ * run's preview, migrations, item errors) still go through protobufjs.
  */
 import type protobuf from "protobufjs";
 import type {
@@ -199,19 +199,6 @@ function writeSpec(w: WireWriter, spec: LeaseSpec): void {
   w.end();
 }
 
-// Bytes of frozen (stored) specs and lease versions: a version never changes, so neither do they.
-const specBytes = new WeakMap<LeaseSpec, Uint8Array>();
-const leaseBytes = new WeakMap<Lease, { readonly revision: number; readonly bytes: Uint8Array }>();
-
-function encodedSpec(spec: LeaseSpec): Uint8Array {
-  let bytes = specBytes.get(spec);
-  if (bytes === undefined) {
-    bytes = encodeWith((w) => writeSpec(w, spec));
-    if (Object.isFrozen(spec)) specBytes.set(spec, bytes);
-  }
-  return bytes;
-}
-
 function stateNumber(state: LeaseState): number {
   return state === "NEW" ? 0 : (contract().leaseState[`LEASE_STATE_${state}`] ?? 0);
 }
@@ -241,13 +228,20 @@ function writeLease(w: WireWriter, lease: Lease, revision: number, spec: Uint8Ar
   w.string(15, lease.migrationId ?? "");
 }
 
-/** The encoded Lease message of `lease` at `revision` (kept for a frozen lease version). */
+/**
+ * The lease version encoded last: each watcher's stream encodes the same event in turn. (A map of
+ * every version's bytes cost more than it saved: identity hashes on frozen objects and weak
+ * tables for the GC, against one encode per version in the common case.)
+ */
+let last: { lease: Lease; revision: number; bytes: Uint8Array } | undefined;
+
+/** The encoded Lease message of `lease` at `revision`. */
 export function encodeLease(lease: Lease, revision: number): Uint8Array {
-  const hit = leaseBytes.get(lease);
-  if (hit !== undefined && hit.revision === revision) return hit.bytes;
-  const spec = encodedSpec(lease.spec);
+  if (last !== undefined && last.lease === lease && last.revision === revision) return last.bytes;
+  const spec = encodeWith((w) => writeSpec(w, lease.spec));
   const bytes = encodeWith((w) => writeLease(w, lease, revision, spec));
-  if (Object.isFrozen(lease)) leaseBytes.set(lease, { revision, bytes });
+  // A frozen (stored) version never changes, and neither do its bytes.
+  last = Object.isFrozen(lease) ? { lease, revision, bytes } : undefined;
   return bytes;
 }
 
