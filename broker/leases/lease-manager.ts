@@ -218,6 +218,7 @@ interface PlannedTimer {
 }
 
 const NO_TIMERS: readonly PlannedTimer[] = [];
+const NO_REQUIREMENTS: readonly Requirement[] = [];
 
 /** A missing workload is started again at most this often from heartbeats. */
 const RESTART_GRACE_MS = 10_000;
@@ -1441,6 +1442,8 @@ export class LeaseManager {
 
   /** Constraints parsed once per spec (specs are immutable; validation already parsed them once). */
   #requirements(spec: LeaseSpec): readonly Requirement[] {
+    // Most specs have none: no weak-map entry (an identity hash and GC work) per lease for them.
+    if (spec.constraints.length === 0) return NO_REQUIREMENTS;
     let parsed = this.#parsed.get(spec);
     if (parsed === undefined) {
       parsed = spec.constraints.map((c) => parseSelector(c));
