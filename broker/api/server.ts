@@ -53,7 +53,12 @@ import {
 } from "../autoscale/index.js";
 import { gateHandlers, type RequestGate } from "../ha/gate.js";
 import type { HostRegistry, HostView } from "../hosts/registry.js";
-import type { LeaseManager, PlacementPreview } from "../leases/lease-manager.js";
+import type {
+  LeaseManager,
+  PlacementPreview,
+  SubmitRequest,
+  SubmitResult,
+} from "../leases/lease-manager.js";
 import type { Lease, LeaseSpec } from "../leases/model.js";
 import type { LeaseState } from "../leases/transitions.js";
 import {
@@ -81,6 +86,7 @@ import {
   DecisionExplanation,
   LeaseEventAnswer,
   SubmitAnswer,
+  type SubmitItem,
   type SubmitLeasesAnswer,
   serializeLeaseEvent,
   serializeSubmitAnswer,
@@ -129,6 +135,9 @@ const AUTOSCALE_OFF: AutoscaleStatusView = {
   drainingHostIds: [],
   removableHostIds: [],
 };
+
+/** The place of a SubmitLeases item until the lease manager's outcome for it replaces it. */
+const NOT_YET_ADMITTED: SubmitItem = { error: { code: status.INTERNAL, message: "not admitted" } };
 
 const MAX_BUCKETS = 1000;
 const DEFAULT_BUCKETS = 24;
@@ -398,31 +407,43 @@ export class ApiServer {
     const checkRevision = (id: string, expected: number): void => {
       if (expected !== 0) leases.expectRevision(id, expected);
     };
-    /** One SubmitLease, also each item of SubmitLeases. */
-    const submitOne = async (req: SubmitLeaseRequest): Promise<SubmitAnswer> => {
+    /**
+     * A submission's own checks, and a dry run's answer: what SubmitLease and each item of
+     * SubmitLeases do before the lease manager admits it (throws what the caller is answered).
+     */
+    const checkSubmission = (req: SubmitLeaseRequest): SubmitRequest | SubmitAnswer => {
       if (!REQUEST_ID.test(req.requestId)) {
         throw new InvalidArgumentError("request_id", "at most 64 characters of [A-Za-z0-9_-]");
       }
       const spec = specFromProto(req.spec, clock.now());
-      if (req.dryRun) {
-        const preview = leases.explain(spec);
-        return new SubmitAnswer(
-          dryRunLease(spec, preview, req.requestId, clock.now()),
-          0,
-          previewExplanation(preview),
-          false,
-        );
-      }
-      const result = await leases.submit(spec, req.requestId);
+      if (!req.dryRun) return { spec, requestId: req.requestId };
+      const preview = leases.explain(spec);
+      return new SubmitAnswer(
+        dryRunLease(spec, preview, req.requestId, clock.now()),
+        0,
+        previewExplanation(preview),
+        false,
+      );
+    };
+    const admitted = (result: SubmitResult): SubmitAnswer => {
       // How the lease was placed or why it is queued, when the lease manager says so.
-      const explanation =
-        "explanation" in result && isPlacementExplanation(result.explanation)
-          ? new DecisionExplanation(result.explanation, DEFAULT_PLACEMENT_POLICY)
-          : null;
+      const explanation = isPlacementExplanation(result.explanation)
+        ? new DecisionExplanation(result.explanation, DEFAULT_PLACEMENT_POLICY)
+        : null;
       return new SubmitAnswer(result.lease, result.revision, explanation, result.replayed);
     };
+    const itemError = (reason: unknown): SubmitItem => {
+      const error = toItemError(reason);
+      if (error.code === status.INTERNAL)
+        log.error({ err: reason, method: "SubmitLeases" }, "request failed");
+      return { error };
+    };
     return {
-      SubmitLease: unary(log, "SubmitLease", submitOne),
+      SubmitLease: unary(log, "SubmitLease", async (req) => {
+        const checked = checkSubmission(req);
+        if (checked instanceof SubmitAnswer) return checked;
+        return admitted(await leases.submit(checked.spec, checked.requestId));
+      }),
       SubmitLeases: unary(log, "SubmitLeases", async (req): Promise<SubmitLeasesAnswer> => {
         if (req.requests.length > MAX_SUBMIT_BATCH) {
           throw new InvalidArgumentError(
@@ -430,17 +451,34 @@ export class ApiServer {
             `at most ${MAX_SUBMIT_BATCH} submissions per call, not ${req.requests.length}`,
           );
         }
-        // Every item starts before any is awaited: the lease manager admits them in this order.
-        const answers = await Promise.allSettled(req.requests.map(submitOne));
-        return {
-          results: answers.map((answer) => {
-            if (answer.status === "fulfilled") return { response: answer.value };
-            const error = toItemError(answer.reason);
-            if (error.code === status.INTERNAL)
-              log.error({ err: answer.reason, method: "SubmitLeases" }, "request failed");
-            return { error };
-          }),
-        };
+        // Each item is checked as SubmitLease checks it; the ones to admit go to the lease manager
+        // together, admitted in this order, each with its own result.
+        const results: SubmitItem[] = [];
+        const toAdmit: SubmitRequest[] = [];
+        const slots: number[] = [];
+        for (const item of req.requests) {
+          try {
+            const checked = checkSubmission(item);
+            if (checked instanceof SubmitAnswer) {
+              results.push({ response: checked });
+              continue;
+            }
+            slots.push(results.length);
+            toAdmit.push(checked);
+            results.push(NOT_YET_ADMITTED); // replaced by its outcome below
+          } catch (error) {
+            results.push(itemError(error));
+          }
+        }
+        if (toAdmit.length > 0) {
+          const outcomes = await leases.submitMany(toAdmit);
+          outcomes.forEach((outcome, k) => {
+            results[slots[k] as number] = outcome.ok
+              ? { response: admitted(outcome.result) }
+              : itemError(outcome.error);
+          });
+        }
+        return { results };
       }),
       GetLease: unary(log, "GetLease", (req) => {
         if (req.id === "") throw new InvalidArgumentError("id", "is required");

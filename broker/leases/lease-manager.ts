@@ -109,11 +109,24 @@ export interface LeaseManagerDeps {
   readonly preemption?: boolean;
 }
 
+/** One submission of `submitMany`. */
+export interface SubmitRequest {
+  readonly spec: LeaseSpec;
+  readonly requestId: string;
+}
+
+/** How one submission of `submitMany` went: what `submit` resolves to, or what it rejects with. */
+export type SubmitOutcome =
+  | { readonly ok: true; readonly result: SubmitResult }
+  | { readonly ok: false; readonly error: unknown };
+
 export interface SubmitResult {
   readonly lease: Lease;
   readonly revision: number;
   /** True when the request id matched an earlier submit (nothing new was created). */
   readonly replayed: boolean;
+  /** How the lease was placed, or why it waits (absent for a replay). */
+  readonly explanation?: PlacementExplanation;
 }
 
 /** Where a lease would go, without committing anything (ExplainPlacement). */
@@ -520,127 +533,153 @@ export class LeaseManager {
   }
 
   submit(spec: LeaseSpec, requestId = ""): Promise<SubmitResult> {
-    const result = this.#submit(spec, requestId);
+    const result = this.#exclusive(() => this.#admit(spec, requestId));
     if (this.#observer !== undefined) {
       result.then(
-        (r) => {
-          if (r.replayed) return;
-          const state = r.lease.state;
-          this.#notifyObserver((o) =>
-            state === "PENDING"
-              ? o.admission("queued", "no-fit")
-              : o.admission("admitted", state === "RESERVED" ? "reserved" : "started"),
-          );
-        },
-        (error: unknown) => {
-          const kind = error instanceof LeaseBrokerError ? error.kind : "internal";
-          this.#notifyObserver((o) =>
-            o.admission("rejected", kind === "resource-exhausted" ? "no-fit" : kind),
-          );
-        },
+        (r) => this.#observeAdmitted(r),
+        (error: unknown) => this.#observeRejected(error),
       );
     }
     return result;
   }
 
-  #submit(spec: LeaseSpec, requestId: string): Promise<SubmitResult> {
+  /**
+   * Several submissions, in order, each exactly as `submit` admits it (its own placement and
+   * write, its own result or error), in one exclusive section: one queue hop for a SubmitLeases
+   * call instead of one per item. Nothing else could run between them anyway: `submit` calls
+   * issued together queue together.
+   */
+  submitMany(requests: readonly SubmitRequest[]): Promise<SubmitOutcome[]> {
     return this.#exclusive(async () => {
-      const now = this.#clock.now();
-      if (requestId !== "") {
-        const earlier = this.#byRequestId.get(requestKey(spec.tenant, requestId));
-        if (earlier !== undefined) {
-          const item = this.get(earlier);
-          if (!sameSpec(item.value.spec, spec)) {
-            throw new AlreadyExistsError(
-              `request id ${JSON.stringify(requestId)} was used for lease ${earlier} with a different spec`,
-            );
-          }
-          return { lease: item.value, revision: item.revision, replayed: true };
+      const outcomes: SubmitOutcome[] = [];
+      for (const { spec, requestId } of requests) {
+        try {
+          const result = await this.#admit(spec, requestId);
+          outcomes.push({ ok: true, result });
+          if (this.#observer !== undefined) this.#observeAdmitted(result);
+        } catch (error) {
+          outcomes.push({ ok: false, error });
+          if (this.#observer !== undefined) this.#observeRejected(error);
         }
       }
-      validateLeaseSpec(spec, {
-        now,
-        limits: this.#limits,
-        largestHost: this.#hosts.largestAllocatable(),
-      });
-      const id = this.#newId();
-      const decision = this.#decide(id, spec, now, { allowPreemption: true, makeRoom: true });
-      if (decision.kind !== "none") {
-        this.#admission?.admit(
-          spec,
-          decision.kind === "queue" || decision.kind === "make-room" ? undefined : decision,
-        );
-      }
-      const base: Lease = {
-        id,
-        spec,
-        state: "NEW",
-        hostId: "",
-        start: 0,
-        end: 0,
-        requestId,
-        createdAt: now,
-        updatedAt: now,
-        statusMessage: "",
-        history: [],
-        warned: false,
-        lastEvent: "CREATED",
-      };
-      switch (decision.kind) {
-        case "none":
-          throw new ResourceExhaustedError(
-            `no host can take this lease: ${decision.explanation.summary}`,
-            decision.explanation,
-          );
-        case "queue": {
-          const item = await this.#write(
-            undefined,
-            { ...base, state: "PENDING", statusMessage: decision.explanation.summary },
-            "CREATED",
-          );
-          return {
-            lease: item.value,
-            revision: item.revision,
-            replayed: false,
-            explanation: decision.explanation,
-          };
-        }
-        case "make-room": {
-          // PENDING while the moves run (minutes): the answer says so and does not wait.
-          const item = await this.#write(
-            undefined,
-            { ...base, state: "PENDING", statusMessage: makingRoomMessage(decision.plan) },
-            "CREATED",
-          );
-          this.#runMakeRoom(id, decision.plan, 1);
-          return {
-            lease: item.value,
-            revision: item.revision,
-            replayed: false,
-            // Why no host fits now, and the plan that makes one fit.
-            explanation: { ...decision.explanation, summary: item.value.statusMessage },
-          };
-        }
-        case "place": {
-          const item = await this.#placeNew(base, decision, "CREATED");
-          return {
-            lease: item.value,
-            revision: item.revision,
-            replayed: false,
-            explanation: decision.explanation,
-          };
-        }
-        case "preempt": {
-          const item = await this.#preemptFor(base, decision, now);
-          return {
-            lease: item.value,
-            revision: item.revision,
-            replayed: false,
-            explanation: decision.explanation,
-          };
-        }
-      }
+      return outcomes;
     });
+  }
+
+  #observeAdmitted(r: SubmitResult): void {
+    if (r.replayed) return;
+    const state = r.lease.state;
+    this.#notifyObserver((o) =>
+      state === "PENDING"
+        ? o.admission("queued", "no-fit")
+        : o.admission("admitted", state === "RESERVED" ? "reserved" : "started"),
+    );
+  }
+
+  #observeRejected(error: unknown): void {
+    const kind = error instanceof LeaseBrokerError ? error.kind : "internal";
+    this.#notifyObserver((o) =>
+      o.admission("rejected", kind === "resource-exhausted" ? "no-fit" : kind),
+    );
+  }
+
+  /** Admits one submission (inside the exclusive section). */
+  async #admit(spec: LeaseSpec, requestId: string): Promise<SubmitResult> {
+    const now = this.#clock.now();
+    if (requestId !== "") {
+      const earlier = this.#byRequestId.get(requestKey(spec.tenant, requestId));
+      if (earlier !== undefined) {
+        const item = this.get(earlier);
+        if (!sameSpec(item.value.spec, spec)) {
+          throw new AlreadyExistsError(
+            `request id ${JSON.stringify(requestId)} was used for lease ${earlier} with a different spec`,
+          );
+        }
+        return { lease: item.value, revision: item.revision, replayed: true };
+      }
+    }
+    validateLeaseSpec(spec, {
+      now,
+      limits: this.#limits,
+      largestHost: this.#hosts.largestAllocatable(),
+    });
+    const id = this.#newId();
+    const decision = this.#decide(id, spec, now, { allowPreemption: true, makeRoom: true });
+    if (decision.kind !== "none") {
+      this.#admission?.admit(
+        spec,
+        decision.kind === "queue" || decision.kind === "make-room" ? undefined : decision,
+      );
+    }
+    const base: Lease = {
+      id,
+      spec,
+      state: "NEW",
+      hostId: "",
+      start: 0,
+      end: 0,
+      requestId,
+      createdAt: now,
+      updatedAt: now,
+      statusMessage: "",
+      history: [],
+      warned: false,
+      lastEvent: "CREATED",
+    };
+    switch (decision.kind) {
+      case "none":
+        throw new ResourceExhaustedError(
+          `no host can take this lease: ${decision.explanation.summary}`,
+          decision.explanation,
+        );
+      case "queue": {
+        const item = await this.#write(
+          undefined,
+          { ...base, state: "PENDING", statusMessage: decision.explanation.summary },
+          "CREATED",
+        );
+        return {
+          lease: item.value,
+          revision: item.revision,
+          replayed: false,
+          explanation: decision.explanation,
+        };
+      }
+      case "make-room": {
+        // PENDING while the moves run (minutes): the answer says so and does not wait.
+        const item = await this.#write(
+          undefined,
+          { ...base, state: "PENDING", statusMessage: makingRoomMessage(decision.plan) },
+          "CREATED",
+        );
+        this.#runMakeRoom(id, decision.plan, 1);
+        return {
+          lease: item.value,
+          revision: item.revision,
+          replayed: false,
+          // Why no host fits now, and the plan that makes one fit.
+          explanation: { ...decision.explanation, summary: item.value.statusMessage },
+        };
+      }
+      case "place": {
+        const item = await this.#placeNew(base, decision, "CREATED");
+        return {
+          lease: item.value,
+          revision: item.revision,
+          replayed: false,
+          explanation: decision.explanation,
+        };
+      }
+      case "preempt": {
+        const item = await this.#preemptFor(base, decision, now);
+        return {
+          lease: item.value,
+          revision: item.revision,
+          replayed: false,
+          explanation: decision.explanation,
+        };
+      }
+    }
   }
 
   /** Where `spec` would go now, and why; changes nothing. */
