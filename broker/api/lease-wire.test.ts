@@ -175,15 +175,17 @@ describe("lease-wire: the bytes decode as leaseToProto's object would", () => {
     }
   });
 
-  it("a frozen lease version encoded twice in a row is encoded once; another revision or an unfrozen lease again", () => {
+  it("one event for several watchers is serialized once; another event or an unfrozen lease again", () => {
     const lease = deepFreeze({ ...leases[2]?.[1] } as Lease);
-    const first = encodeLease(lease, 7);
-    expect(encodeLease(lease, 7)).toBe(first);
-    const other = encodeLease(lease, 8);
+    const event = (revision: number, of: Lease = lease) =>
+      new LeaseEventAnswer(revision, "STATE_CHANGED", of, "STARTING", null);
+    const first = serializeLeaseEvent(event(7));
+    expect(serializeLeaseEvent(event(7))).toBe(first);
+    const other = serializeLeaseEvent(event(8));
     expect(other).not.toBe(first);
-    expect(leaseCodec.decode(other).revision).toBe(8);
+    expect(eventCodec.decode(other).lease?.revision).toBe(8);
     const loose = { ...lease };
-    expect(encodeLease(loose, 7)).not.toBe(encodeLease(loose, 7));
+    expect(serializeLeaseEvent(event(7, loose))).not.toBe(serializeLeaseEvent(event(7, loose)));
   });
 
   it("SubmitLeaseResponse, with and without an explanation", () => {

@@ -4,8 +4,8 @@
  *
  * The generic path (leaseToProto, then protobufjs `fromObject` and `encode`) built two object
  * trees per lease and answer and was ~12% of the broker's CPU under bench:e2e. Here the bytes are
- * written from the domain objects with one reused buffer (proto/wire-writer.ts), and the watchers
- * of one event share its lease's bytes. They decode exactly as `leaseToProto`'s object would
+ * written from the domain objects into one reused buffer (proto/wire-writer.ts), nested messages
+ * in place, and the watchers of one event share its bytes. They decode exactly as `leaseToProto`'s object would
  * (lease-wire.test.ts checks it field by field); sub-messages that are rare on this path (a dry
  * run's preview, migrations, item errors) still go through protobufjs.
  */
@@ -203,9 +203,11 @@ function stateNumber(state: LeaseState): number {
   return state === "NEW" ? 0 : (contract().leaseState[`LEASE_STATE_${state}`] ?? 0);
 }
 
-function writeLease(w: WireWriter, lease: Lease, revision: number, spec: Uint8Array): void {
+function writeLease(w: WireWriter, lease: Lease, revision: number): void {
   const e = contract();
-  w.string(1, lease.id).bytes(2, spec).int(3, stateNumber(lease.state)).string(4, lease.hostId);
+  w.string(1, lease.id).begin(2);
+  writeSpec(w, lease.spec);
+  w.end().int(3, stateNumber(lease.state)).string(4, lease.hostId);
   if (lease.start !== 0) writeTimestamp(w, 5, lease.start);
   if (lease.end !== 0) writeTimestamp(w, 6, lease.end);
   w.int(7, revision);
@@ -228,21 +230,9 @@ function writeLease(w: WireWriter, lease: Lease, revision: number, spec: Uint8Ar
   w.string(15, lease.migrationId ?? "");
 }
 
-/**
- * The lease version encoded last: each watcher's stream encodes the same event in turn. (A map of
- * every version's bytes cost more than it saved: identity hashes on frozen objects and weak
- * tables for the GC, against one encode per version in the common case.)
- */
-let last: { lease: Lease; revision: number; bytes: Uint8Array } | undefined;
-
 /** The encoded Lease message of `lease` at `revision`. */
 export function encodeLease(lease: Lease, revision: number): Uint8Array {
-  if (last !== undefined && last.lease === lease && last.revision === revision) return last.bytes;
-  const spec = encodeWith((w) => writeSpec(w, lease.spec));
-  const bytes = encodeWith((w) => writeLease(w, lease, revision, spec));
-  // A frozen (stored) version never changes, and neither do its bytes.
-  last = Object.isFrozen(lease) ? { lease, revision, bytes } : undefined;
-  return bytes;
+  return encodeWith((w) => writeLease(w, lease, revision));
 }
 
 /** PlacementExplanation, as explanationToProto gives it. */
@@ -289,7 +279,8 @@ function writeExplanation(
 }
 
 function writeAnswer(w: WireWriter, answer: SubmitAnswer): void {
-  w.bytes(1, encodeLease(answer.lease, answer.revision));
+  writeLease(w.begin(1), answer.lease, answer.revision);
+  w.end();
   const explanation = answer.explanation;
   if (explanation instanceof DecisionExplanation) writeExplanation(w, 2, explanation);
   else if (explanation !== null) w.bytes(2, generic(contract().explanation, explanation));
@@ -317,17 +308,38 @@ export function serializeSubmitLeasesAnswer(answer: SubmitLeasesAnswer): Buffer 
   });
 }
 
+/**
+ * The event serialized last: every watcher's stream serializes the same event in turn (the same
+ * frozen lease version at the same revision, the same migration looked up).
+ */
+let lastEvent: { lease: Lease; revision: number; type: LeaseEventType; bytes: Buffer } | undefined;
+
 /** LeaseEvent, as eventToProto gives it. */
 export function serializeLeaseEvent(event: LeaseEventAnswer): Buffer {
+  const last = lastEvent;
+  if (
+    last !== undefined &&
+    last.lease === event.lease &&
+    last.revision === event.revision &&
+    last.type === event.type
+  ) {
+    return last.bytes;
+  }
   const e = contract();
-  const lease = encodeLease(event.lease, event.revision);
-  return encodeWith((w) => {
+  const bytes = encodeWith((w) => {
     w.int(1, event.revision)
       .int(2, e.eventType[`LEASE_EVENT_TYPE_${event.type}` satisfies ProtoLeaseEventType] ?? 0)
-      .bytes(3, lease);
+      .begin(3);
+    writeLease(w, event.lease, event.revision);
+    w.end();
     writeTimestamp(w, 4, event.lease.updatedAt);
     if (event.migration !== null) w.bytes(5, generic(e.migration, event.migration));
     w.string(6, event.lease.statusMessage);
     if (event.previousState !== undefined) w.int(7, stateNumber(event.previousState));
   });
+  // A stored (frozen) version never changes, and neither do its bytes.
+  lastEvent = Object.isFrozen(event.lease)
+    ? { lease: event.lease, revision: event.revision, type: event.type, bytes }
+    : undefined;
+  return bytes;
 }
