@@ -223,11 +223,16 @@ type TimerKind =
   | "end"
   | "force-stop";
 
-/** A timer a lease's state calls for; `key` (`what@time`) names it among the lease's timers. */
+/** A timer a lease's state calls for (a state calls for each kind at most once). */
 interface PlannedTimer {
-  readonly key: string;
-  readonly time: number;
   readonly what: TimerKind;
+  readonly time: number;
+}
+
+/** An armed timer of a lease, by kind: the same kind at the same time is the same timer. */
+interface ArmedTimer {
+  readonly time: number;
+  readonly timer: Timer;
 }
 
 const NO_TIMERS: readonly PlannedTimer[] = [];
@@ -270,7 +275,7 @@ export class LeaseManager {
   /** MIGRATING leases by destination host. */
   readonly #migratingTo = new Map<string, Set<string>>();
   /** Each lease's armed timers, by `what@time` (see `#arm`). */
-  readonly #timers = new Map<string, Map<string, Timer>>();
+  readonly #timers = new Map<string, Map<TimerKind, ArmedTimer>>();
   readonly #parsed = new WeakMap<LeaseSpec, readonly Requirement[]>();
   #tail: Promise<unknown> = Promise.resolve();
   /** The newest revision of any lease this manager has seen. */
@@ -397,7 +402,7 @@ export class LeaseManager {
   // ── end of high availability ───────────────────────────────────────────────────────────────
 
   stop(): void {
-    for (const timers of this.#timers.values()) for (const t of timers.values()) t.cancel();
+    for (const timers of this.#timers.values()) for (const t of timers.values()) t.timer.cancel();
     this.#timers.clear();
     this.#queuePass?.cancel();
     this.#roomRetry?.cancel();
@@ -1798,37 +1803,43 @@ export class LeaseManager {
     const old = this.#timers.get(lease.id);
     const plan = isTerminal(lease.state) ? NO_TIMERS : this.#timerPlan(lease, this.#clock.now());
     // The same timers as before (STARTING → ACTIVE): nothing to change.
-    if (old !== undefined && old.size === plan.length && plan.every((p) => old.has(p.key))) return;
-    let armed: Map<string, Timer> | undefined;
-    for (const { key, time } of plan) {
+    if (
+      old !== undefined &&
+      old.size === plan.length &&
+      plan.every((p) => old.get(p.what)?.time === p.time)
+    ) {
+      return;
+    }
+    let armed: Map<TimerKind, ArmedTimer> | undefined;
+    for (const { what, time } of plan) {
       armed ??= new Map();
-      const existing = old?.get(key);
-      if (existing !== undefined) {
-        old?.delete(key);
-        armed.set(key, existing);
+      const existing = old?.get(what);
+      if (existing !== undefined && existing.time === time) {
+        old?.delete(what);
+        armed.set(what, existing);
       } else {
-        armed.set(
-          key,
-          this.#clock.setTimerAt(time, () => this.#fire(lease.id, key)),
-        );
+        const timer = this.#clock.setTimerAt(time, () => this.#fire(lease.id, what, time));
+        armed.set(what, { time, timer });
       }
     }
-    if (old !== undefined) for (const timer of old.values()) timer.cancel();
+    if (old !== undefined) for (const { timer } of old.values()) timer.cancel();
     if (armed === undefined) this.#timers.delete(lease.id);
     else this.#timers.set(lease.id, armed);
   }
 
-  /** Timer `key` of lease `id` fired: it acts if the lease as it is now still plans it. */
-  #fire(id: string, key: string): void {
-    this.#timers.get(id)?.delete(key);
+  /** Timer `what` of lease `id`, due at `time`, fired: it acts if the lease now still plans it. */
+  #fire(id: string, what: TimerKind, time: number): void {
+    const timers = this.#timers.get(id);
+    if (timers?.get(what)?.time === time) timers.delete(what);
     void this.#exclusive(async () => {
       const current = this.#leases.get(id);
       if (current === undefined || isTerminal(current.value.state)) return;
       // The lease changed since this timer was armed, and its new version has other timers.
-      const planned = this.#timerPlan(current.value, undefined).find((p) => p.key === key);
-      if (planned !== undefined) await this.#timerAction(planned.what, current);
+      const planned = this.#timerPlan(current.value, undefined);
+      if (planned.some((p) => p.what === what && p.time === time))
+        await this.#timerAction(what, current);
     }).catch((error) =>
-      this.#log.error({ err: error, lease: id, timer: key }, "lease timer failed"),
+      this.#log.error({ err: error, lease: id, timer: `${what}@${time}` }, "lease timer failed"),
     );
   }
 
@@ -1840,7 +1851,7 @@ export class LeaseManager {
   #timerPlan(lease: Lease, armedAt: number | undefined): PlannedTimer[] {
     const timers: PlannedTimer[] = [];
     const at = (time: number, what: TimerKind): void => {
-      timers.push({ key: `${what}@${time}`, time, what });
+      timers.push({ what, time });
     };
     const t = this.#timings;
     switch (lease.state) {
