@@ -5,9 +5,9 @@
  * The generic path (leaseToProto, then protobufjs `fromObject` and `encode`) built two object
  * trees per lease and answer and was ~12% of the broker's CPU under bench:e2e. Here the bytes are
  * written from the domain objects into one reused buffer (proto/wire-writer.ts), nested messages
- * in place, and the watchers of one event share its bytes. They decode exactly as `leaseToProto`'s object would
- * (lease-wire.test.ts checks it field by field); sub-messages that are rare on this path (a dry
- * run's preview, migrations, item errors) still go through protobufjs.
+ * in place, and the watchers of one event share its bytes. They decode exactly as the object of
+ * `leaseToProto` would (lease-wire.test.ts checks it field by field); sub-messages that are rare
+ * on this path (a dry run's preview, migrations, item errors) still go through protobufjs.
  */
 import type protobuf from "protobufjs";
 import type {

@@ -1903,7 +1903,7 @@ export class LeaseManager {
     return timers;
   }
 
-  /** What timer `what` does to the lease `item` (in its current version), as `#timerPlan` planned it. */
+  /** What timer `what` does to the lease `item` (its current version), as `#timerPlan` planned. */
   async #timerAction(what: TimerKind, item: Versioned<Lease>): Promise<unknown> {
     const lease = item.value;
     switch (what) {
