@@ -79,26 +79,46 @@ function checkOptions(options: RetryOptions): void {
  * Runs `fn` until it resolves, an error is not retryable (rethrown as is), the attempts run out
  * (RetriesExhaustedError with the last error as cause), or `signal` aborts (its reason).
  */
-export async function withRetries<T>(
+export function withRetries<T>(
   fn: (attempt: number) => Promise<T>,
   options: RetryOptions,
 ): Promise<T> {
-  checkOptions(options);
-  // Made at the first retry: most calls succeed at once (thousands of agent commands a second).
+  let first: Promise<T>;
+  try {
+    checkOptions(options);
+    if (options.signal?.aborted) throw options.signal.reason;
+    first = fn(1);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  // Most calls succeed at once (thousands of agent commands a second): the retry loop, an async
+  // function with its own state, is entered only after a failure.
+  return first.catch((error: unknown) => retryAfter(fn, options, error));
+}
+
+/** The attempts after the first, which failed with `firstError`. */
+async function retryAfter<T>(
+  fn: (attempt: number) => Promise<T>,
+  options: RetryOptions,
+  firstError: unknown,
+): Promise<T> {
+  // Made at the first retry: most calls never need one.
   let random = options.random;
   const retryIf = options.retryIf ?? isTransientBusError;
+  let error = firstError;
   for (let attempt = 1; ; attempt++) {
     if (options.signal?.aborted) throw options.signal.reason;
+    if (!retryIf(error)) throw error;
+    if (attempt >= options.attempts) throw new RetriesExhaustedError(attempt, { cause: error });
+    random ??= seededRandom(options.seed ?? 1);
+    const delayMs = backoffDelay(attempt, options.baseDelayMs, options.maxDelayMs, random);
+    options.onRetry?.({ attempt, error, delayMs });
+    await options.clock.sleep(delayMs, options.signal);
+    if (options.signal?.aborted) throw options.signal.reason;
     try {
-      return await fn(attempt);
-    } catch (error) {
-      if (options.signal?.aborted) throw options.signal.reason;
-      if (!retryIf(error)) throw error;
-      if (attempt >= options.attempts) throw new RetriesExhaustedError(attempt, { cause: error });
-      random ??= seededRandom(options.seed ?? 1);
-      const delayMs = backoffDelay(attempt, options.baseDelayMs, options.maxDelayMs, random);
-      options.onRetry?.({ attempt, error, delayMs });
-      await options.clock.sleep(delayMs, options.signal);
+      return await fn(attempt + 1);
+    } catch (failed) {
+      error = failed;
     }
   }
 }

@@ -38,6 +38,7 @@ export {
   UnavailableError,
 } from "./errors.js";
 export { deepFreeze } from "./freeze.js";
+export { Listeners } from "./listeners.js";
 export {
   createLogger,
   isLogLevel,

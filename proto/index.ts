@@ -42,3 +42,4 @@ export {
   protoFilePaths,
 } from "./load.js";
 export { durationFromMs, msFromDuration, msFromTimestamp, timestampFromMs } from "./time.js";
+export { encodeWith, WireWriter } from "./wire-writer.js";

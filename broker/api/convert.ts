@@ -240,7 +240,7 @@ export function stateFromProto(state: ProtoLeaseState, field: string): LeaseStat
   return enumName(state, "LEASE_STATE_", field) as LeaseState;
 }
 
-const PLACEMENT_REASON: Readonly<Record<string, PlacementReason>> = {
+export const PLACEMENT_REASON: Readonly<Record<string, PlacementReason>> = {
   placed: "PLACEMENT_REASON_INITIAL",
   reserved: "PLACEMENT_REASON_INITIAL",
   restarted: "PLACEMENT_REASON_RESTART",
@@ -334,7 +334,7 @@ export function hostToProto(view: HostView, allocated: Resources, leaseCount: nu
 }
 
 /** The binding-resource names of placement, in the contract's spelling. */
-const RESOURCE_FIELD: Readonly<Record<string, string>> = {
+export const RESOURCE_FIELD: Readonly<Record<string, string>> = {
   cpuMillis: "cpu_millis",
   memoryMib: "memory_mib",
   diskGib: "disk_gib",
@@ -346,7 +346,7 @@ const RESOURCE_FIELD: Readonly<Record<string, string>> = {
  * scores in [0, 1] with weights normalised over the scorers that ran (affinity only for a soft
  * group). Same order, scaled.
  */
-function componentWeights(
+export function componentWeights(
   policy: PlacementPolicy,
   scorers: readonly string[],
 ): Record<string, number> {

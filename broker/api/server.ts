@@ -4,9 +4,12 @@
  * `unary` turns every failure into a status in one place (status.ts).
  */
 import {
+  type handleServerStreamingCall,
+  type handleUnaryCall,
   Server,
   ServerCredentials,
   type ServerUnaryCall,
+  type ServiceDefinition,
   type ServiceError,
   type sendUnaryData,
   status,
@@ -23,6 +26,7 @@ import {
 } from "../../core/index.js";
 import {
   type ClusterIndex,
+  DEFAULT_PLACEMENT_POLICY,
   matches,
   parseSelector,
   type Requirement,
@@ -37,8 +41,9 @@ import {
   msFromDuration,
   msFromTimestamp,
   type SubmitLeaseRequest,
-  type SubmitLeaseResponseInput,
+  type SubmitLeasesRequest,
   timestampFromMs,
+  type WatchLeasesRequest,
 } from "../../proto/index.js";
 import { CallGuard, type TokenSource } from "../auth/index.js";
 import {
@@ -48,7 +53,12 @@ import {
 } from "../autoscale/index.js";
 import { gateHandlers, type RequestGate } from "../ha/gate.js";
 import type { HostRegistry, HostView } from "../hosts/registry.js";
-import type { LeaseManager, PlacementPreview } from "../leases/lease-manager.js";
+import type {
+  LeaseManager,
+  PlacementPreview,
+  SubmitRequest,
+  SubmitResult,
+} from "../leases/lease-manager.js";
 import type { Lease, LeaseSpec } from "../leases/model.js";
 import type { LeaseState } from "../leases/transitions.js";
 import {
@@ -60,7 +70,6 @@ import {
 import { type BrokerStore, CompactedError } from "../store/index.js";
 import {
   enumName,
-  eventToProto,
   explanationToProto,
   forecastToProto,
   hostToProto,
@@ -73,6 +82,16 @@ import {
   specFromProto,
   stateFromProto,
 } from "./convert.js";
+import {
+  DecisionExplanation,
+  LeaseEventAnswer,
+  SubmitAnswer,
+  type SubmitItem,
+  type SubmitLeasesAnswer,
+  serializeLeaseEvent,
+  serializeSubmitAnswer,
+  serializeSubmitLeasesAnswer,
+} from "./lease-wire.js";
 import { MAX_SUBMIT_BATCH } from "./limits.js";
 import { isPlacementExplanation, toItemError, toServiceError } from "./status.js";
 
@@ -116,6 +135,9 @@ const AUTOSCALE_OFF: AutoscaleStatusView = {
   drainingHostIds: [],
   removableHostIds: [],
 };
+
+/** The place of a SubmitLeases item until the lease manager's outcome for it replaces it. */
+const NOT_YET_ADMITTED: SubmitItem = { error: { code: status.INTERNAL, message: "not admitted" } };
 
 const MAX_BUCKETS = 1000;
 const DEFAULT_BUCKETS = 24;
@@ -253,6 +275,37 @@ function unary<Req, Res>(
   };
 }
 
+/**
+ * The handlers. The three answers that carry leases at the broker's rate are in lease-wire's
+ * shapes (the domain lease, encoded once per version) and serialized by lease-wire.
+ */
+type Handlers = {
+  [K in keyof LeaseBrokerHandlers as string extends K
+    ? never
+    : K extends "SubmitLease" | "SubmitLeases" | "WatchLeases"
+      ? never
+      : K]: LeaseBrokerHandlers[K];
+} & {
+  SubmitLease: handleUnaryCall<SubmitLeaseRequest, SubmitAnswer>;
+  SubmitLeases: handleUnaryCall<SubmitLeasesRequest, SubmitLeasesAnswer>;
+  WatchLeases: handleServerStreamingCall<WatchLeasesRequest, LeaseEventAnswer>;
+};
+
+/** `service` with lease-wire's serializers for the answers `Handlers` gives in its shapes. */
+function withLeaseWire(service: ServiceDefinition): ServiceDefinition {
+  const method = (name: string) => {
+    const m = service[name];
+    if (m === undefined) throw new Error(`${name} is not a method of the service`);
+    return m;
+  };
+  return {
+    ...service,
+    SubmitLease: { ...method("SubmitLease"), responseSerialize: serializeSubmitAnswer },
+    SubmitLeases: { ...method("SubmitLeases"), responseSerialize: serializeSubmitLeasesAnswer },
+    WatchLeases: { ...method("WatchLeases"), responseSerialize: serializeLeaseEvent },
+  };
+}
+
 export class ApiServer {
   readonly health = new HealthImplementation({
     "": "NOT_SERVING",
@@ -275,7 +328,7 @@ export class ApiServer {
       "grpc.enable_channelz": 0,
     });
     const pkg: LeaseBrokerGrpcType = loadLeaseBrokerPackage();
-    const service = pkg.leasebroker.v1.LeaseBroker.service;
+    const service = withLeaseWire(pkg.leasebroker.v1.LeaseBroker.service);
     const handlers = this.#handlers();
     const gated = deps.gate === undefined ? handlers : gateHandlers(handlers, deps.gate);
     // Authentication wraps every handler in one place (outside the HA gate: an unauthenticated
@@ -341,7 +394,7 @@ export class ApiServer {
     return hostToProto(view, allocated, index.host(view.id)?.holdCount ?? 0);
   }
 
-  #handlers(): LeaseBrokerHandlers {
+  #handlers(): Handlers {
     const { store, leases, migrations, hosts, index, clock, logger: log } = this.#deps;
     const migrationProto = (id: string) => {
       const item = migrations.get(id);
@@ -354,52 +407,78 @@ export class ApiServer {
     const checkRevision = (id: string, expected: number): void => {
       if (expected !== 0) leases.expectRevision(id, expected);
     };
-    /** One SubmitLease, also each item of SubmitLeases. */
-    const submitOne = async (req: SubmitLeaseRequest): Promise<SubmitLeaseResponseInput> => {
+    /**
+     * A submission's own checks, and a dry run's answer: what SubmitLease and each item of
+     * SubmitLeases do before the lease manager admits it (throws what the caller is answered).
+     */
+    const checkSubmission = (req: SubmitLeaseRequest): SubmitRequest | SubmitAnswer => {
       if (!REQUEST_ID.test(req.requestId)) {
         throw new InvalidArgumentError("request_id", "at most 64 characters of [A-Za-z0-9_-]");
       }
       const spec = specFromProto(req.spec, clock.now());
-      if (req.dryRun) {
-        const preview = leases.explain(spec);
-        return {
-          lease: leaseToProto(dryRunLease(spec, preview, req.requestId, clock.now()), 0),
-          explanation: previewExplanation(preview),
-          duplicate: false,
-        };
-      }
-      const result = await leases.submit(spec, req.requestId);
+      if (!req.dryRun) return { spec, requestId: req.requestId };
+      const preview = leases.explain(spec);
+      return new SubmitAnswer(
+        dryRunLease(spec, preview, req.requestId, clock.now()),
+        0,
+        previewExplanation(preview),
+        false,
+      );
+    };
+    const admitted = (result: SubmitResult): SubmitAnswer => {
       // How the lease was placed or why it is queued, when the lease manager says so.
-      const explanation =
-        "explanation" in result && isPlacementExplanation(result.explanation)
-          ? explanationToProto(result.explanation)
-          : null;
-      return {
-        lease: leaseToProto(result.lease, result.revision),
-        explanation,
-        duplicate: result.replayed,
-      };
+      const explanation = isPlacementExplanation(result.explanation)
+        ? new DecisionExplanation(result.explanation, DEFAULT_PLACEMENT_POLICY)
+        : null;
+      return new SubmitAnswer(result.lease, result.revision, explanation, result.replayed);
+    };
+    const itemError = (reason: unknown): SubmitItem => {
+      const error = toItemError(reason);
+      if (error.code === status.INTERNAL)
+        log.error({ err: reason, method: "SubmitLeases" }, "request failed");
+      return { error };
     };
     return {
-      SubmitLease: unary(log, "SubmitLease", submitOne),
-      SubmitLeases: unary(log, "SubmitLeases", async (req) => {
+      SubmitLease: unary(log, "SubmitLease", async (req) => {
+        const checked = checkSubmission(req);
+        if (checked instanceof SubmitAnswer) return checked;
+        return admitted(await leases.submit(checked.spec, checked.requestId));
+      }),
+      SubmitLeases: unary(log, "SubmitLeases", async (req): Promise<SubmitLeasesAnswer> => {
         if (req.requests.length > MAX_SUBMIT_BATCH) {
           throw new InvalidArgumentError(
             "requests",
             `at most ${MAX_SUBMIT_BATCH} submissions per call, not ${req.requests.length}`,
           );
         }
-        // Every item starts before any is awaited: the lease manager admits them in this order.
-        const answers = await Promise.allSettled(req.requests.map(submitOne));
-        return {
-          results: answers.map((answer) => {
-            if (answer.status === "fulfilled") return { response: answer.value };
-            const error = toItemError(answer.reason);
-            if (error.code === status.INTERNAL)
-              log.error({ err: answer.reason, method: "SubmitLeases" }, "request failed");
-            return { error };
-          }),
-        };
+        // Each item is checked as SubmitLease checks it; the ones to admit go to the lease manager
+        // together, admitted in this order, each with its own result.
+        const results: SubmitItem[] = [];
+        const toAdmit: SubmitRequest[] = [];
+        const slots: number[] = [];
+        for (const item of req.requests) {
+          try {
+            const checked = checkSubmission(item);
+            if (checked instanceof SubmitAnswer) {
+              results.push({ response: checked });
+              continue;
+            }
+            slots.push(results.length);
+            toAdmit.push(checked);
+            results.push(NOT_YET_ADMITTED); // replaced by its outcome below
+          } catch (error) {
+            results.push(itemError(error));
+          }
+        }
+        if (toAdmit.length > 0) {
+          const outcomes = await leases.submitMany(toAdmit);
+          outcomes.forEach((outcome, k) => {
+            results[slots[k] as number] = outcome.ok
+              ? { response: admitted(outcome.result) }
+              : itemError(outcome.error);
+          });
+        }
+        return { results };
       }),
       GetLease: unary(log, "GetLease", (req) => {
         if (req.id === "") throw new InvalidArgumentError("id", "is required");
@@ -652,7 +731,15 @@ export class ApiServer {
     };
   }
 
-  #watch(call: Parameters<LeaseBrokerHandlers["WatchLeases"]>[0]): void {
+  #migration(id: string): ReturnType<MigrationOrchestrator["get"]> | undefined {
+    try {
+      return this.#deps.migrations.get(id);
+    } catch {
+      return undefined;
+    }
+  }
+
+  #watch(call: Parameters<Handlers["WatchLeases"]>[0]): void {
     const { leases, logger } = this.#deps;
     const req = call.request;
     const types = new Set(req.types);
@@ -710,15 +797,18 @@ export class ApiServer {
           typeof event.previousState === "string"
             ? (event.previousState as LeaseState)
             : undefined;
-        // Filter by type before building the message (eventToProto's type is this name).
+        // Filter by type before building the message (the event's type is this name).
         if (types.size > 0 && !types.has(`LEASE_EVENT_TYPE_${event.type}` as never)) return;
-        const proto = eventToProto(event, previous, (id) => {
-          try {
-            return this.#deps.migrations.get(id);
-          } catch {
-            return undefined;
-          }
-        });
+        // The migration the lease names (or, for the write that ends one, the lease before it).
+        const migrationId = event.lease.migrationId ?? event.previous?.migrationId;
+        const migration = migrationId === undefined ? undefined : this.#migration(migrationId);
+        const answer = new LeaseEventAnswer(
+          event.revision,
+          event.type,
+          event.lease,
+          previous,
+          migration === undefined ? null : migrationToProto(migration.value, migration.revision),
+        );
         if (call.writableLength > maxBacklog) {
           end({
             code: status.RESOURCE_EXHAUSTED,
@@ -727,7 +817,7 @@ export class ApiServer {
           return;
         }
         lastRevision = event.revision;
-        call.write(proto);
+        call.write(answer);
       });
     } catch (error) {
       failed(error);

@@ -16,8 +16,14 @@ import {
   type HelloReply,
   timestampFromMs,
 } from "../../proto/index.js";
+import { resourcesToProto } from "../api/convert.js";
 import { MemoryStore } from "../store/index.js";
-import { AgentGateway, CommandRejectedError, type HostInventory } from "./agent-gateway.js";
+import {
+  AgentGateway,
+  CommandRejectedError,
+  encodeStartCommand,
+  type HostInventory,
+} from "./agent-gateway.js";
 import type { WorkloadReport } from "./gateway.js";
 import { HostRegistry } from "./registry.js";
 
@@ -328,6 +334,40 @@ describe("AgentGateway: commands", () => {
     expect(seen[0]?.idempotencyKey).toContain("l-7");
     await s.gateway.stop(HOST, "l-7", { graceMs: 0, force: true }).catch(() => {});
     expect(seen[1]?.idempotencyKey).not.toBe(seen[0]?.idempotencyKey);
+  });
+
+  it("writes a start command as the generic codec would (its fields decode the same)", () => {
+    for (const w of [
+      workload("l-9"),
+      {
+        leaseId: "l-ü",
+        resources: {
+          cpuMillis: 1500.4,
+          memoryMib: 2048,
+          diskGib: 0,
+          gpus: 2,
+          extended: { fpga: 1 },
+        },
+        end: T0 - 1,
+        image: "",
+        params: {},
+      },
+    ]) {
+      const generic = agentCodecs.command.encode({
+        idempotencyKey: `start:${w.leaseId}:1`,
+        epoch: 2 ** 40,
+        hostId: HOST,
+        start: {
+          leaseId: w.leaseId,
+          resources: resourcesToProto(w.resources),
+          driver: { image: w.image, params: { ...w.params } },
+          endTime: timestampFromMs(w.end),
+        },
+      });
+      expect(
+        agentCodecs.command.decode(encodeStartCommand(`start:${w.leaseId}:1`, 2 ** 40, HOST, w)),
+      ).toEqual(agentCodecs.command.decode(generic));
+    }
   });
 
   it("retries a command that timed out, with the same idempotency key", async () => {

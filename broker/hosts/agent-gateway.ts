@@ -23,6 +23,7 @@ import {
   type Clock,
   errorMessage,
   FailedPreconditionError,
+  Listeners,
   type Logger,
   UnavailableError,
 } from "../../core/index.js";
@@ -32,11 +33,13 @@ import {
   type CommandInput,
   type CommandReply,
   durationFromMs,
+  encodeWith,
   type Hello,
   msFromDuration,
   timestampFromMs,
 } from "../../proto/index.js";
 import { resourcesFromProto, resourcesToProto } from "../api/convert.js";
+import { writeResources, writeStringMap, writeTimestamp } from "../api/lease-wire.js";
 import type {
   HostGateway,
   IncomingEndpoint,
@@ -110,6 +113,32 @@ export class CommandRejectedError extends FailedPreconditionError {
   }
 }
 
+/**
+ * Command{start}, written directly: one goes out per lease, and the generic codec (checks, then
+ * protobufjs' objects) cost more than the rest of sending it. The bytes decode as
+ * `agentCodecs.command.encode` of the same command would (agent-gateway.test.ts checks it).
+ */
+export function encodeStartCommand(
+  idempotencyKey: string,
+  epoch: number,
+  hostId: string,
+  workload: WorkloadSpec,
+): Uint8Array {
+  return encodeWith((w) => {
+    w.string(1, idempotencyKey)
+      .int(2, epoch)
+      .string(3, hostId)
+      .begin(5)
+      .string(1, workload.leaseId);
+    writeResources(w, 2, workload.resources);
+    w.begin(3).string(1, workload.image);
+    writeStringMap(w, 2, workload.params);
+    w.end();
+    writeTimestamp(w, 4, workload.end);
+    w.end();
+  });
+}
+
 export class AgentGateway implements HostGateway {
   /** Payloads dropped, by subject kind and reason (for /metrics and tests). */
   readonly drops = new DropCounters();
@@ -118,9 +147,9 @@ export class AgentGateway implements HostGateway {
     epoch: number;
   };
   readonly #log: Logger;
-  readonly #reports = new Set<(report: WorkloadReport) => void>();
-  readonly #migrationReports = new Set<(report: MigrationReport) => void>();
-  readonly #inventories = new Set<(inventory: HostInventory) => void>();
+  readonly #reports = new Listeners<WorkloadReport>();
+  readonly #migrationReports = new Listeners<MigrationReport>();
+  readonly #inventories = new Listeners<HostInventory>();
   readonly #subscriptions: Subscription[] = [];
   #offStatus: (() => void) | undefined;
   #commands = 0;
@@ -179,25 +208,18 @@ export class AgentGateway implements HostGateway {
   }
 
   onReport(listener: (report: WorkloadReport) => void): () => void {
-    this.#reports.add(listener);
-    return () => this.#reports.delete(listener);
+    return this.#reports.add(listener);
   }
 
   /** Called with what a host runs, on every Hello and accepted heartbeat (for reconciliation). */
   onInventory(listener: (inventory: HostInventory) => void): () => void {
-    this.#inventories.add(listener);
-    return () => this.#inventories.delete(listener);
+    return this.#inventories.add(listener);
   }
 
   async start(hostId: string, workload: WorkloadSpec): Promise<void> {
-    await this.#command(hostId, `start:${workload.leaseId}`, {
-      start: {
-        leaseId: workload.leaseId,
-        resources: resourcesToProto(workload.resources),
-        driver: { image: workload.image, params: { ...workload.params } },
-        endTime: timestampFromMs(workload.end),
-      },
-    });
+    await this.#send(hostId, `start:${workload.leaseId}`, (idempotencyKey, epoch) =>
+      encodeStartCommand(idempotencyKey, epoch, hostId, workload),
+    );
   }
 
   async stop(hostId: string, leaseId: string, options: StopOptions): Promise<void> {
@@ -282,8 +304,7 @@ export class AgentGateway implements HostGateway {
   }
 
   onMigrationReport(listener: (report: MigrationReport) => void): () => void {
-    this.#migrationReports.add(listener);
-    return () => this.#migrationReports.delete(listener);
+    return this.#migrationReports.add(listener);
   }
 
   // ── incoming ───────────────────────────────────────────────────────────────────────────────
@@ -358,7 +379,7 @@ export class AgentGateway implements HostGateway {
         .filter((w) => w.state === "WORKLOAD_STATE_RUNNING")
         .map((w) => w.leaseId),
     };
-    for (const listener of [...this.#inventories]) listener(inventory);
+    this.#inventories.emit(inventory);
   }
 
   #helloProblem(subjectHost: string, hello: Hello): string | undefined {
@@ -400,7 +421,7 @@ export class AgentGateway implements HostGateway {
       leaseIds: beat.leaseIds,
       fromHello: false,
     };
-    for (const listener of [...this.#inventories]) listener(inventory);
+    this.#inventories.emit(inventory);
   }
 
   #onEvent(m: BusMessage): void {
@@ -437,7 +458,7 @@ export class AgentGateway implements HostGateway {
       message: w.message,
       ...(w.migrationId === "" ? {} : { migrationId: w.migrationId }),
     };
-    for (const listener of [...this.#reports]) listener(report);
+    this.#reports.emit(report);
   }
 
   #onMigrationProgress(hostId: string, p: AgentEvent["migrationProgress"]): void {
@@ -466,28 +487,33 @@ export class AgentGateway implements HostGateway {
       ...(p.totalTime === null ? {} : { totalTimeMs: msFromDuration(p.totalTime) }),
       error: p.error,
     };
-    for (const listener of [...this.#migrationReports]) listener(report);
+    this.#migrationReports.emit(report);
   }
 
   // ── outgoing ───────────────────────────────────────────────────────────────────────────────
 
-  async #command(
+  #command(
     hostId: string,
     key: string,
     kind: Omit<CommandInput, "idempotencyKey" | "epoch" | "hostId">,
+  ): Promise<CommandReply> {
+    return this.#send(hostId, key, (idempotencyKey, epoch) =>
+      agentCodecs.command.encode({ idempotencyKey, epoch, hostId, ...kind }),
+    );
+  }
+
+  /** Sends the command `encode` makes with its idempotency key and epoch; resolves to the reply. */
+  async #send(
+    hostId: string,
+    key: string,
+    encode: (idempotencyKey: string, epoch: number) => Uint8Array,
   ): Promise<CommandReply> {
     const refusal = this.#refusal();
     if (refusal !== undefined) throw refusal;
     // One key per logical command (retries below resend the same bytes, so the same key): a
     // deliberate second command for the same lease (a restart, a second stop) is not a duplicate.
     this.#commands++;
-    const command: CommandInput = {
-      idempotencyKey: `${key}:${this.#o.epoch}:${this.#commands}`,
-      epoch: this.#o.epoch,
-      hostId,
-      ...kind,
-    };
-    const bytes = agentCodecs.command.encode(command);
+    const bytes = encode(`${key}:${this.#o.epoch}:${this.#commands}`, this.#o.epoch);
     // Commands issued in one turn of the event loop (a burst of submits) leave together: the NATS
     // client writes its buffer once per flush, not once per command. Off in tests and the
     // simulator, where commands go out at once so that runs stay deterministic.

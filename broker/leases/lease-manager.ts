@@ -15,6 +15,7 @@ import {
   FailedPreconditionError,
   InvalidArgumentError,
   LeaseBrokerError,
+  Listeners,
   type Logger,
   NotFoundError,
   ResourceExhaustedError,
@@ -108,11 +109,24 @@ export interface LeaseManagerDeps {
   readonly preemption?: boolean;
 }
 
+/** One submission of `submitMany`. */
+export interface SubmitRequest {
+  readonly spec: LeaseSpec;
+  readonly requestId: string;
+}
+
+/** How one submission of `submitMany` went: what `submit` resolves to, or what it rejects with. */
+export type SubmitOutcome =
+  | { readonly ok: true; readonly result: SubmitResult }
+  | { readonly ok: false; readonly error: unknown };
+
 export interface SubmitResult {
   readonly lease: Lease;
   readonly revision: number;
   /** True when the request id matched an earlier submit (nothing new was created). */
   readonly replayed: boolean;
+  /** How the lease was placed, or why it waits (absent for a replay). */
+  readonly explanation?: PlacementExplanation;
 }
 
 /** Where a lease would go, without committing anything (ExplainPlacement). */
@@ -198,6 +212,32 @@ interface DecideOptions {
   readonly makeRoom?: boolean;
 }
 
+/** What a lease's timer does when it fires (`#timerAction`). */
+type TimerKind =
+  | "queue-deadline"
+  | "earliest-start"
+  | "start"
+  | "preemption"
+  | "drain-deadline"
+  | "expiry-warning"
+  | "end"
+  | "force-stop";
+
+/** A timer a lease's state calls for (a state calls for each kind at most once). */
+interface PlannedTimer {
+  readonly what: TimerKind;
+  readonly time: number;
+}
+
+/** An armed timer of a lease, by kind: the same kind at the same time is the same timer. */
+interface ArmedTimer {
+  readonly time: number;
+  readonly timer: Timer;
+}
+
+const NO_TIMERS: readonly PlannedTimer[] = [];
+const NO_REQUIREMENTS: readonly Requirement[] = [];
+
 /** A missing workload is started again at most this often from heartbeats. */
 const RESTART_GRACE_MS = 10_000;
 
@@ -235,7 +275,7 @@ export class LeaseManager {
   /** MIGRATING leases by destination host. */
   readonly #migratingTo = new Map<string, Set<string>>();
   /** Each lease's armed timers, by `what@time` (see `#arm`). */
-  readonly #timers = new Map<string, Map<string, Timer>>();
+  readonly #timers = new Map<string, Map<TimerKind, ArmedTimer>>();
   readonly #parsed = new WeakMap<LeaseSpec, readonly Requirement[]>();
   #tail: Promise<unknown> = Promise.resolve();
   /** The newest revision of any lease this manager has seen. */
@@ -250,7 +290,7 @@ export class LeaseManager {
   #unsubscribe: (() => void)[] = [];
   #observer: AdmissionObserver | undefined;
   #migrationHooks: MigrationHooks = {};
-  readonly #changeListeners = new Set<(change: LeaseChange) => void>();
+  readonly #changeListeners = new Listeners<LeaseChange>();
 
   constructor(deps: LeaseManagerDeps) {
     this.#store = deps.store;
@@ -362,7 +402,7 @@ export class LeaseManager {
   // ── end of high availability ───────────────────────────────────────────────────────────────
 
   stop(): void {
-    for (const timers of this.#timers.values()) for (const t of timers.values()) t.cancel();
+    for (const timers of this.#timers.values()) for (const t of timers.values()) t.timer.cancel();
     this.#timers.clear();
     this.#queuePass?.cancel();
     this.#roomRetry?.cancel();
@@ -468,12 +508,13 @@ export class LeaseManager {
         if (event.collection !== "leases") return;
         const lease = event.value as Lease;
         const previous = event.previous as Lease | undefined;
-        listener({
-          revision: event.revision,
-          type: event.type === "delete" ? "DELETED" : lease.lastEvent,
-          lease,
-          ...(previous === undefined ? {} : { previousState: previous.state, previous }),
-        });
+        const revision = event.revision;
+        const type = event.type === "delete" ? "DELETED" : lease.lastEvent;
+        listener(
+          previous === undefined
+            ? { revision, type, lease }
+            : { revision, type, lease, previousState: previous.state, previous },
+        );
       },
       onError,
     );
@@ -497,127 +538,153 @@ export class LeaseManager {
   }
 
   submit(spec: LeaseSpec, requestId = ""): Promise<SubmitResult> {
-    const result = this.#submit(spec, requestId);
+    const result = this.#exclusive(() => this.#admit(spec, requestId));
     if (this.#observer !== undefined) {
       result.then(
-        (r) => {
-          if (r.replayed) return;
-          const state = r.lease.state;
-          this.#notifyObserver((o) =>
-            state === "PENDING"
-              ? o.admission("queued", "no-fit")
-              : o.admission("admitted", state === "RESERVED" ? "reserved" : "started"),
-          );
-        },
-        (error: unknown) => {
-          const kind = error instanceof LeaseBrokerError ? error.kind : "internal";
-          this.#notifyObserver((o) =>
-            o.admission("rejected", kind === "resource-exhausted" ? "no-fit" : kind),
-          );
-        },
+        (r) => this.#observeAdmitted(r),
+        (error: unknown) => this.#observeRejected(error),
       );
     }
     return result;
   }
 
-  #submit(spec: LeaseSpec, requestId: string): Promise<SubmitResult> {
+  /**
+   * Several submissions, in order, each exactly as `submit` admits it (its own placement and
+   * write, its own result or error), in one exclusive section: one queue hop for a SubmitLeases
+   * call instead of one per item. Nothing else could run between them anyway: `submit` calls
+   * issued together queue together.
+   */
+  submitMany(requests: readonly SubmitRequest[]): Promise<SubmitOutcome[]> {
     return this.#exclusive(async () => {
-      const now = this.#clock.now();
-      if (requestId !== "") {
-        const earlier = this.#byRequestId.get(requestKey(spec.tenant, requestId));
-        if (earlier !== undefined) {
-          const item = this.get(earlier);
-          if (!sameSpec(item.value.spec, spec)) {
-            throw new AlreadyExistsError(
-              `request id ${JSON.stringify(requestId)} was used for lease ${earlier} with a different spec`,
-            );
-          }
-          return { lease: item.value, revision: item.revision, replayed: true };
+      const outcomes: SubmitOutcome[] = [];
+      for (const { spec, requestId } of requests) {
+        try {
+          const result = await this.#admit(spec, requestId);
+          outcomes.push({ ok: true, result });
+          if (this.#observer !== undefined) this.#observeAdmitted(result);
+        } catch (error) {
+          outcomes.push({ ok: false, error });
+          if (this.#observer !== undefined) this.#observeRejected(error);
         }
       }
-      validateLeaseSpec(spec, {
-        now,
-        limits: this.#limits,
-        largestHost: this.#hosts.largestAllocatable(),
-      });
-      const id = this.#newId();
-      const decision = this.#decide(id, spec, now, { allowPreemption: true, makeRoom: true });
-      if (decision.kind !== "none") {
-        this.#admission?.admit(
-          spec,
-          decision.kind === "queue" || decision.kind === "make-room" ? undefined : decision,
-        );
-      }
-      const base: Lease = {
-        id,
-        spec,
-        state: "NEW",
-        hostId: "",
-        start: 0,
-        end: 0,
-        requestId,
-        createdAt: now,
-        updatedAt: now,
-        statusMessage: "",
-        history: [],
-        warned: false,
-        lastEvent: "CREATED",
-      };
-      switch (decision.kind) {
-        case "none":
-          throw new ResourceExhaustedError(
-            `no host can take this lease: ${decision.explanation.summary}`,
-            decision.explanation,
-          );
-        case "queue": {
-          const item = await this.#write(
-            undefined,
-            { ...base, state: "PENDING", statusMessage: decision.explanation.summary },
-            "CREATED",
-          );
-          return {
-            lease: item.value,
-            revision: item.revision,
-            replayed: false,
-            explanation: decision.explanation,
-          };
-        }
-        case "make-room": {
-          // PENDING while the moves run (minutes): the answer says so and does not wait.
-          const item = await this.#write(
-            undefined,
-            { ...base, state: "PENDING", statusMessage: makingRoomMessage(decision.plan) },
-            "CREATED",
-          );
-          this.#runMakeRoom(id, decision.plan, 1);
-          return {
-            lease: item.value,
-            revision: item.revision,
-            replayed: false,
-            // Why no host fits now, and the plan that makes one fit.
-            explanation: { ...decision.explanation, summary: item.value.statusMessage },
-          };
-        }
-        case "place": {
-          const item = await this.#placeNew(base, decision, "CREATED");
-          return {
-            lease: item.value,
-            revision: item.revision,
-            replayed: false,
-            explanation: decision.explanation,
-          };
-        }
-        case "preempt": {
-          const item = await this.#preemptFor(base, decision, now);
-          return {
-            lease: item.value,
-            revision: item.revision,
-            replayed: false,
-            explanation: decision.explanation,
-          };
-        }
-      }
+      return outcomes;
     });
+  }
+
+  #observeAdmitted(r: SubmitResult): void {
+    if (r.replayed) return;
+    const state = r.lease.state;
+    this.#notifyObserver((o) =>
+      state === "PENDING"
+        ? o.admission("queued", "no-fit")
+        : o.admission("admitted", state === "RESERVED" ? "reserved" : "started"),
+    );
+  }
+
+  #observeRejected(error: unknown): void {
+    const kind = error instanceof LeaseBrokerError ? error.kind : "internal";
+    this.#notifyObserver((o) =>
+      o.admission("rejected", kind === "resource-exhausted" ? "no-fit" : kind),
+    );
+  }
+
+  /** Admits one submission (inside the exclusive section). */
+  async #admit(spec: LeaseSpec, requestId: string): Promise<SubmitResult> {
+    const now = this.#clock.now();
+    if (requestId !== "") {
+      const earlier = this.#byRequestId.get(requestKey(spec.tenant, requestId));
+      if (earlier !== undefined) {
+        const item = this.get(earlier);
+        if (!sameSpec(item.value.spec, spec)) {
+          throw new AlreadyExistsError(
+            `request id ${JSON.stringify(requestId)} was used for lease ${earlier} with a different spec`,
+          );
+        }
+        return { lease: item.value, revision: item.revision, replayed: true };
+      }
+    }
+    validateLeaseSpec(spec, {
+      now,
+      limits: this.#limits,
+      largestHost: this.#hosts.largestAllocatable(),
+    });
+    const id = this.#newId();
+    const decision = this.#decide(id, spec, now, { allowPreemption: true, makeRoom: true });
+    if (decision.kind !== "none") {
+      this.#admission?.admit(
+        spec,
+        decision.kind === "queue" || decision.kind === "make-room" ? undefined : decision,
+      );
+    }
+    const base: Lease = {
+      id,
+      spec,
+      state: "NEW",
+      hostId: "",
+      start: 0,
+      end: 0,
+      requestId,
+      createdAt: now,
+      updatedAt: now,
+      statusMessage: "",
+      history: [],
+      warned: false,
+      lastEvent: "CREATED",
+    };
+    switch (decision.kind) {
+      case "none":
+        throw new ResourceExhaustedError(
+          `no host can take this lease: ${decision.explanation.summary}`,
+          decision.explanation,
+        );
+      case "queue": {
+        const item = await this.#write(
+          undefined,
+          { ...base, state: "PENDING", statusMessage: decision.explanation.summary },
+          "CREATED",
+        );
+        return {
+          lease: item.value,
+          revision: item.revision,
+          replayed: false,
+          explanation: decision.explanation,
+        };
+      }
+      case "make-room": {
+        // PENDING while the moves run (minutes): the answer says so and does not wait.
+        const item = await this.#write(
+          undefined,
+          { ...base, state: "PENDING", statusMessage: makingRoomMessage(decision.plan) },
+          "CREATED",
+        );
+        this.#runMakeRoom(id, decision.plan, 1);
+        return {
+          lease: item.value,
+          revision: item.revision,
+          replayed: false,
+          // Why no host fits now, and the plan that makes one fit.
+          explanation: { ...decision.explanation, summary: item.value.statusMessage },
+        };
+      }
+      case "place": {
+        const item = await this.#placeNew(base, decision, "CREATED");
+        return {
+          lease: item.value,
+          revision: item.revision,
+          replayed: false,
+          explanation: decision.explanation,
+        };
+      }
+      case "preempt": {
+        const item = await this.#preemptFor(base, decision, now);
+        return {
+          lease: item.value,
+          revision: item.revision,
+          replayed: false,
+          explanation: decision.explanation,
+        };
+      }
+    }
   }
 
   /** Where `spec` would go now, and why; changes nothing. */
@@ -817,8 +884,7 @@ export class LeaseManager {
 
   /** Called after every lease write, in order (the orchestrator follows leases it moves). */
   onChange(listener: (change: LeaseChange) => void): () => void {
-    this.#changeListeners.add(listener);
-    return () => this.#changeListeners.delete(listener);
+    return this.#changeListeners.add(listener);
   }
 
   /**
@@ -1420,6 +1486,8 @@ export class LeaseManager {
 
   /** Constraints parsed once per spec (specs are immutable; validation already parsed them once). */
   #requirements(spec: LeaseSpec): readonly Requirement[] {
+    // Most specs have none: no weak-map entry (an identity hash and GC work) per lease for them.
+    if (spec.constraints.length === 0) return NO_REQUIREMENTS;
     let parsed = this.#parsed.get(spec);
     if (parsed === undefined) {
       parsed = spec.constraints.map((c) => parseSelector(c));
@@ -1733,64 +1801,57 @@ export class LeaseManager {
    */
   #arm(lease: Lease): void {
     const old = this.#timers.get(lease.id);
-    const plan = isTerminal(lease.state) ? [] : this.#timerPlan(lease, this.#clock.now());
-    let armed: Map<string, Timer> | undefined;
-    for (const { key, time } of plan) {
+    const plan = isTerminal(lease.state) ? NO_TIMERS : this.#timerPlan(lease, this.#clock.now());
+    // The same timers as before (STARTING → ACTIVE): nothing to change.
+    if (
+      old !== undefined &&
+      old.size === plan.length &&
+      plan.every((p) => old.get(p.what)?.time === p.time)
+    ) {
+      return;
+    }
+    let armed: Map<TimerKind, ArmedTimer> | undefined;
+    for (const { what, time } of plan) {
       armed ??= new Map();
-      const existing = old?.get(key);
-      if (existing !== undefined) {
-        old?.delete(key);
-        armed.set(key, existing);
+      const existing = old?.get(what);
+      if (existing !== undefined && existing.time === time) {
+        old?.delete(what);
+        armed.set(what, existing);
       } else {
-        armed.set(
-          key,
-          this.#clock.setTimerAt(time, () => this.#fire(lease.id, key)),
-        );
+        const timer = this.#clock.setTimerAt(time, () => this.#fire(lease.id, what, time));
+        armed.set(what, { time, timer });
       }
     }
-    if (old !== undefined) for (const timer of old.values()) timer.cancel();
+    if (old !== undefined) for (const { timer } of old.values()) timer.cancel();
     if (armed === undefined) this.#timers.delete(lease.id);
     else this.#timers.set(lease.id, armed);
   }
 
-  /** Timer `key` of lease `id` fired: it acts if the lease as it is now still plans it. */
-  #fire(id: string, key: string): void {
-    this.#timers.get(id)?.delete(key);
+  /** Timer `what` of lease `id`, due at `time`, fired: it acts if the lease now still plans it. */
+  #fire(id: string, what: TimerKind, time: number): void {
+    const timers = this.#timers.get(id);
+    if (timers?.get(what)?.time === time) timers.delete(what);
     void this.#exclusive(async () => {
       const current = this.#leases.get(id);
       if (current === undefined || isTerminal(current.value.state)) return;
       // The lease changed since this timer was armed, and its new version has other timers.
-      const planned = this.#timerPlan(current.value, undefined).find((p) => p.key === key);
-      if (planned !== undefined) await planned.fn(current);
+      const planned = this.#timerPlan(current.value, undefined);
+      if (planned.some((p) => p.what === what && p.time === time))
+        await this.#timerAction(what, current);
     }).catch((error) =>
-      this.#log.error({ err: error, lease: id, timer: key }, "lease timer failed"),
+      this.#log.error({ err: error, lease: id, timer: `${what}@${time}` }, "lease timer failed"),
     );
   }
 
   /**
-   * What should happen to `lease` when, in its current state (no timers for a final state).
-   * `armedAt`: the time of arming (a flexible lease's earliest start is armed only while ahead);
-   * undefined when a fired timer is checked against the plan.
+   * The timers `lease`'s state calls for, when (no timers for a final state); what each does is
+   * `#timerAction`'s. `armedAt`: the time of arming (a flexible lease's earliest start is armed
+   * only while ahead); undefined when a fired timer is checked against the plan.
    */
-  #timerPlan(
-    lease: Lease,
-    armedAt: number | undefined,
-  ): {
-    key: string;
-    time: number;
-    fn: (item: Versioned<Lease>) => Promise<unknown>;
-  }[] {
-    const timers: {
-      key: string;
-      time: number;
-      fn: (item: Versioned<Lease>) => Promise<unknown>;
-    }[] = [];
-    const at = (
-      time: number,
-      what: string,
-      fn: (item: Versioned<Lease>) => Promise<unknown>,
-    ): void => {
-      timers.push({ key: `${what}@${time}`, time, fn });
+  #timerPlan(lease: Lease, armedAt: number | undefined): PlannedTimer[] {
+    const timers: PlannedTimer[] = [];
+    const at = (time: number, what: TimerKind): void => {
+      timers.push({ what, time });
     };
     const t = this.#timings;
     switch (lease.state) {
@@ -1804,63 +1865,82 @@ export class LeaseManager {
             : w.kind === "reserved"
               ? w.start
               : lease.createdAt + t.queueTimeoutMs;
-        const why =
-          w.kind === "flexible"
-            ? "no capacity before the latest start"
-            : w.kind === "reserved"
-              ? "no capacity by the reserved start"
-              : `no capacity within the queue timeout (${Math.round(t.queueTimeoutMs / 60_000)} min)`;
-        at(deadline, "queue-deadline", (item) => this.#finish(item, "REJECTED", why));
+        at(deadline, "queue-deadline");
         if (w.kind === "flexible" && (armedAt === undefined || w.earliestStart > armedAt)) {
-          at(w.earliestStart, "earliest-start", async () => this.#scheduleQueuePass());
+          at(w.earliestStart, "earliest-start");
         }
         break;
       }
       case "RESERVED":
-        at(lease.start, "start", (item) => this.#startReserved(item));
+        at(lease.start, "start");
         break;
       case "STARTING":
       case "ACTIVE":
       case "MIGRATING":
         if (lease.stopDeadline !== undefined && lease.stopReason === "preempt") {
-          at(lease.stopDeadline, "preemption", (item) => this.#preemptionDeadline(item));
+          at(lease.stopDeadline, "preemption");
         } else {
           if (lease.stopDeadline !== undefined && lease.stopReason === "drain") {
-            at(lease.stopDeadline, "drain-deadline", (item) => this.#drainDeadline(item));
+            at(lease.stopDeadline, "drain-deadline");
           }
           if (!lease.warned && lease.end - t.expiryNoticeMs > lease.start) {
-            at(lease.end - t.expiryNoticeMs, "expiry-warning", (item) =>
-              this.#write(
-                item,
-                {
-                  ...item.value,
-                  warned: true,
-                  statusMessage: `ends at ${new Date(item.value.end).toISOString()}`,
-                },
-                "EXPIRY_WARNING",
-              ),
-            );
+            at(lease.end - t.expiryNoticeMs, "expiry-warning");
           }
-          at(lease.end, "end", (item) => this.#beginStop(item, "end", "the lease's window ended"));
+          at(lease.end, "end");
         }
         break;
       case "SUSPENDED":
         // The window keeps running while suspended: at its end the saved state is discarded.
-        at(lease.end, "end", async (item) => {
-          await this.#finish(item, "ENDED", "the lease's window ended while suspended");
-          this.#sendStop(item.value, true);
-        });
+        at(lease.end, "end");
         break;
       case "ENDING":
         // Stop was asked with a grace period; after it, the host is told to kill.
-        at(lease.updatedAt + t.stopGraceMs, "force-stop", async (item) => {
-          this.#sendStop(item.value, true);
-        });
+        at(lease.updatedAt + t.stopGraceMs, "force-stop");
         break;
       default:
         break;
     }
     return timers;
+  }
+
+  /** What timer `what` does to the lease `item` (its current version), as `#timerPlan` planned. */
+  async #timerAction(what: TimerKind, item: Versioned<Lease>): Promise<unknown> {
+    const lease = item.value;
+    switch (what) {
+      case "queue-deadline": {
+        const w = lease.spec.window;
+        const why =
+          w.kind === "flexible"
+            ? "no capacity before the latest start"
+            : w.kind === "reserved"
+              ? "no capacity by the reserved start"
+              : `no capacity within the queue timeout (${Math.round(this.#timings.queueTimeoutMs / 60_000)} min)`;
+        return this.#finish(item, "REJECTED", why);
+      }
+      case "earliest-start":
+        return this.#scheduleQueuePass();
+      case "start":
+        return this.#startReserved(item);
+      case "preemption":
+        return this.#preemptionDeadline(item);
+      case "drain-deadline":
+        return this.#drainDeadline(item);
+      case "expiry-warning":
+        return this.#write(
+          item,
+          { ...lease, warned: true, statusMessage: `ends at ${new Date(lease.end).toISOString()}` },
+          "EXPIRY_WARNING",
+        );
+      case "end":
+        if (lease.state === "SUSPENDED") {
+          await this.#finish(item, "ENDED", "the lease's window ended while suspended");
+          this.#sendStop(lease, true);
+          return;
+        }
+        return this.#beginStop(item, "end", "the lease's window ended");
+      case "force-stop":
+        return this.#sendStop(lease, true);
+    }
   }
 
   /**
@@ -2286,7 +2366,7 @@ export class LeaseManager {
     this.#arm(stored.value);
     if (this.#changeListeners.size > 0) {
       const change: LeaseChange = { lease: stored.value, previous: previous?.value };
-      for (const listener of [...this.#changeListeners]) listener(change);
+      this.#changeListeners.emit(change);
     }
     return stored;
   }

@@ -26,6 +26,11 @@ export interface MemoryStoreOptions {
   copy?: boolean;
 }
 
+interface Watcher<S> {
+  readonly collections: Set<keyof S> | undefined;
+  readonly listener: (e: StoreEvent<S>) => void;
+}
+
 interface Row<T> {
   value: T;
   revision: number;
@@ -42,10 +47,8 @@ export class MemoryStore<S = StoreSchema> implements Store<S> {
   readonly #historyLimit: number;
   readonly #onListenerError: (error: unknown) => void;
   readonly #copy: boolean;
-  readonly #watchers = new Set<{
-    collections: Set<keyof S> | undefined;
-    listener: (e: StoreEvent<S>) => void;
-  }>();
+  /** Replaced, not changed, when a watch starts or ends: a delivery goes on over its own list. */
+  #watchers: readonly Watcher<S>[] = [];
   readonly #pending: StoreEvent<S>[] = [];
   #delivering = false;
   #revision = 0;
@@ -167,8 +170,12 @@ export class MemoryStore<S = StoreSchema> implements Store<S> {
         }
       }
     }
-    this.#watchers.add(watcher);
-    return { close: () => this.#watchers.delete(watcher) };
+    this.#watchers = [...this.#watchers, watcher];
+    return {
+      close: () => {
+        this.#watchers = this.#watchers.filter((w) => w !== watcher);
+      },
+    };
   }
 
   async revision(): Promise<number> {
@@ -177,7 +184,7 @@ export class MemoryStore<S = StoreSchema> implements Store<S> {
 
   async close(): Promise<void> {
     this.#closed = true;
-    this.#watchers.clear();
+    this.#watchers = [];
   }
 
   #record(event: StoreEvent<S>): void {
@@ -196,7 +203,7 @@ export class MemoryStore<S = StoreSchema> implements Store<S> {
     this.#delivering = true;
     try {
       for (let event = this.#pending.shift(); event !== undefined; event = this.#pending.shift()) {
-        for (const watcher of [...this.#watchers]) {
+        for (const watcher of this.#watchers) {
           if (!(watcher.collections?.has(event.collection) ?? true)) continue;
           try {
             watcher.listener(event);

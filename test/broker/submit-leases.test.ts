@@ -89,6 +89,35 @@ describe("SubmitLeases", () => {
     expect(await tb.api.listAll({})).toHaveLength(0);
   });
 
+  it("answers a dry run among admitted items in its place, and counts each admission", async () => {
+    const admissions: string[] = [];
+    tb.broker.leases.observe({
+      decision: () => {},
+      admission: (outcome, reason) => admissions.push(`${outcome}/${reason}`),
+    });
+    const { results } = await tb.api.submitMany({
+      requests: [
+        { spec: immediate(QUARTER, HOUR, { name: "a" }) },
+        { spec: immediate(QUARTER, HOUR, { name: "dry" }), dryRun: true },
+        { spec: immediate({ memoryGib: 1000 }, HOUR, { name: "huge" }) },
+        { spec: immediate(QUARTER, HOUR, { name: "b" }) },
+      ],
+    });
+    expect(results.map((r) => r.result)).toEqual(["response", "response", "error", "response"]);
+    expect(results.map((r) => r.response?.lease?.spec?.name ?? "")).toEqual(["a", "dry", "", "b"]);
+    expect(results[1]?.response?.lease?.id).toBe("");
+    expect(results[0]?.response?.lease?.id).not.toBe("");
+    expect(results[3]?.response?.lease?.id).not.toBe("");
+    expect(results[2]?.error?.code).toBe(status.INVALID_ARGUMENT);
+    // The dry run is not an admission; the too-large item is rejected as invalid.
+    expect(admissions).toEqual([
+      "admitted/started",
+      "rejected/invalid-argument",
+      "admitted/started",
+    ]);
+    expect((await tb.api.listAll({})).map((l) => l.spec?.name).sort()).toEqual(["a", "b"]);
+  });
+
   it("refuses more than the maximum items with INVALID_ARGUMENT, admitting none", async () => {
     const requests = Array.from({ length: MAX_SUBMIT_BATCH + 1 }, () => ({
       spec: immediate({ memoryGib: 0.01 }, HOUR),
