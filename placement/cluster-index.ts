@@ -1059,7 +1059,11 @@ export class ClusterIndex {
       c1 = v1;
       c2 = v2;
       c3 = v3;
-      if (filed) this.refileBlock(host, b);
+      // below the blocks whose variants reach the changed ones only the suffix (κ) moved
+      if (filed) {
+        if (b < lo - MAX_REACH) this.rekappaBlock(host, b);
+        else this.refileBlock(host, b);
+      }
     }
   }
 
@@ -1091,13 +1095,7 @@ export class ClusterIndex {
     const cls = host.cls;
     const slot = this.blockSlotOf(b);
     const o = slot * CORE_DIMS;
-    const suf = host.blockSuf;
-    let kappa = 0;
-    for (let k = 0; k < CORE_DIMS; k++) {
-      const w = cls.wn[k] as number;
-      if (w > 0) kappa += (w * (suf[o + k] as number)) / (cls.alloc[k] as number);
-    }
-    const fk = fineKappaOf(kappa);
+    const fk = suffixKappaBin(host, o);
     const acc = this.scratchRun;
     acc[0] = host.blockMin[o] as number;
     acc[1] = host.blockMin[o + 1] as number;
@@ -1120,6 +1118,28 @@ export class ClusterIndex {
       if (host.blockCell[at] === cell) continue;
       if ((host.blockCell[at] as number) >= 0) this.leaveBlock(host, at);
       this.enterBlock(host, at, cell);
+    }
+  }
+
+  /**
+   * Re-file a READY host of absolute block b whose suffix maximum changed but whose variants'
+   * lower bounds did not: each variant keeps its column and takes the new κ bin.
+   */
+  private rekappaBlock(host: HostRecord, b: number): void {
+    const slot = this.blockSlotOf(b);
+    const fk = suffixKappaBin(host, slot * CORE_DIMS);
+    for (let v = 0; v < BLOCK_VARIANTS; v++) {
+      const at = v * this.blockSlots + slot;
+      const filed = host.blockCell[at] as number;
+      if (filed < 0) {
+        this.refileBlock(host, b);
+        return;
+      }
+      const kb = filed % FINE_KAPPA;
+      // the variants share the κ bin: none moves if the first does not
+      if (kb === fk) return;
+      this.leaveBlock(host, at);
+      this.enterBlock(host, at, filed - kb + fk);
     }
   }
 
@@ -2001,6 +2021,18 @@ export class ClusterIndex {
 export function binOf(kappa: number): number {
   const b = Math.floor(kappa * KAPPA_BINS);
   return b < 0 ? 0 : b >= KAPPA_BINS ? KAPPA_BINS - 1 : b;
+}
+
+/** Fine κ bin of the host's suffix maximum at block offset `o` (block cells' κ). */
+function suffixKappaBin(host: HostRecord, o: number): number {
+  const cls = host.cls;
+  const suf = host.blockSuf;
+  let kappa = 0;
+  for (let k = 0; k < CORE_DIMS; k++) {
+    const w = cls.wn[k] as number;
+    if (w > 0) kappa += (w * (suf[o + k] as number)) / (cls.alloc[k] as number);
+  }
+  return fineKappaOf(kappa);
 }
 
 /** Free level (see FINE_FREE_EDGES) of a dimension with allocatable `a` and usage `used`. */
