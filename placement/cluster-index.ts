@@ -903,8 +903,7 @@ export class ClusterIndex {
       // the rungs start at the ring's first bucket, which moved
       if (host.bin === undefined) continue;
       if (oneBucket && host.rungBase === target - 1) {
-        this.shiftRungs(host);
-        this.fileRungs(host);
+        if (this.shiftRungs(host)) this.fileRungs(host);
       } else this.refileRungs(host);
     }
   }
@@ -1200,9 +1199,11 @@ export class ClusterIndex {
    * maximum (its old window and that bucket cover the new window), the lower bound keeps its value
    * when the bucket that left was below it (the maximum it stood for is still in the window), else
    * falls back to the exact near part. So a host moves only when its bounds cross a level or κ
-   * bin edge, and every change of the host makes its bounds exact again (`foldRungs`).
+   * bin edge, and every change of the host makes its bounds exact again (`foldRungs`). Returns
+   * whether any bound changed (if none did, nor did the host's cells: its usage at the present is
+   * taken in when its present piece ends, by `refileDue`).
    */
-  private shiftRungs(host: HostRecord): void {
+  private shiftRungs(host: HostRecord): boolean {
     const base = this.ringBase;
     host.rungBase = base;
     const span = this.ringSize - 1;
@@ -1226,38 +1227,50 @@ export class ClusterIndex {
     }
     const o0 = this.slotOf(base) * CORE_DIMS;
     const nearAt = near * CORE_DIMS;
+    let changed = false;
     for (let r = 0; r < RUNGS; r++) {
       const o = r * CORE_DIMS;
       const lbTo = Math.min(RUNG_BUCKETS[r] as number, span);
-      if (lbTo === 0) {
-        for (let k = 0; k < CORE_DIMS; k++) lb[o + k] = 0;
-      } else if (lbTo <= near) {
-        for (let k = 0; k < CORE_DIMS; k++) lb[o + k] = pre[lbTo * CORE_DIMS + k] as number;
-      } else {
+      if (lbTo > 0 && lbTo <= near) {
+        for (let k = 0; k < CORE_DIMS; k++) {
+          const v = pre[lbTo * CORE_DIMS + k] as number;
+          if (v !== lb[o + k]) {
+            lb[o + k] = v;
+            changed = true;
+          }
+        }
+      } else if (lbTo > near) {
         // `base` is the bucket that left (it was base+1 before), base+lbTo the one that entered
         const e = this.slotOf(base + lbTo) * CORE_DIMS;
         for (let k = 0; k < CORE_DIMS; k++) {
           const was = lb[o + k] as number;
           const entering = rmax[e + k] as number;
           const kept = (rmax[o0 + k] as number) < was ? was : (pre[nearAt + k] as number);
-          lb[o + k] = Math.max(entering, kept);
+          const v = Math.max(entering, kept);
+          if (v !== was) {
+            lb[o + k] = v;
+            changed = true;
+          }
         }
       }
       const next = r + 1 < RUNGS ? (RUNG_BUCKETS[r + 1] as number) : span;
-      if (next >= span) {
-        for (let k = 0; k < CORE_DIMS; k++) ub[o + k] = suf[f + k] as number;
-      } else if (next <= near) {
-        for (let k = 0; k < CORE_DIMS; k++) {
-          ub[o + k] = Math.max(rmax[o0 + k] as number, pre[next * CORE_DIMS + k] as number);
-        }
-      } else {
-        const e = this.slotOf(base + next) * CORE_DIMS;
-        for (let k = 0; k < CORE_DIMS; k++) {
-          const v = rmax[e + k] as number;
-          if (v > (ub[o + k] as number)) ub[o + k] = v;
+      for (let k = 0; k < CORE_DIMS; k++) {
+        let v: number;
+        if (next >= span) v = suf[f + k] as number;
+        else if (next <= near) {
+          v = Math.max(rmax[o0 + k] as number, pre[next * CORE_DIMS + k] as number);
+        } else
+          v = Math.max(
+            ub[o + k] as number,
+            rmax[this.slotOf(base + next) * CORE_DIMS + k] as number,
+          );
+        if (v !== ub[o + k]) {
+          ub[o + k] = v;
+          changed = true;
         }
       }
     }
+    return changed;
   }
 
   /**
