@@ -1719,7 +1719,7 @@ export class ClusterIndex {
    * is folded in; one that rose from the chunk's minimum (or fell from its maximum) makes that
    * slot stale, recomputed lazily.
    */
-  private afterChange(host: HostRecord, start: number, end: number, _grew: boolean): void {
+  private afterChange(host: HostRecord, start: number, end: number, grew: boolean): void {
     host.now[1] = Number.NEGATIVE_INFINITY;
     if (host.bin !== undefined)
       host.bin.nowTo[Math.floor(host.pos / CHUNK_SIZE)] = Number.NEGATIVE_INFINITY;
@@ -1754,7 +1754,10 @@ export class ClusterIndex {
     const binBefore = host.bin;
     const posBefore = host.pos;
     this.rekappa(host);
-    this.refileRungs(host);
+    // A release that ended by the present (the common one) changes no usage from the present on:
+    // the rungs' lower bounds stand and their upper bounds may only be too high, which is valid.
+    const past = !grew && end <= this.now && toAb <= this.ringBase + 1;
+    if (!(past && host.rungBase === this.ringBase)) this.refileRungs(host);
     const bin = host.bin;
     if (!hasRing || bin === undefined || bin !== binBefore || host.pos !== posBefore) return;
     // the host stayed in its chunk (a move already folded its new bounds in)
