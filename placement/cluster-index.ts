@@ -1386,6 +1386,9 @@ export class ClusterIndex {
     const a1 = cls.alloc[1] as number;
     const p0 = u[2] as number;
     const p1 = u[3] as number;
+    // the lower bounds grow with the rung: each rung's levels are found from the previous ones
+    let g0 = freeLevel(a0, Math.max(lb[0] as number, p0));
+    let g1 = freeLevel(a1, Math.max(lb[1] as number, p1));
     for (let r = 0; r < RUNGS; r++) {
       const o = r * CORE_DIMS;
       let kappa = 0;
@@ -1393,10 +1396,9 @@ export class ClusterIndex {
         const w = cls.wn[k] as number;
         if (w > 0) kappa += (w * (ub[o + k] as number)) / (cls.alloc[k] as number);
       }
-      const l0 = lb[o] as number;
-      const l1 = lb[o + 1] as number;
-      const column =
-        freeLevel(a0, Math.max(l0, p0)) * FINE_LEVELS + freeLevel(a1, Math.max(l1, p1));
+      g0 = freeLevelNear(a0, Math.max(lb[o] as number, p0), g0);
+      g1 = freeLevelNear(a1, Math.max(lb[o + 1] as number, p1), g1);
+      const column = g0 * FINE_LEVELS + g1;
       const cell = column * FINE_KAPPA + fineKappaOf(kappa);
       const slot = this.rungSlot(r);
       if (host.blockCell[slot] === cell) continue;
@@ -2118,6 +2120,18 @@ function suffixKappaBin(host: HostRecord, o: number): number {
 }
 
 /** Free level (see FINE_FREE_EDGES) of a dimension with allocatable `a` and usage `used`. */
+/** `freeLevel(a, used)`, searched from the level `guess` (cheaper when it is close). */
+function freeLevelNear(a: number, used: number, guess: number): number {
+  if (!(a > 0)) return FINE_LEVELS - 1;
+  const f = (a - used) / a;
+  const n = FINE_FREE_EDGES.length;
+  if (!(f >= (FINE_FREE_EDGES[0] as number))) return 0;
+  let l = guess;
+  while (l < n && f >= (FINE_FREE_EDGES[l] as number)) l++;
+  while (l > 0 && f < (FINE_FREE_EDGES[l - 1] as number)) l--;
+  return l;
+}
+
 export function freeLevel(a: number, used: number): number {
   if (!(a > 0)) return FINE_LEVELS - 1;
   const f = (a - used) / a;
