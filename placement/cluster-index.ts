@@ -107,8 +107,6 @@ export const RUNG_BUCKETS: readonly number[] = [0, 1, 2, 4, 8, 16, 32, 64, 128];
 export const RUNGS = RUNG_BUCKETS.length;
 /** Deferred re-filings a block collects before they are settled without waiting for a read. */
 const PENDING_LIMIT = 256;
-const PENDING_KAPPA = 1;
-const PENDING_ALL = 2;
 /** Rungs whose windows lie within this many buckets after the present are shifted exactly. */
 const SHIFT_EXACT = 8;
 /**
@@ -327,10 +325,7 @@ export interface HostRecord {
    */
   readonly rungLb: Float64Array;
   readonly rungUb: Float64Array;
-  /**
-   * Per block slot: while the host waits in the block's deferred re-filings, what changed
-   * (PENDING_KAPPA: only the suffix maximum; PENDING_ALL: the variants' lower bounds too); else 0.
-   */
+  /** Per block slot: 1 while the host waits in the block's deferred re-filings. */
   readonly blockPending: Uint8Array;
   /** The ring's base bucket `rungLb` / `rungUb` refer to (NaN: none). */
   rungBase: number;
@@ -982,12 +977,10 @@ export class ClusterIndex {
    * takes a block's slot from `cellSlot`, which settles the block first; a block with many
    * deferred hosts is settled at once, so a read never pays for more than PENDING_LIMIT.
    */
-  private deferBlock(host: HostRecord, b: number, kind: number): void {
+  private deferBlock(host: HostRecord, b: number): void {
     const slot = this.blockSlotOf(b);
-    const was = host.blockPending[slot] as number;
-    if (was >= kind) return;
-    host.blockPending[slot] = kind;
-    if (was !== 0) return;
+    if (host.blockPending[slot] === 1) return;
+    host.blockPending[slot] = 1;
     const list = this.pendingBlock[slot] as HostRecord[];
     list.push(host);
     if (list.length >= PENDING_LIMIT) this.settleBlock(b);
@@ -1001,11 +994,8 @@ export class ClusterIndex {
     if (list.length === 0) return;
     for (let i = 0; i < list.length; i++) {
       const h = list[i] as HostRecord;
-      const kind = h.blockPending[slot];
       h.blockPending[slot] = 0;
-      if (h.bin === undefined) continue;
-      if (kind === PENDING_KAPPA) this.rekappaBlock(h, b);
-      else this.refileBlock(h, b);
+      if (h.bin !== undefined) this.refileBlock(h, b);
     }
     list.length = 0;
   }
@@ -1124,7 +1114,7 @@ export class ClusterIndex {
       c3 = v3;
       // below the blocks whose variants reach the changed ones only the suffix (κ) moved
       if (filed) {
-        if (defer) this.deferBlock(host, b, b < lo - MAX_REACH ? PENDING_KAPPA : PENDING_ALL);
+        if (defer) this.deferBlock(host, b);
         else if (b < lo - MAX_REACH) this.rekappaBlock(host, b);
         else this.refileBlock(host, b);
       }
