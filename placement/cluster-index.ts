@@ -105,8 +105,6 @@ const MAX_REACH = Math.ceil(Math.max(...BLOCK_REACH) / BLOCK_BUCKETS);
  */
 export const RUNG_BUCKETS: readonly number[] = [0, 1, 2, 4, 8, 16, 32, 64, 128];
 export const RUNGS = RUNG_BUCKETS.length;
-/** Deferred re-filings a block collects before they are settled without waiting for a read. */
-const PENDING_LIMIT = 256;
 /** Rungs whose windows lie within this many buckets after the present are shifted exactly. */
 const SHIFT_EXACT = 8;
 /**
@@ -325,8 +323,6 @@ export interface HostRecord {
    */
   readonly rungLb: Float64Array;
   readonly rungUb: Float64Array;
-  /** Per block slot: 1 while the host waits in the block's deferred re-filings. */
-  readonly blockPending: Uint8Array;
   /** The ring's base bucket `rungLb` / `rungUb` refer to (NaN: none). */
   rungBase: number;
   /** Per block slot, then per rung: cell (-1: not filed) and position in it. */
@@ -433,8 +429,6 @@ export class ClusterIndex {
   readonly blockSlots: number;
   /** Cell slots: BLOCK_VARIANTS × blockSlots block cells, then RUNGS rung cells. */
   readonly cellSlots: number;
-  /** Per block slot: hosts whose re-filing in the block's cells is deferred (see `deferBlock`). */
-  private readonly pendingBlock: HostRecord[][];
   /** Hosts to re-file in the fine cells when `now` reaches a time (see `fineCellOf`). */
   private readonly refileT: number[] = [];
   private readonly refileHost: HostRecord[] = [];
@@ -454,7 +448,6 @@ export class ClusterIndex {
     }
     this.blockSlots = Math.ceil(this.ringSize / BLOCK_BUCKETS) + 1;
     this.cellSlots = BLOCK_VARIANTS * this.blockSlots + RUNGS;
-    this.pendingBlock = Array.from({ length: this.blockSlots }, () => []);
     this.scratchMin = new Float64Array(this.ringSize * CORE_DIMS);
     this.scratchMax = new Float64Array(this.ringSize * CORE_DIMS);
   }
@@ -533,7 +526,6 @@ export class ClusterIndex {
       rungLb: new Float64Array(RUNGS * CORE_DIMS),
       rungUb: new Float64Array(RUNGS * CORE_DIMS),
       rungBase: Number.NaN,
-      blockPending: new Uint8Array(this.blockSlots),
       blockCell: new Int32Array(this.cellSlots).fill(-1),
       blockPos: new Int32Array(this.cellSlots).fill(-1),
     };
@@ -891,9 +883,6 @@ export class ClusterIndex {
     const newFrom = Math.floor(from / BLOCK_BUCKETS);
     const quietTail = to - from === 1 && from % BLOCK_BUCKETS !== 0;
     const oneBucket = target === oldBase + 1;
-    // deferred re-filings of blocks that left the ring go (their slots are reused)
-    if (first > oldLast) for (let slot = 0; slot < this.blockSlots; slot++) this.dropPending(slot);
-    else for (let b = oldFirst; b < first; b++) this.dropPending(this.blockSlotOf(b));
     for (const host of this.hostMap.values()) {
       if (first > oldLast) {
         this.rebuildBlocks(host);
@@ -901,9 +890,7 @@ export class ClusterIndex {
       }
       if (host.bin !== undefined) {
         for (let b = oldFirst; b < first; b++) {
-          const slot = this.blockSlotOf(b);
-          for (let v = 0; v < BLOCK_VARIANTS; v++)
-            this.leaveBlock(host, v * this.blockSlots + slot);
+          for (let v = 0; v < BLOCK_VARIANTS; v++) this.leaveBlock(host, this.cellSlot(v, b));
         }
       }
       // A single new bucket inside the last block where the host has no usage changes nothing
@@ -961,50 +948,9 @@ export class ClusterIndex {
     return Math.floor((this.ringBase + this.ringSize - 1) / BLOCK_BUCKETS);
   }
 
-  /**
-   * @internal Cell slot of variant v (see BLOCK_REACH) of an absolute block in the ring, for
-   * reading its cells: the block's deferred re-filings are settled first (see `deferBlock`).
-   */
+  /** @internal Cell slot of variant v (see BLOCK_REACH) of an absolute block. */
   cellSlot(v: number, b: number): number {
-    this.settleBlock(b);
     return v * this.blockSlots + this.blockSlotOf(b);
-  }
-
-  /**
-   * Re-file the host in block b's cells when they are next read rather than now (a change
-   * re-files it in every block from the change down to the present, ~10 per commit with four
-   * variants each, and most blocks are not read before the host changes again). Every reader
-   * takes a block's slot from `cellSlot`, which settles the block first; a block with many
-   * deferred hosts is settled at once, so a read never pays for more than PENDING_LIMIT.
-   */
-  private deferBlock(host: HostRecord, b: number): void {
-    const slot = this.blockSlotOf(b);
-    if (host.blockPending[slot] === 1) return;
-    host.blockPending[slot] = 1;
-    const list = this.pendingBlock[slot] as HostRecord[];
-    list.push(host);
-    if (list.length >= PENDING_LIMIT) this.settleBlock(b);
-  }
-
-  /** Re-file the hosts deferred in block b that are still filed (nothing if b is not in the ring). */
-  private settleBlock(b: number): void {
-    if (!(b >= this.firstBlock() && b <= this.lastBlock())) return;
-    const slot = this.blockSlotOf(b);
-    const list = this.pendingBlock[slot] as HostRecord[];
-    if (list.length === 0) return;
-    for (let i = 0; i < list.length; i++) {
-      const h = list[i] as HostRecord;
-      h.blockPending[slot] = 0;
-      if (h.bin !== undefined) this.refileBlock(h, b);
-    }
-    list.length = 0;
-  }
-
-  /** Drop the deferred re-filings of a block slot whose block left the ring. */
-  private dropPending(slot: number): void {
-    const list = this.pendingBlock[slot] as HostRecord[];
-    for (let i = 0; i < list.length; i++) (list[i] as HostRecord).blockPending[slot] = 0;
-    list.length = 0;
   }
 
   /** @internal Cell slot of rung r (see RUNG_BUCKETS). */
@@ -1074,7 +1020,7 @@ export class ClusterIndex {
    * whose variants reach the changed ones: every block under it is then unchanged too),
    * re-filing READY hosts whose block cells moved.
    */
-  private refreshBlocks(host: HostRecord, fromB: number, toB: number, defer = false): void {
+  private refreshBlocks(host: HostRecord, fromB: number, toB: number): void {
     if (Number.isNaN(this.ringBase)) return;
     const first = this.firstBlock();
     const last = this.lastBlock();
@@ -1114,8 +1060,7 @@ export class ClusterIndex {
       c3 = v3;
       // below the blocks whose variants reach the changed ones only the suffix (κ) moved
       if (filed) {
-        if (defer) this.deferBlock(host, b);
-        else if (b < lo - MAX_REACH) this.rekappaBlock(host, b);
+        if (b < lo - MAX_REACH) this.rekappaBlock(host, b);
         else this.refileBlock(host, b);
       }
     }
@@ -1738,7 +1683,6 @@ export class ClusterIndex {
         host,
         Math.floor(Math.max(fromAb, lo) / BLOCK_BUCKETS),
         Math.floor((Math.min(toAb, this.ringBase + R) - 1) / BLOCK_BUCKETS),
-        true,
       );
     }
     // the exact all-time peak (a release may lower it, a commit raise it)
