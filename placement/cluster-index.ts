@@ -105,6 +105,10 @@ const MAX_REACH = Math.ceil(Math.max(...BLOCK_REACH) / BLOCK_BUCKETS);
  */
 export const RUNG_BUCKETS: readonly number[] = [0, 1, 2, 4, 8, 16, 32, 64, 128];
 export const RUNGS = RUNG_BUCKETS.length;
+/** Hosts whose cell positions share one array (see `HostRecord.posPool`). */
+const POS_POOL_HOSTS = 256;
+/** Rungs whose windows lie within this many buckets after the present are shifted exactly. */
+const SHIFT_EXACT = 8;
 /**
  * Within a κ bin, hosts are split by how much they have free at the ring's first bucket (the
  * present): chunks of like hosts make the chunk bounds tight for windows starting now.
@@ -314,9 +318,25 @@ export interface HostRecord {
   readonly blockMax: Float64Array;
   /** Per block slot, per core dim: maximum of `blockMax` from the block to the ring's end. */
   readonly blockSuf: Float64Array;
+  /**
+   * Per rung, per core dim: a lower bound of the maxima of the buckets the rung's windows cover
+   * whole, and an upper bound of the peak of its windows (exact after a change of the host, see
+   * `ClusterIndex.shiftRungs`).
+   */
+  readonly rungLb: Float64Array;
+  readonly rungUb: Float64Array;
+  /** The ring's base bucket `rungLb` / `rungUb` refer to (NaN: none). */
+  rungBase: number;
   /** Per block slot, then per rung: cell (-1: not filed) and position in it. */
   readonly blockCell: Int32Array;
   readonly blockPos: Int32Array;
+  /**
+   * The array `blockPos` views (shared by POS_POOL_HOSTS hosts) and where the host's part starts:
+   * a swap-remove writes another host's position through it, one cache miss fewer than through
+   * that host's own view.
+   */
+  readonly posPool: Int32Array;
+  readonly posAt: number;
 }
 
 /** @internal */
@@ -409,14 +429,18 @@ export class ClusterIndex {
   /** Scratch for `fineCellOf`. */
   private readonly scratchPiece = new Float64Array(2 + CORE_DIMS);
   private fineStamps = 0;
-  /** Scratch for `rungBounds` / `refileRungs`. */
+  /** Scratch for `foldRungs`, `refileBlock`, `firstBlockMoved`. */
   private readonly scratchRun = new Float64Array(CORE_DIMS);
-  private readonly scratchRungLb = new Float64Array(RUNGS * CORE_DIMS);
-  private readonly scratchRungUb = new Float64Array(RUNGS * CORE_DIMS);
+  /** Scratch for `shiftRungs`: prefix maxima of the buckets after the present. */
+  private readonly scratchPrefix = new Float64Array((SHIFT_EXACT + 1) * CORE_DIMS);
+  private readonly scratchWasMax = new Float64Array(CORE_DIMS);
   /** Block slots in the ring of blocks (enough for every block the bucket ring touches). */
   readonly blockSlots: number;
   /** Cell slots: BLOCK_VARIANTS × blockSlots block cells, then RUNGS rung cells. */
   readonly cellSlots: number;
+  /** Cell positions of the hosts added last (see `HostRecord.posPool`); a removed host's stay. */
+  private posPool = new Int32Array(0);
+  private posUsed = 0;
   /** Hosts to re-file in the fine cells when `now` reaches a time (see `fineCellOf`). */
   private readonly refileT: number[] = [];
   private readonly refileHost: HostRecord[] = [];
@@ -484,6 +508,7 @@ export class ClusterIndex {
       this.classes.set(key, cls);
       this.classList.push(cls);
     }
+    const [pos, at] = this.takePositions();
     const host: HostRecord = {
       id: spec.id,
       spec,
@@ -511,8 +536,13 @@ export class ClusterIndex {
       blockMin: new Float64Array(this.blockSlots * CORE_DIMS),
       blockMax: new Float64Array(this.blockSlots * CORE_DIMS),
       blockSuf: new Float64Array(this.blockSlots * CORE_DIMS),
+      rungLb: new Float64Array(RUNGS * CORE_DIMS),
+      rungUb: new Float64Array(RUNGS * CORE_DIMS),
+      rungBase: Number.NaN,
       blockCell: new Int32Array(this.cellSlots).fill(-1),
-      blockPos: new Int32Array(this.cellSlots).fill(-1),
+      blockPos: pos.subarray(at, at + this.cellSlots),
+      posPool: pos,
+      posAt: at,
     };
     this.hostMap.set(spec.id, host);
     this.indexLabels(host);
@@ -521,6 +551,17 @@ export class ClusterIndex {
       this.fileBlocks(host);
     } else this.notReady.add(host);
     this.version++;
+  }
+
+  /** A host's cell positions (all -1) in the current pool, a new pool when it is full. */
+  private takePositions(): [Int32Array, number] {
+    if (this.posUsed + this.cellSlots > this.posPool.length) {
+      this.posPool = new Int32Array(POS_POOL_HOSTS * this.cellSlots).fill(-1);
+      this.posUsed = 0;
+    }
+    const at = this.posUsed;
+    this.posUsed += this.cellSlots;
+    return [this.posPool, at];
   }
 
   /** Remove a host and release its holds; returns the released hold ids. */
@@ -848,7 +889,8 @@ export class ClusterIndex {
     }
     if (target <= this.ringBase) return;
     const R = this.ringSize;
-    const oldEnd = this.ringBase + R;
+    const oldBase = this.ringBase;
+    const oldEnd = oldBase + R;
     const oldFirst = this.firstBlock();
     const oldLast = this.lastBlock();
     this.ringBase = target;
@@ -866,6 +908,7 @@ export class ClusterIndex {
     const last = this.lastBlock();
     const newFrom = Math.floor(from / BLOCK_BUCKETS);
     const quietTail = to - from === 1 && from % BLOCK_BUCKETS !== 0;
+    const oneBucket = target === oldBase + 1;
     for (const host of this.hostMap.values()) {
       if (first > oldLast) {
         this.rebuildBlocks(host);
@@ -884,7 +927,10 @@ export class ClusterIndex {
       // buckets after it, which did not change).
       if (this.firstBlockMoved(host, first)) this.refreshBlocks(host, first, first);
       // the rungs start at the ring's first bucket, which moved
-      this.refileRungs(host);
+      if (host.bin === undefined) continue;
+      if (oneBucket && host.rungBase === target - 1) {
+        if (this.shiftRungs(host)) this.fileRungs(host);
+      } else this.refileRungs(host);
     }
   }
 
@@ -904,7 +950,7 @@ export class ClusterIndex {
   private firstBlockMoved(host: HostRecord, first: number): boolean {
     const o = this.blockSlotOf(first) * CORE_DIMS;
     const was = this.scratchRun;
-    const wasMax = this.scratchRungLb;
+    const wasMax = this.scratchWasMax;
     for (let k = 0; k < CORE_DIMS; k++) {
       was[k] = host.blockMin[o + k] as number;
       wasMax[k] = host.blockMax[o + k] as number;
@@ -1038,7 +1084,11 @@ export class ClusterIndex {
       c1 = v1;
       c2 = v2;
       c3 = v3;
-      if (filed) this.refileBlock(host, b);
+      // below the blocks whose variants reach the changed ones only the suffix (κ) moved
+      if (filed) {
+        if (b < lo - MAX_REACH) this.rekappaBlock(host, b);
+        else this.refileBlock(host, b);
+      }
     }
   }
 
@@ -1070,13 +1120,7 @@ export class ClusterIndex {
     const cls = host.cls;
     const slot = this.blockSlotOf(b);
     const o = slot * CORE_DIMS;
-    const suf = host.blockSuf;
-    let kappa = 0;
-    for (let k = 0; k < CORE_DIMS; k++) {
-      const w = cls.wn[k] as number;
-      if (w > 0) kappa += (w * (suf[o + k] as number)) / (cls.alloc[k] as number);
-    }
-    const fk = fineKappaOf(kappa);
+    const fk = suffixKappaBin(host, o);
     const acc = this.scratchRun;
     acc[0] = host.blockMin[o] as number;
     acc[1] = host.blockMin[o + 1] as number;
@@ -1102,6 +1146,28 @@ export class ClusterIndex {
     }
   }
 
+  /**
+   * Re-file a READY host of absolute block b whose suffix maximum changed but whose variants'
+   * lower bounds did not: each variant keeps its column and takes the new κ bin.
+   */
+  private rekappaBlock(host: HostRecord, b: number): void {
+    const slot = this.blockSlotOf(b);
+    const fk = suffixKappaBin(host, slot * CORE_DIMS);
+    for (let v = 0; v < BLOCK_VARIANTS; v++) {
+      const at = v * this.blockSlots + slot;
+      const filed = host.blockCell[at] as number;
+      if (filed < 0) {
+        this.refileBlock(host, b);
+        return;
+      }
+      const kb = filed % FINE_KAPPA;
+      // the variants share the κ bin: none moves if the first does not
+      if (kb === fk) return;
+      this.leaveBlock(host, at);
+      this.enterBlock(host, at, filed - kb + fk);
+    }
+  }
+
   /** File a READY host in the block cells of every block of the ring, and in its rung cells. */
   private fileBlocks(host: HostRecord): void {
     if (Number.isNaN(this.ringBase)) return;
@@ -1111,18 +1177,18 @@ export class ClusterIndex {
   }
 
   /**
-   * @internal Per rung, the lower bound (usage at the present, then the maxima of the buckets the
-   * rung's windows cover whole) and the upper bound of the peak of its windows, into
-   * `lb[r·4 + k]` / `ub[r·4 + k]`; false (nothing written) before the first `advanceTo`.
+   * The host's rung bounds from its bucket maxima, exactly, into `host.rungLb` (per rung, the
+   * maxima of the buckets base+1 … base+RUNG_BUCKETS[r] its windows cover whole; the usage at the
+   * present is taken with it when filing) and `host.rungUb` (the maxima of buckets
+   * base … base+RUNG_BUCKETS[r+1], or to the ring's end).
    */
-  rungBounds(host: HostRecord, lb: Float64Array, ub: Float64Array): boolean {
-    if (Number.isNaN(this.now) || Number.isNaN(this.ringBase)) return false;
-    const piece = this.scratchPiece;
-    host.timeline.pieceAt(this.now, piece);
+  private foldRungs(host: HostRecord): void {
     const base = this.ringBase;
     const end = base + this.ringSize - 1;
     const f = this.blockSlotOf(this.firstBlock()) * CORE_DIMS;
     const suf = host.blockSuf;
+    const lb = host.rungLb;
+    const ub = host.rungUb;
     // running maximum of buckets base+1 … base+x
     const run = this.scratchRun;
     run.fill(0);
@@ -1136,9 +1202,7 @@ export class ClusterIndex {
         x = lbTo;
       }
       const o = r * CORE_DIMS;
-      for (let k = 0; k < CORE_DIMS; k++) {
-        lb[o + k] = Math.max(piece[2 + k] as number, run[k] as number);
-      }
+      for (let k = 0; k < CORE_DIMS; k++) lb[o + k] = run[k] as number;
       // (no read past the array's end: V8 takes a slow path for it)
       const next = r + 1 < RUNGS ? (RUNG_BUCKETS[r + 1] as number) : end;
       if (base + next >= end) {
@@ -1152,7 +1216,87 @@ export class ClusterIndex {
         ub[o + k] = Math.max(first[o0 + k] as number, run[k] as number);
       }
     }
-    return true;
+  }
+
+  /**
+   * The rung bounds after the ring moved by one bucket, from those before it, reading only the
+   * buckets that enter the rungs' windows: exact for the rungs within SHIFT_EXACT buckets of the
+   * present (read whole), valid for the others — the upper bound takes the entering bucket's
+   * maximum (its old window and that bucket cover the new window), the lower bound keeps its value
+   * when the bucket that left was below it (the maximum it stood for is still in the window), else
+   * falls back to the exact near part. So a host moves only when its bounds cross a level or κ
+   * bin edge, and every change of the host makes its bounds exact again (`foldRungs`). Returns
+   * whether any bound changed (if none did, nor did the host's cells: its usage at the present is
+   * taken in when its present piece ends, by `refileDue`).
+   */
+  private shiftRungs(host: HostRecord): boolean {
+    const base = this.ringBase;
+    host.rungBase = base;
+    const span = this.ringSize - 1;
+    const rmax = host.ringMax;
+    const lb = host.rungLb;
+    const ub = host.rungUb;
+    const f = this.blockSlotOf(this.firstBlock()) * CORE_DIMS;
+    const suf = host.blockSuf;
+    const near = Math.min(SHIFT_EXACT, span);
+    // prefix maxima of buckets base+1 … base+n for n ≤ near, and the present bucket
+    const pre = this.scratchPrefix;
+    const run = this.scratchRun;
+    run.fill(0);
+    for (let n = 1; n <= near; n++) {
+      const o = this.slotOf(base + n) * CORE_DIMS;
+      for (let k = 0; k < CORE_DIMS; k++) {
+        const v = rmax[o + k] as number;
+        if (v > (run[k] as number)) run[k] = v;
+        pre[n * CORE_DIMS + k] = run[k] as number;
+      }
+    }
+    const o0 = this.slotOf(base) * CORE_DIMS;
+    const nearAt = near * CORE_DIMS;
+    let changed = false;
+    for (let r = 0; r < RUNGS; r++) {
+      const o = r * CORE_DIMS;
+      const lbTo = Math.min(RUNG_BUCKETS[r] as number, span);
+      if (lbTo > 0 && lbTo <= near) {
+        for (let k = 0; k < CORE_DIMS; k++) {
+          const v = pre[lbTo * CORE_DIMS + k] as number;
+          if (v !== lb[o + k]) {
+            lb[o + k] = v;
+            changed = true;
+          }
+        }
+      } else if (lbTo > near) {
+        // `base` is the bucket that left (it was base+1 before), base+lbTo the one that entered
+        const e = this.slotOf(base + lbTo) * CORE_DIMS;
+        for (let k = 0; k < CORE_DIMS; k++) {
+          const was = lb[o + k] as number;
+          const entering = rmax[e + k] as number;
+          const kept = (rmax[o0 + k] as number) < was ? was : (pre[nearAt + k] as number);
+          const v = Math.max(entering, kept);
+          if (v !== was) {
+            lb[o + k] = v;
+            changed = true;
+          }
+        }
+      }
+      const next = r + 1 < RUNGS ? (RUNG_BUCKETS[r + 1] as number) : span;
+      for (let k = 0; k < CORE_DIMS; k++) {
+        let v: number;
+        if (next >= span) v = suf[f + k] as number;
+        else if (next <= near) {
+          v = Math.max(rmax[o0 + k] as number, pre[next * CORE_DIMS + k] as number);
+        } else
+          v = Math.max(
+            ub[o + k] as number,
+            rmax[this.slotOf(base + next) * CORE_DIMS + k] as number,
+          );
+        if (v !== ub[o + k]) {
+          ub[o + k] = v;
+          changed = true;
+        }
+      }
+    }
+    return changed;
   }
 
   /**
@@ -1180,13 +1324,32 @@ export class ClusterIndex {
     }
   }
 
-  /** Re-file a READY host in its rung cells (after a change, a new present or a new ring). */
+  /** Re-file a READY host in its rung cells from exact bounds (after a change or a new ring). */
   private refileRungs(host: HostRecord): void {
-    if (host.bin === undefined) return;
-    const lb = this.scratchRungLb;
-    const ub = this.scratchRungUb;
-    if (!this.rungBounds(host, lb, ub)) return;
+    if (host.bin === undefined || Number.isNaN(this.now) || Number.isNaN(this.ringBase)) return;
+    this.foldRungs(host);
+    host.rungBase = this.ringBase;
+    this.fileRungs(host);
+  }
+
+  /**
+   * File a READY host in the rung cells its stored rung bounds and its usage at the present call
+   * for: free level at the larger of the two × κ of the upper bound.
+   */
+  private fileRungs(host: HostRecord): void {
+    const u = host.now;
+    const now = this.now;
+    if (!(now >= (u[0] as number) && now < (u[1] as number))) host.timeline.pieceAt(now, u);
+    const lb = host.rungLb;
+    const ub = host.rungUb;
     const cls = host.cls;
+    const a0 = cls.alloc[0] as number;
+    const a1 = cls.alloc[1] as number;
+    const p0 = u[2] as number;
+    const p1 = u[3] as number;
+    // the lower bounds grow with the rung: each rung's levels are found from the previous ones
+    let g0 = freeLevel(a0, Math.max(lb[0] as number, p0));
+    let g1 = freeLevel(a1, Math.max(lb[1] as number, p1));
     for (let r = 0; r < RUNGS; r++) {
       const o = r * CORE_DIMS;
       let kappa = 0;
@@ -1194,9 +1357,9 @@ export class ClusterIndex {
         const w = cls.wn[k] as number;
         if (w > 0) kappa += (w * (ub[o + k] as number)) / (cls.alloc[k] as number);
       }
-      const column =
-        freeLevel(cls.alloc[0] as number, lb[o] as number) * FINE_LEVELS +
-        freeLevel(cls.alloc[1] as number, lb[o + 1] as number);
+      g0 = freeLevelNear(a0, Math.max(lb[o] as number, p0), g0);
+      g1 = freeLevelNear(a1, Math.max(lb[o + 1] as number, p1), g1);
+      const column = g0 * FINE_LEVELS + g1;
       const cell = column * FINE_KAPPA + fineKappaOf(kappa);
       const slot = this.rungSlot(r);
       if (host.blockCell[slot] === cell) continue;
@@ -1251,7 +1414,7 @@ export class ClusterIndex {
     const lastHost = list.pop() as HostRecord;
     if (lastHost !== host) {
       list[pos] = lastHost;
-      lastHost.blockPos[slot] = pos;
+      lastHost.posPool[lastHost.posAt + slot] = pos;
     }
     const col = Math.floor(cell / FINE_KAPPA);
     const cc = slot * FINE_COLUMNS + col;
@@ -1519,7 +1682,7 @@ export class ClusterIndex {
    * is folded in; one that rose from the chunk's minimum (or fell from its maximum) makes that
    * slot stale, recomputed lazily.
    */
-  private afterChange(host: HostRecord, start: number, end: number, _grew: boolean): void {
+  private afterChange(host: HostRecord, start: number, end: number, grew: boolean): void {
     host.now[1] = Number.NEGATIVE_INFINITY;
     if (host.bin !== undefined)
       host.bin.nowTo[Math.floor(host.pos / CHUNK_SIZE)] = Number.NEGATIVE_INFINITY;
@@ -1553,7 +1716,10 @@ export class ClusterIndex {
     const binBefore = host.bin;
     const posBefore = host.pos;
     this.rekappa(host);
-    this.refileRungs(host);
+    // A release that ended by the present (the common one) changes no usage from the present on:
+    // the rungs' lower bounds stand and their upper bounds may only be too high, which is valid.
+    const past = !grew && end <= this.now && toAb <= this.ringBase + 1;
+    if (!(past && host.rungBase === this.ringBase)) this.refileRungs(host);
     const bin = host.bin;
     if (!hasRing || bin === undefined || bin !== binBefore || host.pos !== posBefore) return;
     // the host stayed in its chunk (a move already folded its new bounds in)
@@ -1729,7 +1895,9 @@ export class ClusterIndex {
       if (current) {
         this.leaveFine(h);
         this.enterFine(h);
-        this.refileRungs(h);
+        // only the usage at the present changed: the rungs' bucket bounds stand
+        if (h.rungBase === this.ringBase) this.fileRungs(h);
+        else this.refileRungs(h);
       }
     }
   }
@@ -1899,7 +2067,31 @@ export function binOf(kappa: number): number {
   return b < 0 ? 0 : b >= KAPPA_BINS ? KAPPA_BINS - 1 : b;
 }
 
+/** Fine κ bin of the host's suffix maximum at block offset `o` (block cells' κ). */
+function suffixKappaBin(host: HostRecord, o: number): number {
+  const cls = host.cls;
+  const suf = host.blockSuf;
+  let kappa = 0;
+  for (let k = 0; k < CORE_DIMS; k++) {
+    const w = cls.wn[k] as number;
+    if (w > 0) kappa += (w * (suf[o + k] as number)) / (cls.alloc[k] as number);
+  }
+  return fineKappaOf(kappa);
+}
+
 /** Free level (see FINE_FREE_EDGES) of a dimension with allocatable `a` and usage `used`. */
+/** `freeLevel(a, used)`, searched from the level `guess` (cheaper when it is close). */
+function freeLevelNear(a: number, used: number, guess: number): number {
+  if (!(a > 0)) return FINE_LEVELS - 1;
+  const f = (a - used) / a;
+  const n = FINE_FREE_EDGES.length;
+  if (!(f >= (FINE_FREE_EDGES[0] as number))) return 0;
+  let l = guess;
+  while (l < n && f >= (FINE_FREE_EDGES[l] as number)) l++;
+  while (l > 0 && f < (FINE_FREE_EDGES[l - 1] as number)) l--;
+  return l;
+}
+
 export function freeLevel(a: number, used: number): number {
   if (!(a > 0)) return FINE_LEVELS - 1;
   const f = (a - used) / a;
@@ -1911,6 +2103,21 @@ export function freeLevel(a: number, used: number): number {
   while (l < n && f >= (FINE_FREE_EDGES[l] as number)) l++;
   while (l > 0 && f < (FINE_FREE_EDGES[l - 1] as number)) l--;
   return l;
+}
+
+/**
+ * Whether a host filed in block or rung cell `filed` is filed validly for bounds that call for
+ * `cell`: its κ bin is not below (a stale-high κ still bounds the score from above, so the walk's
+ * stop rule holds) and neither free level is below (a column filed with more free than the host
+ * has is only visited, never skipped, wrongly).
+ */
+export function coversCell(filed: number, cell: number): boolean {
+  if (filed < 0) return false;
+  if (filed === cell) return true;
+  if (filed % FINE_KAPPA < cell % FINE_KAPPA) return false;
+  const fc = (filed / FINE_KAPPA) | 0;
+  const c = (cell / FINE_KAPPA) | 0;
+  return ((fc / FINE_LEVELS) | 0) >= ((c / FINE_LEVELS) | 0) && fc % FINE_LEVELS >= c % FINE_LEVELS;
 }
 
 export function fineKappaOf(kappa: number): number {
