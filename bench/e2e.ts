@@ -137,6 +137,28 @@ const log = (line: string): void => {
 };
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * The broker's event-loop delay (p99 and max since the previous scrape: prom-client resets its
+ * histogram on each) and its GC time so far, from its /metrics.
+ */
+async function brokerLoop(
+  httpAddress: string,
+): Promise<{ delayP99Ms: number; delayMaxMs: number; gcMs: number }> {
+  const text = await (await fetch(`http://${httpAddress}/metrics`)).text();
+  const value = (name: string): number => {
+    let sum = 0;
+    for (const line of text.split("\n")) {
+      if (line.startsWith(name)) sum += Number(line.slice(line.lastIndexOf(" ") + 1));
+    }
+    return sum;
+  };
+  return {
+    delayP99Ms: value("nodejs_eventloop_lag_p99_seconds ") * 1000,
+    delayMaxMs: value("nodejs_eventloop_lag_max_seconds ") * 1000,
+    gcMs: value("nodejs_gc_duration_seconds_sum") * 1000,
+  };
+}
+
 /** Every core's busy and total time so far, ms (the whole machine, every process on it). */
 function machineCpuMs(): { busy: number; total: number } {
   let busy = 0;
@@ -269,6 +291,11 @@ interface Result {
   loadgen_cpu_percent_of_core_load: number;
   /** The machine's cores busy during the load, every process counted (the machine is shared). */
   machine_cpu_busy_percent_load: number;
+  /** The broker's event-loop delay during the load (prom-client's, 10 ms resolution). */
+  broker_event_loop_delay_p99_ms: number;
+  broker_event_loop_delay_max_ms: number;
+  /** The broker's GC pauses during the load, as a share of the wall time. */
+  broker_gc_percent_of_load: number;
   elapsed_s: number;
 }
 
@@ -299,9 +326,10 @@ async function run(): Promise<Result> {
   const started = performance.now();
   const nodeBin = process.execPath;
   const here = (path: string): string => fileURLToPath(new URL(path, import.meta.url));
-  const [natsPort, grpcPort] = await freePorts(2);
+  const [natsPort, grpcPort, httpPort] = await freePorts(3);
   const natsUrl = `nats://${LOOPBACK}:${natsPort}`;
   const address = `${LOOPBACK}:${grpcPort}`;
+  const httpAddress = `${LOOPBACK}:${httpPort}`;
 
   const nats = spawnChild("nats-server", findNatsServer(), [
     "-a",
@@ -327,7 +355,7 @@ async function run(): Promise<Result> {
     "--grpc-address",
     address,
     "--http-address",
-    "127.0.0.1:0",
+    `${LOOPBACK}:${httpPort}`,
     "--sim-hosts",
     "0",
     "--heartbeat-interval",
@@ -485,6 +513,7 @@ async function run(): Promise<Result> {
   const loadStart = performance.now();
   /** When the first measured lease went out, and every process's CPU time then. */
   let measured = {
+    gcMs: 0,
     at: loadStart,
     broker: 0,
     agents: 0,
@@ -492,8 +521,11 @@ async function run(): Promise<Result> {
     self: process.cpuUsage(),
     machine: machineCpuMs(),
   };
-  const startMeasuring = (): void => {
+  const startMeasuring = async (): Promise<void> => {
+    // Resets the broker's event-loop delay histogram.
+    const { gcMs } = await brokerLoop(httpAddress);
     measured = {
+      gcMs,
       at: performance.now(),
       broker: cpuTimeMs(broker.pid),
       agents: cpuTimeMs(agents.pid),
@@ -612,7 +644,7 @@ async function run(): Promise<Result> {
     }
     await sleep(500);
   }
-  startMeasuring();
+  await startMeasuring();
   await submitRange(warm, total);
   const submitted = performance.now();
   const timeout = setTimeout(
@@ -633,6 +665,7 @@ async function run(): Promise<Result> {
   const natsLoadCpu = ((cpuTimeMs(nats.pid) - measured.nats) / loadWall) * 100;
   const selfUsage = process.cpuUsage(measured.self);
   const machineNow = machineCpuMs();
+  const loop = await brokerLoop(httpAddress);
   const machineBusy =
     ((machineNow.busy - measured.machine.busy) / (machineNow.total - measured.machine.total)) * 100;
   const benchLoadCpu = ((selfUsage.user + selfUsage.system) / 1000 / loadWall) * 100;
@@ -711,6 +744,9 @@ async function run(): Promise<Result> {
     nats_cpu_percent_of_core_load: round(natsLoadCpu),
     loadgen_cpu_percent_of_core_load: round(benchLoadCpu),
     machine_cpu_busy_percent_load: round(machineBusy),
+    broker_event_loop_delay_p99_ms: round(loop.delayP99Ms),
+    broker_event_loop_delay_max_ms: round(loop.delayMaxMs),
+    broker_gc_percent_of_load: round(((loop.gcMs - measured.gcMs) / loadWall) * 100),
     elapsed_s: round((performance.now() - started) / 1000),
   };
 }
@@ -810,6 +846,11 @@ if (flags.json) {
       [
         "the machine's cores busy during the load (every process)",
         `${fmt(r.machine_cpu_busy_percent_load, 1)}% of ${cpus().length}`,
+        "",
+      ],
+      [
+        "broker event-loop delay p99 / max; its GC pauses",
+        `${fmt(r.broker_event_loop_delay_p99_ms, 1)} / ${fmt(r.broker_event_loop_delay_max_ms, 1)} ms; ${fmt(r.broker_gc_percent_of_load, 1)}% of the time`,
         "",
       ],
       ["broker CPU per lease (submit→ACTIVE)", `${fmt(r.broker_cpu_ms_per_lease, 2)} ms`, ""],
