@@ -10,12 +10,17 @@
  * `--rate N` offers N leases/s on a fixed schedule instead (open loop: latency counts from each
  * lease's scheduled time, so a load generator or broker that falls behind shows in the figures).
  *
- *   node dist/bench/e2e.js [--agents N] [--leases N] [--concurrency N] [--rate N] [--unary]
- *                          [--batch N] [--seed N] [--json]
+ * `--warmup` small leases go first on the same schedule, the measured ones once they have all
+ * settled. The warm-up is left out of every figure but its own p99: a cold broker (code not yet
+ * optimized by the JIT) falls a second or two behind at the start, and in a run of a few seconds
+ * that start-up alone made the p99.
+ *
+ *   node dist/bench/e2e.js [--agents N] [--leases N] [--warmup N] [--concurrency N] [--rate N]
+ *                          [--unary] [--batch N] [--seed N] [--json]
  */
 
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
@@ -44,7 +49,12 @@ const flags = parseFlags(
   "e2e",
   {
     agents: { kind: "number", default: 1000, help: "simulated hosts (agents), in one process" },
-    leases: { kind: "number", default: 10_000, help: "leases submitted" },
+    leases: { kind: "number", default: 10_000, help: "leases submitted and measured" },
+    warmup: {
+      kind: "number",
+      default: 2000,
+      help: "small leases submitted first, on the same schedule, not measured (a cold broker's JIT)",
+    },
     concurrency: {
       kind: "number",
       default: 128,
@@ -99,6 +109,7 @@ const fail = (why: string): never => {
 };
 if (flags.agents < 1 || flags.agents > 10_000) fail("--agents must be 1..10000");
 if (flags.leases < 1 || flags.leases > 100_000) fail("--leases must be 1..100000");
+if (flags.warmup < 0 || flags.warmup > 100_000) fail("--warmup must be 0..100000");
 if (flags.concurrency < 1 || flags.concurrency > 4096) fail("--concurrency must be 1..4096");
 if (flags.batch < 1 || flags.batch > 1000) fail("--batch must be 1..1000");
 if (flags.rate > 100_000) fail("--rate must be 0..100000");
@@ -108,18 +119,57 @@ if (flags.connections < 1 || flags.connections > 64) fail("--connections must be
 if (flags["heartbeat-seconds"] < 1 || flags["heartbeat-seconds"] > 60)
   fail("--heartbeat-seconds must be 1..60");
 
-/** Host shape: 16 vCPU (×4 overcommit: 64 allocatable) and 64 GiB; leases of 1–2 vCPU, 1–2 GiB. */
+/** Host shape: 16 vCPU (allocatable as they are) and 64 GiB; leases of 1–2 vCPU, 1–2 GiB. */
 const HOST_CPUS = 16;
 const HOST_MEMORY_GIB = 64;
 /** Far beyond the run: no lease ends or is warned about while it is measured. */
 const LEASE_DURATION_MS = 60 * 60_000;
-if (flags.leases * 2 > flags.agents * HOST_MEMORY_GIB)
-  fail(`--leases ${flags.leases} may not fit on ${flags.agents} hosts of ${HOST_MEMORY_GIB} GiB`);
+/** A warm-up lease: 1/16 vCPU, 64 MiB. */
+const WARMUP_RESOURCES = { cpuMillis: 62, memoryMib: 64, diskGib: 0, gpus: 0 };
+// 1.5 vCPU and 1.5 GiB a lease on average: the CPU binds (the sim agents do not overcommit).
+if (flags.leases * 1.5 + flags.warmup / 16 > flags.agents * HOST_CPUS * 0.98)
+  fail(
+    `--leases ${flags.leases} and --warmup ${flags.warmup} may not fit on ${flags.agents} hosts of ${HOST_CPUS} vCPU`,
+  );
 
 const log = (line: string): void => {
   process.stderr.write(`[e2e] ${line}\n`);
 };
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The broker's event-loop delay (p99 and max since the previous scrape: prom-client resets its
+ * histogram on each) and its GC time so far, from its /metrics.
+ */
+async function brokerLoop(
+  httpAddress: string,
+): Promise<{ delayP99Ms: number; delayMaxMs: number; gcMs: number }> {
+  const text = await (await fetch(`http://${httpAddress}/metrics`)).text();
+  const value = (name: string): number => {
+    let sum = 0;
+    for (const line of text.split("\n")) {
+      if (line.startsWith(name)) sum += Number(line.slice(line.lastIndexOf(" ") + 1));
+    }
+    return sum;
+  };
+  return {
+    delayP99Ms: value("nodejs_eventloop_lag_p99_seconds ") * 1000,
+    delayMaxMs: value("nodejs_eventloop_lag_max_seconds ") * 1000,
+    gcMs: value("nodejs_gc_duration_seconds_sum") * 1000,
+  };
+}
+
+/** Every core's busy and total time so far, ms (the whole machine, every process on it). */
+function machineCpuMs(): { busy: number; total: number } {
+  let busy = 0;
+  let total = 0;
+  for (const { times } of cpus()) {
+    const all = times.user + times.nice + times.sys + times.irq + times.idle;
+    busy += all - times.idle;
+    total += all;
+  }
+  return { busy, total };
+}
 
 /** Mulberry32: the lease sizes. */
 function rng(seed: number): () => number {
@@ -213,6 +263,10 @@ interface Result {
   offered_rate_per_s: number;
   boot_ms: number;
   seed: number;
+  /** Leases submitted before the measured ones (same schedule), left out of every figure. */
+  warmup_leases: number;
+  /** Submit→ACTIVE p99 of the warm-up leases: what a cold broker's first seconds cost. */
+  warmup_p99_ms: number;
   leases_per_s: number;
   p50_ms: number;
   p99_ms: number;
@@ -221,6 +275,12 @@ interface Result {
   submit_rpc_p99_ms: number;
   watch_lag_p50_ms: number;
   watch_lag_p99_ms: number;
+  /** Due (open loop) or sent (closed loop) → the broker created the lease (its create time). */
+  due_to_created_p50_ms: number;
+  due_to_created_p99_ms: number;
+  /** Created → the ACTIVE event's time stamp, both the broker's clock: start command, boot, report. */
+  created_to_active_p50_ms: number;
+  created_to_active_p99_ms: number;
   heartbeat_cpu_percent_of_core: number;
   heartbeat_cpu_percent_of_core_with_leases: number;
   agents_cpu_percent_of_core_heartbeats: number;
@@ -229,6 +289,13 @@ interface Result {
   agents_cpu_percent_of_core_load: number;
   nats_cpu_percent_of_core_load: number;
   loadgen_cpu_percent_of_core_load: number;
+  /** The machine's cores busy during the load, every process counted (the machine is shared). */
+  machine_cpu_busy_percent_load: number;
+  /** The broker's event-loop delay during the load (prom-client's, 10 ms resolution). */
+  broker_event_loop_delay_p99_ms: number;
+  broker_event_loop_delay_max_ms: number;
+  /** The broker's GC pauses during the load, as a share of the wall time. */
+  broker_gc_percent_of_load: number;
   elapsed_s: number;
 }
 
@@ -259,9 +326,10 @@ async function run(): Promise<Result> {
   const started = performance.now();
   const nodeBin = process.execPath;
   const here = (path: string): string => fileURLToPath(new URL(path, import.meta.url));
-  const [natsPort, grpcPort] = await freePorts(2);
+  const [natsPort, grpcPort, httpPort] = await freePorts(3);
   const natsUrl = `nats://${LOOPBACK}:${natsPort}`;
   const address = `${LOOPBACK}:${grpcPort}`;
+  const httpAddress = `${LOOPBACK}:${httpPort}`;
 
   const nats = spawnChild("nats-server", findNatsServer(), [
     "-a",
@@ -287,7 +355,7 @@ async function run(): Promise<Result> {
     "--grpc-address",
     address,
     "--http-address",
-    "127.0.0.1:0",
+    `${LOOPBACK}:${httpPort}`,
     "--sim-hosts",
     "0",
     "--heartbeat-interval",
@@ -353,30 +421,48 @@ async function run(): Promise<Result> {
 
   // 2. Submit → ACTIVE.
   const { revision } = await listLeases(main);
+  // Leases [0, warm) warm the broker up; [warm, total) are measured (the first `n` are not).
   const n = flags.leases;
-  const sentAt = new Float64Array(n);
-  const rpcMs = new Float64Array(n);
-  const activeMs: number[] = [];
-  /** Receipt of an ACTIVE event minus its time stamp (the broker's clock): the watch's lag. */
-  const watchLagMs: number[] = [];
+  const warm = flags.warmup;
+  const total = warm + n;
+  const sentAt = new Float64Array(total);
+  const rpcMs = new Float64Array(total);
+  /** Per lease (NaN until known): submit→ACTIVE, and the ACTIVE event's lag on the watch. */
+  const activeMs = new Float64Array(total).fill(Number.NaN);
+  const watchLagMs = new Float64Array(total).fill(Number.NaN);
+  /** Per lease, epoch ms on the broker's clock: its create time and its ACTIVE event's stamp. */
+  const createdAt = new Float64Array(total).fill(Number.NaN);
+  const activeAt = new Float64Array(total).fill(Number.NaN);
   const indexOf = new Map<string, number>();
-  /** ACTIVE (or failure) events that came before their submit's reply. */
-  const early = new Map<string, { at: number; ok: boolean }>();
+  /** ACTIVE (or failure) events that came before their submit's reply, with their stamps. */
+  const early = new Map<string, { at: number; ok: boolean; timeMs: number }>();
   let active = 0;
   let failed = 0;
   let submitErrors = 0;
+  /** The same, of the measured leases only. */
+  let measuredActive = 0;
+  let measuredFailed = 0;
   let done: () => void = () => {};
   let broken: (error: Error) => void = () => {};
   const finished = new Promise<void>((resolve, reject) => {
     done = resolve;
     broken = reject;
   });
-  const settle = (i: number, at: number, ok: boolean): void => {
+  const settle = (i: number, at: number, ok: boolean, timeMs: number): void => {
     if (ok) {
       active++;
-      activeMs.push(at - (sentAt[i] as number));
-    } else failed++;
-    if (active + failed + submitErrors === n) done();
+      if (i >= warm) measuredActive++;
+      activeMs[i] = at - (sentAt[i] as number);
+      if (timeMs > 0) {
+        activeAt[i] = timeMs;
+        // Receipt of the ACTIVE event minus its time stamp (the broker's clock): the watch's lag.
+        watchLagMs[i] = performance.timeOrigin + at - timeMs;
+      }
+    } else {
+      failed++;
+      if (i >= warm) measuredFailed++;
+    }
+    if (active + failed + submitErrors === total) done();
   };
   let stopping = false;
   // The watch has a channel of its own: its events do not queue behind the submits' frames.
@@ -395,25 +481,28 @@ async function run(): Promise<Result> {
     if (event.state === ACTIVE) ok = true;
     else if (event.state === FAILED || event.state === REJECTED) ok = false;
     else return;
-    if (ok && event.timeMs > 0) watchLagMs.push(performance.timeOrigin + at - event.timeMs);
     const i = indexOf.get(event.leaseId);
-    if (i === undefined) early.set(event.leaseId, { at, ok });
-    else settle(i, at, ok);
+    if (i === undefined) early.set(event.leaseId, { at, ok, timeMs: event.timeMs });
+    else settle(i, at, ok, event.timeMs);
   });
   watch.on("error", (error: ServiceError) => {
     if (!stopping) broken(new Error(`WatchLeases ended: ${error.details || error.message}`));
   });
 
   const random = rng(flags.seed);
-  const specs: LeaseSpecInput[] = Array.from({ length: n }, (_, i) => ({
+  // Warm-up leases are small: they take the same paths without taking the measured ones' room.
+  const specs: LeaseSpecInput[] = Array.from({ length: total }, (_, i) => ({
     name: `vm-${i}`,
     tenant: "bench",
-    resources: {
-      cpuMillis: random() < 0.5 ? 1000 : 2000,
-      memoryMib: random() < 0.5 ? 1024 : 2048,
-      diskGib: 0,
-      gpus: 0,
-    },
+    resources:
+      i < warm
+        ? WARMUP_RESOURCES
+        : {
+            cpuMillis: random() < 0.5 ? 1000 : 2000,
+            memoryMib: random() < 0.5 ? 1024 : 2048,
+            diskGib: 0,
+            gpus: 0,
+          },
     immediate: { duration: durationFromMs(LEASE_DURATION_MS) },
     driver: { image: "bench", params: { boot_ms: String(flags["boot-ms"]) } },
   }));
@@ -422,24 +511,45 @@ async function run(): Promise<Result> {
   let nextIndex = 0;
   let firstError = "";
   const loadStart = performance.now();
-  const b1 = cpuTimeMs(broker.pid);
-  const a1 = cpuTimeMs(agents.pid);
-  const n1 = cpuTimeMs(nats.pid);
-  const self1 = process.cpuUsage();
-  const answered = (i: number, id: string, at: number): void => {
+  /** When the first measured lease went out, and every process's CPU time then. */
+  let measured = {
+    gcMs: 0,
+    at: loadStart,
+    broker: 0,
+    agents: 0,
+    nats: 0,
+    self: process.cpuUsage(),
+    machine: machineCpuMs(),
+  };
+  const startMeasuring = async (): Promise<void> => {
+    // Resets the broker's event-loop delay histogram.
+    const { gcMs } = await brokerLoop(httpAddress);
+    measured = {
+      gcMs,
+      at: performance.now(),
+      broker: cpuTimeMs(broker.pid),
+      agents: cpuTimeMs(agents.pid),
+      nats: cpuTimeMs(nats.pid),
+      self: process.cpuUsage(),
+      machine: machineCpuMs(),
+    };
+  };
+  const answered = (i: number, id: string, at: number, createdMs: number): void => {
     rpcMs[i] = at - (sentAt[i] as number);
     indexOf.set(id, i);
+    if (createdMs > 0) createdAt[i] = createdMs;
     const seen = early.get(id);
     if (seen !== undefined) {
       early.delete(id);
-      settle(i, seen.at, seen.ok);
+      settle(i, seen.at, seen.ok, seen.timeMs);
     }
   };
   const refused = (i: number, at: number, why: string): void => {
     rpcMs[i] = at - (sentAt[i] as number);
     submitErrors++;
+    if (i >= warm) measuredFailed++;
     if (firstError === "") firstError = why;
-    if (active + failed + submitErrors === n) done();
+    if (active + failed + submitErrors === total) done();
   };
   /** Submits leases [from, to) (their sentAt already set), in one call or one call each. */
   const send = async (client: LeanClient, from: number, to: number): Promise<void> => {
@@ -447,8 +557,12 @@ async function run(): Promise<Result> {
       await Promise.all(
         specs.slice(from, to).map(async (spec, k) => {
           try {
-            const { leaseId } = await client.submitLease(spec, new Metadata(), callDeadline());
-            answered(from + k, leaseId, performance.now());
+            const { leaseId, createdMs } = await client.submitLease(
+              spec,
+              new Metadata(),
+              callDeadline(),
+            );
+            answered(from + k, leaseId, performance.now(), createdMs);
           } catch (error) {
             refused(from + k, performance.now(), (error as ServiceError).details ?? String(error));
           }
@@ -466,7 +580,7 @@ async function run(): Promise<Result> {
       for (let k = 0; k < to - from; k++) {
         const outcome = outcomes[k];
         if (outcome !== undefined && outcome.leaseId !== "")
-          answered(from + k, outcome.leaseId, at);
+          answered(from + k, outcome.leaseId, at, outcome.createdMs);
         else refused(from + k, at, outcome?.error ?? "no result");
       }
     } catch (error) {
@@ -477,45 +591,61 @@ async function run(): Promise<Result> {
   };
   const perCall = perCallOf();
   let calls = 0;
-  if (flags.rate === 0) {
-    // Closed loop: each worker keeps one call of `perCall` leases in flight.
-    const worker = async (client: LeanClient): Promise<void> => {
-      for (;;) {
-        const from = nextIndex;
-        if (from >= n) return;
-        const to = Math.min(n, from + perCall);
-        nextIndex = to;
-        const t = performance.now();
-        sentAt.fill(t, from, to);
-        calls++;
-        await send(client, from, to);
-      }
-    };
-    const workers = Array.from({ length: Math.ceil(flags.concurrency / perCall) }, (_, w) =>
-      worker(clients[w % clients.length] as LeanClient),
-    );
-    await Promise.all(workers);
-  } else {
-    // Open loop: lease i is due at loadStart + i / rate; what is due goes out every tick, in
-    // calls of at most `perCall`, round-robin over the channels. Its latency counts from when it
-    // was due.
+  /** Submits leases [first, last) closed or open loop; resolves when every call was answered. */
+  const submitRange = async (first: number, last: number): Promise<void> => {
+    nextIndex = first;
+    if (flags.rate === 0) {
+      // Closed loop: each worker keeps one call of `perCall` leases in flight.
+      const worker = async (client: LeanClient): Promise<void> => {
+        for (;;) {
+          const from = nextIndex;
+          if (from >= last) return;
+          const to = Math.min(last, from + perCall);
+          nextIndex = to;
+          sentAt.fill(performance.now(), from, to);
+          calls++;
+          await send(client, from, to);
+        }
+      };
+      const workers = Array.from({ length: Math.ceil(flags.concurrency / perCall) }, (_, w) =>
+        worker(clients[w % clients.length] as LeanClient),
+      );
+      await Promise.all(workers);
+      return;
+    }
+    // Open loop: lease i is due at start + (i - first) / rate; what is due goes out every tick,
+    // in calls of at most `perCall`, round-robin over the channels. Its latency counts from when
+    // it was due.
+    const start = performance.now();
     const inFlight: Promise<void>[] = [];
     const intervalMs = 1000 / flags.rate;
-    while (nextIndex < n) {
+    while (nextIndex < last) {
       const now = performance.now();
-      const due = Math.min(n, Math.floor((now - loadStart) / intervalMs) + 1);
+      const due = Math.min(last, first + Math.floor((now - start) / intervalMs) + 1);
       while (nextIndex < due) {
         const from = nextIndex;
         const to = Math.min(due, from + perCall);
         nextIndex = to;
-        for (let i = from; i < to; i++) sentAt[i] = loadStart + i * intervalMs;
+        for (let i = from; i < to; i++) sentAt[i] = start + (i - first) * intervalMs;
         inFlight.push(send(clients[calls++ % clients.length] as LeanClient, from, to));
       }
       // A fixed tick: what falls due within it goes out together.
-      if (nextIndex < n) await sleep(flags["tick-ms"]);
+      if (nextIndex < last) await sleep(flags["tick-ms"]);
     }
     await Promise.all(inFlight);
+  };
+  if (warm > 0) {
+    // The warm-up, then a pause once it has settled: the measured leases find no backlog.
+    await submitRange(0, warm);
+    const by = performance.now() + 60_000;
+    while (active + failed + submitErrors < warm) {
+      if (performance.now() > by) throw new Error("the warm-up leases did not settle within 60 s");
+      await Promise.race([finished, sleep(20)]);
+    }
+    await sleep(500);
   }
+  await startMeasuring();
+  await submitRange(warm, total);
   const submitted = performance.now();
   const timeout = setTimeout(
     () => broken(new Error(`not every lease settled within 60 s of the last submit`)),
@@ -527,12 +657,17 @@ async function run(): Promise<Result> {
     clearTimeout(timeout);
   }
   const loadEnd = performance.now();
-  const loadWall = loadEnd - loadStart;
-  const brokerLoadCpuMs = cpuTimeMs(broker.pid) - b1;
+  // The measured window: from the first measured lease's send to the last settle.
+  const loadWall = loadEnd - measured.at;
+  const brokerLoadCpuMs = cpuTimeMs(broker.pid) - measured.broker;
   const brokerLoadCpu = (brokerLoadCpuMs / loadWall) * 100;
-  const agentsLoadCpu = ((cpuTimeMs(agents.pid) - a1) / loadWall) * 100;
-  const natsLoadCpu = ((cpuTimeMs(nats.pid) - n1) / loadWall) * 100;
-  const selfUsage = process.cpuUsage(self1);
+  const agentsLoadCpu = ((cpuTimeMs(agents.pid) - measured.agents) / loadWall) * 100;
+  const natsLoadCpu = ((cpuTimeMs(nats.pid) - measured.nats) / loadWall) * 100;
+  const selfUsage = process.cpuUsage(measured.self);
+  const machineNow = machineCpuMs();
+  const loop = await brokerLoop(httpAddress);
+  const machineBusy =
+    ((machineNow.busy - measured.machine.busy) / (machineNow.total - measured.machine.total)) * 100;
   const benchLoadCpu = ((selfUsage.user + selfUsage.system) / 1000 / loadWall) * 100;
   stopping = true;
   watch.cancel();
@@ -541,7 +676,7 @@ async function run(): Promise<Result> {
   watcher.close();
   if (submitErrors > 0) log(`${submitErrors} submits failed; the first: ${firstError}`);
   log(
-    `submitted ${n} in ${((submitted - loadStart) / 1000).toFixed(2)} s; all settled after ${((loadEnd - loadStart) / 1000).toFixed(2)} s`,
+    `submitted ${warm} + ${n} in ${((submitted - loadStart) / 1000).toFixed(2)} s; all settled after ${((loadEnd - loadStart) / 1000).toFixed(2)} s (measured from ${((measured.at - loadStart) / 1000).toFixed(2)} s)`,
   );
 
   // 3. Heartbeats again, now that the hosts run the leases (each beat lists its host's leases).
@@ -559,22 +694,36 @@ async function run(): Promise<Result> {
     log(`broker CPU profile in ${profileDir}`);
   }
 
-  const latencies = Float64Array.from(activeMs).sort();
-  const rpc = Float64Array.from(rpcMs).sort();
-  const lag = Float64Array.from(watchLagMs).sort();
+  /** The known values of a per-lease figure, of the measured leases (or the warm-up ones), sorted. */
+  const known = (perLease: Float64Array, warmup = false): Float64Array =>
+    (warmup ? perLease.subarray(0, warm) : perLease.subarray(warm))
+      .filter((v) => !Number.isNaN(v))
+      .sort();
+  const latencies = known(activeMs);
+  const rpc = known(rpcMs);
+  const lag = known(watchLagMs);
+  // Both clocks are this machine's: the broker's epoch ms against timeOrigin + performance.now().
+  const dueToCreated = known(
+    Float64Array.from(createdAt, (c, i) => c - performance.timeOrigin - (sentAt[i] as number)),
+  );
+  const createdToActive = known(
+    Float64Array.from(activeAt, (a, i) => a - (createdAt[i] as number)),
+  );
   const round = (v: number, d = 1): number => Math.round(v * 10 ** d) / 10 ** d;
   return {
     agents: flags.agents,
     leases: n,
-    leases_active: active,
-    leases_failed: failed + submitErrors,
+    leases_active: measuredActive,
+    leases_failed: measuredFailed,
     concurrency: flags.concurrency,
     api: flags.unary ? "unary" : "batch",
     batch_size: perCallOf(),
     offered_rate_per_s: flags.rate,
     boot_ms: flags["boot-ms"],
     seed: flags.seed,
-    leases_per_s: Math.round(active / ((loadEnd - loadStart) / 1000)),
+    warmup_leases: warm,
+    warmup_p99_ms: round(percentile(known(activeMs, true), 99)),
+    leases_per_s: Math.round(measuredActive / (loadWall / 1000)),
     p50_ms: round(percentile(latencies, 50)),
     p99_ms: round(percentile(latencies, 99)),
     max_ms: round(latencies[latencies.length - 1] ?? Number.NaN),
@@ -582,14 +731,22 @@ async function run(): Promise<Result> {
     submit_rpc_p99_ms: round(percentile(rpc, 99)),
     watch_lag_p50_ms: round(percentile(lag, 50)),
     watch_lag_p99_ms: round(percentile(lag, 99)),
+    due_to_created_p50_ms: round(percentile(dueToCreated, 50)),
+    due_to_created_p99_ms: round(percentile(dueToCreated, 99)),
+    created_to_active_p50_ms: round(percentile(createdToActive, 50)),
+    created_to_active_p99_ms: round(percentile(createdToActive, 99)),
     heartbeat_cpu_percent_of_core: round(heartbeatCpu),
     heartbeat_cpu_percent_of_core_with_leases: round(heartbeatLoadedCpu),
     agents_cpu_percent_of_core_heartbeats: round(agentsCpu),
     broker_cpu_percent_of_core_load: round(brokerLoadCpu),
-    broker_cpu_ms_per_lease: round(brokerLoadCpuMs / Math.max(1, active), 2),
+    broker_cpu_ms_per_lease: round(brokerLoadCpuMs / Math.max(1, measuredActive), 2),
     agents_cpu_percent_of_core_load: round(agentsLoadCpu),
     nats_cpu_percent_of_core_load: round(natsLoadCpu),
     loadgen_cpu_percent_of_core_load: round(benchLoadCpu),
+    machine_cpu_busy_percent_load: round(machineBusy),
+    broker_event_loop_delay_p99_ms: round(loop.delayP99Ms),
+    broker_event_loop_delay_max_ms: round(loop.delayMaxMs),
+    broker_gc_percent_of_load: round(((loop.gcMs - measured.gcMs) / loadWall) * 100),
     elapsed_s: round((performance.now() - started) / 1000),
   };
 }
@@ -635,6 +792,11 @@ if (flags.json) {
         "",
       ],
       ["simulated boot", `${r.boot_ms} ms`, ""],
+      [
+        "warm-up leases first (not measured): their p99",
+        `${fmt(r.warmup_leases)}: ${fmt(r.warmup_p99_ms, 1)} ms`,
+        "",
+      ],
       ["submit→ACTIVE throughput", `${fmt(r.leases_per_s)} leases/s`, "≥ 2,000"],
       [
         "submit→ACTIVE p50 / p99 / max",
@@ -644,6 +806,16 @@ if (flags.json) {
       [
         "submit call p50 / p99 (each lease, send → answer)",
         `${fmt(r.submit_rpc_p50_ms, 1)} / ${fmt(r.submit_rpc_p99_ms, 1)} ms`,
+        "",
+      ],
+      [
+        "due → created on the broker p50 / p99",
+        `${fmt(r.due_to_created_p50_ms, 1)} / ${fmt(r.due_to_created_p99_ms, 1)} ms`,
+        "",
+      ],
+      [
+        "created → ACTIVE (the broker's time stamps) p50 / p99",
+        `${fmt(r.created_to_active_p50_ms, 1)} / ${fmt(r.created_to_active_p99_ms, 1)} ms`,
         "",
       ],
       [
@@ -669,6 +841,16 @@ if (flags.json) {
       [
         "CPU during the load: broker / agents / nats / load gen",
         `${fmt(r.broker_cpu_percent_of_core_load)} / ${fmt(r.agents_cpu_percent_of_core_load)} / ${fmt(r.nats_cpu_percent_of_core_load)} / ${fmt(r.loadgen_cpu_percent_of_core_load)}% of a core`,
+        "",
+      ],
+      [
+        "the machine's cores busy during the load (every process)",
+        `${fmt(r.machine_cpu_busy_percent_load, 1)}% of ${cpus().length}`,
+        "",
+      ],
+      [
+        "broker event-loop delay p99 / max; its GC pauses",
+        `${fmt(r.broker_event_loop_delay_p99_ms, 1)} / ${fmt(r.broker_event_loop_delay_max_ms, 1)} ms; ${fmt(r.broker_gc_percent_of_load, 1)}% of the time`,
         "",
       ],
       ["broker CPU per lease (submit→ACTIVE)", `${fmt(r.broker_cpu_ms_per_lease, 2)} ms`, ""],

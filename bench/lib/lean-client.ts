@@ -20,6 +20,8 @@ import {
 export interface SubmitOutcome {
   readonly leaseId: string;
   readonly error: string;
+  /** The lease's create_time, epoch ms (0 if absent): when the broker admitted it. */
+  readonly createdMs: number;
 }
 
 /** What the load generator reads of a lease event. */
@@ -51,6 +53,7 @@ const F = {
   responseLease: fieldNumber("SubmitLeaseResponse", "lease"),
   leaseId: fieldNumber("Lease", "id"),
   leaseState: fieldNumber("Lease", "state"),
+  leaseCreateTime: fieldNumber("Lease", "createTime"),
   eventLease: fieldNumber("LeaseEvent", "lease"),
   eventTime: fieldNumber("LeaseEvent", "time"),
 };
@@ -74,35 +77,56 @@ const nested = (r: protobuf.Reader): number => {
   return r.pos + length;
 };
 
-function leaseFields(r: protobuf.Reader, end: number): { id: string; state: number } {
-  let id = "";
-  let state = 0;
-  eachField(r, end, (field, wire) => {
-    if (field === F.leaseId && wire === LENGTH_DELIMITED) id = r.string();
-    else if (field === F.leaseState && wire === 0) state = r.int32();
+/** A google.protobuf.Timestamp (seconds = 1, nanos = 2) that ends at `end`, as epoch ms. */
+function timestampMs(r: protobuf.Reader, end: number): number {
+  let seconds = 0;
+  let nanos = 0;
+  eachField(r, end, (f, w) => {
+    if (w !== 0) return false;
+    if (f === 1) seconds = Number(r.int64().toString());
+    else if (f === 2) nanos = r.int32();
     else return false;
     return true;
   });
-  return { id, state };
+  return seconds * 1000 + nanos / 1e6;
 }
 
-/** The lease id of a SubmitLeaseResponse. */
-function responseLeaseId(r: protobuf.Reader, end: number): string {
+function leaseFields(
+  r: protobuf.Reader,
+  end: number,
+): { id: string; state: number; createdMs: number } {
   let id = "";
+  let state = 0;
+  let createdMs = 0;
   eachField(r, end, (field, wire) => {
-    if (field !== F.responseLease || wire !== LENGTH_DELIMITED) return false;
-    id = leaseFields(r, nested(r)).id;
+    if (field === F.leaseId && wire === LENGTH_DELIMITED) id = r.string();
+    else if (field === F.leaseState && wire === 0) state = r.int32();
+    else if (field === F.leaseCreateTime && wire === LENGTH_DELIMITED)
+      createdMs = timestampMs(r, nested(r));
+    else return false;
     return true;
   });
-  return id;
+  return { id, state, createdMs };
+}
+
+/** The lease id and create time of a SubmitLeaseResponse. */
+function responseLease(r: protobuf.Reader, end: number): { id: string; createdMs: number } {
+  let lease = { id: "", createdMs: 0 };
+  eachField(r, end, (field, wire) => {
+    if (field !== F.responseLease || wire !== LENGTH_DELIMITED) return false;
+    lease = leaseFields(r, nested(r));
+    return true;
+  });
+  return lease;
 }
 
 function submitResult(r: protobuf.Reader, end: number): SubmitOutcome {
   let leaseId = "";
+  let createdMs = 0;
   let error = "";
   eachField(r, end, (field, wire) => {
     if (wire !== LENGTH_DELIMITED) return false;
-    if (field === F.resultResponse) leaseId = responseLeaseId(r, nested(r));
+    if (field === F.resultResponse) ({ id: leaseId, createdMs } = responseLease(r, nested(r)));
     else if (field === F.resultError) {
       error = "the broker refused the submission";
       eachField(r, nested(r), (f, w) => {
@@ -113,7 +137,7 @@ function submitResult(r: protobuf.Reader, end: number): SubmitOutcome {
     } else return false;
     return true;
   });
-  return { leaseId, error };
+  return { leaseId, error, createdMs };
 }
 
 export function decodeSubmitLeases(bytes: Buffer): SubmitOutcome[] {
@@ -129,7 +153,8 @@ export function decodeSubmitLeases(bytes: Buffer): SubmitOutcome[] {
 
 export function decodeSubmitLease(bytes: Buffer): SubmitOutcome {
   const r = protobuf.Reader.create(bytes);
-  return { leaseId: responseLeaseId(r, bytes.length), error: "" };
+  const { id, createdMs } = responseLease(r, bytes.length);
+  return { leaseId: id, error: "", createdMs };
 }
 
 export function decodeLeaseEvent(bytes: Buffer): LeanEvent {
@@ -139,19 +164,8 @@ export function decodeLeaseEvent(bytes: Buffer): LeanEvent {
   eachField(r, bytes.length, (field, wire) => {
     if (wire !== LENGTH_DELIMITED) return false;
     if (field === F.eventLease) lease = leaseFields(r, nested(r));
-    else if (field === F.eventTime) {
-      // google.protobuf.Timestamp: seconds = 1 (int64), nanos = 2 (int32).
-      let seconds = 0;
-      let nanos = 0;
-      eachField(r, nested(r), (f, w) => {
-        if (w !== 0) return false;
-        if (f === 1) seconds = Number(r.int64().toString());
-        else if (f === 2) nanos = r.int32();
-        else return false;
-        return true;
-      });
-      timeMs = seconds * 1000 + nanos / 1e6;
-    } else return false;
+    else if (field === F.eventTime) timeMs = timestampMs(r, nested(r));
+    else return false;
     return true;
   });
   return { leaseId: lease.id, state: lease.state, timeMs };

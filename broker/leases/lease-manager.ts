@@ -278,6 +278,8 @@ export class LeaseManager {
   readonly #timers = new Map<string, Map<TimerKind, ArmedTimer>>();
   readonly #parsed = new WeakMap<LeaseSpec, readonly Requirement[]>();
   #tail: Promise<unknown> = Promise.resolve();
+  /** When the mutations last let the event loop turn (the Clock's time), see `#exclusive`. */
+  #turnStartedAt = Number.NEGATIVE_INFINITY;
   /** The newest revision of any lease this manager has seen. */
   #revision = 0;
   #queuePass: Timer | undefined;
@@ -2423,12 +2425,31 @@ export class LeaseManager {
     );
   }
 
+  /**
+   * A backlog of mutations otherwise runs in one event-loop turn (the store answers at once):
+   * no answer, command or event leaves until all of it is done. After YIELD_AFTER_MS of them the
+   * loop turns once, so that the first ones' answers and start commands go out meanwhile.
+   */
+  #letTheLoopTurn(): Promise<void> | undefined {
+    const now = this.#clock.now();
+    if (now - this.#turnStartedAt < YIELD_AFTER_MS) return undefined;
+    return new Promise((resolve) =>
+      setImmediate(() => {
+        this.#turnStartedAt = this.#clock.now();
+        resolve();
+      }),
+    );
+  }
+
   #exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.#tail.then(fn, fn);
+    const run = this.#tail.then(() => this.#letTheLoopTurn()).then(fn);
     this.#tail = run.catch(() => {});
     return run;
   }
 }
+
+/** How long mutations run back to back before the event loop is let turn (see `#exclusive`). */
+const YIELD_AFTER_MS = 10;
 
 /** The final state of a lease that was stopped for `reason`. */
 function stopFinal(reason: StopReason | undefined): LeaseState {
