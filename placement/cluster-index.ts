@@ -54,6 +54,16 @@ import {
 export const CHUNK_SIZE = 32;
 /** Hosts that may leave a chunk (or column) before its bounds are recomputed from scratch. */
 const LOOSE_LIMIT = 4;
+/** A chunk slot's bounds: not bounds at all (recompute before use). */
+export const BOUNDS_STALE = 0;
+/** A chunk slot's bounds: the exact minimum and maximum over the chunk's hosts. */
+export const BOUNDS_EXACT = 1;
+/**
+ * A chunk slot's bounds: still a lower and an upper bound, but a host that held the minimum rose
+ * (or held the maximum fell) since they were exact. Enough for a no-fit's counts, which need only
+ * valid bounds, without recomputing the slot over the chunk's hosts on every decision.
+ */
+export const BOUNDS_LOOSE = 2;
 const COLUMN_LOOSE_LIMIT = 16;
 export const KAPPA_BINS = 32;
 /**
@@ -227,6 +237,7 @@ export class Bin {
   chunkMin: Float64Array;
   /** Same layout: max over the chunk's hosts of their bucket maximum (an upper bound, may be stale-high). */
   chunkMax: Float64Array;
+  /** Per chunk, per ring slot: BOUNDS_STALE, BOUNDS_EXACT or BOUNDS_LOOSE. */
   valid: Uint8Array;
   /**
    * Per chunk: min over its hosts of their usage at one instant (per core dim), valid for any
@@ -1445,7 +1456,7 @@ export class ClusterIndex {
     const R = this.ringSize;
     const vi = chunk * R + slot;
     const off = vi * CORE_DIMS;
-    if (bin.valid[vi] === 1) return off;
+    if (bin.valid[vi] === BOUNDS_EXACT) return off;
     const cm = bin.chunkMin;
     const cx = bin.chunkMax;
     let m0 = Number.POSITIVE_INFINITY;
@@ -1488,8 +1499,18 @@ export class ClusterIndex {
     cx[off + 1] = x1;
     cx[off + 2] = x2;
     cx[off + 3] = x3;
-    bin.valid[vi] = 1;
+    bin.valid[vi] = BOUNDS_EXACT;
     return off;
+  }
+
+  /**
+   * @internal Bounds for (bin, chunk, slot) that may be loose (valid, not tight), recomputed only
+   * if stale; returns their offset into `bin.chunkMin` / `bin.chunkMax`.
+   */
+  chunkBoundsAt(bin: Bin, chunk: number, slot: number): number {
+    const vi = chunk * this.ringSize + slot;
+    if (bin.valid[vi] !== BOUNDS_STALE) return vi * CORE_DIMS;
+    return this.chunkMinAt(bin, chunk, slot);
   }
 
   /**
@@ -1670,7 +1691,7 @@ export class ClusterIndex {
       for (const bin of cls.bins) {
         if (bin === undefined) continue;
         const chunks = Math.ceil(bin.hosts.length / CHUNK_SIZE);
-        for (let c = 0; c < chunks; c++) bin.valid[c * R + slot] = 0;
+        for (let c = 0; c < chunks; c++) bin.valid[c * R + slot] = BOUNDS_STALE;
       }
       for (let f = 0; f < FREE_BINS; f++) cls.colValid[f * R + slot] = 0;
     }
@@ -1733,26 +1754,23 @@ export class ClusterIndex {
       const ro = slot * CORE_DIMS;
       const so = (ab - lo) * CORE_DIMS;
       const vi = chunk * R + slot;
-      if (bin.valid[vi] === 1) {
+      if (bin.valid[vi] !== BOUNDS_STALE) {
+        // every dim is folded in, so a slot that stops being exact still holds valid bounds
         const off = vi * CORE_DIMS;
+        let loose = false;
         for (let k = 0; k < CORE_DIMS; k++) {
           const nm = host.ring[ro + k] as number;
           const om = oldMin[so + k] as number;
           const c = cm[off + k] as number;
           if (nm < c) cm[off + k] = nm;
-          else if (nm > om && om <= c) {
-            bin.valid[vi] = 0;
-            break;
-          }
+          else if (nm > om && om <= c) loose = true;
           const nx = host.ringMax[ro + k] as number;
           const ox = oldMax[so + k] as number;
           const d = cx[off + k] as number;
           if (nx > d) cx[off + k] = nx;
-          else if (nx < ox && ox >= d) {
-            bin.valid[vi] = 0;
-            break;
-          }
+          else if (nx < ox && ox >= d) loose = true;
         }
+        if (loose) bin.valid[vi] = BOUNDS_LOOSE;
       }
       if (cls.colValid[colBase + slot] === 1) {
         // a column minimum that only stays low is still a valid bound
@@ -1774,7 +1792,7 @@ export class ClusterIndex {
     const ringMax = host.ringMax;
     for (let r = 0; r < R; r++) {
       const vi = chunk * R + r;
-      if (bin.valid[vi] !== 1) continue;
+      if (bin.valid[vi] === BOUNDS_STALE) continue;
       const off = vi * CORE_DIMS;
       const ro = r * CORE_DIMS;
       for (let k = 0; k < CORE_DIMS; k++) {
@@ -1791,7 +1809,7 @@ export class ClusterIndex {
     const n = (bin.loose[chunk] as number) + 1;
     if (n >= LOOSE_LIMIT) {
       bin.loose[chunk] = 0;
-      bin.valid.fill(0, chunk * this.ringSize, (chunk + 1) * this.ringSize);
+      bin.valid.fill(BOUNDS_STALE, chunk * this.ringSize, (chunk + 1) * this.ringSize);
     } else bin.loose[chunk] = n;
   }
 
@@ -1999,7 +2017,7 @@ export class ClusterIndex {
     bin.ensureChunks(chunk + 1);
     bin.nowTo[chunk] = Number.NEGATIVE_INFINITY;
     if (pos % CHUNK_SIZE === 0) {
-      bin.valid.fill(0, chunk * this.ringSize, (chunk + 1) * this.ringSize);
+      bin.valid.fill(BOUNDS_STALE, chunk * this.ringSize, (chunk + 1) * this.ringSize);
       bin.loose[chunk] = 0;
     } else this.foldInto(bin, chunk, host);
     // the column's minima must now cover this host too

@@ -13,6 +13,10 @@ import {
   BLOCK_BUCKETS,
   BLOCK_REACH,
   BLOCK_VARIANTS,
+  BOUNDS_EXACT,
+  BOUNDS_LOOSE,
+  BOUNDS_STALE,
+  CHUNK_SIZE,
   type ClusterIndex,
   coversCell,
   FINE_COLUMNS,
@@ -391,6 +395,51 @@ function apply(index: ClusterIndex, ids: string[], holds: string[], op: Op, seq:
   return [];
 }
 
+/**
+ * Every chunk slot's bounds against its hosts' bucket minima and maxima: equal where exact, a lower
+ * and an upper bound where loose. Stale slots are recomputed when `fill` (so later changes keep
+ * or loosen them), and then must be exact. Returns how many loose slots it saw.
+ */
+function checkChunkBounds(index: ClusterIndex, fill: boolean): number {
+  if (Number.isNaN(index.ringBase)) return 0;
+  const R = index.ringSize;
+  let loose = 0;
+  for (const cls of index.classList) {
+    for (const bin of cls.bins) {
+      if (bin === undefined) continue;
+      const chunks = Math.ceil(bin.hosts.length / CHUNK_SIZE);
+      for (let c = 0; c < chunks; c++) {
+        const hosts = bin.hosts.slice(c * CHUNK_SIZE, (c + 1) * CHUNK_SIZE);
+        for (let slot = 0; slot < R; slot++) {
+          let state = bin.valid[c * R + slot];
+          if (state === BOUNDS_STALE) {
+            if (!fill) continue;
+            expect(index.chunkBoundsAt(bin, c, slot)).toBe((c * R + slot) * CORE_DIMS);
+            state = bin.valid[c * R + slot];
+            expect(state).toBe(BOUNDS_EXACT);
+          }
+          if (state === BOUNDS_LOOSE) loose++;
+          const off = (c * R + slot) * CORE_DIMS;
+          for (let k = 0; k < CORE_DIMS; k++) {
+            const min = Math.min(...hosts.map((h) => h.ring[slot * CORE_DIMS + k] as number));
+            const max = Math.max(...hosts.map((h) => h.ringMax[slot * CORE_DIMS + k] as number));
+            const lo = bin.chunkMin[off + k] as number;
+            const hi = bin.chunkMax[off + k] as number;
+            if (state === BOUNDS_EXACT) {
+              expect(lo).toBe(min);
+              expect(hi).toBe(max);
+            } else {
+              expect(lo).toBeLessThanOrEqual(min);
+              expect(hi).toBeGreaterThanOrEqual(max);
+            }
+          }
+        }
+      }
+    }
+  }
+  return loose;
+}
+
 describe("fine cells", () => {
   it("match a recomputation from scratch after every operation", () => {
     fc.assert(
@@ -410,6 +459,30 @@ describe("fine cells", () => {
       ),
       FC,
     );
+  });
+
+  // incremental (exact, loosened or stale) against a recomputation over the chunk's hosts
+  it("keep chunk bounds exact, or loose but still bounds, after every operation", () => {
+    let looseSeen = 0;
+    fc.assert(
+      fc.property(
+        fc.boolean(),
+        fc.array(opArb, { minLength: 1, maxLength: 60 }),
+        (advanceFirst, ops) => {
+          const { index } = randomCluster(13, 24);
+          const ids = index.hosts().map((h) => h.id);
+          if (advanceFirst) index.advanceTo(1_000_000);
+          const holds: string[] = [];
+          ops.forEach((op, i) => {
+            apply(index, ids, holds, op, i);
+            looseSeen += checkChunkBounds(index, i % 3 === 0);
+          });
+        },
+      ),
+      FC,
+    );
+    // the loose state was exercised, not only exact and stale slots
+    expect(looseSeen).toBeGreaterThan(0);
   });
 
   // a ring of 3 blocks (every block within the rungs' reach), and one of 67 like the bench's

@@ -1411,7 +1411,7 @@ export function explainNoFit(ctx: RequestContext): NoFitExplanation {
         lo.fill(0);
         hi.fill(ws.covered ? 0 : Number.POSITIVE_INFINITY);
         for (let i = 0; i < slots.length; i++) {
-          const off = index.chunkMinAt(bin, c, slots[i] as number);
+          const off = index.chunkBoundsAt(bin, c, slots[i] as number);
           for (let k = 0; k < CORE_DIMS; k++) {
             const m = bin.chunkMin[off + k] as number;
             if (m > (lo[k] as number)) lo[k] = m;
@@ -1474,6 +1474,8 @@ export function explainNoFit(ctx: RequestContext): NoFitExplanation {
       for (let p = q.chunk * CHUNK_SIZE; p < end; p++) {
         const h = q.bin.hosts[p] as HostRecord;
         if (excluded?.has(h)) continue;
+        // its shortfall is at least the chunk's bound: at best a tie, and ties go to the smallest id
+        if (closest !== undefined && q.lbRel >= closestRel && h.id > closest.id) continue;
         if (!exact(h) && hostDim >= 0) offerClosest(h, hostRel);
       }
     }
