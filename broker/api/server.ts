@@ -26,8 +26,8 @@ import {
 } from "../../core/index.js";
 import {
   type ClusterIndex,
-  DEFAULT_PLACEMENT_POLICY,
   matches,
+  type PlacementPolicy,
   parseSelector,
   type Requirement,
   type Resources,
@@ -153,9 +153,9 @@ function checkReason(reason: string): void {
 }
 
 /** ExplainPlacement's explanation: the pipeline's, plus the preemption plan if there is one. */
-function previewExplanation(preview: PlacementPreview) {
+function previewExplanation(preview: PlacementPreview, policy: PlacementPolicy) {
   return {
-    ...explanationToProto(preview.explanation),
+    ...explanationToProto(preview.explanation, policy),
     ...(preview.victims.length === 0
       ? {}
       : {
@@ -421,14 +421,14 @@ export class ApiServer {
       return new SubmitAnswer(
         dryRunLease(spec, preview, req.requestId, clock.now()),
         0,
-        previewExplanation(preview),
+        previewExplanation(preview, leases.policy),
         false,
       );
     };
     const admitted = (result: SubmitResult): SubmitAnswer => {
       // How the lease was placed or why it is queued, when the lease manager says so.
       const explanation = isPlacementExplanation(result.explanation)
-        ? new DecisionExplanation(result.explanation, DEFAULT_PLACEMENT_POLICY)
+        ? new DecisionExplanation(result.explanation, leases.policy)
         : null;
       return new SubmitAnswer(result.lease, result.revision, explanation, result.replayed);
     };
@@ -560,7 +560,7 @@ export class ApiServer {
           hostId: preview.hostId ?? "",
           start: preview.start === undefined ? null : timestampFromMs(preview.start),
           end: preview.end === undefined ? null : timestampFromMs(preview.end),
-          explanation: previewExplanation(preview),
+          explanation: previewExplanation(preview, leases.policy),
         };
       }),
       ListHosts: unary(log, "ListHosts", async (req) => {

@@ -19,6 +19,7 @@ import { Broker, type BrokerOptions } from "../../broker/broker.js";
 import type { LeaseTimings } from "../../broker/leases/lease-manager.js";
 import type { BrokerStore } from "../../broker/store/index.js";
 import { silentLogger, VirtualClock } from "../../core/index.js";
+import type { PlacementPolicy } from "../../placement/index.js";
 import {
   type CancelLeaseRequestInput,
   type CapacityForecast,
@@ -93,6 +94,8 @@ export interface TestBrokerOptions {
   readonly hosts?: Partial<TestHosts>;
   readonly timings?: Partial<LeaseTimings>;
   readonly store?: BrokerStore;
+  /** The cluster's placement policy (the broker's default otherwise). */
+  readonly policy?: PlacementPolicy;
 }
 
 /** A deterministic source of randomness for lease ids. */
@@ -130,6 +133,7 @@ export class TestBroker {
       timings: this.timings,
       random: seededRandom(42),
       ...(options.store === undefined ? {} : { store: options.store }),
+      ...(options.policy === undefined ? {} : { policy: options.policy }),
     };
     this.broker = new Broker(brokerOptions);
   }

@@ -5,6 +5,7 @@
 import { status } from "@grpc/grpc-js";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { MAX_SUBMIT_BATCH } from "../../broker/api/limits.js";
+import { DEFAULT_PLACEMENT_POLICY } from "../../placement/index.js";
 import {
   FULL,
   HALF,
@@ -127,5 +128,34 @@ describe("SubmitLeases", () => {
     expect(error.metadata.get("lb-field")).toEqual(["requests"]);
     expect(await tb.api.listAll({})).toHaveLength(0);
     expect((await tb.api.submitMany({ requests: [] })).results).toEqual([]);
+  });
+});
+
+describe("explanations under the cluster's policy", () => {
+  it("weigh each score component as the broker's policy does, not the default policy", async () => {
+    // fit 1 and fragmentation 3: normalised 0.25 / 0.75 (the default's 1 / 0.25 gives 0.8 / 0.2)
+    const tb = await startBroker({
+      policy: {
+        ...DEFAULT_PLACEMENT_POLICY,
+        weights: { ...DEFAULT_PLACEMENT_POLICY.weights, fit: 1, fragmentation: 3 },
+      },
+    });
+    try {
+      const weightsOf = (top: readonly { components: { scorer: string; weight: number }[] }[]) =>
+        Object.fromEntries((top[0]?.components ?? []).map((c) => [c.scorer, c.weight]));
+      const expected = { binpack: 0.25, fragmentation: 0.75 };
+      const { results } = await tb.api.submitMany({
+        requests: [{ spec: immediate(QUARTER, HOUR, { name: "weighed" }) }],
+      });
+      const item = results[0];
+      expect(item?.result).toBe("response");
+      expect(weightsOf(item?.response?.explanation?.top ?? [])).toEqual(expected);
+      const submitted = await tb.api.submit({ spec: immediate(QUARTER, HOUR, { name: "one" }) });
+      expect(weightsOf(submitted.explanation?.top ?? [])).toEqual(expected);
+      const explained = await tb.api.explain({ spec: immediate(QUARTER, HOUR) });
+      expect(weightsOf(explained.explanation?.top ?? [])).toEqual(expected);
+    } finally {
+      await tb.stop();
+    }
   });
 });
