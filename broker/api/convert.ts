@@ -191,10 +191,7 @@ export function specToProto(spec: LeaseSpec): LeaseSpecInput {
         ? null
         : {
             group: spec.affinity.group,
-            kind:
-              spec.affinity.kind === "anti-affinity"
-                ? "AFFINITY_KIND_ANTI_AFFINITY"
-                : "AFFINITY_KIND_AFFINITY",
+            kind: affinityKindToProto(spec.affinity.kind),
             hard: spec.affinity.hard,
             topologyKey: spec.affinity.topologyKey,
             maxSkew: spec.affinity.maxSkew,
@@ -206,17 +203,28 @@ export function specToProto(spec: LeaseSpec): LeaseSpecInput {
       allowAutoConverge: spec.migration.allowAutoConverge,
       allowPostCopy: spec.migration.allowPostCopy,
     },
-    onHostFailure:
-      spec.onHostFailure === "restart" ? "ON_HOST_FAILURE_RESTART" : "ON_HOST_FAILURE_FAIL",
+    onHostFailure: onHostFailureToProto(spec.onHostFailure),
     allowQueue: spec.allowQueue,
-    policy:
-      spec.policy === "binpack"
-        ? "PLACEMENT_POLICY_BINPACK"
-        : spec.policy === "spread"
-          ? "PLACEMENT_POLICY_SPREAD"
-          : "PLACEMENT_POLICY_UNSPECIFIED",
+    policy: fitToProto(spec.policy),
     driver: { image: spec.driver.image, params: { ...spec.driver.params } },
   };
+}
+
+export function affinityKindToProto(kind: "affinity" | "anti-affinity") {
+  return kind === "anti-affinity" ? "AFFINITY_KIND_ANTI_AFFINITY" : "AFFINITY_KIND_AFFINITY";
+}
+
+export function onHostFailureToProto(policy: LeaseSpec["onHostFailure"]) {
+  return policy === "restart" ? "ON_HOST_FAILURE_RESTART" : "ON_HOST_FAILURE_FAIL";
+}
+
+/** A fit policy (a lease's override, or a cluster's), in the contract's spelling. */
+export function fitToProto(fit: PlacementPolicy["fit"] | undefined) {
+  return fit === "binpack"
+    ? "PLACEMENT_POLICY_BINPACK"
+    : fit === "spread"
+      ? "PLACEMENT_POLICY_SPREAD"
+      : "PLACEMENT_POLICY_UNSPECIFIED";
 }
 
 export function stateToProto(state: LeaseState): ProtoLeaseState {
@@ -281,12 +289,17 @@ export function leaseToProto(lease: Lease, revision: number): LeaseInput {
  * A lease event; `migration` looks up the migration named by the lease (or, for the write that
  * ends one, by the lease before it).
  */
+/** The migration a lease event names: the lease's, or for the write that ends one, the one before. */
+export function eventMigrationId(event: LeaseWatchEvent): string | undefined {
+  return event.lease.migrationId ?? event.previous?.migrationId;
+}
+
 export function eventToProto(
   event: LeaseWatchEvent,
   previousState?: LeaseState,
   migration?: (id: string) => { value: Migration; revision: number } | undefined,
 ): LeaseEventInput {
-  const migrationId = event.lease.migrationId ?? event.previous?.migrationId;
+  const migrationId = eventMigrationId(event);
   const m =
     migrationId === undefined || migration === undefined ? undefined : migration(migrationId);
   return {
@@ -396,7 +409,7 @@ export function explanationToProto(
         ? null
         : { start: timestampFromMs(e.binding.start), end: timestampFromMs(e.binding.end) },
     summary: e.summary,
-    policy: policy.fit === "spread" ? "PLACEMENT_POLICY_SPREAD" : "PLACEMENT_POLICY_BINPACK",
+    policy: fitToProto(policy.fit),
     // The window's start only when a host was chosen: the contract leaves it unset on a no-fit.
     ...(chosen && e.window !== undefined ? { start: timestampFromMs(e.window.start) } : {}),
   };

@@ -28,7 +28,15 @@ import {
 } from "../../proto/index.js";
 import type { Lease, LeaseEventType, LeaseSpec } from "../leases/model.js";
 import type { LeaseState } from "../leases/transitions.js";
-import { componentWeights, PLACEMENT_REASON, RESOURCE_FIELD } from "./convert.js";
+import {
+  affinityKindToProto,
+  componentWeights,
+  fitToProto,
+  onHostFailureToProto,
+  PLACEMENT_REASON,
+  RESOURCE_FIELD,
+  stateToProto,
+} from "./convert.js";
 
 /** Placement's explanation of a decision, as explanationToProto would give it (no preemption). */
 export class DecisionExplanation {
@@ -153,8 +161,6 @@ export function writeResources(w: WireWriter, field: number, r: Resources): void
   w.end();
 }
 
-const POLICY_NAME = { binpack: "PLACEMENT_POLICY_BINPACK", spread: "PLACEMENT_POLICY_SPREAD" };
-
 /** LeaseSpec, as specToProto gives it. */
 function writeSpec(w: WireWriter, spec: LeaseSpec): void {
   const e = contract();
@@ -176,11 +182,9 @@ function writeSpec(w: WireWriter, spec: LeaseSpec): void {
   for (const c of spec.constraints) w.string(10, c);
   const a = spec.affinity;
   if (a !== undefined) {
-    const kind =
-      a.kind === "anti-affinity" ? "AFFINITY_KIND_ANTI_AFFINITY" : "AFFINITY_KIND_AFFINITY";
     w.begin(11)
       .string(1, a.group)
-      .int(2, e.affinityKind[kind] ?? 0)
+      .int(2, e.affinityKind[affinityKindToProto(a.kind)] ?? 0)
       .bool(3, a.hard)
       .string(4, a.topologyKey)
       .int(5, a.maxSkew)
@@ -190,17 +194,15 @@ function writeSpec(w: WireWriter, spec: LeaseSpec): void {
   w.begin(12).bool(1, m.liveMigratable);
   duration(w, 2, m.maxDowntimeMs);
   w.bool(3, m.allowSuspend).bool(4, m.allowAutoConverge).bool(5, m.allowPostCopy).end();
-  const onFailure =
-    spec.onHostFailure === "restart" ? "ON_HOST_FAILURE_RESTART" : "ON_HOST_FAILURE_FAIL";
-  w.int(13, e.onHostFailure[onFailure] ?? 0).bool(14, spec.allowQueue);
-  if (spec.policy !== undefined) w.int(15, e.policy[POLICY_NAME[spec.policy]] ?? 0);
+  w.int(13, e.onHostFailure[onHostFailureToProto(spec.onHostFailure)] ?? 0);
+  w.bool(14, spec.allowQueue).int(15, e.policy[fitToProto(spec.policy)] ?? 0);
   w.begin(16).string(1, spec.driver.image);
   writeStringMap(w, 2, spec.driver.params);
   w.end();
 }
 
 function stateNumber(state: LeaseState): number {
-  return state === "NEW" ? 0 : (contract().leaseState[`LEASE_STATE_${state}`] ?? 0);
+  return contract().leaseState[stateToProto(state)] ?? 0;
 }
 
 function writeLease(w: WireWriter, lease: Lease, revision: number): void {
@@ -274,8 +276,7 @@ function writeExplanation(
   }
   w.string(8, e.summary);
   if (chosen && e.window !== undefined) writeTimestamp(w, 11, e.window.start);
-  const name = policy.fit === "spread" ? "PLACEMENT_POLICY_SPREAD" : "PLACEMENT_POLICY_BINPACK";
-  w.int(12, contract().policy[name] ?? 0).end();
+  w.int(12, contract().policy[fitToProto(policy.fit)] ?? 0).end();
 }
 
 function writeAnswer(w: WireWriter, answer: SubmitAnswer): void {

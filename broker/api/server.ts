@@ -70,6 +70,7 @@ import {
 import { type BrokerStore, CompactedError } from "../store/index.js";
 import {
   enumName,
+  eventMigrationId,
   explanationToProto,
   forecastToProto,
   hostToProto,
@@ -799,8 +800,7 @@ export class ApiServer {
             : undefined;
         // Filter by type before building the message (the event's type is this name).
         if (types.size > 0 && !types.has(`LEASE_EVENT_TYPE_${event.type}` as never)) return;
-        // The migration the lease names (or, for the write that ends one, the lease before it).
-        const migrationId = event.lease.migrationId ?? event.previous?.migrationId;
+        const migrationId = eventMigrationId(event);
         const migration = migrationId === undefined ? undefined : this.#migration(migrationId);
         const answer = new LeaseEventAnswer(
           event.revision,
