@@ -633,60 +633,41 @@ export class LeaseManager {
       warned: false,
       lastEvent: "CREATED",
     };
+    if (decision.kind === "none") {
+      throw new ResourceExhaustedError(
+        `no host can take this lease: ${decision.explanation.summary}`,
+        decision.explanation,
+      );
+    }
+    let item: Versioned<Lease>;
+    let explanation = decision.explanation;
     switch (decision.kind) {
-      case "none":
-        throw new ResourceExhaustedError(
-          `no host can take this lease: ${decision.explanation.summary}`,
-          decision.explanation,
-        );
-      case "queue": {
-        const item = await this.#write(
+      case "queue":
+        item = await this.#write(
           undefined,
           { ...base, state: "PENDING", statusMessage: decision.explanation.summary },
           "CREATED",
         );
-        return {
-          lease: item.value,
-          revision: item.revision,
-          replayed: false,
-          explanation: decision.explanation,
-        };
-      }
-      case "make-room": {
+        break;
+      case "make-room":
         // PENDING while the moves run (minutes): the answer says so and does not wait.
-        const item = await this.#write(
+        item = await this.#write(
           undefined,
           { ...base, state: "PENDING", statusMessage: makingRoomMessage(decision.plan) },
           "CREATED",
         );
         this.#runMakeRoom(id, decision.plan, 1);
-        return {
-          lease: item.value,
-          revision: item.revision,
-          replayed: false,
-          // Why no host fits now, and the plan that makes one fit.
-          explanation: { ...decision.explanation, summary: item.value.statusMessage },
-        };
-      }
-      case "place": {
-        const item = await this.#placeNew(base, decision, "CREATED");
-        return {
-          lease: item.value,
-          revision: item.revision,
-          replayed: false,
-          explanation: decision.explanation,
-        };
-      }
-      case "preempt": {
-        const item = await this.#preemptFor(base, decision, now);
-        return {
-          lease: item.value,
-          revision: item.revision,
-          replayed: false,
-          explanation: decision.explanation,
-        };
-      }
+        // Why no host fits now, and the plan that makes one fit.
+        explanation = { ...decision.explanation, summary: item.value.statusMessage };
+        break;
+      case "place":
+        item = await this.#placeNew(base, decision, "CREATED");
+        break;
+      case "preempt":
+        item = await this.#preemptFor(base, decision, now);
+        break;
     }
+    return { lease: item.value, revision: item.revision, replayed: false, explanation };
   }
 
   /** Where `spec` would go now, and why; changes nothing. */
