@@ -24,11 +24,6 @@ export class Listeners<T> {
     this.#list = [];
   }
 
-  /** The listeners now (a list that never changes: a later add or delete makes a new one). */
-  get list(): readonly ((value: T) => void)[] {
-    return this.#list;
-  }
-
   /** Calls every listener with `value`; a listener that throws stops the rest, as a loop would. */
   emit(value: T): void {
     for (const listener of this.#list) listener(value);

@@ -2,7 +2,7 @@
  * A fleet of simulated hosts in the broker's own process: the embedded stand-in for real agents.
  * Workloads "boot" and "shut down" on the Clock, so a virtual clock drives them in tests.
  */
-import type { Clock, Timer } from "../../core/index.js";
+import { type Clock, Listeners, type Timer } from "../../core/index.js";
 import { CommandRejectedError } from "./agent-gateway.js";
 import type {
   HostGateway,
@@ -74,8 +74,8 @@ export class SimFleet implements HostGateway {
   readonly #hosts = new Map<string, Map<string, SimState>>();
   /** The pending end of each stopping workload, by `host/lease`. */
   readonly #stopping = new Map<string, Timer>();
-  readonly #listeners = new Set<(report: WorkloadReport) => void>();
-  readonly #migrationListeners = new Set<(report: MigrationReport) => void>();
+  readonly #listeners = new Listeners<WorkloadReport>();
+  readonly #migrationListeners = new Listeners<MigrationReport>();
   /** Outgoing migrations by migration id. */
   readonly #outgoing = new Map<string, SimMigration>();
   /** Prepared destinations by migration id: host and lease. */
@@ -160,13 +160,11 @@ export class SimFleet implements HostGateway {
   }
 
   onReport(listener: (report: WorkloadReport) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#listeners.add(listener);
   }
 
   onMigrationReport(listener: (report: MigrationReport) => void): () => void {
-    this.#migrationListeners.add(listener);
-    return () => this.#migrationListeners.delete(listener);
+    return this.#migrationListeners.add(listener);
   }
 
   async prepareIncoming(hostId: string, workload: IncomingWorkload): Promise<IncomingEndpoint> {
@@ -358,7 +356,7 @@ export class SimFleet implements HostGateway {
       ...(extra.downtimeMs === undefined ? {} : { downtimeMs: extra.downtimeMs }),
       error: extra.error ?? "",
     };
-    for (const listener of [...this.#migrationListeners]) listener(report);
+    this.#migrationListeners.emit(report);
   }
 
   #host(hostId: string): Map<string, SimState> {
@@ -368,6 +366,6 @@ export class SimFleet implements HostGateway {
   }
 
   #emit(report: WorkloadReport): void {
-    for (const listener of [...this.#listeners]) listener(report);
+    this.#listeners.emit(report);
   }
 }

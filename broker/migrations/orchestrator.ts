@@ -25,6 +25,7 @@ import {
   ConflictError,
   errorMessage,
   FailedPreconditionError,
+  Listeners,
   type Logger,
   NotFoundError,
   type Timer,
@@ -176,7 +177,7 @@ export class MigrationOrchestrator {
   #planned: string[] = [];
   #tail: Promise<unknown> = Promise.resolve();
   #unsubscribe: (() => void)[] = [];
-  readonly #endListeners = new Set<(migration: Migration) => void>();
+  readonly #endListeners = new Listeners<Migration>();
   /** Most migrations in flight at once (PREPARING to SWITCHOVER), for benchmarks. */
   peakInFlight = 0;
 
@@ -277,8 +278,7 @@ export class MigrationOrchestrator {
 
   /** Called with every migration that reaches COMPLETED or ABORTED. */
   onEnd(listener: (migration: Migration) => void): () => void {
-    this.#endListeners.add(listener);
-    return () => this.#endListeners.delete(listener);
+    return this.#endListeners.add(listener);
   }
 
   // ── starting migrations ────────────────────────────────────────────────────────────────────
@@ -756,7 +756,7 @@ export class MigrationOrchestrator {
             );
         }
       }
-      for (const listener of [...this.#endListeners]) listener(next);
+      this.#endListeners.emit(next);
       this.#schedule();
     }).catch((error) => {
       this.#log.error({ err: error, migration: id }, "ending a migration failed");
