@@ -193,5 +193,20 @@ export function cpuTimeMs(pid: number): number {
   return (ticks * 1000) / CLOCK_TICKS;
 }
 
+/**
+ * How long the main thread of `pid` has waited on a run queue, runnable but not running (a CPU
+ * was busy with another process), in ms: the second field of its schedstat. undefined where the
+ * kernel does not keep it.
+ */
+export function runQueueWaitMs(pid: number): number | undefined {
+  try {
+    const fields = readFileSync(`/proc/${pid}/task/${pid}/schedstat`, "utf8").trim().split(" ");
+    const waitNs = Number(fields[1]);
+    return Number.isFinite(waitNs) ? waitNs / 1e6 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** USER_HZ: 100 on every Linux this runs on (sysconf(_SC_CLK_TCK) is not reachable from Node). */
 const CLOCK_TICKS = 100;

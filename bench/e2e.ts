@@ -39,6 +39,7 @@ import {
   findNatsServer,
   freePorts,
   LOOPBACK,
+  runQueueWaitMs,
   spawnChild,
 } from "./e2e-procs.js";
 import { parseFlags } from "./lib/args.js";
@@ -291,6 +292,12 @@ interface Result {
   loadgen_cpu_percent_of_core_load: number;
   /** The machine's cores busy during the load, every process counted (the machine is shared). */
   machine_cpu_busy_percent_load: number;
+  /**
+   * How long the broker's main thread waited for a CPU (runnable, not running: the cores were
+   * busy with other processes), as a share of the load's wall time; null where the kernel keeps
+   * no schedstat. Part of every stage's latency that no change to the broker's code removes.
+   */
+  broker_cpu_wait_percent_of_load: number | null;
   /** The broker's event-loop delay during the load (prom-client's, 10 ms resolution). */
   broker_event_loop_delay_p99_ms: number;
   broker_event_loop_delay_max_ms: number;
@@ -516,6 +523,7 @@ async function run(): Promise<Result> {
     gcMs: 0,
     at: loadStart,
     broker: 0,
+    brokerWait: runQueueWaitMs(broker.pid),
     agents: 0,
     nats: 0,
     self: process.cpuUsage(),
@@ -528,6 +536,7 @@ async function run(): Promise<Result> {
       gcMs,
       at: performance.now(),
       broker: cpuTimeMs(broker.pid),
+      brokerWait: runQueueWaitMs(broker.pid),
       agents: cpuTimeMs(agents.pid),
       nats: cpuTimeMs(nats.pid),
       self: process.cpuUsage(),
@@ -661,6 +670,11 @@ async function run(): Promise<Result> {
   const loadWall = loadEnd - measured.at;
   const brokerLoadCpuMs = cpuTimeMs(broker.pid) - measured.broker;
   const brokerLoadCpu = (brokerLoadCpuMs / loadWall) * 100;
+  const brokerWaitNow = runQueueWaitMs(broker.pid);
+  const brokerWait =
+    brokerWaitNow === undefined || measured.brokerWait === undefined
+      ? null
+      : ((brokerWaitNow - measured.brokerWait) / loadWall) * 100;
   const agentsLoadCpu = ((cpuTimeMs(agents.pid) - measured.agents) / loadWall) * 100;
   const natsLoadCpu = ((cpuTimeMs(nats.pid) - measured.nats) / loadWall) * 100;
   const selfUsage = process.cpuUsage(measured.self);
@@ -744,6 +758,7 @@ async function run(): Promise<Result> {
     nats_cpu_percent_of_core_load: round(natsLoadCpu),
     loadgen_cpu_percent_of_core_load: round(benchLoadCpu),
     machine_cpu_busy_percent_load: round(machineBusy),
+    broker_cpu_wait_percent_of_load: brokerWait === null ? null : round(brokerWait),
     broker_event_loop_delay_p99_ms: round(loop.delayP99Ms),
     broker_event_loop_delay_max_ms: round(loop.delayMaxMs),
     broker_gc_percent_of_load: round(((loop.gcMs - measured.gcMs) / loadWall) * 100),
@@ -846,6 +861,13 @@ if (flags.json) {
       [
         "the machine's cores busy during the load (every process)",
         `${fmt(r.machine_cpu_busy_percent_load, 1)}% of ${cpus().length}`,
+        "",
+      ],
+      [
+        "broker's main thread waiting for a CPU during the load",
+        r.broker_cpu_wait_percent_of_load === null
+          ? "(no schedstat)"
+          : `${fmt(r.broker_cpu_wait_percent_of_load, 1)}% of the time`,
         "",
       ],
       [
