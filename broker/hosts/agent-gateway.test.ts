@@ -62,7 +62,9 @@ afterEach(() => {
   for (const g of gateways.splice(0)) g.close();
 });
 
-function setup(options: { commandTimeoutMs?: number; commandAttempts?: number } = {}): Setup {
+function setup(
+  options: { commandTimeoutMs?: number; commandAttempts?: number; coalesceCommands?: boolean } = {},
+): Setup {
   const clock = new VirtualClock(T0);
   const hub = new InProcessHub({ clock });
   const logger = silentLogger();
@@ -334,6 +336,31 @@ describe("AgentGateway: commands", () => {
     expect(seen[0]?.idempotencyKey).toContain("l-7");
     await s.gateway.stop(HOST, "l-7", { graceMs: 0, force: true }).catch(() => {});
     expect(seen[1]?.idempotencyKey).not.toBe(seen[0]?.idempotencyKey);
+  });
+
+  it("coalesced commands leave once the promise work that issued them is done, before the check phase", async () => {
+    const s = setup({ coalesceCommands: true });
+    const order: string[] = [];
+    agentAnswering(s, (c) => {
+      order.push(c.start?.leaseId ?? "?");
+      return { idempotencyKey: c.idempotencyKey, ok: true };
+    });
+    // Scheduled before the commands: batching them until the turn's end (setImmediate) would let
+    // the rest of the turn's I/O, and this, run first.
+    const checkPhase = new Promise<void>((resolve) =>
+      setImmediate(() => {
+        order.push("check phase");
+        resolve();
+      }),
+    );
+    const done = Promise.all([
+      s.gateway.start(HOST, workload("l-1")),
+      s.gateway.start(HOST, workload("l-2")),
+    ]);
+    await checkPhase;
+    await s.clock.advance(0);
+    await done;
+    expect(order).toEqual(["l-1", "l-2", "check phase"]);
   });
 
   it("writes a start command as the generic codec would (its fields decode the same)", () => {

@@ -514,10 +514,11 @@ export class AgentGateway implements HostGateway {
     // deliberate second command for the same lease (a restart, a second stop) is not a duplicate.
     this.#commands++;
     const bytes = encode(`${key}:${this.#o.epoch}:${this.#commands}`, this.#o.epoch);
-    // Commands issued in one turn of the event loop (a burst of submits) leave together: the NATS
-    // client writes its buffer once per flush, not once per command. Off in tests and the
-    // simulator, where commands go out at once so that runs stay deterministic.
-    if (this.#o.coalesceCommands) await this.#turnEnd();
+    // Commands issued by one callback and the promise work it started (a SubmitLeases call's
+    // admissions) leave together: the NATS client writes its buffer once per flush, not once per
+    // command. Off in tests and the simulator, where commands go out at once so that runs stay
+    // deterministic.
+    if (this.#o.coalesceCommands) await this.#batchEnd();
     const reply = await withRetries(
       async () => {
         // Asked again before each attempt: leadership may end while a command is retried.
@@ -555,17 +556,22 @@ export class AgentGateway implements HostGateway {
     return undefined;
   }
 
-  #turn: Promise<void> | undefined;
+  #batch: Promise<void> | undefined;
 
-  /** Resolves after the current turn of the event loop; one shared promise per turn. */
-  #turnEnd(): Promise<void> {
-    this.#turn ??= new Promise<void>((resolve) =>
-      setImmediate(() => {
-        this.#turn = undefined;
+  /**
+   * Resolves once the promise jobs queued now have run (a next tick runs after the microtask
+   * queue drains); one shared promise per batch. Not the end of the event-loop turn
+   * (`setImmediate`): the rest of the turn's I/O, or from the check phase a whole further turn,
+   * would run before the commands leave (p99 13–15 ms from commit to send at 2,000 leases/s).
+   */
+  #batchEnd(): Promise<void> {
+    this.#batch ??= new Promise<void>((resolve) =>
+      process.nextTick(() => {
+        this.#batch = undefined;
         resolve();
       }),
     );
-    return this.#turn;
+    return this.#batch;
   }
 
   #check(hostId: string, reply: CommandReply): void {
