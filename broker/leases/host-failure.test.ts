@@ -233,6 +233,25 @@ describe("reconciliation", () => {
     expect(c.broker.leases.corrections.staleStopped).toBe(1);
   });
 
+  it("checks a heartbeat that agrees at once; one that disagrees waits its turn behind mutations", async () => {
+    const c = await cluster();
+    const lease = await c.submit(spec(2, "fail"));
+    expect(lease.state).toBe("ACTIVE");
+    const order: string[] = [];
+    const beat = (leaseIds: string[], name: string) =>
+      c.broker.leases
+        .reconcile({ hostId: lease.hostId, leaseIds, fromHello: false })
+        .then(() => order.push(name));
+    await Promise.all([
+      c.broker.leases.submit(spec(1, "fail")).then(() => order.push("submit")),
+      beat([lease.id], "agreeing beat"),
+      beat([lease.id, "l-stranger"], "stranger listed"),
+      beat([], "active lease missing"),
+    ]);
+    expect(order).toEqual(["agreeing beat", "submit", "stranger listed", "active lease missing"]);
+    expect(c.broker.leases.corrections).toMatchObject({ staleStopped: 1, missingRestarted: 1 });
+  });
+
   it("starts an ACTIVE lease again when its host comes back without it (an agent restart)", async () => {
     const c = await cluster();
     const lease = await c.submit(spec(2, "fail"));

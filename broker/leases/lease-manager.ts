@@ -2119,25 +2119,25 @@ export class LeaseManager {
     fromHello: boolean;
     running?: readonly string[];
   }): Promise<void> {
+    // A heartbeat that agrees with the broker's view (the usual case: every host, every second)
+    // changes nothing: it is checked here, not queued behind the mutations as one more. A beat
+    // that disagrees is checked again in the exclusive section; a view that changes meanwhile is
+    // checked against the next beat.
+    if (!inventory.fromHello && this.#agrees(inventory.hostId, inventory.leaseIds)) {
+      return Promise.resolve();
+    }
     return this.#exclusive(async () => {
       const { hostId } = inventory;
       const present = new Set(inventory.leaseIds);
       for (const leaseId of present) {
-        const lease = this.#leases.get(leaseId)?.value;
-        const belongs =
-          lease !== undefined &&
-          ((lease.hostId === hostId &&
-            (RUNNING_STATES.has(lease.state) || lease.state === "SUSPENDED")) ||
-            (lease.state === "MIGRATING" && lease.migrationTo === hostId) ||
-            // Its saved state, being fetched by the host it resumes on: kept until it runs there.
-            (lease.state === "STARTING" && this.#resumingFrom.get(leaseId) === hostId));
-        if (belongs) continue;
+        if (this.#belongs(leaseId, hostId)) continue;
         // A Hello and the beats after it list the workload until the stop lands: stop it once.
         const key = `${hostId}/${leaseId}`;
         const sent = this.#staleStopAt.get(key);
         if (sent !== undefined && this.#clock.now() - sent < RESTART_GRACE_MS) continue;
         this.#staleStopAt.set(key, this.#clock.now());
         this.corrections.staleStopped++;
+        const lease = this.#leases.get(leaseId)?.value;
         this.#log.warn(
           { host: hostId, lease: leaseId, state: lease?.state, placedOn: lease?.hostId },
           "reconcile: stopping a workload not placed on this host",
@@ -2167,6 +2167,36 @@ export class LeaseManager {
         this.#sendStart(lease);
       }
     });
+  }
+
+  /** Whether the broker places `leaseId`'s workload on `hostId` (or lets it stay there). */
+  #belongs(leaseId: string, hostId: string): boolean {
+    const lease = this.#leases.get(leaseId)?.value;
+    return (
+      lease !== undefined &&
+      ((lease.hostId === hostId &&
+        (RUNNING_STATES.has(lease.state) || lease.state === "SUSPENDED")) ||
+        (lease.state === "MIGRATING" && lease.migrationTo === hostId) ||
+        // Its saved state, being fetched by the host it resumes on: kept until it runs there.
+        (lease.state === "STARTING" && this.#resumingFrom.get(leaseId) === hostId))
+    );
+  }
+
+  /**
+   * A heartbeat's list against the broker's view of its host: every workload listed belongs
+   * there, and every ACTIVE lease there is listed (what `reconcile` would otherwise correct).
+   */
+  #agrees(hostId: string, leaseIds: readonly string[]): boolean {
+    for (const leaseId of leaseIds) if (!this.#belongs(leaseId, hostId)) return false;
+    const onHost = this.#byHost.get(hostId);
+    if (onHost === undefined) return true;
+    let listed: Set<string> | undefined;
+    for (const id of onHost) {
+      if (this.#leases.get(id)?.value.state !== "ACTIVE") continue;
+      listed ??= new Set(leaseIds);
+      if (!listed.has(id)) return false;
+    }
+    return true;
   }
 
   /**
