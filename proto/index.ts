@@ -42,4 +42,5 @@ export {
   protoFilePaths,
 } from "./load.js";
 export { durationFromMs, msFromDuration, msFromTimestamp, timestampFromMs } from "./time.js";
+export { WIRE_LDELIM, WIRE_VARINT, WireReader } from "./wire-reader.js";
 export { encodeWith, WireWriter } from "./wire-writer.js";

@@ -3,7 +3,8 @@
  * hosts join by Hello, stay alive by heartbeats, report workloads by events, and are commanded by
  * request/reply with idempotency keys and the broker's epoch. Every payload from an agent is
  * untrusted: it is decoded with decodeOrDrop (counted, logged, dropped), and its host id must
- * match the subject it came on.
+ * match the subject it came on. Heartbeats and workload events are read straight from their bytes
+ * first (agent-wire.ts); anything that reader does not take goes to decodeOrDrop.
  */
 
 import type { SuspendImage } from "../../agent/index.js";
@@ -40,6 +41,12 @@ import {
 } from "../../proto/index.js";
 import { resourcesFromProto, resourcesToProto } from "../api/convert.js";
 import { writeResources, writeStringMap, writeTimestamp } from "../api/lease-wire.js";
+import {
+  type BeatFields,
+  readHeartbeat,
+  readWorkloadEvent,
+  type WorkloadEventFields,
+} from "./agent-wire.js";
 import type {
   HostGateway,
   IncomingEndpoint,
@@ -399,10 +406,12 @@ export class AgentGateway implements HostGateway {
   #onBeat(m: BusMessage): void {
     const source = this.#source(m);
     if (source === undefined) return;
-    const beat = decodeOrDrop(agentCodecs.heartbeat, m.data, this.drops, this.#log, {
-      kind: "beat",
-      subject: m.subject,
-    });
+    const beat: BeatFields | undefined =
+      readHeartbeat(m.data, agentCodecs.heartbeat.maxBytes) ??
+      decodeOrDrop(agentCodecs.heartbeat, m.data, this.drops, this.#log, {
+        kind: "beat",
+        subject: m.subject,
+      });
     if (beat === undefined) return;
     if (beat.hostId !== source.hostId) {
       this.#invalid("beat", m.subject, "host_id is not the subject's");
@@ -427,10 +436,12 @@ export class AgentGateway implements HostGateway {
   #onEvent(m: BusMessage): void {
     const source = this.#source(m);
     if (source === undefined) return;
-    const event = decodeOrDrop(agentCodecs.agentEvent, m.data, this.drops, this.#log, {
-      kind: "event",
-      subject: m.subject,
-    });
+    const event: WorkloadEventFields | AgentEvent | undefined =
+      readWorkloadEvent(m.data, agentCodecs.agentEvent.maxBytes) ??
+      decodeOrDrop(agentCodecs.agentEvent, m.data, this.drops, this.#log, {
+        kind: "event",
+        subject: m.subject,
+      });
     if (event === undefined) return;
     if (event.hostId !== source.hostId) {
       this.#invalid("event", m.subject, "host_id is not the subject's");
