@@ -278,13 +278,8 @@ export class LeaseManager {
   readonly #timers = new Map<string, Map<TimerKind, ArmedTimer>>();
   readonly #parsed = new WeakMap<LeaseSpec, readonly Requirement[]>();
   #tail: Promise<unknown> = Promise.resolve();
-  /** Mutations queued or running (see `#exclusive`). */
-  #sections = 0;
-  /**
-   * When the current run of back-to-back mutations started, or last let the event loop turn (the
-   * Clock's time); undefined between runs. See `#exclusive`.
-   */
-  #runStartedAt: number | undefined;
+  /** When the mutations last let the event loop turn (the Clock's time), see `#exclusive`. */
+  #turnStartedAt = Number.NEGATIVE_INFINITY;
   /** The newest revision of any lease this manager has seen. */
   #revision = 0;
   #queuePass: Timer | undefined;
@@ -2443,36 +2438,23 @@ export class LeaseManager {
 
   /**
    * A backlog of mutations otherwise runs in one event-loop turn (the store answers at once):
-   * no answer, command or event leaves until all of it is done. After YIELD_AFTER_MS of them back
-   * to back the loop turns once, so that the first ones' answers and events go out meanwhile. The
-   * first mutation of a run does not wait: counting from the last turn instead (before) deferred
-   * a mutation to the check phase, or from there past a whole further turn, every 10 ms under a
-   * steady load without any backlog.
+   * no answer, command or event leaves until all of it is done. After YIELD_AFTER_MS of them the
+   * loop turns once, so that the first ones' answers and start commands go out meanwhile.
    */
   #letTheLoopTurn(): Promise<void> | undefined {
     const now = this.#clock.now();
-    if (this.#runStartedAt === undefined) {
-      this.#runStartedAt = now;
-      return undefined;
-    }
-    if (now - this.#runStartedAt < YIELD_AFTER_MS) return undefined;
+    if (now - this.#turnStartedAt < YIELD_AFTER_MS) return undefined;
     return new Promise((resolve) =>
       setImmediate(() => {
-        this.#runStartedAt = this.#clock.now();
+        this.#turnStartedAt = this.#clock.now();
         resolve();
       }),
     );
   }
 
   #exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    // Nothing queued or running: this mutation starts a new run.
-    if (this.#sections === 0) this.#runStartedAt = undefined;
-    this.#sections++;
     const run = this.#tail.then(() => this.#letTheLoopTurn()).then(fn);
-    const finished = (): void => {
-      this.#sections--;
-    };
-    this.#tail = run.then(finished, finished);
+    this.#tail = run.catch(() => {});
     return run;
   }
 }
