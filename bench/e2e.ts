@@ -19,10 +19,10 @@
  *                          [--unary] [--batch N] [--seed N] [--json]
  */
 
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
-import { join } from "node:path";
-import { performance } from "node:perf_hooks";
+import { dirname, join } from "node:path";
+import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { type ChannelOptions, credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import {
@@ -97,6 +97,11 @@ const flags = parseFlags(
       kind: "boolean",
       default: false,
       help: "run the broker under node --cpu-prof (the .cpuprofile path is printed)",
+    },
+    "profile-agents": {
+      kind: "boolean",
+      default: false,
+      help: "run the agent host under node --cpu-prof (the .cpuprofile path is printed)",
     },
     json: { kind: "boolean", default: false, help: "print one JSON object instead of a table" },
   },
@@ -296,6 +301,27 @@ interface Result {
   broker_event_loop_delay_max_ms: number;
   /** The broker's GC pauses during the load, as a share of the wall time. */
   broker_gc_percent_of_load: number;
+  /** The agent host's event-loop delay during the load (1 ms resolution), its GC share, CPU. */
+  agents_event_loop_delay_p99_ms: number;
+  agents_event_loop_delay_max_ms: number;
+  agents_gc_percent_of_load: number;
+  agents_cpu_ms_per_lease: number;
+  /** The agent host's socket writes (one per NATS flush) and reads during the load, per lease. */
+  agents_write_syscalls_per_lease: number;
+  agents_read_syscalls_per_lease: number;
+  /** The load generator's (this process's) event-loop delay during the load, and its CPU. */
+  loadgen_event_loop_delay_p99_ms: number;
+  loadgen_event_loop_delay_max_ms: number;
+  loadgen_cpu_ms_per_lease: number;
+  /** Created (broker) → the start command reached the agent's driver (agent host). */
+  created_to_agent_start_p50_ms: number;
+  created_to_agent_start_p99_ms: number;
+  /** The start at the driver → the RUNNING event (the simulated boot, and the timer's lateness). */
+  agent_start_to_running_p50_ms: number;
+  agent_start_to_running_p99_ms: number;
+  /** The agent's RUNNING event → the ACTIVE event's stamp on the broker. */
+  running_to_active_p50_ms: number;
+  running_to_active_p99_ms: number;
   elapsed_s: number;
 }
 
@@ -345,6 +371,9 @@ async function run(): Promise<Result> {
   const profileDir = flags["profile-broker"]
     ? mkdtempSync(join(tmpdir(), "e2e-broker-prof-"))
     : undefined;
+  const agentsProfileDir = flags["profile-agents"]
+    ? mkdtempSync(join(tmpdir(), "e2e-agents-prof-"))
+    : undefined;
   const broker = spawnChild("broker", nodeBin, [
     ...(profileDir === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", profileDir]),
     here("../broker/main.js"),
@@ -371,6 +400,7 @@ async function run(): Promise<Result> {
     "agents",
     nodeBin,
     [
+      ...(agentsProfileDir === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", agentsProfileDir]),
       here("./e2e-agents.js"),
       "--nats-url",
       natsUrl,
@@ -510,6 +540,7 @@ async function run(): Promise<Result> {
   await sleep(200);
   let nextIndex = 0;
   let firstError = "";
+  const loadgenDelay = monitorEventLoopDelay({ resolution: 10 });
   const loadStart = performance.now();
   /** When the first measured lease went out, and every process's CPU time then. */
   let measured = {
@@ -524,6 +555,8 @@ async function run(): Promise<Result> {
   const startMeasuring = async (): Promise<void> => {
     // Resets the broker's event-loop delay histogram.
     const { gcMs } = await brokerLoop(httpAddress);
+    agents.send("reset");
+    loadgenDelay.enable();
     measured = {
       gcMs,
       at: performance.now(),
@@ -661,7 +694,8 @@ async function run(): Promise<Result> {
   const loadWall = loadEnd - measured.at;
   const brokerLoadCpuMs = cpuTimeMs(broker.pid) - measured.broker;
   const brokerLoadCpu = (brokerLoadCpuMs / loadWall) * 100;
-  const agentsLoadCpu = ((cpuTimeMs(agents.pid) - measured.agents) / loadWall) * 100;
+  const agentsLoadCpuMs = cpuTimeMs(agents.pid) - measured.agents;
+  const agentsLoadCpu = (agentsLoadCpuMs / loadWall) * 100;
   const natsLoadCpu = ((cpuTimeMs(nats.pid) - measured.nats) / loadWall) * 100;
   const selfUsage = process.cpuUsage(measured.self);
   const machineNow = machineCpuMs();
@@ -669,6 +703,19 @@ async function run(): Promise<Result> {
   const machineBusy =
     ((machineNow.busy - measured.machine.busy) / (machineNow.total - measured.machine.total)) * 100;
   const benchLoadCpu = ((selfUsage.user + selfUsage.system) / 1000 / loadWall) * 100;
+  loadgenDelay.disable();
+  const stageFile = join(mkdtempSync(join(tmpdir(), "e2e-stages-")), "stages.json");
+  tempDirs.push(dirname(stageFile));
+  agents.send(`stats ${stageFile}`);
+  const agentsLoad = JSON.parse(
+    (await agents.waitForLine((l) => l.startsWith("E2E-AGENTS-STATS "), 30_000)).slice(
+      "E2E-AGENTS-STATS ".length,
+    ),
+  ) as Record<string, number>;
+  const agentStages = JSON.parse(readFileSync(stageFile, "utf8")) as {
+    started: Record<string, number>;
+    running: Record<string, number>;
+  };
   stopping = true;
   watch.cancel();
   for (const c of clients) c.close();
@@ -689,6 +736,10 @@ async function run(): Promise<Result> {
     `heartbeats with ${active} leases running: broker ${heartbeatLoadedCpu.toFixed(1)}% of a core`,
   );
 
+  if (agentsProfileDir !== undefined) {
+    await agents.stop(30_000);
+    log(`agent host CPU profile in ${agentsProfileDir}`);
+  }
   if (profileDir !== undefined) {
     await broker.stop(30_000);
     log(`broker CPU profile in ${profileDir}`);
@@ -709,7 +760,27 @@ async function run(): Promise<Result> {
   const createdToActive = known(
     Float64Array.from(activeAt, (a, i) => a - (createdAt[i] as number)),
   );
+  /** Per lease, epoch ms: the start at its agent's driver, and its RUNNING event there. */
+  const agentStartAt = new Float64Array(total).fill(Number.NaN);
+  const runningAt = new Float64Array(total).fill(Number.NaN);
+  for (const [id, i] of indexOf) {
+    agentStartAt[i] = agentStages.started[id] ?? Number.NaN;
+    runningAt[i] = agentStages.running[id] ?? Number.NaN;
+  }
+  const createdToAgentStart = known(
+    Float64Array.from(agentStartAt, (a, i) => a - (createdAt[i] as number)),
+  );
+  const agentStartToRunning = known(
+    Float64Array.from(runningAt, (r, i) => r - (agentStartAt[i] as number)),
+  );
+  const runningToActive = known(
+    Float64Array.from(activeAt, (a, i) => a - (runningAt[i] as number)),
+  );
   const round = (v: number, d = 1): number => Math.round(v * 10 ** d) / 10 ** d;
+  const p50 = (sorted: Float64Array): number => round(percentile(sorted, 50));
+  const p99 = (sorted: Float64Array): number => round(percentile(sorted, 99));
+  const perLease = (amount: number, digits: number): number =>
+    round(amount / Math.max(1, measuredActive), digits);
   return {
     agents: flags.agents,
     leases: n,
@@ -724,22 +795,22 @@ async function run(): Promise<Result> {
     warmup_leases: warm,
     warmup_p99_ms: round(percentile(known(activeMs, true), 99)),
     leases_per_s: Math.round(measuredActive / (loadWall / 1000)),
-    p50_ms: round(percentile(latencies, 50)),
-    p99_ms: round(percentile(latencies, 99)),
+    p50_ms: p50(latencies),
+    p99_ms: p99(latencies),
     max_ms: round(latencies[latencies.length - 1] ?? Number.NaN),
-    submit_rpc_p50_ms: round(percentile(rpc, 50)),
-    submit_rpc_p99_ms: round(percentile(rpc, 99)),
-    watch_lag_p50_ms: round(percentile(lag, 50)),
-    watch_lag_p99_ms: round(percentile(lag, 99)),
-    due_to_created_p50_ms: round(percentile(dueToCreated, 50)),
-    due_to_created_p99_ms: round(percentile(dueToCreated, 99)),
-    created_to_active_p50_ms: round(percentile(createdToActive, 50)),
-    created_to_active_p99_ms: round(percentile(createdToActive, 99)),
+    submit_rpc_p50_ms: p50(rpc),
+    submit_rpc_p99_ms: p99(rpc),
+    watch_lag_p50_ms: p50(lag),
+    watch_lag_p99_ms: p99(lag),
+    due_to_created_p50_ms: p50(dueToCreated),
+    due_to_created_p99_ms: p99(dueToCreated),
+    created_to_active_p50_ms: p50(createdToActive),
+    created_to_active_p99_ms: p99(createdToActive),
     heartbeat_cpu_percent_of_core: round(heartbeatCpu),
     heartbeat_cpu_percent_of_core_with_leases: round(heartbeatLoadedCpu),
     agents_cpu_percent_of_core_heartbeats: round(agentsCpu),
     broker_cpu_percent_of_core_load: round(brokerLoadCpu),
-    broker_cpu_ms_per_lease: round(brokerLoadCpuMs / Math.max(1, measuredActive), 2),
+    broker_cpu_ms_per_lease: perLease(brokerLoadCpuMs, 2),
     agents_cpu_percent_of_core_load: round(agentsLoadCpu),
     nats_cpu_percent_of_core_load: round(natsLoadCpu),
     loadgen_cpu_percent_of_core_load: round(benchLoadCpu),
@@ -747,6 +818,21 @@ async function run(): Promise<Result> {
     broker_event_loop_delay_p99_ms: round(loop.delayP99Ms),
     broker_event_loop_delay_max_ms: round(loop.delayMaxMs),
     broker_gc_percent_of_load: round(((loop.gcMs - measured.gcMs) / loadWall) * 100),
+    agents_event_loop_delay_p99_ms: round(agentsLoad.event_loop_delay_p99_ms ?? Number.NaN),
+    agents_event_loop_delay_max_ms: round(agentsLoad.event_loop_delay_max_ms ?? Number.NaN),
+    agents_gc_percent_of_load: round(agentsLoad.gc_percent ?? Number.NaN),
+    agents_cpu_ms_per_lease: perLease(agentsLoadCpuMs, 3),
+    agents_write_syscalls_per_lease: perLease(agentsLoad.write_syscalls ?? Number.NaN, 2),
+    agents_read_syscalls_per_lease: perLease(agentsLoad.read_syscalls ?? Number.NaN, 2),
+    loadgen_event_loop_delay_p99_ms: round(loadgenDelay.percentile(99) / 1e6),
+    loadgen_event_loop_delay_max_ms: round(loadgenDelay.max / 1e6),
+    loadgen_cpu_ms_per_lease: perLease((selfUsage.user + selfUsage.system) / 1000, 3),
+    created_to_agent_start_p50_ms: p50(createdToAgentStart),
+    created_to_agent_start_p99_ms: p99(createdToAgentStart),
+    agent_start_to_running_p50_ms: p50(agentStartToRunning),
+    agent_start_to_running_p99_ms: p99(agentStartToRunning),
+    running_to_active_p50_ms: p50(runningToActive),
+    running_to_active_p99_ms: p99(runningToActive),
     elapsed_s: round((performance.now() - started) / 1000),
   };
 }
@@ -854,6 +940,21 @@ if (flags.json) {
         "",
       ],
       ["broker CPU per lease (submit→ACTIVE)", `${fmt(r.broker_cpu_ms_per_lease, 2)} ms`, ""],
+      [
+        "created → start at the agent / boot → RUNNING / RUNNING → ACTIVE p99",
+        `${fmt(r.created_to_agent_start_p99_ms, 1)} / ${fmt(r.agent_start_to_running_p99_ms, 1)} / ${fmt(r.running_to_active_p99_ms, 1)} ms`,
+        "",
+      ],
+      [
+        "agent host: event-loop delay p99 / max; GC; CPU and socket writes per lease",
+        `${fmt(r.agents_event_loop_delay_p99_ms, 1)} / ${fmt(r.agents_event_loop_delay_max_ms, 1)} ms; ${fmt(r.agents_gc_percent_of_load, 1)}%; ${fmt(r.agents_cpu_ms_per_lease, 3)} ms, ${fmt(r.agents_write_syscalls_per_lease, 2)}`,
+        "",
+      ],
+      [
+        "load generator: event-loop delay p99 / max; CPU per lease",
+        `${fmt(r.loadgen_event_loop_delay_p99_ms, 1)} / ${fmt(r.loadgen_event_loop_delay_max_ms, 1)} ms; ${fmt(r.loadgen_cpu_ms_per_lease, 3)} ms`,
+        "",
+      ],
       ["wall time", `${fmt(r.elapsed_s, 1)} s`, ""],
     ])}\n`,
   );
