@@ -9,6 +9,9 @@
  * driver and when its workload reported RUNNING (epoch ms, this machine's clock), for the
  * benchmark's per-stage figures.
  *
+ * `--heartbeat-slot-ms` (default 10; 0: a timer per agent): the agents' heartbeats share a
+ * TimerWheel of slots that wide.
+ *
  *   node dist/bench/e2e-agents.js --nats-url nats://127.0.0.1:4222 --agents 1000 --boot-ms 50
  */
 import { readFileSync, writeFileSync } from "node:fs";
@@ -19,6 +22,7 @@ import {
   type DriverEventListener,
   SimDriver,
   type SimDriverOptions,
+  TimerWheel,
   type WorkloadSpec,
 } from "../agent/index.js";
 import { simHostAnnouncements } from "../broker/broker.js";
@@ -34,6 +38,7 @@ interface Options {
   memoryGib: number;
   seed: number;
   readyTimeoutMs: number;
+  heartbeatSlotMs: number;
 }
 
 function parse(argv: readonly string[]): Options {
@@ -46,6 +51,7 @@ function parse(argv: readonly string[]): Options {
     memoryGib: 64,
     seed: 1,
     readyTimeoutMs: 60_000,
+    heartbeatSlotMs: 10,
   };
   const fail = (why: string): never => {
     process.stderr.write(`e2e-agents: ${why}\n`);
@@ -82,6 +88,9 @@ function parse(argv: readonly string[]): Options {
         break;
       case "--ready-timeout-ms":
         o.readyTimeoutMs = int();
+        break;
+      case "--heartbeat-slot-ms":
+        o.heartbeatSlotMs = int();
         break;
       default:
         fail(`unknown flag ${flag}`);
@@ -191,6 +200,9 @@ async function main(): Promise<void> {
       }),
     );
   }
+  // The agents' heartbeats on one wheel of slots: each agent keeps its own 1 s schedule, and the
+  // beats due in a slot go out in one turn (one socket write per connection), not one each.
+  const wheel = o.heartbeatSlotMs > 0 ? new TimerWheel(clock, o.heartbeatSlotMs) : undefined;
   const hosts = simHostAnnouncements({ count: o.agents, cpus: o.cpus, memoryGib: o.memoryGib });
   const drivers: SimDriver[] = [];
   const agents = hosts.map((host, i) => {
@@ -208,6 +220,7 @@ async function main(): Promise<void> {
       capacity: host.capacity,
       labels: host.labels,
       seed: o.seed + i,
+      heartbeatTimers: wheel,
       logger: logger.child({ host: host.id }),
     });
   });

@@ -98,6 +98,11 @@ const flags = parseFlags(
     },
     channels: { kind: "number", default: 4, help: "gRPC channels of the load generator" },
     connections: { kind: "number", default: 4, help: "NATS connections of the agent host" },
+    "heartbeat-slot-ms": {
+      kind: "number",
+      default: 10,
+      help: "the agent host's heartbeats share a timer wheel of slots this wide (0: a timer each)",
+    },
     "profile-broker": {
       kind: "boolean",
       default: false,
@@ -107,6 +112,11 @@ const flags = parseFlags(
       kind: "boolean",
       default: false,
       help: "run the agent host under node --cpu-prof (the .cpuprofile path is printed)",
+    },
+    spy: {
+      kind: "boolean",
+      default: false,
+      help: "a NATS spy process times each start command and RUNNING event on NATS (diagnostic)",
     },
     json: { kind: "boolean", default: false, help: "print one JSON object instead of a table" },
   },
@@ -126,6 +136,9 @@ if (flags.rate > 100_000) fail("--rate must be 0..100000");
 if (flags["tick-ms"] < 1 || flags["tick-ms"] > 1000) fail("--tick-ms must be 1..1000");
 if (flags.channels < 1 || flags.channels > 64) fail("--channels must be 1..64");
 if (flags.connections < 1 || flags.connections > 64) fail("--connections must be 1..64");
+const slotMs = flags["heartbeat-slot-ms"];
+if (!Number.isInteger(slotMs) || slotMs < 0 || slotMs > 1000)
+  fail("--heartbeat-slot-ms must be an integer 0..1000");
 if (flags["heartbeat-seconds"] < 1 || flags["heartbeat-seconds"] > 60)
   fail("--heartbeat-seconds must be 1..60");
 
@@ -327,6 +340,19 @@ interface Result {
   /** The agent's RUNNING event → the ACTIVE event's stamp on the broker. */
   running_to_active_p50_ms: number;
   running_to_active_p99_ms: number;
+  /**
+   * With `--spy`: the two NATS hops, split where the spy saw the message (see bench/e2e-spy.ts):
+   * created → the start command on NATS → the agent's driver; RUNNING at the agent → on NATS →
+   * the broker's ACTIVE stamp.
+   */
+  created_to_command_on_nats_p50_ms?: number;
+  created_to_command_on_nats_p99_ms?: number;
+  command_on_nats_to_agent_start_p50_ms?: number;
+  command_on_nats_to_agent_start_p99_ms?: number;
+  running_to_nats_p50_ms?: number;
+  running_to_nats_p99_ms?: number;
+  running_on_nats_to_active_p50_ms?: number;
+  running_on_nats_to_active_p99_ms?: number;
   elapsed_s: number;
 }
 
@@ -376,6 +402,12 @@ async function run(): Promise<Result> {
   const profileDir = flags["profile-broker"]
     ? mkdtempSync(join(tmpdir(), "e2e-broker-prof-"))
     : undefined;
+  let spy: Child | undefined;
+  if (flags.spy) {
+    spy = spawnChild("spy", nodeBin, [here("./e2e-spy.js"), natsUrl], { stdinPipe: true });
+    children.push(spy);
+    await spy.waitForLine((l) => l === "E2E-SPY-READY", 20_000);
+  }
   const agentsProfileDir = flags["profile-agents"]
     ? mkdtempSync(join(tmpdir(), "e2e-agents-prof-"))
     : undefined;
@@ -421,6 +453,8 @@ async function run(): Promise<Result> {
       String(HOST_MEMORY_GIB),
       "--seed",
       String(flags.seed),
+      "--heartbeat-slot-ms",
+      String(flags["heartbeat-slot-ms"]),
     ],
     { stdinPipe: true },
   );
@@ -723,6 +757,13 @@ async function run(): Promise<Result> {
     started: Record<string, number>;
     running: Record<string, number>;
   };
+  let spied: { command: Record<string, number>; running: Record<string, number> } | undefined;
+  if (spy !== undefined) {
+    const spyFile = join(dirname(stageFile), "spy.json");
+    spy.send(`stats ${spyFile}`);
+    await spy.waitForLine((l) => l === "E2E-SPY-STATS", 30_000);
+    spied = JSON.parse(readFileSync(spyFile, "utf8")) as typeof spied;
+  }
   stopping = true;
   watch.cancel();
   for (const c of clients) c.close();
@@ -774,15 +815,21 @@ async function run(): Promise<Result> {
     agentStartAt[i] = agentStages.started[id] ?? Number.NaN;
     runningAt[i] = agentStages.running[id] ?? Number.NaN;
   }
-  const createdToAgentStart = known(
-    Float64Array.from(agentStartAt, (a, i) => a - (createdAt[i] as number)),
-  );
-  const agentStartToRunning = known(
-    Float64Array.from(runningAt, (r, i) => r - (agentStartAt[i] as number)),
-  );
-  const runningToActive = known(
-    Float64Array.from(activeAt, (a, i) => a - (runningAt[i] as number)),
-  );
+  /** Per lease, `to` − `from` (the measured leases whose both are known), sorted. */
+  const between = (from: Float64Array, to: Float64Array): Float64Array =>
+    known(Float64Array.from(to, (t, i) => t - (from[i] as number)));
+  const createdToAgentStart = between(createdAt, agentStartAt);
+  const agentStartToRunning = between(agentStartAt, runningAt);
+  const runningToActive = between(runningAt, activeAt);
+  /** Per lease, epoch ms: when the spy saw its start command, and its RUNNING event, on NATS. */
+  const commandOnNats = new Float64Array(total).fill(Number.NaN);
+  const runningOnNats = new Float64Array(total).fill(Number.NaN);
+  if (spied !== undefined) {
+    for (const [id, i] of indexOf) {
+      commandOnNats[i] = spied.command[id] ?? Number.NaN;
+      runningOnNats[i] = spied.running[id] ?? Number.NaN;
+    }
+  }
   const round = (v: number, d = 1): number => Math.round(v * 10 ** d) / 10 ** d;
   const p50 = (sorted: Float64Array): number => round(percentile(sorted, 50));
   const p99 = (sorted: Float64Array): number => round(percentile(sorted, 99));
@@ -840,6 +887,18 @@ async function run(): Promise<Result> {
     agent_start_to_running_p99_ms: p99(agentStartToRunning),
     running_to_active_p50_ms: p50(runningToActive),
     running_to_active_p99_ms: p99(runningToActive),
+    ...(spied === undefined
+      ? {}
+      : {
+          created_to_command_on_nats_p50_ms: p50(between(createdAt, commandOnNats)),
+          created_to_command_on_nats_p99_ms: p99(between(createdAt, commandOnNats)),
+          command_on_nats_to_agent_start_p50_ms: p50(between(commandOnNats, agentStartAt)),
+          command_on_nats_to_agent_start_p99_ms: p99(between(commandOnNats, agentStartAt)),
+          running_to_nats_p50_ms: p50(between(runningAt, runningOnNats)),
+          running_to_nats_p99_ms: p99(between(runningAt, runningOnNats)),
+          running_on_nats_to_active_p50_ms: p50(between(runningOnNats, activeAt)),
+          running_on_nats_to_active_p99_ms: p99(between(runningOnNats, activeAt)),
+        }),
     elapsed_s: round((performance.now() - started) / 1000),
   };
 }
