@@ -15,7 +15,12 @@
  *   node dist/bench/e2e-agents.js --nats-url nats://127.0.0.1:4222 --agents 1000 --boot-ms 50
  */
 import { readFileSync, writeFileSync } from "node:fs";
-import { monitorEventLoopDelay, PerformanceObserver, performance } from "node:perf_hooks";
+import {
+  constants,
+  monitorEventLoopDelay,
+  PerformanceObserver,
+  performance,
+} from "node:perf_hooks";
 import { createInterface } from "node:readline";
 import {
   Agent,
@@ -149,18 +154,29 @@ class LoadMeter {
   // prom-client's resolution, as the broker's figure: a 1 ms timer would cost this process CPU.
   readonly #delay = monitorEventLoopDelay({ resolution: 10 });
   #gcMs = 0;
+  /** Of which mark-compact (major) collections, and the longest single pause. */
+  #majorGcMs = 0;
+  #maxGcMs = 0;
   #since = performance.now();
   #cpu = process.cpuUsage();
   #syscalls = syscalls();
   constructor() {
     new PerformanceObserver((list) => {
-      for (const entry of list.getEntries()) this.#gcMs += entry.duration;
+      for (const entry of list.getEntries()) {
+        this.#gcMs += entry.duration;
+        this.#maxGcMs = Math.max(this.#maxGcMs, entry.duration);
+        // A "gc" entry's detail says which collection it was (@types/node does not type it).
+        const kind = (entry as unknown as { detail?: { kind?: number } }).detail?.kind;
+        if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) this.#majorGcMs += entry.duration;
+      }
     }).observe({ entryTypes: ["gc"] });
   }
   reset(): void {
     this.#delay.enable();
     this.#delay.reset();
     this.#gcMs = 0;
+    this.#majorGcMs = 0;
+    this.#maxGcMs = 0;
     this.#since = performance.now();
     this.#cpu = process.cpuUsage();
     this.#syscalls = syscalls();
@@ -176,6 +192,8 @@ class LoadMeter {
       event_loop_delay_p99_ms: this.#delay.percentile(99) / 1e6,
       event_loop_delay_max_ms: this.#delay.max / 1e6,
       gc_percent: (this.#gcMs / wall) * 100,
+      gc_major_percent: (this.#majorGcMs / wall) * 100,
+      gc_max_pause_ms: this.#maxGcMs,
       cpu_ms: (cpu.user + cpu.system) / 1000,
       wall_ms: wall,
     };

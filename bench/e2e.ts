@@ -323,6 +323,9 @@ interface Result {
   agents_event_loop_delay_p99_ms: number;
   agents_event_loop_delay_max_ms: number;
   agents_gc_percent_of_load: number;
+  /** Of which mark-compact collections; and its longest GC pause. */
+  agents_major_gc_percent_of_load: number;
+  agents_gc_max_pause_ms: number;
   agents_cpu_ms_per_lease: number;
   /** The agent host's socket writes (one per NATS flush) and reads during the load, per lease. */
   agents_write_syscalls_per_lease: number;
@@ -875,6 +878,8 @@ async function run(): Promise<Result> {
     agents_event_loop_delay_p99_ms: round(agentsLoad.event_loop_delay_p99_ms ?? Number.NaN),
     agents_event_loop_delay_max_ms: round(agentsLoad.event_loop_delay_max_ms ?? Number.NaN),
     agents_gc_percent_of_load: round(agentsLoad.gc_percent ?? Number.NaN),
+    agents_major_gc_percent_of_load: round(agentsLoad.gc_major_percent ?? Number.NaN),
+    agents_gc_max_pause_ms: round(agentsLoad.gc_max_pause_ms ?? Number.NaN),
     agents_cpu_ms_per_lease: perLease(agentsLoadCpuMs, 3),
     agents_write_syscalls_per_lease: perLease(agentsLoad.write_syscalls ?? Number.NaN, 2),
     agents_read_syscalls_per_lease: perLease(agentsLoad.read_syscalls ?? Number.NaN, 2),
