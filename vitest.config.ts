@@ -9,7 +9,7 @@ export default defineConfig({
       {
         test: {
           name: "unit",
-          include: ["{core,proto,placement,migration,broker,agent,bus}/**/*.test.ts"],
+          include: ["{core,proto,placement,migration,broker,agent,bus,bench}/**/*.test.ts"],
           testTimeout: 20_000,
         },
       },

@@ -5,6 +5,7 @@ import { agentCodecs, durationFromMs, timestampFromMs } from "../proto/index.js"
 import { FakeBroker } from "../test/agent/fake-broker.js";
 import { Agent, type AgentOptions } from "./agent.js";
 import { SimDriver } from "./drivers/sim-driver.js";
+import { TimerWheel } from "./timer-wheel.js";
 
 const HOST = "host-1";
 const T0 = 1_700_000_000_000;
@@ -24,8 +25,11 @@ afterEach(async () => {
   for (const agent of running.splice(0)) await agent.stop();
 });
 
-function setup(options: Partial<AgentOptions> = {}, brokerEpoch = 5): Setup {
-  const clock = new VirtualClock(T0);
+function setup(
+  options: Partial<AgentOptions> & { clock?: VirtualClock } = {},
+  brokerEpoch = 5,
+): Setup {
+  const clock = options.clock ?? new VirtualClock(T0);
   const hub = new InProcessHub({ clock });
   const broker = new FakeBroker({ bus: hub.connect("broker"), epoch: brokerEpoch }).start();
   const agentBus = hub.connect("agent");
@@ -83,6 +87,22 @@ describe("Agent", () => {
     ]);
     expect(broker.beats.every((b) => b.bootId === "boot-1" && b.seenEpoch === 5)).toBe(true);
     expect(agent.seenEpoch).toBe(5);
+  });
+
+  it("keeps its own heartbeat schedule on a shared timer wheel, late by less than a slot", async () => {
+    const clock = new VirtualClock(T0 + 3);
+    const wheel = new TimerWheel(clock, 10);
+    const { broker, agent } = setup({ clock, heartbeatTimers: wheel });
+    await agent.start();
+    await settle(clock);
+    await clock.advanceTo(T0 + 2010);
+    // Registered at T0 + 3: beats due then, at + 1003 and + 2003 go out at their slots' ends.
+    const sentAt = broker.beats.map(
+      (b) => Number(b.time?.seconds) * 1000 + Number(b.time?.nanos) / 1e6 - T0,
+    );
+    expect(sentAt).toEqual([10, 1010, 2010]);
+    expect(broker.beats.map((b) => b.sequence)).toEqual([1, 2, 3]);
+    expect(wheel.pending).toBe(1);
   });
 
   it("uses the heartbeat interval and TTL of the HelloReply", async () => {

@@ -71,4 +71,5 @@ export {
 } from "./drivers/qemu/qmp-client.js";
 export { SimDriver, type SimDriverOptions, SimNetwork } from "./drivers/sim-driver.js";
 export { IdempotencyCache, type IdempotencyCacheOptions } from "./idempotency-cache.js";
+export { type TimerSource, TimerWheel } from "./timer-wheel.js";
 export { AGENT_VERSION } from "./version.js";

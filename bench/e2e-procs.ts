@@ -24,6 +24,8 @@ export interface Child {
   waitForLine(test: (line: string) => boolean, timeoutMs: number): Promise<string>;
   /** Lines seen so far that `test` accepts (bounded by the tail). */
   outputTail(lines?: number): string;
+  /** Writes a line to its stdin (started with `stdinPipe`). */
+  send(line: string): void;
   /** SIGTERM, SIGKILL after `graceMs`; resolves when the process is gone. Idempotent. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -102,6 +104,9 @@ export function spawnChild(
           if (waiters.has(w)) fail("exited before it was ready");
         });
       });
+    },
+    send(line) {
+      child.stdin?.write(`${line}\n`);
     },
     outputTail(lines = 20) {
       return tail.slice(-lines).join("\n");

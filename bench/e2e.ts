@@ -19,10 +19,10 @@
  *                          [--unary] [--batch N] [--seed N] [--json]
  */
 
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
-import { join } from "node:path";
-import { performance } from "node:perf_hooks";
+import { dirname, join } from "node:path";
+import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { type ChannelOptions, credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import {
@@ -43,7 +43,12 @@ import {
   spawnChild,
 } from "./e2e-procs.js";
 import { parseFlags } from "./lib/args.js";
-import { LeanClient, type LeanEvent, leaseStates } from "./lib/lean-client.js";
+import {
+  encodeSubmitLeaseRequest,
+  LeanClient,
+  type LeanEvent,
+  leaseStates,
+} from "./lib/lean-client.js";
 import { fmt, percentile, table } from "./lib/stats.js";
 
 const flags = parseFlags(
@@ -94,10 +99,25 @@ const flags = parseFlags(
     },
     channels: { kind: "number", default: 4, help: "gRPC channels of the load generator" },
     connections: { kind: "number", default: 4, help: "NATS connections of the agent host" },
+    "heartbeat-slot-ms": {
+      kind: "number",
+      default: 10,
+      help: "the agent host's heartbeats share a timer wheel of slots this wide (0: a timer each)",
+    },
     "profile-broker": {
       kind: "boolean",
       default: false,
       help: "run the broker under node --cpu-prof (the .cpuprofile path is printed)",
+    },
+    "profile-agents": {
+      kind: "boolean",
+      default: false,
+      help: "run the agent host under node --cpu-prof (the .cpuprofile path is printed)",
+    },
+    spy: {
+      kind: "boolean",
+      default: false,
+      help: "a NATS spy process times each start command and RUNNING event on NATS (diagnostic)",
     },
     json: { kind: "boolean", default: false, help: "print one JSON object instead of a table" },
   },
@@ -117,6 +137,9 @@ if (flags.rate > 100_000) fail("--rate must be 0..100000");
 if (flags["tick-ms"] < 1 || flags["tick-ms"] > 1000) fail("--tick-ms must be 1..1000");
 if (flags.channels < 1 || flags.channels > 64) fail("--channels must be 1..64");
 if (flags.connections < 1 || flags.connections > 64) fail("--connections must be 1..64");
+const slotMs = flags["heartbeat-slot-ms"];
+if (!Number.isInteger(slotMs) || slotMs < 0 || slotMs > 1000)
+  fail("--heartbeat-slot-ms must be an integer 0..1000");
 if (flags["heartbeat-seconds"] < 1 || flags["heartbeat-seconds"] > 60)
   fail("--heartbeat-seconds must be 1..60");
 
@@ -303,6 +326,43 @@ interface Result {
   broker_event_loop_delay_max_ms: number;
   /** The broker's GC pauses during the load, as a share of the wall time. */
   broker_gc_percent_of_load: number;
+  /** The agent host's event-loop delay during the load (1 ms resolution), its GC share, CPU. */
+  agents_event_loop_delay_p99_ms: number;
+  agents_event_loop_delay_max_ms: number;
+  agents_gc_percent_of_load: number;
+  /** Of which mark-compact collections; and its longest GC pause. */
+  agents_major_gc_percent_of_load: number;
+  agents_gc_max_pause_ms: number;
+  agents_cpu_ms_per_lease: number;
+  /** The agent host's socket writes (one per NATS flush) and reads during the load, per lease. */
+  agents_write_syscalls_per_lease: number;
+  agents_read_syscalls_per_lease: number;
+  /** The load generator's (this process's) event-loop delay during the load, and its CPU. */
+  loadgen_event_loop_delay_p99_ms: number;
+  loadgen_event_loop_delay_max_ms: number;
+  loadgen_cpu_ms_per_lease: number;
+  /** Created (broker) → the start command reached the agent's driver (agent host). */
+  created_to_agent_start_p50_ms: number;
+  created_to_agent_start_p99_ms: number;
+  /** The start at the driver → the RUNNING event (the simulated boot, and the timer's lateness). */
+  agent_start_to_running_p50_ms: number;
+  agent_start_to_running_p99_ms: number;
+  /** The agent's RUNNING event → the ACTIVE event's stamp on the broker. */
+  running_to_active_p50_ms: number;
+  running_to_active_p99_ms: number;
+  /**
+   * With `--spy`: the two NATS hops, split where the spy saw the message (see bench/e2e-spy.ts):
+   * created → the start command on NATS → the agent's driver; RUNNING at the agent → on NATS →
+   * the broker's ACTIVE stamp.
+   */
+  created_to_command_on_nats_p50_ms?: number;
+  created_to_command_on_nats_p99_ms?: number;
+  command_on_nats_to_agent_start_p50_ms?: number;
+  command_on_nats_to_agent_start_p99_ms?: number;
+  running_to_nats_p50_ms?: number;
+  running_to_nats_p99_ms?: number;
+  running_on_nats_to_active_p50_ms?: number;
+  running_on_nats_to_active_p99_ms?: number;
   elapsed_s: number;
 }
 
@@ -352,6 +412,15 @@ async function run(): Promise<Result> {
   const profileDir = flags["profile-broker"]
     ? mkdtempSync(join(tmpdir(), "e2e-broker-prof-"))
     : undefined;
+  let spy: Child | undefined;
+  if (flags.spy) {
+    spy = spawnChild("spy", nodeBin, [here("./e2e-spy.js"), natsUrl], { stdinPipe: true });
+    children.push(spy);
+    await spy.waitForLine((l) => l === "E2E-SPY-READY", 20_000);
+  }
+  const agentsProfileDir = flags["profile-agents"]
+    ? mkdtempSync(join(tmpdir(), "e2e-agents-prof-"))
+    : undefined;
   const broker = spawnChild("broker", nodeBin, [
     ...(profileDir === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", profileDir]),
     here("../broker/main.js"),
@@ -378,6 +447,7 @@ async function run(): Promise<Result> {
     "agents",
     nodeBin,
     [
+      ...(agentsProfileDir === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", agentsProfileDir]),
       here("./e2e-agents.js"),
       "--nats-url",
       natsUrl,
@@ -393,6 +463,8 @@ async function run(): Promise<Result> {
       String(HOST_MEMORY_GIB),
       "--seed",
       String(flags.seed),
+      "--heartbeat-slot-ms",
+      String(flags["heartbeat-slot-ms"]),
     ],
     { stdinPipe: true },
   );
@@ -513,10 +585,13 @@ async function run(): Promise<Result> {
     immediate: { duration: durationFromMs(LEASE_DURATION_MS) },
     driver: { image: "bench", params: { boot_ms: String(flags["boot-ms"]) } },
   }));
+  // Encoded before the load: the load generator's CPU goes to sending, not to protobufjs.
+  const requests = specs.map(encodeSubmitLeaseRequest);
   // Let the watch reach the broker before the first submit (it replays from `revision` anyway).
   await sleep(200);
   let nextIndex = 0;
   let firstError = "";
+  const loadgenDelay = monitorEventLoopDelay({ resolution: 10 });
   const loadStart = performance.now();
   /** When the first measured lease went out, and every process's CPU time then. */
   let measured = {
@@ -532,6 +607,8 @@ async function run(): Promise<Result> {
   const startMeasuring = async (): Promise<void> => {
     // Resets the broker's event-loop delay histogram.
     const { gcMs } = await brokerLoop(httpAddress);
+    agents.send("reset");
+    loadgenDelay.enable();
     measured = {
       gcMs,
       at: performance.now(),
@@ -564,10 +641,10 @@ async function run(): Promise<Result> {
   const send = async (client: LeanClient, from: number, to: number): Promise<void> => {
     if (flags.unary) {
       await Promise.all(
-        specs.slice(from, to).map(async (spec, k) => {
+        requests.slice(from, to).map(async (request, k) => {
           try {
             const { leaseId, createdMs } = await client.submitLease(
-              spec,
+              request,
               new Metadata(),
               callDeadline(),
             );
@@ -581,7 +658,7 @@ async function run(): Promise<Result> {
     }
     try {
       const outcomes = await client.submitLeases(
-        specs.slice(from, to),
+        requests.slice(from, to),
         new Metadata(),
         callDeadline(),
       );
@@ -675,7 +752,8 @@ async function run(): Promise<Result> {
     brokerWaitNow === undefined || measured.brokerWait === undefined
       ? null
       : ((brokerWaitNow - measured.brokerWait) / loadWall) * 100;
-  const agentsLoadCpu = ((cpuTimeMs(agents.pid) - measured.agents) / loadWall) * 100;
+  const agentsLoadCpuMs = cpuTimeMs(agents.pid) - measured.agents;
+  const agentsLoadCpu = (agentsLoadCpuMs / loadWall) * 100;
   const natsLoadCpu = ((cpuTimeMs(nats.pid) - measured.nats) / loadWall) * 100;
   const selfUsage = process.cpuUsage(measured.self);
   const machineNow = machineCpuMs();
@@ -683,6 +761,26 @@ async function run(): Promise<Result> {
   const machineBusy =
     ((machineNow.busy - measured.machine.busy) / (machineNow.total - measured.machine.total)) * 100;
   const benchLoadCpu = ((selfUsage.user + selfUsage.system) / 1000 / loadWall) * 100;
+  loadgenDelay.disable();
+  const stageFile = join(mkdtempSync(join(tmpdir(), "e2e-stages-")), "stages.json");
+  tempDirs.push(dirname(stageFile));
+  agents.send(`stats ${stageFile}`);
+  const agentsLoad = JSON.parse(
+    (await agents.waitForLine((l) => l.startsWith("E2E-AGENTS-STATS "), 30_000)).slice(
+      "E2E-AGENTS-STATS ".length,
+    ),
+  ) as Record<string, number>;
+  const agentStages = JSON.parse(readFileSync(stageFile, "utf8")) as {
+    started: Record<string, number>;
+    running: Record<string, number>;
+  };
+  let spied: { command: Record<string, number>; running: Record<string, number> } | undefined;
+  if (spy !== undefined) {
+    const spyFile = join(dirname(stageFile), "spy.json");
+    spy.send(`stats ${spyFile}`);
+    await spy.waitForLine((l) => l === "E2E-SPY-STATS", 30_000);
+    spied = JSON.parse(readFileSync(spyFile, "utf8")) as typeof spied;
+  }
   stopping = true;
   watch.cancel();
   for (const c of clients) c.close();
@@ -703,6 +801,10 @@ async function run(): Promise<Result> {
     `heartbeats with ${active} leases running: broker ${heartbeatLoadedCpu.toFixed(1)}% of a core`,
   );
 
+  if (agentsProfileDir !== undefined) {
+    await agents.stop(30_000);
+    log(`agent host CPU profile in ${agentsProfileDir}`);
+  }
   if (profileDir !== undefined) {
     await broker.stop(30_000);
     log(`broker CPU profile in ${profileDir}`);
@@ -723,7 +825,33 @@ async function run(): Promise<Result> {
   const createdToActive = known(
     Float64Array.from(activeAt, (a, i) => a - (createdAt[i] as number)),
   );
+  /** Per lease, epoch ms: the start at its agent's driver, and its RUNNING event there. */
+  const agentStartAt = new Float64Array(total).fill(Number.NaN);
+  const runningAt = new Float64Array(total).fill(Number.NaN);
+  for (const [id, i] of indexOf) {
+    agentStartAt[i] = agentStages.started[id] ?? Number.NaN;
+    runningAt[i] = agentStages.running[id] ?? Number.NaN;
+  }
+  /** Per lease, `to` − `from` (the measured leases whose both are known), sorted. */
+  const between = (from: Float64Array, to: Float64Array): Float64Array =>
+    known(Float64Array.from(to, (t, i) => t - (from[i] as number)));
+  const createdToAgentStart = between(createdAt, agentStartAt);
+  const agentStartToRunning = between(agentStartAt, runningAt);
+  const runningToActive = between(runningAt, activeAt);
+  /** Per lease, epoch ms: when the spy saw its start command, and its RUNNING event, on NATS. */
+  const commandOnNats = new Float64Array(total).fill(Number.NaN);
+  const runningOnNats = new Float64Array(total).fill(Number.NaN);
+  if (spied !== undefined) {
+    for (const [id, i] of indexOf) {
+      commandOnNats[i] = spied.command[id] ?? Number.NaN;
+      runningOnNats[i] = spied.running[id] ?? Number.NaN;
+    }
+  }
   const round = (v: number, d = 1): number => Math.round(v * 10 ** d) / 10 ** d;
+  const p50 = (sorted: Float64Array): number => round(percentile(sorted, 50));
+  const p99 = (sorted: Float64Array): number => round(percentile(sorted, 99));
+  const perLease = (amount: number, digits: number): number =>
+    round(amount / Math.max(1, measuredActive), digits);
   return {
     agents: flags.agents,
     leases: n,
@@ -738,22 +866,22 @@ async function run(): Promise<Result> {
     warmup_leases: warm,
     warmup_p99_ms: round(percentile(known(activeMs, true), 99)),
     leases_per_s: Math.round(measuredActive / (loadWall / 1000)),
-    p50_ms: round(percentile(latencies, 50)),
-    p99_ms: round(percentile(latencies, 99)),
+    p50_ms: p50(latencies),
+    p99_ms: p99(latencies),
     max_ms: round(latencies[latencies.length - 1] ?? Number.NaN),
-    submit_rpc_p50_ms: round(percentile(rpc, 50)),
-    submit_rpc_p99_ms: round(percentile(rpc, 99)),
-    watch_lag_p50_ms: round(percentile(lag, 50)),
-    watch_lag_p99_ms: round(percentile(lag, 99)),
-    due_to_created_p50_ms: round(percentile(dueToCreated, 50)),
-    due_to_created_p99_ms: round(percentile(dueToCreated, 99)),
-    created_to_active_p50_ms: round(percentile(createdToActive, 50)),
-    created_to_active_p99_ms: round(percentile(createdToActive, 99)),
+    submit_rpc_p50_ms: p50(rpc),
+    submit_rpc_p99_ms: p99(rpc),
+    watch_lag_p50_ms: p50(lag),
+    watch_lag_p99_ms: p99(lag),
+    due_to_created_p50_ms: p50(dueToCreated),
+    due_to_created_p99_ms: p99(dueToCreated),
+    created_to_active_p50_ms: p50(createdToActive),
+    created_to_active_p99_ms: p99(createdToActive),
     heartbeat_cpu_percent_of_core: round(heartbeatCpu),
     heartbeat_cpu_percent_of_core_with_leases: round(heartbeatLoadedCpu),
     agents_cpu_percent_of_core_heartbeats: round(agentsCpu),
     broker_cpu_percent_of_core_load: round(brokerLoadCpu),
-    broker_cpu_ms_per_lease: round(brokerLoadCpuMs / Math.max(1, measuredActive), 2),
+    broker_cpu_ms_per_lease: perLease(brokerLoadCpuMs, 2),
     agents_cpu_percent_of_core_load: round(agentsLoadCpu),
     nats_cpu_percent_of_core_load: round(natsLoadCpu),
     loadgen_cpu_percent_of_core_load: round(benchLoadCpu),
@@ -762,6 +890,35 @@ async function run(): Promise<Result> {
     broker_event_loop_delay_p99_ms: round(loop.delayP99Ms),
     broker_event_loop_delay_max_ms: round(loop.delayMaxMs),
     broker_gc_percent_of_load: round(((loop.gcMs - measured.gcMs) / loadWall) * 100),
+    agents_event_loop_delay_p99_ms: round(agentsLoad.event_loop_delay_p99_ms ?? Number.NaN),
+    agents_event_loop_delay_max_ms: round(agentsLoad.event_loop_delay_max_ms ?? Number.NaN),
+    agents_gc_percent_of_load: round(agentsLoad.gc_percent ?? Number.NaN),
+    agents_major_gc_percent_of_load: round(agentsLoad.gc_major_percent ?? Number.NaN),
+    agents_gc_max_pause_ms: round(agentsLoad.gc_max_pause_ms ?? Number.NaN),
+    agents_cpu_ms_per_lease: perLease(agentsLoadCpuMs, 3),
+    agents_write_syscalls_per_lease: perLease(agentsLoad.write_syscalls ?? Number.NaN, 2),
+    agents_read_syscalls_per_lease: perLease(agentsLoad.read_syscalls ?? Number.NaN, 2),
+    loadgen_event_loop_delay_p99_ms: round(loadgenDelay.percentile(99) / 1e6),
+    loadgen_event_loop_delay_max_ms: round(loadgenDelay.max / 1e6),
+    loadgen_cpu_ms_per_lease: perLease((selfUsage.user + selfUsage.system) / 1000, 3),
+    created_to_agent_start_p50_ms: p50(createdToAgentStart),
+    created_to_agent_start_p99_ms: p99(createdToAgentStart),
+    agent_start_to_running_p50_ms: p50(agentStartToRunning),
+    agent_start_to_running_p99_ms: p99(agentStartToRunning),
+    running_to_active_p50_ms: p50(runningToActive),
+    running_to_active_p99_ms: p99(runningToActive),
+    ...(spied === undefined
+      ? {}
+      : {
+          created_to_command_on_nats_p50_ms: p50(between(createdAt, commandOnNats)),
+          created_to_command_on_nats_p99_ms: p99(between(createdAt, commandOnNats)),
+          command_on_nats_to_agent_start_p50_ms: p50(between(commandOnNats, agentStartAt)),
+          command_on_nats_to_agent_start_p99_ms: p99(between(commandOnNats, agentStartAt)),
+          running_to_nats_p50_ms: p50(between(runningAt, runningOnNats)),
+          running_to_nats_p99_ms: p99(between(runningAt, runningOnNats)),
+          running_on_nats_to_active_p50_ms: p50(between(runningOnNats, activeAt)),
+          running_on_nats_to_active_p99_ms: p99(between(runningOnNats, activeAt)),
+        }),
     elapsed_s: round((performance.now() - started) / 1000),
   };
 }
@@ -876,6 +1033,21 @@ if (flags.json) {
         "",
       ],
       ["broker CPU per lease (submit→ACTIVE)", `${fmt(r.broker_cpu_ms_per_lease, 2)} ms`, ""],
+      [
+        "created → start at the agent / boot → RUNNING / RUNNING → ACTIVE p99",
+        `${fmt(r.created_to_agent_start_p99_ms, 1)} / ${fmt(r.agent_start_to_running_p99_ms, 1)} / ${fmt(r.running_to_active_p99_ms, 1)} ms`,
+        "",
+      ],
+      [
+        "agent host: event-loop delay p99 / max; GC; CPU and socket writes per lease",
+        `${fmt(r.agents_event_loop_delay_p99_ms, 1)} / ${fmt(r.agents_event_loop_delay_max_ms, 1)} ms; ${fmt(r.agents_gc_percent_of_load, 1)}%; ${fmt(r.agents_cpu_ms_per_lease, 3)} ms, ${fmt(r.agents_write_syscalls_per_lease, 2)}`,
+        "",
+      ],
+      [
+        "load generator: event-loop delay p99 / max; CPU per lease",
+        `${fmt(r.loadgen_event_loop_delay_p99_ms, 1)} / ${fmt(r.loadgen_event_loop_delay_max_ms, 1)} ms; ${fmt(r.loadgen_cpu_ms_per_lease, 3)} ms`,
+        "",
+      ],
       ["wall time", `${fmt(r.elapsed_s, 1)} s`, ""],
     ])}\n`,
   );

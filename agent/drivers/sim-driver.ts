@@ -118,6 +118,8 @@ interface SimVm {
   readonly workingSetMib: number;
   readonly dirtyRateBytesPerS: number;
   readonly cpuUtilization: number;
+  /** What `list` reports as details: fixed at creation, made once (heartbeats list every second). */
+  readonly details: Readonly<Record<string, string>>;
   startedAt: number | undefined;
   /** The pending lifecycle step (boot, shutdown, suspend, resume). */
   timer: Timer | undefined;
@@ -142,15 +144,6 @@ function numberParam(
     );
   }
   return value;
-}
-
-function sum(a: ResourceVector, b: ResourceVector): ResourceVector {
-  return {
-    cpuMillis: a.cpuMillis + b.cpuMillis,
-    memoryMib: a.memoryMib + b.memoryMib,
-    diskGib: a.diskGib + b.diskGib,
-    gpus: a.gpus + b.gpus,
-  };
 }
 
 export class SimDriver implements Driver {
@@ -253,27 +246,24 @@ export class SimDriver implements Driver {
         startedAt: vm.startedAt,
         endTime: vm.endTime,
         migrationId: vm.migrationId,
-        details: {
-          driver: "sim",
-          boot_ms: String(vm.bootMs),
-          working_set_mib: String(vm.workingSetMib),
-          dirty_rate_bytes_per_s: String(vm.dirtyRateBytesPerS),
-        },
+        details: vm.details,
       }));
   }
 
   async usage(): Promise<ResourceVector> {
-    let total: ResourceVector = { cpuMillis: 0, memoryMib: 0, diskGib: 0, gpus: 0 };
+    let cpuMillis = 0;
+    let memoryMib = 0;
+    let diskGib = 0;
+    let gpus = 0;
     for (const vm of this.#vms.values()) {
-      const active = vm.state !== "SUSPENDED" && vm.state !== "INCOMING";
-      total = sum(total, {
-        cpuMillis: active ? Math.round(vm.spec.resources.cpuMillis * vm.cpuUtilization) : 0,
-        memoryMib: active ? vm.memoryUsedMib : 0,
-        diskGib: vm.spec.resources.diskGib,
-        gpus: vm.spec.resources.gpus,
-      });
+      if (vm.state !== "SUSPENDED" && vm.state !== "INCOMING") {
+        cpuMillis += Math.round(vm.spec.resources.cpuMillis * vm.cpuUtilization);
+        memoryMib += vm.memoryUsedMib;
+      }
+      diskGib += vm.spec.resources.diskGib;
+      gpus += vm.spec.resources.gpus;
     }
-    return total;
+    return { cpuMillis, memoryMib, diskGib, gpus };
   }
 
   async prepareIncoming(spec: IncomingSpec): Promise<IncomingEndpoint> {
@@ -420,19 +410,27 @@ export class SimDriver implements Driver {
       memoryMib,
       Math.max(workingSetMib, Math.round(memoryMib * residentShare)),
     );
+    const bootMs = Math.round(numberParam(params, "boot_ms") ?? this.#bootMs * bootJitter);
+    const dirtyRateBytesPerS = Math.round(
+      numberParam(params, "dirty_rate_bytes_per_s") ?? memoryMib * MIB * dirtyShare,
+    );
     return {
       spec: workload,
       state: "STARTING",
       endTime: workload.endTime,
-      bootMs: Math.round(numberParam(params, "boot_ms") ?? this.#bootMs * bootJitter),
+      bootMs,
       shutdownMs: Math.round(numberParam(params, "shutdown_ms") ?? this.#shutdownMs),
       failStart: params.fail_start === "true",
       memoryUsedMib,
       workingSetMib,
-      dirtyRateBytesPerS: Math.round(
-        numberParam(params, "dirty_rate_bytes_per_s") ?? memoryMib * MIB * dirtyShare,
-      ),
+      dirtyRateBytesPerS,
       cpuUtilization,
+      details: Object.freeze({
+        driver: "sim",
+        boot_ms: String(bootMs),
+        working_set_mib: String(workingSetMib),
+        dirty_rate_bytes_per_s: String(dirtyRateBytesPerS),
+      }),
       startedAt: undefined,
       timer: undefined,
       stopForced: false,
