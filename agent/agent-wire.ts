@@ -10,10 +10,10 @@
 import {
   type CommandError,
   encodeWith,
+  fieldNumber,
   protobufRoot,
-  timestampFromMs,
-  type WireWriter,
   type WorkloadState as WorkloadStateName,
+  writeTimestamp,
 } from "../proto/index.js";
 import type { ExitInfo, ResourceVector, SuspendImage } from "./driver.js";
 
@@ -21,13 +21,8 @@ const root = protobufRoot();
 
 /** Field numbers by name, from the .proto files: a renumbered field cannot go unnoticed. */
 function fields<const K extends string>(type: string, names: readonly K[]): Record<K, number> {
-  const t = root.lookupType(`leasebroker.v1.${type}`);
   const out = {} as Record<K, number>;
-  for (const name of names) {
-    const field = t.fields[name];
-    if (field === undefined) throw new Error(`leasebroker.v1.${type} has no field ${name}`);
-    out[name] = field.id;
-  }
+  for (const name of names) out[name] = fieldNumber(type, name);
   return out;
 }
 
@@ -66,11 +61,6 @@ function enumNumber(values: Readonly<Record<string, number>>, name: string): num
   return n;
 }
 
-function writeTime(w: WireWriter, field: number, ms: number): void {
-  const { seconds, nanos } = timestampFromMs(ms);
-  w.begin(field).int(1, seconds).int(2, nanos).end();
-}
-
 export interface HeartbeatFields {
   readonly hostId: string;
   readonly sequence: number;
@@ -85,7 +75,7 @@ export interface HeartbeatFields {
 export function encodeHeartbeat(beat: HeartbeatFields): Uint8Array {
   return encodeWith((w) => {
     w.string(HEARTBEAT.hostId, beat.hostId).int(HEARTBEAT.sequence, beat.sequence);
-    writeTime(w, HEARTBEAT.time, beat.timeMs);
+    writeTimestamp(w, HEARTBEAT.time, beat.timeMs);
     const u = beat.usage;
     w.begin(HEARTBEAT.usage)
       .int(RESOURCES.cpuMillis, Math.round(u.cpuMillis))
@@ -118,7 +108,7 @@ export interface WorkloadEventFields {
 export function encodeWorkloadEvent(header: EventHeader, event: WorkloadEventFields): Uint8Array {
   return encodeWith((w) => {
     w.string(EVENT.hostId, header.hostId).int(EVENT.sequence, header.sequence);
-    writeTime(w, EVENT.time, header.timeMs);
+    writeTimestamp(w, EVENT.time, header.timeMs);
     w.string(EVENT.bootId, header.bootId)
       .begin(EVENT.workload)
       .string(WORKLOAD.leaseId, event.leaseId)

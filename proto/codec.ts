@@ -66,6 +66,14 @@ export function protobufRoot(): protobuf.Root {
   return root;
 }
 
+/** The number of `field` (its lowerCamelCase name) in message `type` of leasebroker.v1: what
+ * hand-written encoders and readers use, so that a renumbered field cannot go unnoticed. */
+export function fieldNumber(type: string, field: string): number {
+  const f = protobufRoot().lookupType(`leasebroker.v1.${type}`).fields[field];
+  if (f === undefined) throw new Error(`leasebroker.v1.${type} has no field ${field}`);
+  return f.id;
+}
+
 /** A codec for the message `typeName`. The type is looked up on first use. */
 export function createCodec<N extends MessageTypeName>(
   typeName: N,

@@ -25,6 +25,7 @@ export {
   type CodecOptions,
   createCodec,
   DEFAULT_MAX_BYTES,
+  fieldNumber,
   type MessageCodec,
   protobufRoot,
 } from "./codec.js";
@@ -43,4 +44,4 @@ export {
 } from "./load.js";
 export { durationFromMs, msFromDuration, msFromTimestamp, timestampFromMs } from "./time.js";
 export { WIRE_LDELIM, WIRE_VARINT, WireReader } from "./wire-reader.js";
-export { encodeWith, WireWriter } from "./wire-writer.js";
+export { encodeWith, WireWriter, writeTimestamp } from "./wire-writer.js";

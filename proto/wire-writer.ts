@@ -8,6 +8,7 @@
  * is the same. Nested messages (`begin`/`end`) are always written, empty or not, as a present
  * message field must be. Integers are JavaScript numbers: int64 values must be safe integers.
  */
+import { timestampFromMs } from "./time.js";
 
 const VARINT = 0;
 const FIXED64 = 1;
@@ -205,4 +206,10 @@ export function encodeWith(write: (w: WireWriter) => void): Buffer {
   } finally {
     idle.push(w);
   }
+}
+
+/** A google.protobuf.Timestamp field (always present, as timestampFromMs makes one). */
+export function writeTimestamp(w: WireWriter, field: number, ms: number): void {
+  const { seconds, nanos } = timestampFromMs(ms);
+  w.begin(field).int(1, seconds).int(2, nanos).end();
 }

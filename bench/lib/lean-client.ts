@@ -11,6 +11,7 @@ import { type ChannelCredentials, Client, type Metadata, type ServiceError } fro
 import type { MethodDefinition } from "@grpc/proto-loader";
 import protobuf from "protobufjs";
 import {
+  fieldNumber,
   LEASE_BROKER_SERVICE_NAME,
   type LeaseSpecInput,
   loadLeaseBrokerPackageDefinition,
@@ -36,12 +37,6 @@ export interface LeanEvent {
 }
 
 const root = protobufRoot();
-const fieldNumber = (type: string, field: string): number => {
-  const f = root.lookupType(`leasebroker.v1.${type}`).fields[field];
-  if (f === undefined) throw new Error(`leasebroker.v1.${type} has no field ${field}`);
-  return f.id;
-};
-
 /** LeaseState by name → number. */
 export const leaseStates: Readonly<Record<string, number>> = root.lookupEnum(
   "leasebroker.v1.LeaseState",

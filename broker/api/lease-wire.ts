@@ -23,8 +23,8 @@ import {
   type LeaseEventType as ProtoLeaseEventType,
   protobufRoot,
   type SubmitLeaseErrorInput,
-  timestampFromMs,
   type WireWriter,
+  writeTimestamp,
 } from "../../proto/index.js";
 import type { Lease, LeaseEventType, LeaseSpec } from "../leases/model.js";
 import type { LeaseState } from "../leases/transitions.js";
@@ -116,12 +116,6 @@ function contract() {
 /** A message of the generic path (protobufjs, as @grpc/proto-loader serializes it). */
 function generic(type: protobuf.Type, object: object): Uint8Array {
   return type.encode(type.fromObject(object as Record<string, unknown>)).finish();
-}
-
-/** A Timestamp (always present, as timestampFromMs makes one). */
-export function writeTimestamp(w: WireWriter, field: number, ms: number): void {
-  const { seconds, nanos } = timestampFromMs(ms);
-  w.begin(field).int(1, seconds).int(2, nanos).end();
 }
 
 /** A Duration (always present, as durationFromMs makes one). */

@@ -38,9 +38,10 @@ import {
   type Hello,
   msFromDuration,
   timestampFromMs,
+  writeTimestamp,
 } from "../../proto/index.js";
 import { resourcesFromProto, resourcesToProto } from "../api/convert.js";
-import { writeResources, writeStringMap, writeTimestamp } from "../api/lease-wire.js";
+import { writeResources, writeStringMap } from "../api/lease-wire.js";
 import {
   type BeatFields,
   readHeartbeat,
