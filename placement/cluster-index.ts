@@ -919,7 +919,11 @@ export class ClusterIndex {
     const last = this.lastBlock();
     const newFrom = Math.floor(from / BLOCK_BUCKETS);
     const quietTail = to - from === 1 && from % BLOCK_BUCKETS !== 0;
+    const quietHead = to - from === 1 && from % BLOCK_BUCKETS === 0 && last > oldLast;
     const oneBucket = target === oldBase + 1;
+    // a first block that starts at the new base lost no bucket (the one that left was its
+    // predecessor's)
+    const firstKept = oneBucket && target % BLOCK_BUCKETS === 0;
     for (const host of this.hostMap.values()) {
       if (first > oldLast) {
         this.rebuildBlocks(host);
@@ -932,11 +936,16 @@ export class ClusterIndex {
       }
       // A single new bucket inside the last block where the host has no usage changes nothing
       // if the block's minimum is already 0 (its maximum, the variants' lower bounds and the
-      // suffix maxima only take a maximum with 0): the common case, 16 days ahead.
-      if (!(quietTail && this.idleAt(host, from, last))) this.refreshBlocks(host, newFrom, last);
+      // suffix maxima only take a maximum with 0): the common case, 16 days ahead. One that
+      // starts a block makes a block of zeros: only that block is filed (the variants of the
+      // blocks below reach a bucket of 0, their suffix maxima take a maximum with 0).
+      if (quietTail && this.idleAt(host, from, last)) {
+        // nothing moved
+      } else if (quietHead && this.idleBucket(host, from)) this.zeroBlock(host, last);
+      else this.refreshBlocks(host, newFrom, last);
       // The first block lost buckets: re-file only if that changed its bounds (the variants read
       // buckets after it, which did not change).
-      if (this.firstBlockMoved(host, first)) this.refreshBlocks(host, first, first);
+      if (!firstKept && this.firstBlockMoved(host, first)) this.refreshBlocks(host, first, first);
       // the rungs start at the ring's first bucket, which moved
       if (host.bin === undefined) continue;
       if (oneBucket && host.rungBase === target - 1) {
@@ -955,6 +964,22 @@ export class ClusterIndex {
       }
     }
     return true;
+  }
+
+  /** Whether the host has no usage in bucket ab (its maximum there is 0 in every core dim). */
+  private idleBucket(host: HostRecord, ab: number): boolean {
+    const o = this.slotOf(ab) * CORE_DIMS;
+    const x = host.ringMax;
+    return x[o] === 0 && x[o + 1] === 0 && x[o + 2] === 0 && x[o + 3] === 0;
+  }
+
+  /** Block b (the ring's last, one idle bucket) is all zeros: set its bounds and file it. */
+  private zeroBlock(host: HostRecord, b: number): void {
+    const o = this.blockSlotOf(b) * CORE_DIMS;
+    host.blockMin.fill(0, o, o + CORE_DIMS);
+    host.blockMax.fill(0, o, o + CORE_DIMS);
+    host.blockSuf.fill(0, o, o + CORE_DIMS);
+    if (host.bin !== undefined) this.refileBlock(host, b);
   }
 
   /** Whether the first block's minimum or maximum over its buckets in the ring changed. */
@@ -1243,68 +1268,115 @@ export class ClusterIndex {
   private shiftRungs(host: HostRecord): boolean {
     const base = this.ringBase;
     host.rungBase = base;
-    const span = this.ringSize - 1;
+    const R = this.ringSize;
+    const span = R - 1;
     const rmax = host.ringMax;
     const lb = host.rungLb;
     const ub = host.rungUb;
     const f = this.blockSlotOf(this.firstBlock()) * CORE_DIMS;
     const suf = host.blockSuf;
     const near = Math.min(SHIFT_EXACT, span);
-    // prefix maxima of buckets base+1 … base+n for n ≤ near, and the present bucket
+    const s0 = this.slotOf(base);
+    const o0 = s0 * CORE_DIMS;
+    // the present bucket (the one that left the lower bounds' windows)
+    const x0 = rmax[o0] as number;
+    const x1 = rmax[o0 + 1] as number;
+    const x2 = rmax[o0 + 2] as number;
+    const x3 = rmax[o0 + 3] as number;
+    // prefix maxima of buckets base+1 … base+n for n ≤ near (dims unrolled: this runs for every
+    // READY host on every hour the clock moves)
     const pre = this.scratchPrefix;
-    const run = this.scratchRun;
-    run.fill(0);
+    let m0 = 0;
+    let m1 = 0;
+    let m2 = 0;
+    let m3 = 0;
     for (let n = 1; n <= near; n++) {
-      const o = this.slotOf(base + n) * CORE_DIMS;
-      for (let k = 0; k < CORE_DIMS; k++) {
-        const v = rmax[o + k] as number;
-        if (v > (run[k] as number)) run[k] = v;
-        pre[n * CORE_DIMS + k] = run[k] as number;
-      }
+      let s = s0 + n;
+      if (s >= R) s -= R;
+      const o = s * CORE_DIMS;
+      const v0 = rmax[o] as number;
+      const v1 = rmax[o + 1] as number;
+      const v2 = rmax[o + 2] as number;
+      const v3 = rmax[o + 3] as number;
+      if (v0 > m0) m0 = v0;
+      if (v1 > m1) m1 = v1;
+      if (v2 > m2) m2 = v2;
+      if (v3 > m3) m3 = v3;
+      const p = n * CORE_DIMS;
+      pre[p] = m0;
+      pre[p + 1] = m1;
+      pre[p + 2] = m2;
+      pre[p + 3] = m3;
     }
-    const o0 = this.slotOf(base) * CORE_DIMS;
-    const nearAt = near * CORE_DIMS;
     let changed = false;
     for (let r = 0; r < RUNGS; r++) {
       const o = r * CORE_DIMS;
       const lbTo = Math.min(RUNG_BUCKETS[r] as number, span);
-      if (lbTo > 0 && lbTo <= near) {
-        for (let k = 0; k < CORE_DIMS; k++) {
-          const v = pre[lbTo * CORE_DIMS + k] as number;
-          if (v !== lb[o + k]) {
-            lb[o + k] = v;
-            changed = true;
-          }
+      if (lbTo > 0) {
+        let v0: number;
+        let v1: number;
+        let v2: number;
+        let v3: number;
+        if (lbTo <= near) {
+          const p = lbTo * CORE_DIMS;
+          v0 = pre[p] as number;
+          v1 = pre[p + 1] as number;
+          v2 = pre[p + 2] as number;
+          v3 = pre[p + 3] as number;
+        } else {
+          // `base` is the bucket that left (it was base+1 before), base+lbTo the one that
+          // entered: a bound the leaving bucket was below still stands, else the exact near part
+          let s = s0 + lbTo;
+          if (s >= R) s -= R;
+          const e = s * CORE_DIMS;
+          const w0 = lb[o] as number;
+          const w1 = lb[o + 1] as number;
+          const w2 = lb[o + 2] as number;
+          const w3 = lb[o + 3] as number;
+          v0 = Math.max(rmax[e] as number, x0 < w0 ? w0 : m0);
+          v1 = Math.max(rmax[e + 1] as number, x1 < w1 ? w1 : m1);
+          v2 = Math.max(rmax[e + 2] as number, x2 < w2 ? w2 : m2);
+          v3 = Math.max(rmax[e + 3] as number, x3 < w3 ? w3 : m3);
         }
-      } else if (lbTo > near) {
-        // `base` is the bucket that left (it was base+1 before), base+lbTo the one that entered
-        const e = this.slotOf(base + lbTo) * CORE_DIMS;
-        for (let k = 0; k < CORE_DIMS; k++) {
-          const was = lb[o + k] as number;
-          const entering = rmax[e + k] as number;
-          const kept = (rmax[o0 + k] as number) < was ? was : (pre[nearAt + k] as number);
-          const v = Math.max(entering, kept);
-          if (v !== was) {
-            lb[o + k] = v;
-            changed = true;
-          }
+        if (v0 !== lb[o] || v1 !== lb[o + 1] || v2 !== lb[o + 2] || v3 !== lb[o + 3]) {
+          lb[o] = v0;
+          lb[o + 1] = v1;
+          lb[o + 2] = v2;
+          lb[o + 3] = v3;
+          changed = true;
         }
       }
       const next = r + 1 < RUNGS ? (RUNG_BUCKETS[r + 1] as number) : span;
-      for (let k = 0; k < CORE_DIMS; k++) {
-        let v: number;
-        if (next >= span) v = suf[f + k] as number;
-        else if (next <= near) {
-          v = Math.max(rmax[o0 + k] as number, pre[next * CORE_DIMS + k] as number);
-        } else
-          v = Math.max(
-            ub[o + k] as number,
-            rmax[this.slotOf(base + next) * CORE_DIMS + k] as number,
-          );
-        if (v !== ub[o + k]) {
-          ub[o + k] = v;
-          changed = true;
-        }
+      let u0: number;
+      let u1: number;
+      let u2: number;
+      let u3: number;
+      if (next >= span) {
+        u0 = suf[f] as number;
+        u1 = suf[f + 1] as number;
+        u2 = suf[f + 2] as number;
+        u3 = suf[f + 3] as number;
+      } else if (next <= near) {
+        const p = next * CORE_DIMS;
+        u0 = Math.max(x0, pre[p] as number);
+        u1 = Math.max(x1, pre[p + 1] as number);
+        u2 = Math.max(x2, pre[p + 2] as number);
+        u3 = Math.max(x3, pre[p + 3] as number);
+      } else {
+        let s = s0 + next;
+        if (s >= R) s -= R;
+        const e = s * CORE_DIMS;
+        u0 = Math.max(ub[o] as number, rmax[e] as number);
+        u1 = Math.max(ub[o + 1] as number, rmax[e + 1] as number);
+        u2 = Math.max(ub[o + 2] as number, rmax[e + 2] as number);
+        u3 = Math.max(ub[o + 3] as number, rmax[e + 3] as number);
+      }
+      if (u0 !== ub[o] || u1 !== ub[o + 1] || u2 !== ub[o + 2] || u3 !== ub[o + 3]) {
+        ub[o] = u0;
+        ub[o + 1] = u1;
+        ub[o + 2] = u2;
+        ub[o + 3] = u3;
+        changed = true;
       }
     }
     return changed;
