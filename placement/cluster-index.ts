@@ -908,13 +908,13 @@ export class ClusterIndex {
     const from = Math.max(oldEnd, target);
     const to = target + R;
     if (from >= to) return;
-    for (const host of this.hostMap.values()) this.fillRing(host, from, to);
+    // The new slots are stale before any host takes its new buckets in, so a host that joins a
+    // chunk or column while others still hold old values there folds nothing into them. Then
+    // one pass per host (its records are read once, not once per step): its new buckets; its
+    // free bin, as the present moved (fine cells were re-filed by `refileDue`, κ is unchanged);
+    // its blocks: those that left the ring are unfiled (their slots are reused by new ones), the
+    // first block lost buckets and the new buckets' blocks gained some; its rungs.
     for (let ab = from; ab < to; ab++) this.invalidateSlotEverywhere(this.slotOf(ab));
-    // the present moved: free bins follow (fine cells were re-filed by `refileDue`, and κ is
-    // unchanged)
-    for (const host of this.hostMap.values()) this.rebin(host, false);
-    // blocks: those that left the ring are unfiled (their slots are reused by new ones), the
-    // first block lost buckets and the new buckets' blocks gained some
     const first = this.firstBlock();
     const last = this.lastBlock();
     const newFrom = Math.floor(from / BLOCK_BUCKETS);
@@ -925,6 +925,8 @@ export class ClusterIndex {
     // predecessor's)
     const firstKept = oneBucket && target % BLOCK_BUCKETS === 0;
     for (const host of this.hostMap.values()) {
+      this.fillRing(host, from, to);
+      this.rebin(host, false);
       if (first > oldLast) {
         this.rebuildBlocks(host);
         continue;
@@ -1177,8 +1179,7 @@ export class ClusterIndex {
       const cell = column * FINE_KAPPA + fk;
       const at = v * this.blockSlots + slot;
       if (host.blockCell[at] === cell) continue;
-      if ((host.blockCell[at] as number) >= 0) this.leaveBlock(host, at);
-      this.enterBlock(host, at, cell);
+      this.moveCell(host, at, cell);
     }
   }
 
@@ -1199,8 +1200,7 @@ export class ClusterIndex {
       const kb = filed % FINE_KAPPA;
       // the variants share the κ bin: none moves if the first does not
       if (kb === fk) return;
-      this.leaveBlock(host, at);
-      this.enterBlock(host, at, filed - kb + fk);
+      this.moveCell(host, at, filed - kb + fk);
     }
   }
 
@@ -1446,14 +1446,68 @@ export class ClusterIndex {
       const cell = column * FINE_KAPPA + fineKappaOf(kappa);
       const slot = this.rungSlot(r);
       if (host.blockCell[slot] === cell) continue;
-      if ((host.blockCell[slot] as number) >= 0) this.leaveBlock(host, slot);
-      this.enterBlock(host, slot, cell);
+      this.moveCell(host, slot, cell);
     }
   }
 
   private unfileBlocks(host: HostRecord): void {
     for (let slot = 0; slot < this.cellSlots; slot++) {
       if ((host.blockCell[slot] as number) >= 0) this.leaveBlock(host, slot);
+    }
+  }
+
+  /**
+   * Move a host to another cell of a slot (or file it there if it was in none): `leaveBlock` then
+   * `enterBlock` with the lookups they share done once, and the column counts left alone when only
+   * the κ bin changes (most moves: a commit raises the suffix maxima of every block before its
+   * end).
+   */
+  private moveCell(host: HostRecord, slot: number, cell: number): void {
+    const filed = host.blockCell[slot] as number;
+    if (filed < 0) {
+      this.enterBlock(host, slot, cell);
+      return;
+    }
+    const cls = host.cls;
+    const columns = cls.blockCells[slot] as (HostRecord[] | undefined)[][];
+    const oldCol = (filed / FINE_KAPPA) | 0;
+    const oldKb = filed - oldCol * FINE_KAPPA;
+    const col = (cell / FINE_KAPPA) | 0;
+    const kb = cell - col * FINE_KAPPA;
+    const maskAt = slot * FINE_KAPPA;
+    const list = (columns[oldCol] as (HostRecord[] | undefined)[])[oldKb] as HostRecord[];
+    const pos = host.blockPos[slot] as number;
+    const lastHost = list.pop() as HostRecord;
+    if (lastHost !== host) {
+      list[pos] = lastHost;
+      lastHost.posPool[lastHost.posAt + slot] = pos;
+    } else if (list.length === 0) {
+      const w = (maskAt + oldKb) * FINE_MASK_WORDS + (oldCol >>> 5);
+      cls.blockMask[w] = (cls.blockMask[w] as number) & ~(1 << (oldCol & 31));
+    }
+    let bins = columns[col];
+    if (col !== oldCol) {
+      const counts = cls.blockColumnCount;
+      const cc = slot * FINE_COLUMNS;
+      counts[cc + oldCol] = (counts[cc + oldCol] as number) - 1;
+      counts[cc + col] = (counts[cc + col] as number) + 1;
+      if (bins === undefined) {
+        bins = new Array(FINE_KAPPA).fill(undefined);
+        columns[col] = bins;
+      }
+    }
+    const into = bins as (HostRecord[] | undefined)[];
+    let target = into[kb];
+    if (target === undefined) {
+      target = [];
+      into[kb] = target;
+    }
+    host.blockCell[slot] = cell;
+    host.blockPos[slot] = target.length;
+    target.push(host);
+    if (target.length === 1) {
+      const w = (maskAt + kb) * FINE_MASK_WORDS + (col >>> 5);
+      cls.blockMask[w] = (cls.blockMask[w] as number) | (1 << (col & 31));
     }
   }
 
