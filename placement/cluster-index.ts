@@ -925,6 +925,8 @@ export class ClusterIndex {
     // predecessor's)
     const firstKept = oneBucket && target % BLOCK_BUCKETS === 0;
     for (const host of this.hostMap.values()) {
+      // read before the new bucket takes the slot of the one that left
+      const firstSame = firstKept || (oneBucket && this.firstBlockKeeps(host, oldBase, first));
       this.fillRing(host, from, to);
       this.rebin(host, false);
       if (first > oldLast) {
@@ -947,7 +949,7 @@ export class ClusterIndex {
       else this.refreshBlocks(host, newFrom, last);
       // The first block lost buckets: re-file only if that changed its bounds (the variants read
       // buckets after it, which did not change).
-      if (!firstKept && this.firstBlockMoved(host, first)) this.refreshBlocks(host, first, first);
+      if (!firstSame && this.firstBlockMoved(host, first)) this.refreshBlocks(host, first, first);
       // the rungs start at the ring's first bucket, which moved
       if (host.bin === undefined) continue;
       if (oneBucket && host.rungBase === target - 1) {
@@ -982,6 +984,29 @@ export class ClusterIndex {
     host.blockMax.fill(0, o, o + CORE_DIMS);
     host.blockSuf.fill(0, o, o + CORE_DIMS);
     if (host.bin !== undefined) this.refileBlock(host, b);
+  }
+
+  /**
+   * Whether the first block keeps its minimum and maximum when the ring's first bucket `left`
+   * leaves it (the ring moved by one bucket inside the block): in every core dim the bucket was
+   * not the block's extreme, or the next bucket reaches that extreme too. Read before the new
+   * bucket takes the slot of the one that left.
+   */
+  private firstBlockKeeps(host: HostRecord, left: number, first: number): boolean {
+    const o = this.blockSlotOf(first) * CORE_DIMS;
+    const lo = this.slotOf(left) * CORE_DIMS;
+    const no = this.slotOf(left + 1) * CORE_DIMS;
+    const rm = host.ring;
+    const rx = host.ringMax;
+    const bm = host.blockMin;
+    const bx = host.blockMax;
+    for (let k = 0; k < CORE_DIMS; k++) {
+      const m = bm[o + k] as number;
+      const x = bx[o + k] as number;
+      if (!((rm[lo + k] as number) > m || rm[no + k] === m)) return false;
+      if (!((rx[lo + k] as number) < x || rx[no + k] === x)) return false;
+    }
+    return true;
   }
 
   /** Whether the first block's minimum or maximum over its buckets in the ring changed. */
@@ -1159,24 +1184,52 @@ export class ClusterIndex {
     const slot = this.blockSlotOf(b);
     const o = slot * CORE_DIMS;
     const fk = suffixKappaBin(host, o);
-    const acc = this.scratchRun;
-    acc[0] = host.blockMin[o] as number;
-    acc[1] = host.blockMin[o + 1] as number;
-    acc[2] = 0;
-    acc[3] = 0;
+    const a0 = cls.alloc[0] as number;
+    const a1 = cls.alloc[1] as number;
+    const ringMax = host.ringMax;
+    const bx = host.blockMax;
+    // the columns read cpu and memory only
+    let m0 = host.blockMin[o] as number;
+    let m1 = host.blockMin[o + 1] as number;
+    // the variants' lower bounds only grow: each level is searched from the one before it (the
+    // first from where the host is filed)
+    const filed = host.blockCell[slot] as number;
+    let g0 = FINE_LEVELS - 1;
+    let g1 = FINE_LEVELS - 1;
+    if (filed >= 0) {
+      const c = (filed / FINE_KAPPA) | 0;
+      g0 = (c / FINE_LEVELS) | 0;
+      g1 = c - g0 * FINE_LEVELS;
+    }
     const after = (b + 1) * BLOCK_BUCKETS;
     const end = this.ringBase + this.ringSize - 1;
     let t = after;
     for (let v = 0; v < BLOCK_VARIANTS; v++) {
-      const to = Math.min(after + (BLOCK_REACH[v] as number), end + 1);
-      if (to > t) {
-        this.foldBuckets(host, t, to - 1, acc);
-        t = to;
+      const last = Math.min(after + (BLOCK_REACH[v] as number), end + 1) - 1;
+      // buckets [after, t) are folded in: a block the range reaches the end of is folded from
+      // its maximum (its buckets before t are among those), others bucket by bucket
+      while (t <= last) {
+        const tb = Math.floor(t / BLOCK_BUCKETS);
+        const blockEnd = Math.min((tb + 1) * BLOCK_BUCKETS - 1, end);
+        let x0: number;
+        let x1: number;
+        if (blockEnd <= last) {
+          const bo = this.blockSlotOf(tb) * CORE_DIMS;
+          x0 = bx[bo] as number;
+          x1 = bx[bo + 1] as number;
+          t = blockEnd + 1;
+        } else {
+          const ro = this.slotOf(t) * CORE_DIMS;
+          x0 = ringMax[ro] as number;
+          x1 = ringMax[ro + 1] as number;
+          t++;
+        }
+        if (x0 > m0) m0 = x0;
+        if (x1 > m1) m1 = x1;
       }
-      const column =
-        freeLevel(cls.alloc[0] as number, acc[0] as number) * FINE_LEVELS +
-        freeLevel(cls.alloc[1] as number, acc[1] as number);
-      const cell = column * FINE_KAPPA + fk;
+      g0 = freeLevelNear(a0, m0, g0);
+      g1 = freeLevelNear(a1, m1, g1);
+      const cell = (g0 * FINE_LEVELS + g1) * FINE_KAPPA + fk;
       const at = v * this.blockSlots + slot;
       if (host.blockCell[at] === cell) continue;
       this.moveCell(host, at, cell);
