@@ -2090,8 +2090,11 @@ export class ClusterIndex {
       const current = this.isCurrentRefile();
       this.popRefile();
       if (current) {
-        this.leaveFine(h);
-        this.enterFine(h);
+        const cell = this.fineCellOf(h);
+        if (cell !== h.fineBin) {
+          this.leaveFine(h);
+          this.enterFine(h, cell);
+        }
         // only the usage at the present changed: the rungs' bucket bounds stand
         if (h.rungBase === this.ringBase) this.fileRungs(h);
         else this.refileRungs(h);
@@ -2109,8 +2112,8 @@ export class ClusterIndex {
     return this.refileT.length > 0 ? (this.refileT[0] as number) : Number.POSITIVE_INFINITY;
   }
 
-  private enterFine(host: HostRecord): void {
-    const cell = this.fineCellOf(host);
+  /** File the host in its fine cell (`fineCellOf`, computed by the caller). */
+  private enterFine(host: HostRecord, cell: number): void {
     const cls = host.cls;
     let list = cls.fine[cell];
     if (list === undefined) {
@@ -2151,14 +2154,20 @@ export class ClusterIndex {
   private rebin(host: HostRecord, fine = true): void {
     const bin = host.bin;
     if (bin === undefined) return;
-    if (fine && host.fineBin !== this.fineCellOf(host)) {
-      this.leaveFine(host);
-      this.enterFine(host);
+    if (fine) {
+      const fineCell = this.fineCellOf(host);
+      if (host.fineBin !== fineCell) {
+        this.leaveFine(host);
+        this.enterFine(host, fineCell);
+      }
     }
     const cell = this.cellOf(host);
     if (bin.index === cell) return;
+    // the fine cell is current (just computed, or the present is still in the piece it was
+    // computed for): the host re-enters it without looking the piece up again
+    const fineCell = fine || this.now < host.colUntil ? host.fineBin : -1;
     this.leaveBins(host, bin.index % FREE_BINS !== cell % FREE_BINS);
-    this.enterBins(host);
+    this.enterBins(host, fineCell);
   }
 
   private cellOf(host: HostRecord): number {
@@ -2178,7 +2187,8 @@ export class ClusterIndex {
     return binOf(host.kappa) * FREE_BINS + fbin;
   }
 
-  private enterBins(host: HostRecord): void {
+  /** `fineCell`: the host's fine cell if known to be current, else -1. */
+  private enterBins(host: HostRecord, fineCell = -1): void {
     const cls = host.cls;
     const cell = this.cellOf(host);
     let bin = cls.bins[cell];
@@ -2191,7 +2201,7 @@ export class ClusterIndex {
     bin.hosts.push(host);
     host.bin = bin;
     host.pos = pos;
-    this.enterFine(host);
+    this.enterFine(host, fineCell >= 0 ? fineCell : this.fineCellOf(host));
     const chunk = Math.floor(pos / CHUNK_SIZE);
     bin.ensureChunks(chunk + 1);
     bin.nowTo[chunk] = Number.NEGATIVE_INFINITY;
