@@ -1915,10 +1915,12 @@ export class ClusterIndex {
     host.timeline.peakAll(host.peakAll);
     const binBefore = host.bin;
     const posBefore = host.pos;
-    this.rekappa(host);
     // A release that ended by the present (the common one) changes no usage from the present on:
-    // the rungs' lower bounds stand and their upper bounds may only be too high, which is valid.
-    const past = !grew && end <= this.now && toAb <= this.ringBase + 1;
+    // the fine column and the present piece's end stand (only κ may fall), the rungs' lower
+    // bounds stand and their upper bounds may only be too high, which is valid.
+    const ended = !grew && end <= this.now;
+    this.rekappa(host, ended);
+    const past = ended && toAb <= this.ringBase + 1;
     if (!(past && host.rungBase === this.ringBase)) this.refileRungs(host);
     const bin = host.bin;
     if (!hasRing || bin === undefined || bin !== binBefore || host.pos !== posBefore) return;
@@ -1992,7 +1994,8 @@ export class ClusterIndex {
     } else bin.loose[chunk] = n;
   }
 
-  private rekappa(host: HostRecord): void {
+  /** `ended`: the change removed usage that ended by the present (see `rebin`). */
+  private rekappa(host: HostRecord, ended = false): void {
     const cls = host.cls;
     let kappa = 0;
     for (let k = 0; k < CORE_DIMS; k++) {
@@ -2000,7 +2003,7 @@ export class ClusterIndex {
       if (w > 0) kappa += (w * (host.peakAll[k] as number)) / (cls.alloc[k] as number);
     }
     host.kappa = kappa;
-    this.rebin(host);
+    this.rebin(host, true, ended);
   }
 
   /**
@@ -2150,12 +2153,20 @@ export class ClusterIndex {
     host.finePos = -1;
   }
 
-  /** Move the host to the cell its κ and present free capacity call for. */
-  private rebin(host: HostRecord, fine = true): void {
+  /**
+   * Move the host to the cell its κ and present free capacity call for (`fine`: and its fine
+   * cell; `ended`: the change removed usage that ended by the present, so while the present is in
+   * the piece the fine cell was computed for, only its κ bin may move).
+   */
+  private rebin(host: HostRecord, fine = true, ended = false): void {
     const bin = host.bin;
     if (bin === undefined) return;
     if (fine) {
-      const fineCell = this.fineCellOf(host);
+      const filed = host.fineBin;
+      const fineCell =
+        ended && filed >= 0 && this.now < host.colUntil
+          ? filed - (filed % FINE_KAPPA) + fineKappaOf(host.kappa)
+          : this.fineCellOf(host);
       if (host.fineBin !== fineCell) {
         this.leaveFine(host);
         this.enterFine(host, fineCell);

@@ -604,6 +604,39 @@ describe("fine cells", () => {
     expect(keeps.mock.results.length - kept).toBeGreaterThan(10);
   });
 
+  it("keep fine cells exact when holds that ended by the present are released (only κ may move)", () => {
+    const c = randomCluster(41, 20);
+    const { index, rng } = c;
+    index.advanceTo(c.now);
+    const ids = index.hosts().map((h) => h.id);
+    let released = 0;
+    for (let step = 0; step < 200; step++) {
+      const start = c.now + rng.int(-500, 200);
+      try {
+        index.commit(
+          `e${step}`,
+          ids[rng.int(0, ids.length - 1)] as string,
+          { start, end: start + rng.int(100, 3_000) },
+          randomResources(rng),
+          { priority: 0, preemptible: false },
+        );
+      } catch (err) {
+        if (!(err instanceof CapacityExceededError)) throw err;
+      }
+      c.now += rng.int(0, 400);
+      index.advanceTo(c.now);
+      for (const h of index.hosts()) {
+        for (const hold of index.holdsOn(h.id)) {
+          if (hold.end > c.now) continue;
+          index.release(hold.id);
+          released++;
+          checkFineCells(index);
+        }
+      }
+    }
+    expect(released).toBeGreaterThan(100);
+  });
+
   it("let binpack find the exhaustive scan's host and score for windows starting now", () => {
     let compared = 0;
     let pruned = 0;
