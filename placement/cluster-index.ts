@@ -908,19 +908,27 @@ export class ClusterIndex {
     const from = Math.max(oldEnd, target);
     const to = target + R;
     if (from >= to) return;
-    for (const host of this.hostMap.values()) this.fillRing(host, from, to);
+    // The new slots are stale before any host takes its new buckets in, so a host that joins a
+    // chunk or column while others still hold old values there folds nothing into them. Then
+    // one pass per host (its records are read once, not once per step): its new buckets; its
+    // free bin, as the present moved (fine cells were re-filed by `refileDue`, κ is unchanged);
+    // its blocks: those that left the ring are unfiled (their slots are reused by new ones), the
+    // first block lost buckets and the new buckets' blocks gained some; its rungs.
     for (let ab = from; ab < to; ab++) this.invalidateSlotEverywhere(this.slotOf(ab));
-    // the present moved: free bins follow (fine cells were re-filed by `refileDue`, and κ is
-    // unchanged)
-    for (const host of this.hostMap.values()) this.rebin(host, false);
-    // blocks: those that left the ring are unfiled (their slots are reused by new ones), the
-    // first block lost buckets and the new buckets' blocks gained some
     const first = this.firstBlock();
     const last = this.lastBlock();
     const newFrom = Math.floor(from / BLOCK_BUCKETS);
     const quietTail = to - from === 1 && from % BLOCK_BUCKETS !== 0;
+    const quietHead = to - from === 1 && from % BLOCK_BUCKETS === 0 && last > oldLast;
     const oneBucket = target === oldBase + 1;
+    // a first block that starts at the new base lost no bucket (the one that left was its
+    // predecessor's)
+    const firstKept = oneBucket && target % BLOCK_BUCKETS === 0;
     for (const host of this.hostMap.values()) {
+      // read before the new bucket takes the slot of the one that left
+      const firstSame = firstKept || (oneBucket && this.firstBlockKeeps(host, oldBase, first));
+      this.fillRing(host, from, to);
+      this.rebin(host, false);
       if (first > oldLast) {
         this.rebuildBlocks(host);
         continue;
@@ -932,11 +940,16 @@ export class ClusterIndex {
       }
       // A single new bucket inside the last block where the host has no usage changes nothing
       // if the block's minimum is already 0 (its maximum, the variants' lower bounds and the
-      // suffix maxima only take a maximum with 0): the common case, 16 days ahead.
-      if (!(quietTail && this.idleAt(host, from, last))) this.refreshBlocks(host, newFrom, last);
+      // suffix maxima only take a maximum with 0): the common case, 16 days ahead. One that
+      // starts a block makes a block of zeros: only that block is filed (the variants of the
+      // blocks below reach a bucket of 0, their suffix maxima take a maximum with 0).
+      if (quietTail && this.idleAt(host, from, last)) {
+        // nothing moved
+      } else if (quietHead && this.idleBucket(host, from)) this.zeroBlock(host, last);
+      else this.refreshBlocks(host, newFrom, last);
       // The first block lost buckets: re-file only if that changed its bounds (the variants read
       // buckets after it, which did not change).
-      if (this.firstBlockMoved(host, first)) this.refreshBlocks(host, first, first);
+      if (!firstSame && this.firstBlockMoved(host, first)) this.refreshBlocks(host, first, first);
       // the rungs start at the ring's first bucket, which moved
       if (host.bin === undefined) continue;
       if (oneBucket && host.rungBase === target - 1) {
@@ -953,6 +966,45 @@ export class ClusterIndex {
       if (host.ringMax[o + k] !== 0 || host.ring[o + k] !== 0 || host.blockMin[b + k] !== 0) {
         return false;
       }
+    }
+    return true;
+  }
+
+  /** Whether the host has no usage in bucket ab (its maximum there is 0 in every core dim). */
+  private idleBucket(host: HostRecord, ab: number): boolean {
+    const o = this.slotOf(ab) * CORE_DIMS;
+    const x = host.ringMax;
+    return x[o] === 0 && x[o + 1] === 0 && x[o + 2] === 0 && x[o + 3] === 0;
+  }
+
+  /** Block b (the ring's last, one idle bucket) is all zeros: set its bounds and file it. */
+  private zeroBlock(host: HostRecord, b: number): void {
+    const o = this.blockSlotOf(b) * CORE_DIMS;
+    host.blockMin.fill(0, o, o + CORE_DIMS);
+    host.blockMax.fill(0, o, o + CORE_DIMS);
+    host.blockSuf.fill(0, o, o + CORE_DIMS);
+    if (host.bin !== undefined) this.refileBlock(host, b);
+  }
+
+  /**
+   * Whether the first block keeps its minimum and maximum when the ring's first bucket `left`
+   * leaves it (the ring moved by one bucket inside the block): in every core dim the bucket was
+   * not the block's extreme, or the next bucket reaches that extreme too. Read before the new
+   * bucket takes the slot of the one that left.
+   */
+  private firstBlockKeeps(host: HostRecord, left: number, first: number): boolean {
+    const o = this.blockSlotOf(first) * CORE_DIMS;
+    const lo = this.slotOf(left) * CORE_DIMS;
+    const no = this.slotOf(left + 1) * CORE_DIMS;
+    const rm = host.ring;
+    const rx = host.ringMax;
+    const bm = host.blockMin;
+    const bx = host.blockMax;
+    for (let k = 0; k < CORE_DIMS; k++) {
+      const m = bm[o + k] as number;
+      const x = bx[o + k] as number;
+      if (!((rm[lo + k] as number) > m || rm[no + k] === m)) return false;
+      if (!((rx[lo + k] as number) < x || rx[no + k] === x)) return false;
     }
     return true;
   }
@@ -1132,28 +1184,55 @@ export class ClusterIndex {
     const slot = this.blockSlotOf(b);
     const o = slot * CORE_DIMS;
     const fk = suffixKappaBin(host, o);
-    const acc = this.scratchRun;
-    acc[0] = host.blockMin[o] as number;
-    acc[1] = host.blockMin[o + 1] as number;
-    acc[2] = 0;
-    acc[3] = 0;
+    const a0 = cls.alloc[0] as number;
+    const a1 = cls.alloc[1] as number;
+    const ringMax = host.ringMax;
+    const bx = host.blockMax;
+    // the columns read cpu and memory only
+    let m0 = host.blockMin[o] as number;
+    let m1 = host.blockMin[o + 1] as number;
+    // the variants' lower bounds only grow: each level is searched from the one before it (the
+    // first from where the host is filed)
+    const filed = host.blockCell[slot] as number;
+    let g0 = FINE_LEVELS - 1;
+    let g1 = FINE_LEVELS - 1;
+    if (filed >= 0) {
+      const c = (filed / FINE_KAPPA) | 0;
+      g0 = (c / FINE_LEVELS) | 0;
+      g1 = c - g0 * FINE_LEVELS;
+    }
     const after = (b + 1) * BLOCK_BUCKETS;
     const end = this.ringBase + this.ringSize - 1;
     let t = after;
     for (let v = 0; v < BLOCK_VARIANTS; v++) {
-      const to = Math.min(after + (BLOCK_REACH[v] as number), end + 1);
-      if (to > t) {
-        this.foldBuckets(host, t, to - 1, acc);
-        t = to;
+      const last = Math.min(after + (BLOCK_REACH[v] as number), end + 1) - 1;
+      // buckets [after, t) are folded in: a block the range reaches the end of is folded from
+      // its maximum (its buckets before t are among those), others bucket by bucket
+      while (t <= last) {
+        const tb = Math.floor(t / BLOCK_BUCKETS);
+        const blockEnd = Math.min((tb + 1) * BLOCK_BUCKETS - 1, end);
+        let x0: number;
+        let x1: number;
+        if (blockEnd <= last) {
+          const bo = this.blockSlotOf(tb) * CORE_DIMS;
+          x0 = bx[bo] as number;
+          x1 = bx[bo + 1] as number;
+          t = blockEnd + 1;
+        } else {
+          const ro = this.slotOf(t) * CORE_DIMS;
+          x0 = ringMax[ro] as number;
+          x1 = ringMax[ro + 1] as number;
+          t++;
+        }
+        if (x0 > m0) m0 = x0;
+        if (x1 > m1) m1 = x1;
       }
-      const column =
-        freeLevel(cls.alloc[0] as number, acc[0] as number) * FINE_LEVELS +
-        freeLevel(cls.alloc[1] as number, acc[1] as number);
-      const cell = column * FINE_KAPPA + fk;
+      g0 = freeLevelNear(a0, m0, g0);
+      g1 = freeLevelNear(a1, m1, g1);
+      const cell = (g0 * FINE_LEVELS + g1) * FINE_KAPPA + fk;
       const at = v * this.blockSlots + slot;
       if (host.blockCell[at] === cell) continue;
-      if ((host.blockCell[at] as number) >= 0) this.leaveBlock(host, at);
-      this.enterBlock(host, at, cell);
+      this.moveCell(host, at, cell);
     }
   }
 
@@ -1174,8 +1253,7 @@ export class ClusterIndex {
       const kb = filed % FINE_KAPPA;
       // the variants share the κ bin: none moves if the first does not
       if (kb === fk) return;
-      this.leaveBlock(host, at);
-      this.enterBlock(host, at, filed - kb + fk);
+      this.moveCell(host, at, filed - kb + fk);
     }
   }
 
@@ -1243,68 +1321,115 @@ export class ClusterIndex {
   private shiftRungs(host: HostRecord): boolean {
     const base = this.ringBase;
     host.rungBase = base;
-    const span = this.ringSize - 1;
+    const R = this.ringSize;
+    const span = R - 1;
     const rmax = host.ringMax;
     const lb = host.rungLb;
     const ub = host.rungUb;
     const f = this.blockSlotOf(this.firstBlock()) * CORE_DIMS;
     const suf = host.blockSuf;
     const near = Math.min(SHIFT_EXACT, span);
-    // prefix maxima of buckets base+1 … base+n for n ≤ near, and the present bucket
+    const s0 = this.slotOf(base);
+    const o0 = s0 * CORE_DIMS;
+    // the present bucket (the one that left the lower bounds' windows)
+    const x0 = rmax[o0] as number;
+    const x1 = rmax[o0 + 1] as number;
+    const x2 = rmax[o0 + 2] as number;
+    const x3 = rmax[o0 + 3] as number;
+    // prefix maxima of buckets base+1 … base+n for n ≤ near (dims unrolled: this runs for every
+    // READY host on every hour the clock moves)
     const pre = this.scratchPrefix;
-    const run = this.scratchRun;
-    run.fill(0);
+    let m0 = 0;
+    let m1 = 0;
+    let m2 = 0;
+    let m3 = 0;
     for (let n = 1; n <= near; n++) {
-      const o = this.slotOf(base + n) * CORE_DIMS;
-      for (let k = 0; k < CORE_DIMS; k++) {
-        const v = rmax[o + k] as number;
-        if (v > (run[k] as number)) run[k] = v;
-        pre[n * CORE_DIMS + k] = run[k] as number;
-      }
+      let s = s0 + n;
+      if (s >= R) s -= R;
+      const o = s * CORE_DIMS;
+      const v0 = rmax[o] as number;
+      const v1 = rmax[o + 1] as number;
+      const v2 = rmax[o + 2] as number;
+      const v3 = rmax[o + 3] as number;
+      if (v0 > m0) m0 = v0;
+      if (v1 > m1) m1 = v1;
+      if (v2 > m2) m2 = v2;
+      if (v3 > m3) m3 = v3;
+      const p = n * CORE_DIMS;
+      pre[p] = m0;
+      pre[p + 1] = m1;
+      pre[p + 2] = m2;
+      pre[p + 3] = m3;
     }
-    const o0 = this.slotOf(base) * CORE_DIMS;
-    const nearAt = near * CORE_DIMS;
     let changed = false;
     for (let r = 0; r < RUNGS; r++) {
       const o = r * CORE_DIMS;
       const lbTo = Math.min(RUNG_BUCKETS[r] as number, span);
-      if (lbTo > 0 && lbTo <= near) {
-        for (let k = 0; k < CORE_DIMS; k++) {
-          const v = pre[lbTo * CORE_DIMS + k] as number;
-          if (v !== lb[o + k]) {
-            lb[o + k] = v;
-            changed = true;
-          }
+      if (lbTo > 0) {
+        let v0: number;
+        let v1: number;
+        let v2: number;
+        let v3: number;
+        if (lbTo <= near) {
+          const p = lbTo * CORE_DIMS;
+          v0 = pre[p] as number;
+          v1 = pre[p + 1] as number;
+          v2 = pre[p + 2] as number;
+          v3 = pre[p + 3] as number;
+        } else {
+          // `base` is the bucket that left (it was base+1 before), base+lbTo the one that
+          // entered: a bound the leaving bucket was below still stands, else the exact near part
+          let s = s0 + lbTo;
+          if (s >= R) s -= R;
+          const e = s * CORE_DIMS;
+          const w0 = lb[o] as number;
+          const w1 = lb[o + 1] as number;
+          const w2 = lb[o + 2] as number;
+          const w3 = lb[o + 3] as number;
+          v0 = Math.max(rmax[e] as number, x0 < w0 ? w0 : m0);
+          v1 = Math.max(rmax[e + 1] as number, x1 < w1 ? w1 : m1);
+          v2 = Math.max(rmax[e + 2] as number, x2 < w2 ? w2 : m2);
+          v3 = Math.max(rmax[e + 3] as number, x3 < w3 ? w3 : m3);
         }
-      } else if (lbTo > near) {
-        // `base` is the bucket that left (it was base+1 before), base+lbTo the one that entered
-        const e = this.slotOf(base + lbTo) * CORE_DIMS;
-        for (let k = 0; k < CORE_DIMS; k++) {
-          const was = lb[o + k] as number;
-          const entering = rmax[e + k] as number;
-          const kept = (rmax[o0 + k] as number) < was ? was : (pre[nearAt + k] as number);
-          const v = Math.max(entering, kept);
-          if (v !== was) {
-            lb[o + k] = v;
-            changed = true;
-          }
+        if (v0 !== lb[o] || v1 !== lb[o + 1] || v2 !== lb[o + 2] || v3 !== lb[o + 3]) {
+          lb[o] = v0;
+          lb[o + 1] = v1;
+          lb[o + 2] = v2;
+          lb[o + 3] = v3;
+          changed = true;
         }
       }
       const next = r + 1 < RUNGS ? (RUNG_BUCKETS[r + 1] as number) : span;
-      for (let k = 0; k < CORE_DIMS; k++) {
-        let v: number;
-        if (next >= span) v = suf[f + k] as number;
-        else if (next <= near) {
-          v = Math.max(rmax[o0 + k] as number, pre[next * CORE_DIMS + k] as number);
-        } else
-          v = Math.max(
-            ub[o + k] as number,
-            rmax[this.slotOf(base + next) * CORE_DIMS + k] as number,
-          );
-        if (v !== ub[o + k]) {
-          ub[o + k] = v;
-          changed = true;
-        }
+      let u0: number;
+      let u1: number;
+      let u2: number;
+      let u3: number;
+      if (next >= span) {
+        u0 = suf[f] as number;
+        u1 = suf[f + 1] as number;
+        u2 = suf[f + 2] as number;
+        u3 = suf[f + 3] as number;
+      } else if (next <= near) {
+        const p = next * CORE_DIMS;
+        u0 = Math.max(x0, pre[p] as number);
+        u1 = Math.max(x1, pre[p + 1] as number);
+        u2 = Math.max(x2, pre[p + 2] as number);
+        u3 = Math.max(x3, pre[p + 3] as number);
+      } else {
+        let s = s0 + next;
+        if (s >= R) s -= R;
+        const e = s * CORE_DIMS;
+        u0 = Math.max(ub[o] as number, rmax[e] as number);
+        u1 = Math.max(ub[o + 1] as number, rmax[e + 1] as number);
+        u2 = Math.max(ub[o + 2] as number, rmax[e + 2] as number);
+        u3 = Math.max(ub[o + 3] as number, rmax[e + 3] as number);
+      }
+      if (u0 !== ub[o] || u1 !== ub[o + 1] || u2 !== ub[o + 2] || u3 !== ub[o + 3]) {
+        ub[o] = u0;
+        ub[o + 1] = u1;
+        ub[o + 2] = u2;
+        ub[o + 3] = u3;
+        changed = true;
       }
     }
     return changed;
@@ -1374,14 +1499,68 @@ export class ClusterIndex {
       const cell = column * FINE_KAPPA + fineKappaOf(kappa);
       const slot = this.rungSlot(r);
       if (host.blockCell[slot] === cell) continue;
-      if ((host.blockCell[slot] as number) >= 0) this.leaveBlock(host, slot);
-      this.enterBlock(host, slot, cell);
+      this.moveCell(host, slot, cell);
     }
   }
 
   private unfileBlocks(host: HostRecord): void {
     for (let slot = 0; slot < this.cellSlots; slot++) {
       if ((host.blockCell[slot] as number) >= 0) this.leaveBlock(host, slot);
+    }
+  }
+
+  /**
+   * Move a host to another cell of a slot (or file it there if it was in none): `leaveBlock` then
+   * `enterBlock` with the lookups they share done once, and the column counts left alone when only
+   * the κ bin changes (most moves: a commit raises the suffix maxima of every block before its
+   * end).
+   */
+  private moveCell(host: HostRecord, slot: number, cell: number): void {
+    const filed = host.blockCell[slot] as number;
+    if (filed < 0) {
+      this.enterBlock(host, slot, cell);
+      return;
+    }
+    const cls = host.cls;
+    const columns = cls.blockCells[slot] as (HostRecord[] | undefined)[][];
+    const oldCol = (filed / FINE_KAPPA) | 0;
+    const oldKb = filed - oldCol * FINE_KAPPA;
+    const col = (cell / FINE_KAPPA) | 0;
+    const kb = cell - col * FINE_KAPPA;
+    const maskAt = slot * FINE_KAPPA;
+    const list = (columns[oldCol] as (HostRecord[] | undefined)[])[oldKb] as HostRecord[];
+    const pos = host.blockPos[slot] as number;
+    const lastHost = list.pop() as HostRecord;
+    if (lastHost !== host) {
+      list[pos] = lastHost;
+      lastHost.posPool[lastHost.posAt + slot] = pos;
+    } else if (list.length === 0) {
+      const w = (maskAt + oldKb) * FINE_MASK_WORDS + (oldCol >>> 5);
+      cls.blockMask[w] = (cls.blockMask[w] as number) & ~(1 << (oldCol & 31));
+    }
+    let bins = columns[col];
+    if (col !== oldCol) {
+      const counts = cls.blockColumnCount;
+      const cc = slot * FINE_COLUMNS;
+      counts[cc + oldCol] = (counts[cc + oldCol] as number) - 1;
+      counts[cc + col] = (counts[cc + col] as number) + 1;
+      if (bins === undefined) {
+        bins = new Array(FINE_KAPPA).fill(undefined);
+        columns[col] = bins;
+      }
+    }
+    const into = bins as (HostRecord[] | undefined)[];
+    let target = into[kb];
+    if (target === undefined) {
+      target = [];
+      into[kb] = target;
+    }
+    host.blockCell[slot] = cell;
+    host.blockPos[slot] = target.length;
+    target.push(host);
+    if (target.length === 1) {
+      const w = (maskAt + kb) * FINE_MASK_WORDS + (col >>> 5);
+      cls.blockMask[w] = (cls.blockMask[w] as number) | (1 << (col & 31));
     }
   }
 
@@ -1736,10 +1915,12 @@ export class ClusterIndex {
     host.timeline.peakAll(host.peakAll);
     const binBefore = host.bin;
     const posBefore = host.pos;
-    this.rekappa(host);
     // A release that ended by the present (the common one) changes no usage from the present on:
-    // the rungs' lower bounds stand and their upper bounds may only be too high, which is valid.
-    const past = !grew && end <= this.now && toAb <= this.ringBase + 1;
+    // the fine column and the present piece's end stand (only κ may fall), the rungs' lower
+    // bounds stand and their upper bounds may only be too high, which is valid.
+    const ended = !grew && end <= this.now;
+    this.rekappa(host, ended);
+    const past = ended && toAb <= this.ringBase + 1;
     if (!(past && host.rungBase === this.ringBase)) this.refileRungs(host);
     const bin = host.bin;
     if (!hasRing || bin === undefined || bin !== binBefore || host.pos !== posBefore) return;
@@ -1813,7 +1994,8 @@ export class ClusterIndex {
     } else bin.loose[chunk] = n;
   }
 
-  private rekappa(host: HostRecord): void {
+  /** `ended`: the change removed usage that ended by the present (see `rebin`). */
+  private rekappa(host: HostRecord, ended = false): void {
     const cls = host.cls;
     let kappa = 0;
     for (let k = 0; k < CORE_DIMS; k++) {
@@ -1821,7 +2003,7 @@ export class ClusterIndex {
       if (w > 0) kappa += (w * (host.peakAll[k] as number)) / (cls.alloc[k] as number);
     }
     host.kappa = kappa;
-    this.rebin(host);
+    this.rebin(host, true, ended);
   }
 
   /**
@@ -1911,8 +2093,11 @@ export class ClusterIndex {
       const current = this.isCurrentRefile();
       this.popRefile();
       if (current) {
-        this.leaveFine(h);
-        this.enterFine(h);
+        const cell = this.fineCellOf(h);
+        if (cell !== h.fineBin) {
+          this.leaveFine(h);
+          this.enterFine(h, cell);
+        }
         // only the usage at the present changed: the rungs' bucket bounds stand
         if (h.rungBase === this.ringBase) this.fileRungs(h);
         else this.refileRungs(h);
@@ -1930,8 +2115,8 @@ export class ClusterIndex {
     return this.refileT.length > 0 ? (this.refileT[0] as number) : Number.POSITIVE_INFINITY;
   }
 
-  private enterFine(host: HostRecord): void {
-    const cell = this.fineCellOf(host);
+  /** File the host in its fine cell (`fineCellOf`, computed by the caller). */
+  private enterFine(host: HostRecord, cell: number): void {
     const cls = host.cls;
     let list = cls.fine[cell];
     if (list === undefined) {
@@ -1968,18 +2153,32 @@ export class ClusterIndex {
     host.finePos = -1;
   }
 
-  /** Move the host to the cell its κ and present free capacity call for. */
-  private rebin(host: HostRecord, fine = true): void {
+  /**
+   * Move the host to the cell its κ and present free capacity call for (`fine`: and its fine
+   * cell; `ended`: the change removed usage that ended by the present, so while the present is in
+   * the piece the fine cell was computed for, only its κ bin may move).
+   */
+  private rebin(host: HostRecord, fine = true, ended = false): void {
     const bin = host.bin;
     if (bin === undefined) return;
-    if (fine && host.fineBin !== this.fineCellOf(host)) {
-      this.leaveFine(host);
-      this.enterFine(host);
+    if (fine) {
+      const filed = host.fineBin;
+      const fineCell =
+        ended && filed >= 0 && this.now < host.colUntil
+          ? filed - (filed % FINE_KAPPA) + fineKappaOf(host.kappa)
+          : this.fineCellOf(host);
+      if (host.fineBin !== fineCell) {
+        this.leaveFine(host);
+        this.enterFine(host, fineCell);
+      }
     }
     const cell = this.cellOf(host);
     if (bin.index === cell) return;
+    // the fine cell is current (just computed, or the present is still in the piece it was
+    // computed for): the host re-enters it without looking the piece up again
+    const fineCell = fine || this.now < host.colUntil ? host.fineBin : -1;
     this.leaveBins(host, bin.index % FREE_BINS !== cell % FREE_BINS);
-    this.enterBins(host);
+    this.enterBins(host, fineCell);
   }
 
   private cellOf(host: HostRecord): number {
@@ -1999,7 +2198,8 @@ export class ClusterIndex {
     return binOf(host.kappa) * FREE_BINS + fbin;
   }
 
-  private enterBins(host: HostRecord): void {
+  /** `fineCell`: the host's fine cell if known to be current, else -1. */
+  private enterBins(host: HostRecord, fineCell = -1): void {
     const cls = host.cls;
     const cell = this.cellOf(host);
     let bin = cls.bins[cell];
@@ -2012,7 +2212,7 @@ export class ClusterIndex {
     bin.hosts.push(host);
     host.bin = bin;
     host.pos = pos;
-    this.enterFine(host);
+    this.enterFine(host, fineCell >= 0 ? fineCell : this.fineCellOf(host));
     const chunk = Math.floor(pos / CHUNK_SIZE);
     bin.ensureChunks(chunk + 1);
     bin.nowTo[chunk] = Number.NEGATIVE_INFINITY;

@@ -8,7 +8,7 @@
  */
 
 import fc from "fast-check";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import {
   BLOCK_BUCKETS,
   BLOCK_REACH,
@@ -563,6 +563,78 @@ describe("fine cells", () => {
       }
       expect(shifted).toBeGreaterThan(150);
     }
+  });
+
+  it("keep blocks exact over one-bucket advances across block starts (idle ring ends, usage that steps in the first block)", () => {
+    // 60 buckets of 100 ms: holds reach at most ~3 s ahead, so most hosts are idle at the ring's
+    // end (a new block of zeros), and holds end mid-block near the present (the first block may
+    // or may not keep its extremes when a bucket leaves it)
+    const { index, rng } = randomCluster(31, 12, { bucketMs: 100, horizonBuckets: 60 });
+    const internals = index as unknown as {
+      zeroBlock(host: HostRecord, b: number): void;
+      firstBlockKeeps(host: HostRecord, left: number, first: number): boolean;
+    };
+    const zeroBlock = vi.spyOn(internals, "zeroBlock");
+    const keeps = vi.spyOn(internals, "firstBlockKeeps");
+    const ids = index.hosts().map((h) => h.id);
+    let now = 1_000_000;
+    index.advanceTo(now);
+    for (let step = 0; step < 90; step++) {
+      for (let n = rng.int(0, 2); n > 0; n--) {
+        const start = now + rng.int(-150, 1_500);
+        try {
+          index.commit(
+            `s${step}-${n}`,
+            ids[rng.int(0, ids.length - 1)] as string,
+            { start, end: start + rng.int(30, 1_500) },
+            randomResources(rng),
+            { priority: 0, preemptible: false },
+          );
+        } catch (err) {
+          if (!(err instanceof CapacityExceededError)) throw err;
+        }
+      }
+      now += 100;
+      index.advanceTo(now);
+      checkBlockCells(index, new Set());
+    }
+    expect(zeroBlock.mock.calls.length).toBeGreaterThan(100);
+    const kept = keeps.mock.results.filter((r) => r.value === true).length;
+    expect(kept).toBeGreaterThan(100);
+    expect(keeps.mock.results.length - kept).toBeGreaterThan(10);
+  });
+
+  it("keep fine cells exact when holds that ended by the present are released (only κ may move)", () => {
+    const c = randomCluster(41, 20);
+    const { index, rng } = c;
+    index.advanceTo(c.now);
+    const ids = index.hosts().map((h) => h.id);
+    let released = 0;
+    for (let step = 0; step < 200; step++) {
+      const start = c.now + rng.int(-500, 200);
+      try {
+        index.commit(
+          `e${step}`,
+          ids[rng.int(0, ids.length - 1)] as string,
+          { start, end: start + rng.int(100, 3_000) },
+          randomResources(rng),
+          { priority: 0, preemptible: false },
+        );
+      } catch (err) {
+        if (!(err instanceof CapacityExceededError)) throw err;
+      }
+      c.now += rng.int(0, 400);
+      index.advanceTo(c.now);
+      for (const h of index.hosts()) {
+        for (const hold of index.holdsOn(h.id)) {
+          if (hold.end > c.now) continue;
+          index.release(hold.id);
+          released++;
+          checkFineCells(index);
+        }
+      }
+    }
+    expect(released).toBeGreaterThan(100);
   });
 
   it("let binpack find the exhaustive scan's host and score for windows starting now", () => {
