@@ -50,6 +50,7 @@ import {
   type HostState,
   type TimeWindow,
 } from "./types.js";
+import { UsageSummary } from "./usage-summary.js";
 
 export const CHUNK_SIZE = 32;
 /** Hosts that may leave a chunk (or column) before its bounds are recomputed from scratch. */
@@ -348,6 +349,8 @@ export interface HostRecord {
    */
   readonly posPool: Int32Array;
   readonly posAt: number;
+  /** First word of the host's region in `ClusterIndex.usageSummary`. */
+  readonly sumAt: number;
 }
 
 /** @internal */
@@ -458,6 +461,8 @@ export class ClusterIndex {
   private readonly refileStamp: number[] = [];
   /** Bumped on every change; lets callers cache derived data. */
   version = 0;
+  /** @internal Hosts' bucket and block maxima in bytes, for the search's screen (see its file). */
+  readonly usageSummary: UsageSummary;
 
   constructor(options: ClusterIndexOptions = {}) {
     this.resourceWeights = options.resourceWeights ?? DEFAULT_RESOURCE_WEIGHTS;
@@ -471,6 +476,7 @@ export class ClusterIndex {
     }
     this.blockSlots = Math.ceil(this.ringSize / BLOCK_BUCKETS) + 1;
     this.cellSlots = BLOCK_VARIANTS * this.blockSlots + RUNGS;
+    this.usageSummary = new UsageSummary(this.ringSize, this.blockSlots, BLOCK_BUCKETS);
     this.scratchMin = new Float64Array(this.ringSize * CORE_DIMS);
     this.scratchMax = new Float64Array(this.ringSize * CORE_DIMS);
   }
@@ -554,6 +560,7 @@ export class ClusterIndex {
       blockPos: pos.subarray(at, at + this.cellSlots),
       posPool: pos,
       posAt: at,
+      sumAt: this.usageSummary.take(),
     };
     this.hostMap.set(spec.id, host);
     this.indexLabels(host);
@@ -585,6 +592,7 @@ export class ClusterIndex {
     this.unindexLabels(host);
     this.notReady.delete(host);
     this.hostMap.delete(id);
+    this.usageSummary.release(host.sumAt);
     this.version++;
     return released;
   }
@@ -1683,6 +1691,7 @@ export class ClusterIndex {
       );
       ab += run;
     }
+    if (lo < hi) this.usageSummary.refresh(this, host, lo, hi);
   }
 
   private invalidateSlotEverywhere(slot: number): void {

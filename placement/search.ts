@@ -52,6 +52,7 @@ import {
 } from "./request-context.js";
 import { CORE_DIMS, CORE_RESOURCES } from "./resources.js";
 import type { BindingResource } from "./types.js";
+import { SUMMARY_STEPS } from "./usage-summary.js";
 
 const EPS = 1e-9;
 /** Chunks smaller than this skip the every-bucket score bound (see `chunkUb`). */
@@ -256,6 +257,19 @@ class Search {
   /** Scratch: lower and upper bounds of a host's peak over the window (core dims). */
   readonly wlb = SCRATCH_WLB;
   readonly wub = SCRATCH_WUB;
+  /**
+   * Whether `evaluate` screens hosts from the usage summary first: windows inside the ring that
+   * start after the present's bucket (near the present, the cached usage at the start decides
+   * most hosts at once).
+   */
+  readonly screened: boolean;
+  readonly ringSize: number;
+  /** The largest summary byte per core dim with room for the demand, for class `roomOf`. */
+  private roomOf: HostClass | undefined;
+  private room0 = 0;
+  private room1 = 0;
+  private room2 = 0;
+  private room3 = 0;
 
   constructor(
     readonly ctx: RequestContext,
@@ -300,6 +314,9 @@ class Search {
     this.hourFull = hourFull;
     this.headHours = headEnd - ha + 1;
     this.blockSlots = blockSlots;
+    this.ringSize = index.ringSize;
+    this.screened =
+      this.planned && ctx.extNames.length === 0 && Math.abs(ctx.start - index.now) > index.bucketMs;
     this.counts = new Float64Array(ctx.filters.length);
     const plan = filterPlan(ctx.filters);
     this.resourcesAt = plan.resourcesAt;
@@ -385,6 +402,14 @@ class Search {
     const affinity = ctx.wAff > 0 ? ctx.wAff * affinityScorer.score(ctx, host, peak) : 0;
     const binpack = ctx.fit === "binpack";
     const index = ctx.index;
+    if (this.screened) {
+      const r = this.bySummary(host, affinity);
+      if (r === SUMMARY_FULL) {
+        this.counts[this.resourcesAt] = (this.counts[this.resourcesAt] as number) + 1;
+        return;
+      }
+      if (r === SUMMARY_WORSE) return;
+    }
     const cached =
       (ctx.start >= (host.now[0] as number) && ctx.start < (host.now[1] as number)) ||
       Math.abs(ctx.start - index.now) <= index.bucketMs;
@@ -399,7 +424,9 @@ class Search {
       return;
     }
     const lo = this.usageAtStart(host);
-    const lim = host.limit;
+    // the class's allocatable is the host's core limits (the class is keyed on them), in an array
+    // every host of the class shares: no cache miss on the host's own
+    const lim = host.cls.alloc;
     const d = ctx.demandCore;
     const o = 2;
     if (
@@ -436,6 +463,115 @@ class Search {
   }
 
   /**
+   * Screen the host from its summary words (see usage-summary.ts: one or two cache lines of one
+   * shared array, where the exact bounds are several arrays per host): SUMMARY_FULL if a bucket
+   * or block the window covers whole leaves no room for the demand, SUMMARY_WORSE if the upper
+   * bound of its peak (the maxima of everything the window touches) cannot beat the best,
+   * SUMMARY_OPEN if neither (the exact bounds decide).
+   */
+  bySummary(host: HostRecord, affinity: number): number {
+    const cls = host.cls;
+    if (cls !== this.roomOf) this.setRoom(cls);
+    const m0 = this.room0;
+    const m1 = this.room1;
+    const m2 = this.room2;
+    const m3 = this.room3;
+    const w = this.ctx.index.usageSummary.words;
+    const at = host.sumAt;
+    const hs = this.hourSlots;
+    const full = this.hourFull;
+    let l0 = 0;
+    let l1 = 0;
+    let l2 = 0;
+    let l3 = 0;
+    let u0 = 0;
+    let u1 = 0;
+    let u2 = 0;
+    let u3 = 0;
+    // the hours at the start, the blocks in between, the hours at the end: checked after each
+    for (let phase = 0; phase < 3; phase++) {
+      if (phase === 1) {
+        const bs = this.blockSlots;
+        const base = at + this.ringSize;
+        for (let i = 0; i < bs.length; i++) {
+          const v = w[base + (bs[i] as number)] as number;
+          const q0 = v & 255;
+          const q1 = (v >>> 8) & 255;
+          const q2 = (v >>> 16) & 255;
+          const q3 = v >>> 24;
+          if (q0 > l0) l0 = q0;
+          if (q1 > l1) l1 = q1;
+          if (q2 > l2) l2 = q2;
+          if (q3 > l3) l3 = q3;
+        }
+        // a block covered whole: its maximum bounds the peak from both sides
+        if (l0 > u0) u0 = l0;
+        if (l1 > u1) u1 = l1;
+        if (l2 > u2) u2 = l2;
+        if (l3 > u3) u3 = l3;
+      } else {
+        const from = phase === 0 ? 0 : this.headHours;
+        const to = phase === 0 ? this.headHours : hs.length;
+        for (let i = from; i < to; i++) {
+          const v = w[at + (hs[i] as number)] as number;
+          const q0 = v & 255;
+          const q1 = (v >>> 8) & 255;
+          const q2 = (v >>> 16) & 255;
+          const q3 = v >>> 24;
+          if (q0 > u0) u0 = q0;
+          if (q1 > u1) u1 = q1;
+          if (q2 > u2) u2 = q2;
+          if (q3 > u3) u3 = q3;
+          if (full[i] === 1) {
+            if (q0 > l0) l0 = q0;
+            if (q1 > l1) l1 = q1;
+            if (q2 > l2) l2 = q2;
+            if (q3 > l3) l3 = q3;
+          }
+        }
+      }
+      if (l0 > m0 || l1 > m1 || l2 > m2 || l3 > m3) return SUMMARY_FULL;
+    }
+    const ctx = this.ctx;
+    if (ctx.fit !== "binpack" || this.best === undefined) return SUMMARY_OPEN;
+    const a = cls.alloc;
+    const hi = this.wub;
+    const lo = this.wlb;
+    hi[0] = summaryUpper(u0, a[0] as number);
+    hi[1] = summaryUpper(u1, a[1] as number);
+    hi[2] = summaryUpper(u2, a[2] as number);
+    hi[3] = summaryUpper(u3, a[3] as number);
+    lo[0] = summaryLower(l0, a[0] as number);
+    lo[1] = summaryLower(l1, a[1] as number);
+    lo[2] = summaryLower(l2, a[2] as number);
+    lo[3] = summaryLower(l3, a[3] as number);
+    if (hostUb(ctx, host, hi, lo, 0) + affinity + EPS < this.bestScore) return SUMMARY_WORSE;
+    return SUMMARY_OPEN;
+  }
+
+  /**
+   * Per core dim, the largest summary byte (usage step) at which a host of the class may still
+   * have room for the demand: a byte q proves usage ≥ q/255 of allocatable, so q above
+   * 255·(1 − d/a) (with a margin far above the rounding of either side) proves it too full, as
+   * the exact check (usage + d > a) would find.
+   */
+  private setRoom(cls: HostClass): void {
+    const d = this.ctx.demandCore;
+    const a = cls.alloc;
+    const room = (k: number): number => {
+      const ak = a[k] as number;
+      const dk = d[k] as number;
+      if (!(ak > 0)) return dk > 0 ? -1 : SUMMARY_STEPS;
+      return Math.floor(SUMMARY_STEPS * (1 - dk / ak) + 1e-6);
+    };
+    this.roomOf = cls;
+    this.room0 = room(0);
+    this.room1 = room(1);
+    this.room2 = room(2);
+    this.room3 = room(3);
+  }
+
+  /**
    * Bounds of the host's peak over the window, into `wlb` / `wub` (core dims), from its bucket
    * and block bounds (`planned` only): the maximum of every bucket or block the window touches
    * bounds it from above; that of a bucket or block the window covers whole, or of a bucket where
@@ -447,7 +583,7 @@ class Search {
    */
   windowBounds(host: HostRecord, lo: Float64Array): boolean {
     const d = this.ctx.demandCore;
-    const lim = host.limit;
+    const lim = host.cls.alloc; // the host's core limits (see `evaluate`)
     // compared as the exact check does (peak + d > limit), so the rounding is the same
     const d0 = d[0] as number;
     const d1 = d[1] as number;
@@ -778,6 +914,21 @@ function classFeasible(ctx: RequestContext, cls: HostClass): boolean {
 }
 
 const ZERO_PIECE = new Float64Array(2 + CORE_DIMS);
+
+/** `bySummary`'s answers. */
+const SUMMARY_OPEN = 0;
+const SUMMARY_FULL = 1;
+const SUMMARY_WORSE = 2;
+
+/** An upper bound of usage from its summary byte q (none at the top step, see usage-summary.ts). */
+function summaryUpper(q: number, a: number): number {
+  return q >= SUMMARY_STEPS ? Number.POSITIVE_INFINITY : ((q + 1) * a * (1 + 1e-9)) / SUMMARY_STEPS;
+}
+
+/** A lower bound of usage from its summary byte q. */
+function summaryLower(q: number, a: number): number {
+  return ((q * a) / SUMMARY_STEPS) * (1 - 1e-9);
+}
 /** The peak of an empty host over any window (never written). */
 const ZERO_PEAK = new Float64Array(CORE_DIMS);
 
@@ -822,7 +973,7 @@ function hostUb(
   off: number,
 ): number {
   const wn = ctx.weightsFor(host.cls);
-  const a = host.limit;
+  const a = host.cls.alloc; // the host's core limits (see `evaluate`)
   const d = ctx.demandCore;
   let util = 0;
   let wsum = 0;
