@@ -307,6 +307,11 @@ export interface HostRecord {
   readonly peakAll: Float64Array;
   kappa: number;
   readonly cls: HostClass;
+  /**
+   * First word of the host's region in `ClusterIndex.usageSummary` (next to `kappa` and `cls`:
+   * the search reads the three together, one cache line of the record).
+   */
+  readonly sumAt: number;
   bin: Bin | undefined;
   pos: number;
   /** Fine κ bin and position in it (-1 when not READY). */
@@ -349,8 +354,6 @@ export interface HostRecord {
    */
   readonly posPool: Int32Array;
   readonly posAt: number;
-  /** First word of the host's region in `ClusterIndex.usageSummary`. */
-  readonly sumAt: number;
 }
 
 /** @internal */
@@ -540,6 +543,7 @@ export class ClusterIndex {
       peakAll: new Float64Array(dims),
       kappa: 0,
       cls,
+      sumAt: this.usageSummary.take(),
       bin: undefined,
       pos: -1,
       fineBin: -1,
@@ -560,7 +564,6 @@ export class ClusterIndex {
       blockPos: pos.subarray(at, at + this.cellSlots),
       posPool: pos,
       posAt: at,
-      sumAt: this.usageSummary.take(),
     };
     this.hostMap.set(spec.id, host);
     this.indexLabels(host);
