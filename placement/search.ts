@@ -238,6 +238,7 @@ class Search {
    * ring covers the window: ring slots of the buckets at its ends (with whether the window covers
    * the whole bucket) and block slots of the blocks it covers whole in between.
    */
+  readonly plan: WindowPlan;
   readonly planned: boolean;
   readonly hourSlots: Int32Array;
   readonly hourFull: Uint8Array;
@@ -263,13 +264,11 @@ class Search {
    * most hosts at once).
    */
   readonly screened: boolean;
-  readonly ringSize: number;
+  /** Whether the usage summary may screen hosts at all (the ring covers the window). */
+  readonly summarized: boolean;
   /** The largest summary byte per core dim with room for the demand, for class `roomOf`. */
   private roomOf: HostClass | undefined;
-  private room0 = 0;
-  private room1 = 0;
-  private room2 = 0;
-  private room3 = 0;
+  private readonly room = new Int32Array(CORE_DIMS);
 
   constructor(
     readonly ctx: RequestContext,
@@ -278,49 +277,20 @@ class Search {
     this.seen = trackSeen ? new Set() : undefined;
     this.kappaPrune = ctx.fit === "binpack" && ctx.boundsValid;
     const index = ctx.index;
-    const ms = index.bucketMs;
-    const ha = Math.floor(ctx.start / ms);
-    const hb = Math.ceil(ctx.end / ms) - 1;
-    this.planned =
-      !Number.isNaN(index.ringBase) && ha >= index.ringBase && hb < index.ringBase + index.ringSize;
-    const ba = Math.floor(ha / BLOCK_BUCKETS);
-    const bb = Math.floor(hb / BLOCK_BUCKETS);
-    this.startBlock = ba;
-    // the hours at the window's ends (all of them if it spans at most two blocks) and the blocks
-    // it covers whole in between
-    let headEnd = hb;
-    let tailStart = hb + 1;
-    let blockCount = 0;
-    if (!this.planned) headEnd = ha - 1;
-    else if (bb - ba > 1) {
-      headEnd = (ba + 1) * BLOCK_BUCKETS - 1;
-      tailStart = bb * BLOCK_BUCKETS;
-      blockCount = bb - ba - 1;
-    }
-    const hourCount = headEnd - ha + 1 + (hb - tailStart + 1);
-    const hourSlots = new Int32Array(hourCount);
-    const hourFull = new Uint8Array(hourCount);
-    let i = 0;
-    const hour = (ab: number): void => {
-      hourSlots[i] = index.slotOf(ab);
-      hourFull[i] = ab * ms >= ctx.start && (ab + 1) * ms <= ctx.end ? 1 : 0;
-      i++;
-    };
-    for (let ab = ha; ab <= headEnd; ab++) hour(ab);
-    for (let ab = tailStart; ab <= hb; ab++) hour(ab);
-    const blockSlots = new Int32Array(blockCount);
-    for (let j = 0; j < blockCount; j++) blockSlots[j] = index.blockSlotOf(ba + 1 + j);
-    this.hourSlots = hourSlots;
-    this.hourFull = hourFull;
-    this.headHours = headEnd - ha + 1;
-    this.blockSlots = blockSlots;
-    this.ringSize = index.ringSize;
-    this.screened =
-      this.planned && ctx.extNames.length === 0 && Math.abs(ctx.start - index.now) > index.bucketMs;
+    const plan = planWindow(ctx);
+    this.plan = plan;
+    this.planned = plan.planned;
+    this.startBlock = plan.startBlock;
+    this.hourSlots = plan.hourSlots;
+    this.hourFull = plan.hourFull;
+    this.headHours = plan.headHours;
+    this.blockSlots = plan.blockSlots;
+    this.summarized = this.planned && ctx.extNames.length === 0;
+    this.screened = this.summarized && Math.abs(ctx.start - index.now) > index.bucketMs;
     this.counts = new Float64Array(ctx.filters.length);
-    const plan = filterPlan(ctx.filters);
-    this.resourcesAt = plan.resourcesAt;
-    this.checks = plan.checks;
+    const filters = filterPlan(ctx.filters);
+    this.resourcesAt = filters.resourcesAt;
+    this.checks = filters.checks;
   }
 
   /** Sampled ring slots of the window (see `sampleSlots`). */
@@ -402,14 +372,7 @@ class Search {
     const affinity = ctx.wAff > 0 ? ctx.wAff * affinityScorer.score(ctx, host, peak) : 0;
     const binpack = ctx.fit === "binpack";
     const index = ctx.index;
-    if (this.screened) {
-      const r = this.bySummary(host, affinity);
-      if (r === SUMMARY_FULL) {
-        this.counts[this.resourcesAt] = (this.counts[this.resourcesAt] as number) + 1;
-        return;
-      }
-      if (r === SUMMARY_WORSE) return;
-    }
+    if (this.screened && this.settledBySummary(host, affinity)) return;
     const cached =
       (ctx.start >= (host.now[0] as number) && ctx.start < (host.now[1] as number)) ||
       Math.abs(ctx.start - index.now) <= index.bucketMs;
@@ -469,82 +432,27 @@ class Search {
    * bound of its peak (the maxima of everything the window touches) cannot beat the best,
    * SUMMARY_OPEN if neither (the exact bounds decide).
    */
+  /** Whether `bySummary` settles the host (counted out if too full). */
+  settledBySummary(host: HostRecord, affinity: number): boolean {
+    const r = this.bySummary(host, affinity);
+    if (r === SUMMARY_FULL) {
+      this.counts[this.resourcesAt] = (this.counts[this.resourcesAt] as number) + 1;
+      return true;
+    }
+    return r === SUMMARY_WORSE;
+  }
+
   bySummary(host: HostRecord, affinity: number): number {
     const cls = host.cls;
     if (cls !== this.roomOf) this.setRoom(cls);
-    const m0 = this.room0;
-    const m1 = this.room1;
-    const m2 = this.room2;
-    const m3 = this.room3;
-    const w = this.ctx.index.usageSummary.words;
-    const at = host.sumAt;
-    const hs = this.hourSlots;
-    const full = this.hourFull;
-    let l0 = 0;
-    let l1 = 0;
-    let l2 = 0;
-    let l3 = 0;
-    let u0 = 0;
-    let u1 = 0;
-    let u2 = 0;
-    let u3 = 0;
-    // the hours at the start, the blocks in between, the hours at the end: checked after each
-    for (let phase = 0; phase < 3; phase++) {
-      if (phase === 1) {
-        const bs = this.blockSlots;
-        const base = at + this.ringSize;
-        for (let i = 0; i < bs.length; i++) {
-          const v = w[base + (bs[i] as number)] as number;
-          const q0 = v & 255;
-          const q1 = (v >>> 8) & 255;
-          const q2 = (v >>> 16) & 255;
-          const q3 = v >>> 24;
-          if (q0 > l0) l0 = q0;
-          if (q1 > l1) l1 = q1;
-          if (q2 > l2) l2 = q2;
-          if (q3 > l3) l3 = q3;
-        }
-        // a block covered whole: its maximum bounds the peak from both sides
-        if (l0 > u0) u0 = l0;
-        if (l1 > u1) u1 = l1;
-        if (l2 > u2) u2 = l2;
-        if (l3 > u3) u3 = l3;
-      } else {
-        const from = phase === 0 ? 0 : this.headHours;
-        const to = phase === 0 ? this.headHours : hs.length;
-        for (let i = from; i < to; i++) {
-          const v = w[at + (hs[i] as number)] as number;
-          const q0 = v & 255;
-          const q1 = (v >>> 8) & 255;
-          const q2 = (v >>> 16) & 255;
-          const q3 = v >>> 24;
-          if (q0 > u0) u0 = q0;
-          if (q1 > u1) u1 = q1;
-          if (q2 > u2) u2 = q2;
-          if (q3 > u3) u3 = q3;
-          if (full[i] === 1) {
-            if (q0 > l0) l0 = q0;
-            if (q1 > l1) l1 = q1;
-            if (q2 > l2) l2 = q2;
-            if (q3 > l3) l3 = q3;
-          }
-        }
-      }
-      if (l0 > m0 || l1 > m1 || l2 > m2 || l3 > m3) return SUMMARY_FULL;
-    }
+    const q = SCRATCH_Q;
+    const words = this.ctx.index.usageSummary.words;
+    if (!summaryBytes(this.plan, words, host.sumAt, this.room, q)) return SUMMARY_FULL;
     const ctx = this.ctx;
     if (ctx.fit !== "binpack" || this.best === undefined) return SUMMARY_OPEN;
-    const a = cls.alloc;
     const hi = this.wub;
     const lo = this.wlb;
-    hi[0] = summaryUpper(u0, a[0] as number);
-    hi[1] = summaryUpper(u1, a[1] as number);
-    hi[2] = summaryUpper(u2, a[2] as number);
-    hi[3] = summaryUpper(u3, a[3] as number);
-    lo[0] = summaryLower(l0, a[0] as number);
-    lo[1] = summaryLower(l1, a[1] as number);
-    lo[2] = summaryLower(l2, a[2] as number);
-    lo[3] = summaryLower(l3, a[3] as number);
+    summaryBounds(q, cls.alloc, lo, hi);
     if (hostUb(ctx, host, hi, lo, 0) + affinity + EPS < this.bestScore) return SUMMARY_WORSE;
     return SUMMARY_OPEN;
   }
@@ -565,10 +473,7 @@ class Search {
       return Math.floor(SUMMARY_STEPS * (1 - dk / ak) + 1e-6);
     };
     this.roomOf = cls;
-    this.room0 = room(0);
-    this.room1 = room(1);
-    this.room2 = room(2);
-    this.room3 = room(3);
+    for (let k = 0; k < CORE_DIMS; k++) this.room[k] = room(k);
   }
 
   /**
@@ -667,6 +572,9 @@ class Search {
    * exactly that, the same values the timeline holds), else its timeline is read.
    */
   byBounds(host: HostRecord, peak: Float64Array, affinity: number, lo: Float64Array): void {
+    // near the present, after the host's usage at the start: the summary settles most of what
+    // the bounds below would, in fewer cache lines
+    if (this.summarized && !this.screened && this.settledBySummary(host, affinity)) return;
     const ctx = this.ctx;
     if (ctx.fit === "binpack" && this.best !== undefined) {
       // the suffix maximum from the start block bounds the peak too, in four reads
@@ -914,6 +822,163 @@ function classFeasible(ctx: RequestContext, cls: HostClass): boolean {
 }
 
 const ZERO_PIECE = new Float64Array(2 + CORE_DIMS);
+
+/**
+ * Where the bounds of a host's peak over the window are read, when the bucket ring covers the
+ * window (`planned`): ring slots of the buckets at its ends (all of them if it spans at most two
+ * blocks), with whether the window covers the bucket whole, and block slots of the blocks it
+ * covers whole in between.
+ */
+export interface WindowPlan {
+  readonly planned: boolean;
+  readonly hourSlots: Int32Array;
+  readonly hourFull: Uint8Array;
+  /** How many of `hourSlots` are at the window's start (the rest are at its end). */
+  readonly headHours: number;
+  readonly blockSlots: Int32Array;
+  /** The window's absolute start block. */
+  readonly startBlock: number;
+  readonly ringSize: number;
+}
+
+export function planWindow(ctx: RequestContext): WindowPlan {
+  const index = ctx.index;
+  const ms = index.bucketMs;
+  const ha = Math.floor(ctx.start / ms);
+  const hb = Math.ceil(ctx.end / ms) - 1;
+  const planned =
+    !Number.isNaN(index.ringBase) && ha >= index.ringBase && hb < index.ringBase + index.ringSize;
+  const ba = Math.floor(ha / BLOCK_BUCKETS);
+  const bb = Math.floor(hb / BLOCK_BUCKETS);
+  let headEnd = hb;
+  let tailStart = hb + 1;
+  let blockCount = 0;
+  if (!planned) headEnd = ha - 1;
+  else if (bb - ba > 1) {
+    headEnd = (ba + 1) * BLOCK_BUCKETS - 1;
+    tailStart = bb * BLOCK_BUCKETS;
+    blockCount = bb - ba - 1;
+  }
+  const hourCount = headEnd - ha + 1 + (hb - tailStart + 1);
+  const hourSlots = new Int32Array(hourCount);
+  const hourFull = new Uint8Array(hourCount);
+  let i = 0;
+  const hour = (ab: number): void => {
+    hourSlots[i] = index.slotOf(ab);
+    hourFull[i] = ab * ms >= ctx.start && (ab + 1) * ms <= ctx.end ? 1 : 0;
+    i++;
+  };
+  for (let ab = ha; ab <= headEnd; ab++) hour(ab);
+  for (let ab = tailStart; ab <= hb; ab++) hour(ab);
+  const blockSlots = new Int32Array(blockCount);
+  for (let j = 0; j < blockCount; j++) blockSlots[j] = index.blockSlotOf(ba + 1 + j);
+  return {
+    planned,
+    hourSlots,
+    hourFull,
+    headHours: headEnd - ha + 1,
+    blockSlots,
+    startBlock: ba,
+    ringSize: index.ringSize,
+  };
+}
+
+/** A `room` for `summaryBytes` that no byte exceeds: the whole bounds are wanted. */
+const NO_ROOM = new Int32Array(CORE_DIMS).fill(SUMMARY_STEPS + 1);
+
+/** Scratch of `summaryBytes`: lower bytes per core dim, then upper bytes. */
+const SCRATCH_Q = new Int32Array(2 * CORE_DIMS);
+
+/**
+ * A host's summary bytes over a planned window (see usage-summary.ts), into `out`: per core dim
+ * the largest byte of what the window covers whole (a lower bound of its peak), then the largest
+ * of everything it touches (an upper bound). Returns false as soon as a lower byte exceeds `room`
+ * (`out` is then incomplete): the start's hours first, as most hosts a future window visits and
+ * rules out are too full in its first hours.
+ */
+function summaryBytes(
+  plan: WindowPlan,
+  words: Uint32Array,
+  at: number,
+  room: Int32Array,
+  out: Int32Array,
+): boolean {
+  const m0 = room[0] as number;
+  const m1 = room[1] as number;
+  const m2 = room[2] as number;
+  const m3 = room[3] as number;
+  const hs = plan.hourSlots;
+  const full = plan.hourFull;
+  let l0 = 0;
+  let l1 = 0;
+  let l2 = 0;
+  let l3 = 0;
+  let u0 = 0;
+  let u1 = 0;
+  let u2 = 0;
+  let u3 = 0;
+  // the hours at the start, the blocks in between, the hours at the end: checked after each
+  for (let phase = 0; phase < 3; phase++) {
+    if (phase === 1) {
+      const bs = plan.blockSlots;
+      const base = at + plan.ringSize;
+      for (let i = 0; i < bs.length; i++) {
+        const v = words[base + (bs[i] as number)] as number;
+        const q0 = v & 255;
+        const q1 = (v >>> 8) & 255;
+        const q2 = (v >>> 16) & 255;
+        const q3 = v >>> 24;
+        if (q0 > l0) l0 = q0;
+        if (q1 > l1) l1 = q1;
+        if (q2 > l2) l2 = q2;
+        if (q3 > l3) l3 = q3;
+      }
+      // a block covered whole: its maximum bounds the peak from both sides
+      if (l0 > u0) u0 = l0;
+      if (l1 > u1) u1 = l1;
+      if (l2 > u2) u2 = l2;
+      if (l3 > u3) u3 = l3;
+    } else {
+      const from = phase === 0 ? 0 : plan.headHours;
+      const to = phase === 0 ? plan.headHours : hs.length;
+      for (let i = from; i < to; i++) {
+        const v = words[at + (hs[i] as number)] as number;
+        const q0 = v & 255;
+        const q1 = (v >>> 8) & 255;
+        const q2 = (v >>> 16) & 255;
+        const q3 = v >>> 24;
+        if (q0 > u0) u0 = q0;
+        if (q1 > u1) u1 = q1;
+        if (q2 > u2) u2 = q2;
+        if (q3 > u3) u3 = q3;
+        if (full[i] === 1) {
+          if (q0 > l0) l0 = q0;
+          if (q1 > l1) l1 = q1;
+          if (q2 > l2) l2 = q2;
+          if (q3 > l3) l3 = q3;
+        }
+      }
+    }
+    if (l0 > m0 || l1 > m1 || l2 > m2 || l3 > m3) return false;
+  }
+  out[0] = l0;
+  out[1] = l1;
+  out[2] = l2;
+  out[3] = l3;
+  out[4] = u0;
+  out[5] = u1;
+  out[6] = u2;
+  out[7] = u3;
+  return true;
+}
+
+/** Bounds of usage per core dim from `summaryBytes`' output, for allocatable `a`. */
+function summaryBounds(q: Int32Array, a: Float64Array, lo: Float64Array, hi: Float64Array): void {
+  for (let k = 0; k < CORE_DIMS; k++) {
+    lo[k] = summaryLower(q[k] as number, a[k] as number);
+    hi[k] = summaryUpper(q[CORE_DIMS + k] as number, a[k] as number);
+  }
+}
 
 /** `bySummary`'s answers. */
 const SUMMARY_OPEN = 0;
@@ -1367,6 +1432,52 @@ export interface NoFitExplanation {
   readonly evaluated: number;
 }
 
+/** `shortfallVerdict`'s answers other than a dim. */
+const SURELY_FITS = -2;
+const UNSETTLED = -1;
+
+/**
+ * What bounds `[lo, hi]` of a peak (core dims) say of the demand `d` on allocatable `a`, as
+ * `violationOf` ranks shortfalls: SURELY_FITS if no dim can be short; the dim that is surely short
+ * relatively more than any other can be (its least relative shortfall into `rel[0]`); else
+ * UNSETTLED.
+ */
+function shortfallVerdict(
+  lo: Float64Array,
+  hi: Float64Array,
+  d: Float64Array,
+  a: Float64Array,
+  rel: Float64Array,
+): number {
+  let sure = UNSETTLED;
+  let sureRel = 0;
+  let possible = 0;
+  for (let k = 0; k < CORE_DIMS; k++) {
+    const dk = d[k] as number;
+    const ak = a[k] as number;
+    if (!((hi[k] as number) + dk - ak > 0)) continue;
+    possible++;
+    const lbShort = (lo[k] as number) + dk - ak;
+    if (lbShort > 0) {
+      const r = lbShort / ak;
+      if (sure < 0 || r > sureRel) {
+        sure = k;
+        sureRel = r;
+      }
+    }
+  }
+  if (possible === 0) return SURELY_FITS;
+  if (sure < 0) return UNSETTLED;
+  for (let k = 0; k < CORE_DIMS; k++) {
+    if (k === sure) continue;
+    const ak = a[k] as number;
+    const ubShort = (hi[k] as number) + (d[k] as number) - ak;
+    if (ubShort > 0 && !(ubShort / ak < sureRel)) return UNSETTLED;
+  }
+  rel[0] = sureRel;
+  return sure;
+}
+
 /** Chunks smaller than this are settled host by host (reading their bounds costs as much). */
 const MIN_SETTLE_CHUNK = 4;
 
@@ -1532,6 +1643,36 @@ export function explainNoFit(ctx: RequestContext): NoFitExplanation {
   /** Classes short on a resource they have none of: every host binds there, at rel +∞. */
   const infClasses: HostClass[] = [];
 
+  // A host's summary bytes (see usage-summary.ts) settle it as a chunk's bounds settle a chunk:
+  // surely fits, or surely short on one resource relatively more than on any other; its
+  // shortfall's lower bound then orders the search for the closest host (below).
+  const plan = planWindow(ctx);
+  const screen = coreOnly && plan.planned;
+  const words = index.usageSummary.words;
+  const q = new Int32Array(2 * CORE_DIMS);
+  const qlo = new Float64Array(CORE_DIMS);
+  const qhi = new Float64Array(CORE_DIMS);
+  const deferredHosts: { h: HostRecord; lbRel: number }[] = [];
+  const rel = new Float64Array(1);
+  const settleFromSummary = (h: HostRecord): boolean => {
+    const a = h.cls.alloc;
+    summaryBytes(plan, words, h.sumAt, NO_ROOM, q);
+    summaryBounds(q, a, qlo, qhi);
+    const sure = shortfallVerdict(qlo, qhi, d, a, rel);
+    if (sure === SURELY_FITS) {
+      fit++;
+      return true;
+    }
+    if (sure === UNSETTLED) return false;
+    if (excluded?.has(h)) return true;
+    shortOn[sure] = (shortOn[sure] as number) + 1;
+    deferredHosts.push({ h, lbRel: rel[0] as number });
+    return true;
+  };
+  const settle = (h: HostRecord): void => {
+    if (!(screen && settleFromSummary(h))) settleHost(h);
+  };
+
   for (const cls of index.classList) {
     if (cls.ready === 0) continue;
     const a = cls.alloc;
@@ -1555,7 +1696,7 @@ export function explainNoFit(ctx: RequestContext): NoFitExplanation {
         const first = c * CHUNK_SIZE;
         const end = Math.min(bin.hosts.length, first + CHUNK_SIZE);
         if (!coreOnly || end - first < MIN_SETTLE_CHUNK || slots.length === 0) {
-          for (let p = first; p < end; p++) settleHost(bin.hosts[p] as HostRecord);
+          for (let p = first; p < end; p++) settle(bin.hosts[p] as HostRecord);
           continue;
         }
         // Bounds of every host's peak over the window: [lo, hi] per core dim.
@@ -1570,39 +1711,15 @@ export function explainNoFit(ctx: RequestContext): NoFitExplanation {
             if (x > (hi[k] as number)) hi[k] = x;
           }
         }
-        // The worst dim is settled for every host when its least relative shortfall exceeds
-        // every other dim's greatest; a chunk where no dim can be short fits whole.
-        let sure = -1;
-        let sureRel = 0;
-        let possible = 0;
-        for (let k = 0; k < CORE_DIMS; k++) {
-          const dk = d[k] as number;
-          const ak = a[k] as number;
-          if (!((hi[k] as number) + dk - ak > 0)) continue;
-          possible++;
-          const lbShort = (lo[k] as number) + dk - ak;
-          if (lbShort > 0) {
-            const r = lbShort / ak;
-            if (sure < 0 || r > sureRel) {
-              sure = k;
-              sureRel = r;
-            }
-          }
-        }
-        if (possible === 0) {
+        const sure = shortfallVerdict(lo, hi, d, a, rel);
+        const sureRel = rel[0] as number;
+        if (sure === SURELY_FITS) {
           // every host fits: counted, none eligible for the binding (they fail another filter)
           fit += end - first;
           continue;
         }
-        let settled = sure >= 0;
-        for (let k = 0; k < CORE_DIMS && settled; k++) {
-          if (k === sure) continue;
-          const ak = a[k] as number;
-          const ubShort = (hi[k] as number) + (d[k] as number) - ak;
-          if (ubShort > 0 && !(ubShort / ak < sureRel)) settled = false;
-        }
-        if (!settled) {
-          for (let p = first; p < end; p++) settleHost(bin.hosts[p] as HostRecord);
+        if (sure === UNSETTLED) {
+          for (let p = first; p < end; p++) settle(bin.hosts[p] as HostRecord);
           continue;
         }
         let eligible = end - first;
@@ -1629,6 +1746,15 @@ export function explainNoFit(ctx: RequestContext): NoFitExplanation {
         if (closest !== undefined && q.lbRel >= closestRel && h.id > closest.id) continue;
         if (!exact(h) && hostDim >= 0) offerClosest(h, hostRel);
       }
+    }
+  }
+  if (deferredHosts.length > 0) {
+    deferredHosts.sort((x, y) => x.lbRel - y.lbRel);
+    for (const { h, lbRel } of deferredHosts) {
+      if (closest !== undefined && lbRel > closestRel) break;
+      // at best a tie, and ties go to the smallest id
+      if (closest !== undefined && lbRel >= closestRel && h.id > closest.id) continue;
+      if (!exact(h) && hostDim >= 0) offerClosest(h, hostRel);
     }
   }
   // Hosts at rel +∞ only matter when nothing is closer; then the smallest id wins.

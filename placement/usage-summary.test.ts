@@ -147,15 +147,16 @@ describe("usage summary", () => {
     });
   }
 
-  it("lets the search find the exhaustive scan's host and score for windows later in the ring", () => {
+  it("lets the search and no-fit explanations equal the exhaustive scan's for windows in the ring", () => {
     const { index, rng } = randomCluster(5, 60, { bucketMs: 100, horizonBuckets: 400 });
     const ids = index.hosts().map((h) => h.id);
     const holds: string[] = [];
     index.advanceTo(1_000_000);
     let compared = 0;
+    let noFits = 0;
     for (let i = 0; i < 1500; i++) {
       randomOp(rng, index, ids, holds, i);
-      const start = index.now + rng.int(200, 30_000);
+      const start = rng.next() < 0.3 ? index.now : index.now + rng.int(200, 30_000);
       const window = { start, end: start + rng.int(50, 8_000) };
       // half the time exactly what one host has free over the window (bar a little, sometimes):
       // the screen's bytes must never rule out a host that fits to the last unit
@@ -163,7 +164,7 @@ describe("usage summary", () => {
       const tight = rng.pick(ids);
       if (rng.next() < 0.5 && index.host(tight)?.state === "READY") {
         const free = index.freeOver(tight, window);
-        const less = rng.next() < 0.5 ? 0 : rng.int(0, 2);
+        const less = rng.next() < 0.5 ? 0 : rng.int(-2, 2);
         resources = {
           cpuMillis: Math.max(0, free.cpuMillis - less),
           memoryMib: Math.max(0, free.memoryMib - less),
@@ -181,8 +182,11 @@ describe("usage summary", () => {
         compared++;
       } else if (!fast.ok && !slow.ok) {
         expect(fast.explanation.filters).toEqual(slow.explanation.filters);
+        expect(fast.explanation.binding).toEqual(slow.explanation.binding);
+        noFits++;
       }
     }
     expect(compared).toBeGreaterThan(500);
+    expect(noFits).toBeGreaterThan(20);
   });
 });
