@@ -76,34 +76,47 @@ export class UsageSummary {
     const s1 = scale(a[1] as number);
     const s2 = scale(a[2] as number);
     const s3 = scale(a[3] as number);
-    for (let ab = from; ab < to; ab++) {
-      const slot = index.slotOf(ab);
-      const o = slot * CORE_DIMS;
-      w[at + slot] =
-        (step(x[o] as number, s0) |
-          (step(x[o + 1] as number, s1) << 8) |
-          (step(x[o + 2] as number, s2) << 16) |
-          (step(x[o + 3] as number, s3) << 24)) >>>
-        0;
-    }
-    const lo = index.ringBase;
-    const hi = index.ringBase + index.ringSize;
+    const R = this.ringSize;
     const bb = this.blockBuckets;
-    for (let b = Math.floor(from / bb); b <= Math.floor((to - 1) / bb); b++) {
-      let m0 = 0;
-      let m1 = 0;
-      let m2 = 0;
-      let m3 = 0;
-      const end = Math.min((b + 1) * bb, hi);
-      for (let ab = Math.max(b * bb, lo); ab < end; ab++) {
-        const v = w[at + index.slotOf(ab)] as number;
-        m0 = Math.max(m0, v & 255);
-        m1 = Math.max(m1, (v >>> 8) & 255);
-        m2 = Math.max(m2, (v >>> 16) & 255);
-        m3 = Math.max(m3, v >>> 24);
+    // one pass over the blocks' buckets inside the ring: the recomputed ones written, the others
+    // of their blocks read, each block's maximum written at its last bucket
+    const lo = Math.max(Math.floor(from / bb) * bb, index.ringBase);
+    const hi = Math.min((Math.floor((to - 1) / bb) + 1) * bb, index.ringBase + R);
+    let slot = index.slotOf(lo);
+    let block = Math.floor(lo / bb);
+    let m0 = 0;
+    let m1 = 0;
+    let m2 = 0;
+    let m3 = 0;
+    for (let ab = lo; ab < hi; ab++) {
+      let v: number;
+      if (ab >= from && ab < to) {
+        const o = slot * CORE_DIMS;
+        v =
+          (step(x[o] as number, s0) |
+            (step(x[o + 1] as number, s1) << 8) |
+            (step(x[o + 2] as number, s2) << 16) |
+            (step(x[o + 3] as number, s3) << 24)) >>>
+          0;
+        w[at + slot] = v;
+      } else v = w[at + slot] as number;
+      const q0 = v & 255;
+      const q1 = (v >>> 8) & 255;
+      const q2 = (v >>> 16) & 255;
+      const q3 = v >>> 24;
+      if (q0 > m0) m0 = q0;
+      if (q1 > m1) m1 = q1;
+      if (q2 > m2) m2 = q2;
+      if (q3 > m3) m3 = q3;
+      if (ab + 1 === (block + 1) * bb || ab === hi - 1) {
+        w[at + R + index.blockSlotOf(block)] = (m0 | (m1 << 8) | (m2 << 16) | (m3 << 24)) >>> 0;
+        block++;
+        m0 = 0;
+        m1 = 0;
+        m2 = 0;
+        m3 = 0;
       }
-      w[at + this.ringSize + index.blockSlotOf(b)] =
-        (m0 | (m1 << 8) | (m2 << 16) | (m3 << 24)) >>> 0;
+      if (++slot === R) slot = 0;
     }
   }
 }
