@@ -829,7 +829,7 @@ const ZERO_PIECE = new Float64Array(2 + CORE_DIMS);
  * blocks), with whether the window covers the bucket whole, and block slots of the blocks it
  * covers whole in between.
  */
-export interface WindowPlan {
+interface WindowPlan {
   readonly planned: boolean;
   readonly hourSlots: Int32Array;
   readonly hourFull: Uint8Array;
@@ -841,7 +841,7 @@ export interface WindowPlan {
   readonly ringSize: number;
 }
 
-export function planWindow(ctx: RequestContext): WindowPlan {
+function planWindow(ctx: RequestContext): WindowPlan {
   const index = ctx.index;
   const ms = index.bucketMs;
   const ha = Math.floor(ctx.start / ms);
@@ -882,9 +882,6 @@ export function planWindow(ctx: RequestContext): WindowPlan {
     ringSize: index.ringSize,
   };
 }
-
-/** A `room` for `summaryBytes` that no byte exceeds: the whole bounds are wanted. */
-const NO_ROOM = new Int32Array(CORE_DIMS).fill(SUMMARY_STEPS + 1);
 
 /** Scratch of `summaryBytes`: lower bytes per core dim, then upper bytes. */
 const SCRATCH_Q = new Int32Array(2 * CORE_DIMS);
@@ -1643,35 +1640,7 @@ export function explainNoFit(ctx: RequestContext): NoFitExplanation {
   /** Classes short on a resource they have none of: every host binds there, at rel +∞. */
   const infClasses: HostClass[] = [];
 
-  // A host's summary bytes (see usage-summary.ts) settle it as a chunk's bounds settle a chunk:
-  // surely fits, or surely short on one resource relatively more than on any other; its
-  // shortfall's lower bound then orders the search for the closest host (below).
-  const plan = planWindow(ctx);
-  const screen = coreOnly && plan.planned;
-  const words = index.usageSummary.words;
-  const q = new Int32Array(2 * CORE_DIMS);
-  const qlo = new Float64Array(CORE_DIMS);
-  const qhi = new Float64Array(CORE_DIMS);
-  const deferredHosts: { h: HostRecord; lbRel: number }[] = [];
   const rel = new Float64Array(1);
-  const settleFromSummary = (h: HostRecord): boolean => {
-    const a = h.cls.alloc;
-    summaryBytes(plan, words, h.sumAt, NO_ROOM, q);
-    summaryBounds(q, a, qlo, qhi);
-    const sure = shortfallVerdict(qlo, qhi, d, a, rel);
-    if (sure === SURELY_FITS) {
-      fit++;
-      return true;
-    }
-    if (sure === UNSETTLED) return false;
-    if (excluded?.has(h)) return true;
-    shortOn[sure] = (shortOn[sure] as number) + 1;
-    deferredHosts.push({ h, lbRel: rel[0] as number });
-    return true;
-  };
-  const settle = (h: HostRecord): void => {
-    if (!(screen && settleFromSummary(h))) settleHost(h);
-  };
 
   for (const cls of index.classList) {
     if (cls.ready === 0) continue;
@@ -1696,7 +1665,7 @@ export function explainNoFit(ctx: RequestContext): NoFitExplanation {
         const first = c * CHUNK_SIZE;
         const end = Math.min(bin.hosts.length, first + CHUNK_SIZE);
         if (!coreOnly || end - first < MIN_SETTLE_CHUNK || slots.length === 0) {
-          for (let p = first; p < end; p++) settle(bin.hosts[p] as HostRecord);
+          for (let p = first; p < end; p++) settleHost(bin.hosts[p] as HostRecord);
           continue;
         }
         // Bounds of every host's peak over the window: [lo, hi] per core dim.
@@ -1719,7 +1688,7 @@ export function explainNoFit(ctx: RequestContext): NoFitExplanation {
           continue;
         }
         if (sure === UNSETTLED) {
-          for (let p = first; p < end; p++) settle(bin.hosts[p] as HostRecord);
+          for (let p = first; p < end; p++) settleHost(bin.hosts[p] as HostRecord);
           continue;
         }
         let eligible = end - first;
@@ -1746,15 +1715,6 @@ export function explainNoFit(ctx: RequestContext): NoFitExplanation {
         if (closest !== undefined && q.lbRel >= closestRel && h.id > closest.id) continue;
         if (!exact(h) && hostDim >= 0) offerClosest(h, hostRel);
       }
-    }
-  }
-  if (deferredHosts.length > 0) {
-    deferredHosts.sort((x, y) => x.lbRel - y.lbRel);
-    for (const { h, lbRel } of deferredHosts) {
-      if (closest !== undefined && lbRel > closestRel) break;
-      // at best a tie, and ties go to the smallest id
-      if (closest !== undefined && lbRel >= closestRel && h.id > closest.id) continue;
-      if (!exact(h) && hostDim >= 0) offerClosest(h, hostRel);
     }
   }
   // Hosts at rel +∞ only matter when nothing is closer; then the smallest id wins.
