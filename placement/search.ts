@@ -264,8 +264,6 @@ class Search {
    * most hosts at once).
    */
   readonly screened: boolean;
-  /** Whether the usage summary may screen hosts at all (the ring covers the window). */
-  readonly summarized: boolean;
   /** The largest summary byte per core dim with room for the demand, for class `roomOf`. */
   private roomOf: HostClass | undefined;
   private readonly room = new Int32Array(CORE_DIMS);
@@ -285,8 +283,8 @@ class Search {
     this.hourFull = plan.hourFull;
     this.headHours = plan.headHours;
     this.blockSlots = plan.blockSlots;
-    this.summarized = this.planned && ctx.extNames.length === 0;
-    this.screened = this.summarized && Math.abs(ctx.start - index.now) > index.bucketMs;
+    this.screened =
+      this.planned && ctx.extNames.length === 0 && Math.abs(ctx.start - index.now) > index.bucketMs;
     this.counts = new Float64Array(ctx.filters.length);
     const filters = filterPlan(ctx.filters);
     this.resourcesAt = filters.resourcesAt;
@@ -572,9 +570,6 @@ class Search {
    * exactly that, the same values the timeline holds), else its timeline is read.
    */
   byBounds(host: HostRecord, peak: Float64Array, affinity: number, lo: Float64Array): void {
-    // near the present, after the host's usage at the start: the summary settles most of what
-    // the bounds below would, in fewer cache lines
-    if (this.summarized && !this.screened && this.settledBySummary(host, affinity)) return;
     const ctx = this.ctx;
     if (ctx.fit === "binpack" && this.best !== undefined) {
       // the suffix maximum from the start block bounds the peak too, in four reads
