@@ -423,13 +423,6 @@ class Search {
     else this.scoreExactly(host, peak);
   }
 
-  /**
-   * Screen the host from its summary words (see usage-summary.ts: one or two cache lines of one
-   * shared array, where the exact bounds are several arrays per host): SUMMARY_FULL if a bucket
-   * or block the window covers whole leaves no room for the demand, SUMMARY_WORSE if the upper
-   * bound of its peak (the maxima of everything the window touches) cannot beat the best,
-   * SUMMARY_OPEN if neither (the exact bounds decide).
-   */
   /** Whether `bySummary` settles the host (counted out if too full). */
   settledBySummary(host: HostRecord, affinity: number): boolean {
     const r = this.bySummary(host, affinity);
@@ -440,6 +433,13 @@ class Search {
     return r === SUMMARY_WORSE;
   }
 
+  /**
+   * Screen the host from its summary words (see usage-summary.ts: one or two cache lines of one
+   * shared array, where the exact bounds are several arrays per host): SUMMARY_FULL if a bucket
+   * or block the window covers whole leaves no room for the demand, SUMMARY_WORSE if the upper
+   * bound of its peak (the maxima of everything the window touches) cannot beat the best,
+   * SUMMARY_OPEN if neither (the exact bounds decide).
+   */
   bySummary(host: HostRecord, affinity: number): number {
     const cls = host.cls;
     if (cls !== this.roomOf) this.setRoom(cls);
