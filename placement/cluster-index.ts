@@ -50,6 +50,7 @@ import {
   type HostState,
   type TimeWindow,
 } from "./types.js";
+import { UsageSummary } from "./usage-summary.js";
 
 export const CHUNK_SIZE = 32;
 /** Hosts that may leave a chunk (or column) before its bounds are recomputed from scratch. */
@@ -306,6 +307,11 @@ export interface HostRecord {
   readonly peakAll: Float64Array;
   kappa: number;
   readonly cls: HostClass;
+  /**
+   * First word of the host's region in `ClusterIndex.usageSummary` (next to `kappa` and `cls`:
+   * the search reads the three together, one cache line of the record).
+   */
+  readonly sumAt: number;
   bin: Bin | undefined;
   pos: number;
   /** Fine κ bin and position in it (-1 when not READY). */
@@ -458,6 +464,8 @@ export class ClusterIndex {
   private readonly refileStamp: number[] = [];
   /** Bumped on every change; lets callers cache derived data. */
   version = 0;
+  /** @internal Hosts' bucket and block maxima in bytes, for the search's screen (see its file). */
+  readonly usageSummary: UsageSummary;
 
   constructor(options: ClusterIndexOptions = {}) {
     this.resourceWeights = options.resourceWeights ?? DEFAULT_RESOURCE_WEIGHTS;
@@ -471,6 +479,7 @@ export class ClusterIndex {
     }
     this.blockSlots = Math.ceil(this.ringSize / BLOCK_BUCKETS) + 1;
     this.cellSlots = BLOCK_VARIANTS * this.blockSlots + RUNGS;
+    this.usageSummary = new UsageSummary(this.ringSize, this.blockSlots, BLOCK_BUCKETS);
     this.scratchMin = new Float64Array(this.ringSize * CORE_DIMS);
     this.scratchMax = new Float64Array(this.ringSize * CORE_DIMS);
   }
@@ -534,6 +543,7 @@ export class ClusterIndex {
       peakAll: new Float64Array(dims),
       kappa: 0,
       cls,
+      sumAt: this.usageSummary.take(),
       bin: undefined,
       pos: -1,
       fineBin: -1,
@@ -585,6 +595,7 @@ export class ClusterIndex {
     this.unindexLabels(host);
     this.notReady.delete(host);
     this.hostMap.delete(id);
+    this.usageSummary.release(host.sumAt);
     this.version++;
     return released;
   }
@@ -1862,6 +1873,7 @@ export class ClusterIndex {
       );
       ab += run;
     }
+    if (lo < hi) this.usageSummary.refresh(this, host, lo, hi);
   }
 
   private invalidateSlotEverywhere(slot: number): void {

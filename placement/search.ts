@@ -52,6 +52,7 @@ import {
 } from "./request-context.js";
 import { CORE_DIMS, CORE_RESOURCES } from "./resources.js";
 import type { BindingResource } from "./types.js";
+import { SUMMARY_STEPS } from "./usage-summary.js";
 
 const EPS = 1e-9;
 /** Chunks smaller than this skip the every-bucket score bound (see `chunkUb`). */
@@ -237,6 +238,7 @@ class Search {
    * ring covers the window: ring slots of the buckets at its ends (with whether the window covers
    * the whole bucket) and block slots of the blocks it covers whole in between.
    */
+  readonly plan: WindowPlan;
   readonly planned: boolean;
   readonly hourSlots: Int32Array;
   readonly hourFull: Uint8Array;
@@ -256,6 +258,15 @@ class Search {
   /** Scratch: lower and upper bounds of a host's peak over the window (core dims). */
   readonly wlb = SCRATCH_WLB;
   readonly wub = SCRATCH_WUB;
+  /**
+   * Whether `evaluate` screens hosts from the usage summary first: windows inside the ring that
+   * start after the present's bucket (near the present, the cached usage at the start decides
+   * most hosts at once).
+   */
+  readonly screened: boolean;
+  /** The largest summary byte per core dim with room for the demand, for class `roomOf`. */
+  private roomOf: HostClass | undefined;
+  private readonly room = new Int32Array(CORE_DIMS);
 
   constructor(
     readonly ctx: RequestContext,
@@ -264,46 +275,20 @@ class Search {
     this.seen = trackSeen ? new Set() : undefined;
     this.kappaPrune = ctx.fit === "binpack" && ctx.boundsValid;
     const index = ctx.index;
-    const ms = index.bucketMs;
-    const ha = Math.floor(ctx.start / ms);
-    const hb = Math.ceil(ctx.end / ms) - 1;
-    this.planned =
-      !Number.isNaN(index.ringBase) && ha >= index.ringBase && hb < index.ringBase + index.ringSize;
-    const ba = Math.floor(ha / BLOCK_BUCKETS);
-    const bb = Math.floor(hb / BLOCK_BUCKETS);
-    this.startBlock = ba;
-    // the hours at the window's ends (all of them if it spans at most two blocks) and the blocks
-    // it covers whole in between
-    let headEnd = hb;
-    let tailStart = hb + 1;
-    let blockCount = 0;
-    if (!this.planned) headEnd = ha - 1;
-    else if (bb - ba > 1) {
-      headEnd = (ba + 1) * BLOCK_BUCKETS - 1;
-      tailStart = bb * BLOCK_BUCKETS;
-      blockCount = bb - ba - 1;
-    }
-    const hourCount = headEnd - ha + 1 + (hb - tailStart + 1);
-    const hourSlots = new Int32Array(hourCount);
-    const hourFull = new Uint8Array(hourCount);
-    let i = 0;
-    const hour = (ab: number): void => {
-      hourSlots[i] = index.slotOf(ab);
-      hourFull[i] = ab * ms >= ctx.start && (ab + 1) * ms <= ctx.end ? 1 : 0;
-      i++;
-    };
-    for (let ab = ha; ab <= headEnd; ab++) hour(ab);
-    for (let ab = tailStart; ab <= hb; ab++) hour(ab);
-    const blockSlots = new Int32Array(blockCount);
-    for (let j = 0; j < blockCount; j++) blockSlots[j] = index.blockSlotOf(ba + 1 + j);
-    this.hourSlots = hourSlots;
-    this.hourFull = hourFull;
-    this.headHours = headEnd - ha + 1;
-    this.blockSlots = blockSlots;
+    const plan = planWindow(ctx);
+    this.plan = plan;
+    this.planned = plan.planned;
+    this.startBlock = plan.startBlock;
+    this.hourSlots = plan.hourSlots;
+    this.hourFull = plan.hourFull;
+    this.headHours = plan.headHours;
+    this.blockSlots = plan.blockSlots;
+    this.screened =
+      this.planned && ctx.extNames.length === 0 && Math.abs(ctx.start - index.now) > index.bucketMs;
     this.counts = new Float64Array(ctx.filters.length);
-    const plan = filterPlan(ctx.filters);
-    this.resourcesAt = plan.resourcesAt;
-    this.checks = plan.checks;
+    const filters = filterPlan(ctx.filters);
+    this.resourcesAt = filters.resourcesAt;
+    this.checks = filters.checks;
   }
 
   /** Sampled ring slots of the window (see `sampleSlots`). */
@@ -385,6 +370,7 @@ class Search {
     const affinity = ctx.wAff > 0 ? ctx.wAff * affinityScorer.score(ctx, host, peak) : 0;
     const binpack = ctx.fit === "binpack";
     const index = ctx.index;
+    if (this.screened && this.settledBySummary(host, affinity)) return;
     const cached =
       (ctx.start >= (host.now[0] as number) && ctx.start < (host.now[1] as number)) ||
       Math.abs(ctx.start - index.now) <= index.bucketMs;
@@ -399,7 +385,9 @@ class Search {
       return;
     }
     const lo = this.usageAtStart(host);
-    const lim = host.limit;
+    // the class's allocatable is the host's core limits (the class is keyed on them), in an array
+    // every host of the class shares: no cache miss on the host's own
+    const lim = host.cls.alloc;
     const d = ctx.demandCore;
     const o = 2;
     if (
@@ -435,6 +423,57 @@ class Search {
     else this.scoreExactly(host, peak);
   }
 
+  /** Whether `bySummary` settles the host (counted out if too full). */
+  settledBySummary(host: HostRecord, affinity: number): boolean {
+    const r = this.bySummary(host, affinity);
+    if (r === SUMMARY_FULL) {
+      this.counts[this.resourcesAt] = (this.counts[this.resourcesAt] as number) + 1;
+      return true;
+    }
+    return r === SUMMARY_WORSE;
+  }
+
+  /**
+   * Screen the host from its summary words (see usage-summary.ts: one or two cache lines of one
+   * shared array, where the exact bounds are several arrays per host): SUMMARY_FULL if a bucket
+   * or block the window covers whole leaves no room for the demand, SUMMARY_WORSE if the upper
+   * bound of its peak (the maxima of everything the window touches) cannot beat the best,
+   * SUMMARY_OPEN if neither (the exact bounds decide).
+   */
+  bySummary(host: HostRecord, affinity: number): number {
+    const cls = host.cls;
+    if (cls !== this.roomOf) this.setRoom(cls);
+    const q = SCRATCH_Q;
+    const words = this.ctx.index.usageSummary.words;
+    if (!summaryBytes(this.plan, words, host.sumAt, this.room, q)) return SUMMARY_FULL;
+    const ctx = this.ctx;
+    if (ctx.fit !== "binpack" || this.best === undefined) return SUMMARY_OPEN;
+    const hi = this.wub;
+    const lo = this.wlb;
+    summaryBounds(q, cls.alloc, lo, hi);
+    if (hostUb(ctx, host, hi, lo, 0) + affinity + EPS < this.bestScore) return SUMMARY_WORSE;
+    return SUMMARY_OPEN;
+  }
+
+  /**
+   * Per core dim, the largest summary byte (usage step) at which a host of the class may still
+   * have room for the demand: a byte q proves usage ≥ q/255 of allocatable, so q above
+   * 255·(1 − d/a) (with a margin far above the rounding of either side) proves it too full, as
+   * the exact check (usage + d > a) would find.
+   */
+  private setRoom(cls: HostClass): void {
+    const d = this.ctx.demandCore;
+    const a = cls.alloc;
+    const room = (k: number): number => {
+      const ak = a[k] as number;
+      const dk = d[k] as number;
+      if (!(ak > 0)) return dk > 0 ? -1 : SUMMARY_STEPS;
+      return Math.floor(SUMMARY_STEPS * (1 - dk / ak) + 1e-6);
+    };
+    this.roomOf = cls;
+    for (let k = 0; k < CORE_DIMS; k++) this.room[k] = room(k);
+  }
+
   /**
    * Bounds of the host's peak over the window, into `wlb` / `wub` (core dims), from its bucket
    * and block bounds (`planned` only): the maximum of every bucket or block the window touches
@@ -447,7 +486,7 @@ class Search {
    */
   windowBounds(host: HostRecord, lo: Float64Array): boolean {
     const d = this.ctx.demandCore;
-    const lim = host.limit;
+    const lim = host.cls.alloc; // the host's core limits (see `evaluate`)
     // compared as the exact check does (peak + d > limit), so the rounding is the same
     const d0 = d[0] as number;
     const d1 = d[1] as number;
@@ -778,6 +817,175 @@ function classFeasible(ctx: RequestContext, cls: HostClass): boolean {
 }
 
 const ZERO_PIECE = new Float64Array(2 + CORE_DIMS);
+
+/**
+ * Where the bounds of a host's peak over the window are read, when the bucket ring covers the
+ * window (`planned`): ring slots of the buckets at its ends (all of them if it spans at most two
+ * blocks), with whether the window covers the bucket whole, and block slots of the blocks it
+ * covers whole in between.
+ */
+interface WindowPlan {
+  readonly planned: boolean;
+  readonly hourSlots: Int32Array;
+  readonly hourFull: Uint8Array;
+  /** How many of `hourSlots` are at the window's start (the rest are at its end). */
+  readonly headHours: number;
+  readonly blockSlots: Int32Array;
+  /** The window's absolute start block. */
+  readonly startBlock: number;
+  readonly ringSize: number;
+}
+
+function planWindow(ctx: RequestContext): WindowPlan {
+  const index = ctx.index;
+  const ms = index.bucketMs;
+  const ha = Math.floor(ctx.start / ms);
+  const hb = Math.ceil(ctx.end / ms) - 1;
+  const planned =
+    !Number.isNaN(index.ringBase) && ha >= index.ringBase && hb < index.ringBase + index.ringSize;
+  const ba = Math.floor(ha / BLOCK_BUCKETS);
+  const bb = Math.floor(hb / BLOCK_BUCKETS);
+  let headEnd = hb;
+  let tailStart = hb + 1;
+  let blockCount = 0;
+  if (!planned) headEnd = ha - 1;
+  else if (bb - ba > 1) {
+    headEnd = (ba + 1) * BLOCK_BUCKETS - 1;
+    tailStart = bb * BLOCK_BUCKETS;
+    blockCount = bb - ba - 1;
+  }
+  const hourCount = headEnd - ha + 1 + (hb - tailStart + 1);
+  const hourSlots = new Int32Array(hourCount);
+  const hourFull = new Uint8Array(hourCount);
+  let i = 0;
+  const hour = (ab: number): void => {
+    hourSlots[i] = index.slotOf(ab);
+    hourFull[i] = ab * ms >= ctx.start && (ab + 1) * ms <= ctx.end ? 1 : 0;
+    i++;
+  };
+  for (let ab = ha; ab <= headEnd; ab++) hour(ab);
+  for (let ab = tailStart; ab <= hb; ab++) hour(ab);
+  const blockSlots = new Int32Array(blockCount);
+  for (let j = 0; j < blockCount; j++) blockSlots[j] = index.blockSlotOf(ba + 1 + j);
+  return {
+    planned,
+    hourSlots,
+    hourFull,
+    headHours: headEnd - ha + 1,
+    blockSlots,
+    startBlock: ba,
+    ringSize: index.ringSize,
+  };
+}
+
+/** Scratch of `summaryBytes`: lower bytes per core dim, then upper bytes. */
+const SCRATCH_Q = new Int32Array(2 * CORE_DIMS);
+
+/**
+ * A host's summary bytes over a planned window (see usage-summary.ts), into `out`: per core dim
+ * the largest byte of what the window covers whole (a lower bound of its peak), then the largest
+ * of everything it touches (an upper bound). Returns false as soon as a lower byte exceeds `room`
+ * (`out` is then incomplete): the start's hours first, as most hosts a future window visits and
+ * rules out are too full in its first hours.
+ */
+function summaryBytes(
+  plan: WindowPlan,
+  words: Uint32Array,
+  at: number,
+  room: Int32Array,
+  out: Int32Array,
+): boolean {
+  const m0 = room[0] as number;
+  const m1 = room[1] as number;
+  const m2 = room[2] as number;
+  const m3 = room[3] as number;
+  const hs = plan.hourSlots;
+  const full = plan.hourFull;
+  let l0 = 0;
+  let l1 = 0;
+  let l2 = 0;
+  let l3 = 0;
+  let u0 = 0;
+  let u1 = 0;
+  let u2 = 0;
+  let u3 = 0;
+  // the hours at the start, the blocks in between, the hours at the end: checked after each
+  for (let phase = 0; phase < 3; phase++) {
+    if (phase === 1) {
+      const bs = plan.blockSlots;
+      const base = at + plan.ringSize;
+      for (let i = 0; i < bs.length; i++) {
+        const v = words[base + (bs[i] as number)] as number;
+        const q0 = v & 255;
+        const q1 = (v >>> 8) & 255;
+        const q2 = (v >>> 16) & 255;
+        const q3 = v >>> 24;
+        if (q0 > l0) l0 = q0;
+        if (q1 > l1) l1 = q1;
+        if (q2 > l2) l2 = q2;
+        if (q3 > l3) l3 = q3;
+      }
+      // a block covered whole: its maximum bounds the peak from both sides
+      if (l0 > u0) u0 = l0;
+      if (l1 > u1) u1 = l1;
+      if (l2 > u2) u2 = l2;
+      if (l3 > u3) u3 = l3;
+    } else {
+      const from = phase === 0 ? 0 : plan.headHours;
+      const to = phase === 0 ? plan.headHours : hs.length;
+      for (let i = from; i < to; i++) {
+        const v = words[at + (hs[i] as number)] as number;
+        const q0 = v & 255;
+        const q1 = (v >>> 8) & 255;
+        const q2 = (v >>> 16) & 255;
+        const q3 = v >>> 24;
+        if (q0 > u0) u0 = q0;
+        if (q1 > u1) u1 = q1;
+        if (q2 > u2) u2 = q2;
+        if (q3 > u3) u3 = q3;
+        if (full[i] === 1) {
+          if (q0 > l0) l0 = q0;
+          if (q1 > l1) l1 = q1;
+          if (q2 > l2) l2 = q2;
+          if (q3 > l3) l3 = q3;
+        }
+      }
+    }
+    if (l0 > m0 || l1 > m1 || l2 > m2 || l3 > m3) return false;
+  }
+  out[0] = l0;
+  out[1] = l1;
+  out[2] = l2;
+  out[3] = l3;
+  out[4] = u0;
+  out[5] = u1;
+  out[6] = u2;
+  out[7] = u3;
+  return true;
+}
+
+/** Bounds of usage per core dim from `summaryBytes`' output, for allocatable `a`. */
+function summaryBounds(q: Int32Array, a: Float64Array, lo: Float64Array, hi: Float64Array): void {
+  for (let k = 0; k < CORE_DIMS; k++) {
+    lo[k] = summaryLower(q[k] as number, a[k] as number);
+    hi[k] = summaryUpper(q[CORE_DIMS + k] as number, a[k] as number);
+  }
+}
+
+/** `bySummary`'s answers. */
+const SUMMARY_OPEN = 0;
+const SUMMARY_FULL = 1;
+const SUMMARY_WORSE = 2;
+
+/** An upper bound of usage from its summary byte q (none at the top step, see usage-summary.ts). */
+function summaryUpper(q: number, a: number): number {
+  return q >= SUMMARY_STEPS ? Number.POSITIVE_INFINITY : ((q + 1) * a * (1 + 1e-9)) / SUMMARY_STEPS;
+}
+
+/** A lower bound of usage from its summary byte q. */
+function summaryLower(q: number, a: number): number {
+  return ((q * a) / SUMMARY_STEPS) * (1 - 1e-9);
+}
 /** The peak of an empty host over any window (never written). */
 const ZERO_PEAK = new Float64Array(CORE_DIMS);
 
@@ -822,7 +1030,7 @@ function hostUb(
   off: number,
 ): number {
   const wn = ctx.weightsFor(host.cls);
-  const a = host.limit;
+  const a = host.cls.alloc; // the host's core limits (see `evaluate`)
   const d = ctx.demandCore;
   let util = 0;
   let wsum = 0;
@@ -1216,6 +1424,52 @@ export interface NoFitExplanation {
   readonly evaluated: number;
 }
 
+/** `shortfallVerdict`'s answers other than a dim. */
+const SURELY_FITS = -2;
+const UNSETTLED = -1;
+
+/**
+ * What bounds `[lo, hi]` of a peak (core dims) say of the demand `d` on allocatable `a`, as
+ * `violationOf` ranks shortfalls: SURELY_FITS if no dim can be short; the dim that is surely short
+ * relatively more than any other can be (its least relative shortfall into `rel[0]`); else
+ * UNSETTLED.
+ */
+function shortfallVerdict(
+  lo: Float64Array,
+  hi: Float64Array,
+  d: Float64Array,
+  a: Float64Array,
+  rel: Float64Array,
+): number {
+  let sure = UNSETTLED;
+  let sureRel = 0;
+  let possible = 0;
+  for (let k = 0; k < CORE_DIMS; k++) {
+    const dk = d[k] as number;
+    const ak = a[k] as number;
+    if (!((hi[k] as number) + dk - ak > 0)) continue;
+    possible++;
+    const lbShort = (lo[k] as number) + dk - ak;
+    if (lbShort > 0) {
+      const r = lbShort / ak;
+      if (sure < 0 || r > sureRel) {
+        sure = k;
+        sureRel = r;
+      }
+    }
+  }
+  if (possible === 0) return SURELY_FITS;
+  if (sure < 0) return UNSETTLED;
+  for (let k = 0; k < CORE_DIMS; k++) {
+    if (k === sure) continue;
+    const ak = a[k] as number;
+    const ubShort = (hi[k] as number) + (d[k] as number) - ak;
+    if (ubShort > 0 && !(ubShort / ak < sureRel)) return UNSETTLED;
+  }
+  rel[0] = sureRel;
+  return sure;
+}
+
 /** Chunks smaller than this are settled host by host (reading their bounds costs as much). */
 const MIN_SETTLE_CHUNK = 4;
 
@@ -1381,6 +1635,8 @@ export function explainNoFit(ctx: RequestContext): NoFitExplanation {
   /** Classes short on a resource they have none of: every host binds there, at rel +∞. */
   const infClasses: HostClass[] = [];
 
+  const rel = new Float64Array(1);
+
   for (const cls of index.classList) {
     if (cls.ready === 0) continue;
     const a = cls.alloc;
@@ -1419,38 +1675,14 @@ export function explainNoFit(ctx: RequestContext): NoFitExplanation {
             if (x > (hi[k] as number)) hi[k] = x;
           }
         }
-        // The worst dim is settled for every host when its least relative shortfall exceeds
-        // every other dim's greatest; a chunk where no dim can be short fits whole.
-        let sure = -1;
-        let sureRel = 0;
-        let possible = 0;
-        for (let k = 0; k < CORE_DIMS; k++) {
-          const dk = d[k] as number;
-          const ak = a[k] as number;
-          if (!((hi[k] as number) + dk - ak > 0)) continue;
-          possible++;
-          const lbShort = (lo[k] as number) + dk - ak;
-          if (lbShort > 0) {
-            const r = lbShort / ak;
-            if (sure < 0 || r > sureRel) {
-              sure = k;
-              sureRel = r;
-            }
-          }
-        }
-        if (possible === 0) {
+        const sure = shortfallVerdict(lo, hi, d, a, rel);
+        const sureRel = rel[0] as number;
+        if (sure === SURELY_FITS) {
           // every host fits: counted, none eligible for the binding (they fail another filter)
           fit += end - first;
           continue;
         }
-        let settled = sure >= 0;
-        for (let k = 0; k < CORE_DIMS && settled; k++) {
-          if (k === sure) continue;
-          const ak = a[k] as number;
-          const ubShort = (hi[k] as number) + (d[k] as number) - ak;
-          if (ubShort > 0 && !(ubShort / ak < sureRel)) settled = false;
-        }
-        if (!settled) {
+        if (sure === UNSETTLED) {
           for (let p = first; p < end; p++) settleHost(bin.hosts[p] as HostRecord);
           continue;
         }
