@@ -1,3 +1,4 @@
+import { DueHeap } from "./due-heap.js";
 /**
  * The Clock port: all time in leasebroker goes through it. Times are epoch milliseconds.
  *
@@ -105,7 +106,7 @@ export class VirtualClock implements Clock {
   #now: number;
   #seq = 0;
   // A binary min-heap on (due, seq): the simulator keeps hundreds of thousands of timers.
-  readonly #heap: VirtualTimer[] = [];
+  readonly #heap = new DueHeap<VirtualTimer>();
   #live = 0;
 
   constructor(startMs = 0) {
@@ -127,7 +128,7 @@ export class VirtualClock implements Clock {
       fn,
       cancelled: false,
     };
-    this.#push(timer);
+    this.#heap.push(timer);
     this.#live++;
     return {
       cancel: () => {
@@ -151,7 +152,7 @@ export class VirtualClock implements Clock {
   /** When the next live timer is due, or undefined if none is. */
   nextDue(): number | undefined {
     this.#dropCancelled();
-    return this.#heap[0]?.due;
+    return this.#heap.peek()?.due;
   }
 
   /** Moves time forward by `ms`, firing every timer due up to and including the new time. */
@@ -204,52 +205,15 @@ export class VirtualClock implements Clock {
 
   #popDue(atMs: number): VirtualTimer | undefined {
     this.#dropCancelled();
-    const top = this.#heap[0];
+    const top = this.#heap.peek();
     if (top === undefined || top.due > atMs) return undefined;
-    this.#pop();
+    this.#heap.pop();
     top.cancelled = true;
     this.#live--;
     return top;
   }
 
   #dropCancelled(): void {
-    while (this.#heap[0]?.cancelled) this.#pop();
-  }
-
-  #less(a: VirtualTimer, b: VirtualTimer): boolean {
-    return a.due < b.due || (a.due === b.due && a.seq < b.seq);
-  }
-
-  #push(timer: VirtualTimer): void {
-    const heap = this.#heap;
-    heap.push(timer);
-    let i = heap.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      const p = heap[parent] as VirtualTimer;
-      if (!this.#less(timer, p)) break;
-      heap[i] = p;
-      i = parent;
-    }
-    heap[i] = timer;
-  }
-
-  #pop(): void {
-    const heap = this.#heap;
-    const last = heap.pop();
-    if (last === undefined || heap.length === 0) return;
-    let i = 0;
-    const n = heap.length;
-    for (;;) {
-      const l = 2 * i + 1;
-      if (l >= n) break;
-      const r = l + 1;
-      const child = r < n && this.#less(heap[r] as VirtualTimer, heap[l] as VirtualTimer) ? r : l;
-      const c = heap[child] as VirtualTimer;
-      if (!this.#less(c, last)) break;
-      heap[i] = c;
-      i = child;
-    }
-    heap[i] = last;
+    while (this.#heap.peek()?.cancelled) this.#heap.pop();
   }
 }

@@ -18,6 +18,7 @@ export {
   parseDuration,
   parseOptions,
 } from "./config.js";
+export { type Due, DueHeap } from "./due-heap.js";
 export {
   AlreadyExistsError,
   ConflictError,

@@ -130,7 +130,7 @@ function specFromProtoTimes(spec: ProtoLeaseSpec | null, now: number): LeaseSpec
   return {
     name: spec.name,
     tenant: spec.tenant,
-    labels: { ...spec.labels },
+    labels: Object.assign({}, spec.labels),
     resources: resourcesFromProto(spec.resources),
     window,
     priority: spec.priority,
@@ -161,7 +161,9 @@ function specFromProtoTimes(spec: ProtoLeaseSpec | null, now: number): LeaseSpec
       : spec.policy === "PLACEMENT_POLICY_SPREAD"
         ? { policy: "spread" as const }
         : {}),
-    driver: { image: spec.driver?.image ?? "", params: { ...(spec.driver?.params ?? {}) } },
+    // Object.assign, not a spread: see `LeaseManager`'s write (a frozen spread copy of a record
+    // gets a hidden class of its own).
+    driver: { image: spec.driver?.image ?? "", params: Object.assign({}, spec.driver?.params) },
   };
 }
 
