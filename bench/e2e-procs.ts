@@ -7,6 +7,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { accessSync, constants, readFileSync, statSync } from "node:fs";
 import { createServer } from "node:net";
+import { constants as osConstants } from "node:os";
 import { delimiter, isAbsolute, join } from "node:path";
 
 export const LOOPBACK = "127.0.0.1";
@@ -211,6 +212,29 @@ export function runQueueWaitMs(pid: number): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Runs this script again in a child Node with `nodeFlags` added (V8 heap flags cannot be changed
+ * once the process runs), its stdio inherited and SIGINT/SIGTERM passed on; resolves with the
+ * child's exit code (128 + the signal's number if a signal ended it).
+ */
+export function runAgainWithNodeFlags(nodeFlags: readonly string[]): Promise<number> {
+  const child = spawn(
+    process.execPath,
+    [...process.execArgv, ...nodeFlags, ...process.argv.slice(1)],
+    { stdio: "inherit" },
+  );
+  const forward = (signal: NodeJS.Signals): void => {
+    child.kill(signal);
+  };
+  process.on("SIGINT", forward);
+  process.on("SIGTERM", forward);
+  return new Promise((resolve) => {
+    child.once("exit", (code, signal) => {
+      resolve(code ?? 128 + (signal === null ? 0 : (osConstants.signals[signal] ?? 0)));
+    });
+  });
 }
 
 /** USER_HZ: 100 on every Linux this runs on (sysconf(_SC_CLK_TCK) is not reachable from Node). */

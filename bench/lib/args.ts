@@ -2,21 +2,25 @@
 
 export interface FlagSpec {
   readonly [name: string]: {
-    readonly kind: "number" | "boolean";
-    readonly default: number | boolean;
+    readonly kind: "number" | "boolean" | "string";
+    readonly default: number | boolean | string;
     readonly help: string;
   };
 }
 
 export type Flags<S extends FlagSpec> = {
-  [K in keyof S]: S[K]["kind"] extends "number" ? number : boolean;
+  [K in keyof S]: S[K]["kind"] extends "number"
+    ? number
+    : S[K]["kind"] extends "string"
+      ? string
+      : boolean;
 };
 
 export function usage(command: string, spec: FlagSpec): string {
   const lines = [`usage: ${command} [flags]`];
   for (const [name, f] of Object.entries(spec)) {
     lines.push(
-      `  --${name}${f.kind === "number" ? " N" : ""}  ${f.help} (default ${String(f.default)})`,
+      `  --${name}${f.kind === "number" ? " N" : f.kind === "string" ? " VALUE" : ""}  ${f.help} (default ${f.default === "" ? "none" : String(f.default)})`,
     );
   }
   return lines.join("\n");
@@ -27,7 +31,7 @@ export function parseFlags<S extends FlagSpec>(
   spec: S,
   argv: readonly string[],
 ): Flags<S> {
-  const out: Record<string, number | boolean> = {};
+  const out: Record<string, number | boolean | string> = {};
   for (const [name, f] of Object.entries(spec)) out[name] = f.default;
   const fail = (msg: string): never => {
     process.stderr.write(`${command}: ${msg}\n${usage(command, spec)}\n`);
@@ -51,7 +55,12 @@ export function parseFlags<S extends FlagSpec>(
       continue;
     }
     const text = eq >= 0 ? arg.slice(eq + 1) : argv[++i];
-    if (text === undefined) fail(`--${name} needs a value`);
+    if (text === undefined || (def.kind === "string" && text === ""))
+      fail(`--${name} needs a value`);
+    if (def.kind === "string") {
+      out[name] = text as string;
+      continue;
+    }
     const v = Number(text);
     if (!Number.isFinite(v) || v < 0 || !Number.isInteger(v))
       fail(`--${name} must be a non-negative integer, got ${JSON.stringify(text)}`);
