@@ -1,0 +1,60 @@
+/** `bench:placement --json` through the built script: the keys tools read are there and sane. */
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { buildAgent, REPO_ROOT } from "../agent/agent-process.js";
+
+beforeAll(() => buildAgent());
+
+describe("bench:placement --json", () => {
+  it("prints one JSON object with the placement figures, on a small cluster", () => {
+    const r = spawnSync(
+      process.execPath,
+      [
+        join(REPO_ROOT, "dist", "bench", "placement.js"),
+        ...["--hosts", "200", "--leases", "2000", "--decisions", "300"],
+        ...["--reps", "1", "--gang-reps", "1", "--baseline-every", "10", "--json"],
+      ],
+      { encoding: "utf8", timeout: 120_000 },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split("\n");
+    expect(lines).toHaveLength(1);
+    const j = JSON.parse(lines[0] as string) as Record<string, unknown>;
+    for (const key of [
+      "placements_per_s",
+      "placements_per_s_real_time_clock",
+      "decisions_only_per_s",
+      "p50_ms",
+      "p99_ms",
+      "max_ms",
+      "heap_mib",
+      "baseline_placements_per_s",
+      "speedup_vs_baseline",
+      "anti_affinity_placements_per_s",
+      "commit_us_mean",
+      "advance_us_mean",
+      "release_us_mean",
+      "clock_ms_per_simulated_hour",
+    ]) {
+      expect(typeof j[key], key).toBe("number");
+      expect(j[key] as number, key).toBeGreaterThan(0);
+    }
+    expect(j.hosts).toBe(200);
+    expect(j.decisions).toBe(300);
+    // the rate without the clock's per-decision share is never below the rate with it
+    expect(j.placements_per_s_real_time_clock as number).toBeGreaterThanOrEqual(
+      (j.placements_per_s as number) * 0.99,
+    );
+  });
+
+  it("exits 2 on a bad flag", () => {
+    const r = spawnSync(
+      process.execPath,
+      [join(REPO_ROOT, "dist", "bench", "placement.js"), "--hosts", "-3"],
+      { encoding: "utf8", timeout: 30_000 },
+    );
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("--hosts");
+  });
+});
