@@ -15,8 +15,13 @@
  * optimized by the JIT) falls a second or two behind at the start, and in a run of a few seconds
  * that start-up alone made the p99.
  *
+ * The agent host and this process (the load generator) run with a large initial old space
+ * (`--harness-old-space-mib`): their major GCs, which would stall every lease in flight at once,
+ * stay out of the measured seconds. `--lease-times FILE` writes each measured lease's path.
+ *
  *   node dist/bench/e2e.js [--agents N] [--leases N] [--warmup N] [--concurrency N] [--rate N]
- *                          [--unary] [--batch N] [--seed N] [--json]
+ *                          [--unary] [--batch N] [--seed N] [--lease-times FILE] [--json]
+ *                          (`--help` lists every flag)
  */
 
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
