@@ -1,4 +1,3 @@
-import { DueHeap } from "./due-heap.js";
 /**
  * The Clock port: all time in leasebroker goes through it. Times are epoch milliseconds.
  *
@@ -6,6 +5,8 @@ import { DueHeap } from "./due-heap.js";
  * its timers in a deterministic order (due time, then creation order), so that tests of timing
  * behaviour and the simulator need no sleeps and run faster than real time.
  */
+
+import { DueHeap } from "./due-heap.js";
 
 /** A scheduled callback; cancelling twice, or after it fired, is harmless. */
 export interface Timer {
