@@ -96,7 +96,9 @@ describe("kill -9 of the leader under a steady stream of submits", () => {
     const c = cluster as HaCluster;
     const [leader, follower] = c.brokers as [HaBroker, HaBroker];
     // The client knows the follower first: it is redirected to the leader, then must fail over.
-    const client = new HaClient([follower.address, leader.address]);
+    // It retries for up to a minute: this test is about what survives the failover, not how fast
+    // it is (bench:failover measures that), and on a loaded CI machine one took over 19 s.
+    const client = new HaClient([follower.address, leader.address], 60_000);
     const acked = new Map<string, Lease>();
     let submitted = 0;
     let killedAt = 0;
@@ -172,7 +174,7 @@ describe("kill -9 of the leader under a steady stream of submits", () => {
       expect(peak).toBeLessThanOrEqual(HOST_MEMORY_MIB);
     }
     client.close();
-  }, 90_000);
+  }, 150_000);
 });
 
 describe("history check: concurrent submits, cancels and extends while the leader is killed", () => {
