@@ -6,7 +6,7 @@
  * at any revision of the store's history.
  */
 import { status } from "@grpc/grpc-js";
-import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BrokerCallError } from "../../broker/cli/errors.js";
 import type { Lease as DomainLease } from "../../broker/leases/model.js";
 import { HOLDING_STATES } from "../../broker/leases/transitions.js";
@@ -15,6 +15,7 @@ import type { Lease } from "../../proto/index.js";
 import { BeatObserver } from "../cluster/cluster-processes.js";
 import { waitFor } from "../helpers/index.js";
 import {
+  brokerLogsOnFailure,
   type HaBroker,
   HaClient,
   type HaCluster,
@@ -91,16 +92,11 @@ describe("kill -9 of the leader under a steady stream of submits", () => {
     await beats?.close();
     await stopHaCluster(cluster);
   }, 60_000);
+  brokerLogsOnFailure(() => cluster);
 
   it("a follower leads, and no acknowledged lease is lost, duplicated or doubly run", async () => {
     const c = cluster as HaCluster;
     const [leader, follower] = c.brokers as [HaBroker, HaBroker];
-    // The brokers' logs go with the cluster's temp dirs: show where a failed failover spent its time.
-    onTestFailed(() => {
-      for (const b of c.brokers) {
-        console.log(`--- ${b.name}, last lines:\n${b.proc.outputTail(40)}`);
-      }
-    });
     // The client knows the follower first: it is redirected to the leader, then must fail over.
     // It retries for up to a minute: this test is about what survives the failover, not how fast
     // it is (bench:failover measures that), and on a loaded CI machine one took over 19 s.

@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
-import { afterAll, beforeAll } from "vitest";
+import { afterAll, beforeAll, beforeEach } from "vitest";
 import { BrokerConnection } from "../../broker/cli/client.js";
 import { BrokerCallError } from "../../broker/cli/errors.js";
 import { HOLDING_STATES } from "../../broker/leases/transitions.js";
@@ -78,10 +78,25 @@ export function useHaCluster(hosts: readonly string[]): () => HaCluster {
   afterAll(async () => {
     await stopHaCluster(cluster);
   }, 60_000);
+  brokerLogsOnFailure(() => cluster);
   return () => {
     if (cluster === undefined) throw new Error("the HA cluster did not start");
     return cluster;
   };
+}
+
+/**
+ * A failed test of the describe block prints each broker's last log lines: the logs go with the
+ * cluster's temp dirs, and a slow takeover cannot be explained without them.
+ */
+export function brokerLogsOnFailure(cluster: () => HaCluster | undefined): void {
+  beforeEach(({ onTestFailed }) => {
+    onTestFailed(() => {
+      for (const b of cluster()?.brokers ?? []) {
+        console.log(`--- ${b.name}, last lines:\n${b.proc.outputTail(40)}`);
+      }
+    });
+  });
 }
 
 export async function stopHaCluster(c: HaCluster | undefined): Promise<void> {
