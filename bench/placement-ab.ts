@@ -1,0 +1,225 @@
+/**
+ * bench:placement-ab — two builds of `placement/` in one process, fed the same workload as
+ * bench:placement (warm-up to ~100,000 live leases on 10,000 hosts, then arrivals as the clock
+ * moves), every step timed on both, the order alternating per decision. This VM's speed moves by
+ * ~30% between runs minutes apart; within one process both builds see the same speed, so the
+ * ratio between them is what a change is worth (an A/A run stays within ~2%).
+ *
+ *   node dist/bench/placement-ab.js --a OLD_DIST --b NEW_DIST [--decisions N] [--json]
+ *
+ * A build is a `dist` folder (`npm run build` in a checkout of that commit, e.g. a git worktree).
+ * Both must decide the same: the run counts decisions where they differ (host or start).
+ */
+
+import { isAbsolute, resolve } from "node:path";
+import { performance } from "node:perf_hooks";
+import { pathToFileURL } from "node:url";
+import type { PlacementDecision, PlacementRequest, SlotRequest } from "../placement/index.js";
+import { parseFlags } from "./lib/args.js";
+import { fmt, percentile, table } from "./lib/stats.js";
+import {
+  type Arrival,
+  arrival,
+  DAY,
+  EndQueue,
+  MEAN_TIME_IN_SYSTEM,
+  makeHosts,
+} from "./lib/workload.js";
+
+type PlacementModule = typeof import("../placement/index.js");
+
+const flags = parseFlags(
+  "placement-ab",
+  {
+    a: { kind: "string", default: "", help: "dist folder of build A (the baseline)" },
+    b: { kind: "string", default: "", help: "dist folder of build B" },
+    seed: { kind: "number", default: 1, help: "workload seed" },
+    hosts: { kind: "number", default: 10_000, help: "hosts in the cluster" },
+    leases: { kind: "number", default: 100_000, help: "live leases in steady state" },
+    decisions: { kind: "number", default: 10_000, help: "decisions measured" },
+    json: { kind: "boolean", default: false, help: "print one JSON object instead of a table" },
+  },
+  process.argv.slice(2),
+);
+if (flags.a === "" || flags.b === "") {
+  process.stderr.write("placement-ab: --a and --b (dist folders of the two builds) are required\n");
+  process.exit(2);
+}
+
+async function load(dir: string): Promise<PlacementModule> {
+  const abs = isAbsolute(dir) ? dir : resolve(process.cwd(), dir);
+  return (await import(pathToFileURL(`${abs}/placement/index.js`).href)) as PlacementModule;
+}
+
+interface Side {
+  readonly p: PlacementModule;
+  readonly index: InstanceType<PlacementModule["ClusterIndex"]>;
+  /** Milliseconds spent per step. */
+  readonly ms: { decide: number; commit: number; advance: number; release: number };
+  readonly latencies: number[];
+  readonly byKind: Map<string, number[]>;
+}
+
+const T0 = Date.UTC(2030, 0, 1);
+const mods = [await load(flags.a), await load(flags.b)];
+const sides: Side[] = mods.map((p) => ({
+  p,
+  index: new p.ClusterIndex({ horizonBuckets: 384 }),
+  ms: { decide: 0, commit: 0, advance: 0, release: 0 },
+  latencies: [],
+  byKind: new Map(),
+}));
+const [sideA, sideB] = sides as [Side, Side];
+const rng = sideA.p.createRng(flags.seed);
+for (const spec of makeHosts(rng, flags.hosts)) for (const s of sides) s.index.addHost(spec);
+const ends = new EndQueue();
+const dt = MEAN_TIME_IN_SYSTEM / Math.max(1, flags.leases);
+let seq = 0;
+
+function decide(s: Side, a: Arrival): PlacementDecision {
+  return a.kind === "flexible"
+    ? s.p.findEarliestSlot(s.index, a.request as SlotRequest)
+    : s.p.place(s.index, a.request as PlacementRequest);
+}
+
+function same(x: PlacementDecision, y: PlacementDecision): boolean {
+  if (!x.ok || !y.ok) return x.ok === y.ok;
+  return x.hostId === y.hostId && x.start === y.start;
+}
+
+function commit(s: Side, d: PlacementDecision, a: Arrival, id: string): void {
+  if (!d.ok) return;
+  s.index.commit(id, d.hostId, { start: d.start, end: d.end }, a.request.resources, {
+    priority: a.request.priority ?? 0,
+    preemptible: a.request.preemptible ?? false,
+  });
+}
+
+// ---- warm-up: the population a stationary arrival process has alive at T0 (as bench:placement)
+let disagree = 0;
+{
+  const warmRng = sideA.p.createRng(flags.seed ^ 0x5eed);
+  for (let t = T0 - 15 * DAY; t < T0; t += dt) {
+    const a = arrival(warmRng, t, `warm-${seq++}`);
+    const endAt =
+      a.kind === "flexible" ? a.request.latest + a.request.duration : a.request.window.end;
+    if (endAt <= T0) continue;
+    const [da, db] = sides.map((s) => {
+      s.index.advanceTo(t);
+      return decide(s, a);
+    }) as [PlacementDecision, PlacementDecision];
+    if (!same(da, db)) disagree++;
+    if (da.ok && da.end > T0) {
+      const id = a.request.leaseId ?? `warm-${seq++}`;
+      for (const s of sides) commit(s, da, a, id);
+      ends.push(da.end, id);
+    }
+  }
+}
+
+let now = T0;
+for (const s of sides) s.index.advanceTo(now);
+while (ends.peekTime() <= now) {
+  const id = ends.pop();
+  if (id !== undefined) for (const s of sides) s.index.release(id);
+}
+
+// ---- steady state: each step on both builds, the first alternating ---------------------------
+for (let i = 0; i < flags.decisions; i++) {
+  const order = i % 2 === 0 ? [sideA, sideB] : [sideB, sideA];
+  now += dt;
+  for (const s of order) {
+    const t0 = performance.now();
+    s.index.advanceTo(now);
+    s.ms.advance += performance.now() - t0;
+  }
+  const ended: string[] = [];
+  while (ends.peekTime() <= now) {
+    const id = ends.pop();
+    if (id !== undefined) ended.push(id);
+  }
+  for (const s of order) {
+    const t0 = performance.now();
+    for (const id of ended) s.index.release(id);
+    s.ms.release += performance.now() - t0;
+  }
+  const a = arrival(rng, now, `lease-${seq++}`);
+  const decided = new Map<Side, PlacementDecision>();
+  for (const s of order) {
+    const t0 = performance.now();
+    const d = decide(s, a);
+    const took = performance.now() - t0;
+    s.ms.decide += took;
+    s.latencies.push(took);
+    let k = s.byKind.get(a.kind);
+    if (k === undefined) {
+      k = [];
+      s.byKind.set(a.kind, k);
+    }
+    k.push(took);
+    decided.set(s, d);
+  }
+  const da = decided.get(sideA) as PlacementDecision;
+  if (!same(da, decided.get(sideB) as PlacementDecision)) disagree++;
+  if (da.ok) {
+    const id = a.request.leaseId ?? `lease-${seq++}`;
+    for (const s of order) {
+      const t0 = performance.now();
+      commit(s, da, a, id);
+      s.ms.commit += performance.now() - t0;
+    }
+    ends.push(da.end, id);
+  }
+}
+
+const round = (v: number, d: number) => Math.round(v * 10 ** d) / 10 ** d;
+function figures(s: Side) {
+  const total = s.ms.decide + s.ms.commit + s.ms.advance + s.ms.release;
+  const us = (ms: number) => round((ms / flags.decisions) * 1000, 1);
+  const sorted = [...s.latencies].sort((x, y) => x - y);
+  const kinds = Object.fromEntries(
+    [...s.byKind].map(([k, v]) => [k, round((v.reduce((x, y) => x + y, 0) / v.length) * 1000, 1)]),
+  );
+  return {
+    placements_per_s: Math.round((flags.decisions / total) * 1000),
+    decide_us_mean: us(s.ms.decide),
+    commit_us_mean: us(s.ms.commit),
+    advance_us_mean: us(s.ms.advance),
+    release_us_mean: us(s.ms.release),
+    p50_ms: round(percentile(sorted, 50), 4),
+    p99_ms: round(percentile(sorted, 99), 4),
+    max_ms: round(percentile(sorted, 100), 4),
+    decide_us_mean_by_kind: kinds,
+  };
+}
+const fa = figures(sideA);
+const fb = figures(sideB);
+const out = {
+  a: flags.a,
+  b: flags.b,
+  decisions: flags.decisions,
+  decisions_differing: disagree,
+  placements_per_s_a: fa.placements_per_s,
+  placements_per_s_b: fb.placements_per_s,
+  ratio_b_over_a: round(fb.placements_per_s / fa.placements_per_s, 3),
+  build_a: fa,
+  build_b: fb,
+};
+if (flags.json) process.stdout.write(`${JSON.stringify(out)}\n`);
+else {
+  const rows: string[][] = [["figure", "A", "B"]];
+  for (const key of Object.keys(fa) as (keyof typeof fa)[]) {
+    if (key === "decide_us_mean_by_kind") continue;
+    rows.push([key, fmt(fa[key], 2), fmt(fb[key], 2)]);
+  }
+  for (const kind of Object.keys(fa.decide_us_mean_by_kind)) {
+    rows.push([
+      `decide µs, ${kind}`,
+      fmt(fa.decide_us_mean_by_kind[kind] ?? 0, 1),
+      fmt(fb.decide_us_mean_by_kind[kind] ?? 0, 1),
+    ]);
+  }
+  rows.push(["B / A placements/s", "", fmt(out.ratio_b_over_a, 3)]);
+  rows.push(["decisions where the builds differ", "", fmt(disagree)]);
+  process.stdout.write(`${table(rows)}\n`);
+}
