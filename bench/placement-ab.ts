@@ -14,7 +14,7 @@
 import { isAbsolute, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { pathToFileURL } from "node:url";
-import type { PlacementDecision, PlacementRequest, SlotRequest } from "../placement/index.js";
+import type { PlacementDecision } from "../placement/index.js";
 import { parseFlags } from "./lib/args.js";
 import { fmt, percentile, table } from "./lib/stats.js";
 import {
@@ -46,9 +46,16 @@ if (flags.a === "" || flags.b === "") {
   process.exit(2);
 }
 
-async function load(dir: string): Promise<PlacementModule> {
+async function load(flag: string, dir: string): Promise<PlacementModule> {
   const abs = isAbsolute(dir) ? dir : resolve(process.cwd(), dir);
-  return (await import(pathToFileURL(`${abs}/placement/index.js`).href)) as PlacementModule;
+  try {
+    return (await import(pathToFileURL(`${abs}/placement/index.js`).href)) as PlacementModule;
+  } catch (err) {
+    process.stderr.write(
+      `placement-ab: --${flag} ${dir}: no build of placement/ there (${String(err)})\n`,
+    );
+    process.exit(2);
+  }
 }
 
 interface Side {
@@ -61,7 +68,7 @@ interface Side {
 }
 
 const T0 = Date.UTC(2030, 0, 1);
-const mods = [await load(flags.a), await load(flags.b)];
+const mods = [await load("a", flags.a), await load("b", flags.b)];
 const sides: Side[] = mods.map((p) => ({
   p,
   index: new p.ClusterIndex({ horizonBuckets: 384 }),
@@ -78,8 +85,8 @@ let seq = 0;
 
 function decide(s: Side, a: Arrival): PlacementDecision {
   return a.kind === "flexible"
-    ? s.p.findEarliestSlot(s.index, a.request as SlotRequest)
-    : s.p.place(s.index, a.request as PlacementRequest);
+    ? s.p.findEarliestSlot(s.index, a.request)
+    : s.p.place(s.index, a.request);
 }
 
 function same(x: PlacementDecision, y: PlacementDecision): boolean {
@@ -210,7 +217,8 @@ else {
   const rows: string[][] = [["figure", "A", "B"]];
   for (const key of Object.keys(fa) as (keyof typeof fa)[]) {
     if (key === "decide_us_mean_by_kind") continue;
-    rows.push([key, fmt(fa[key], 2), fmt(fb[key], 2)]);
+    const digits = key.endsWith("_ms") ? 4 : key === "placements_per_s" ? 0 : 1;
+    rows.push([key, fmt(fa[key], digits), fmt(fb[key], digits)]);
   }
   for (const kind of Object.keys(fa.decide_us_mean_by_kind)) {
     rows.push([
