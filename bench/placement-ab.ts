@@ -20,10 +20,10 @@ import { fmt, percentile, table } from "./lib/stats.js";
 import {
   type Arrival,
   arrival,
-  DAY,
   EndQueue,
   MEAN_TIME_IN_SYSTEM,
   makeHosts,
+  survivorsAt,
 } from "./lib/workload.js";
 
 type PlacementModule = typeof import("../placement/index.js");
@@ -105,12 +105,8 @@ function commit(s: Side, d: PlacementDecision, a: Arrival, id: string): void {
 // ---- warm-up: the population a stationary arrival process has alive at T0 (as bench:placement)
 let disagree = 0;
 {
-  const warmRng = sideA.p.createRng(flags.seed ^ 0x5eed);
-  for (let t = T0 - 15 * DAY; t < T0; t += dt) {
-    const a = arrival(warmRng, t, `warm-${seq++}`);
-    const endAt =
-      a.kind === "flexible" ? a.request.latest + a.request.duration : a.request.window.end;
-    if (endAt <= T0) continue;
+  const past = survivorsAt(sideA.p.createRng(flags.seed ^ 0x5eed), T0, dt, () => `warm-${seq++}`);
+  for (const { at: t, a } of past) {
     const [da, db] = sides.map((s) => {
       s.index.advanceTo(t);
       return decide(s, a);

@@ -15,17 +15,16 @@ import {
   type PlacementRequest,
   place,
   placeFirstFit,
-  type Rng,
 } from "../placement/index.js";
 import { parseFlags } from "./lib/args.js";
 import { fmt, heapAfterGc, median, percentile, table } from "./lib/stats.js";
 import {
   type Arrival,
   arrival,
-  DAY,
   EndQueue,
   MEAN_TIME_IN_SYSTEM,
   makeHosts,
+  survivorsAt,
 } from "./lib/workload.js";
 
 const flags = parseFlags(
@@ -99,14 +98,7 @@ function releaseEnded(): void {
 // ---- warm-up: the population alive at T0 of a stationary arrival process --------------------
 // Arrivals over the past 15 days; those still holding capacity at T0 are placed in arrival order.
 {
-  const warmRng: Rng = createRng(flags.seed ^ 0x5eed);
-  const past: { at: number; a: Arrival }[] = [];
-  for (let t = T0 - 15 * DAY; t < T0; t += dt) {
-    const a = arrival(warmRng, t, `warm-${seq++}`);
-    const endAt =
-      a.kind === "flexible" ? a.request.latest + a.request.duration : a.request.window.end;
-    if (endAt > T0) past.push({ at: t, a });
-  }
+  const past = survivorsAt(createRng(flags.seed ^ 0x5eed), T0, dt, () => `warm-${seq++}`);
   for (const { at, a } of past) {
     now = at;
     index.advanceTo(now);

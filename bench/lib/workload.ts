@@ -125,6 +125,27 @@ export function arrival(rng: Rng, now: number, leaseId: string): Arrival {
 }
 
 /** A min-heap of (time, id): leases to release as the clock passes their end. */
+/**
+ * The population a stationary arrival process has alive at `t0`: its arrivals over the 15 days
+ * before `t0` (one every `dt`, ids from `nextId`) that still hold capacity at `t0`, in arrival
+ * order.
+ */
+export function survivorsAt(
+  rng: Rng,
+  t0: number,
+  dt: number,
+  nextId: () => string,
+): { readonly at: number; readonly a: Arrival }[] {
+  const out: { at: number; a: Arrival }[] = [];
+  for (let t = t0 - 15 * DAY; t < t0; t += dt) {
+    const a = arrival(rng, t, nextId());
+    const endAt =
+      a.kind === "flexible" ? a.request.latest + a.request.duration : a.request.window.end;
+    if (endAt > t0) out.push({ at: t, a });
+  }
+  return out;
+}
+
 export class EndQueue {
   private readonly times: number[] = [];
   private readonly ids: string[] = [];
