@@ -124,7 +124,6 @@ export function arrival(rng: Rng, now: number, leaseId: string): Arrival {
   };
 }
 
-/** A min-heap of (time, id): leases to release as the clock passes their end. */
 /**
  * The population a stationary arrival process has alive at `t0`: its arrivals over the 15 days
  * before `t0` (one every `dt`, ids from `nextId`) that still hold capacity at `t0`, in arrival
@@ -146,6 +145,7 @@ export function survivorsAt(
   return out;
 }
 
+/** A min-heap of (time, id): leases to release as the clock passes their end. */
 export class EndQueue {
   private readonly times: number[] = [];
   private readonly ids: string[] = [];
