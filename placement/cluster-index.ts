@@ -121,8 +121,16 @@ const MAX_REACH = Math.ceil(Math.max(...BLOCK_REACH) / BLOCK_BUCKETS);
  */
 export const RUNG_BUCKETS: readonly number[] = [0, 1, 2, 4, 8, 16, 32, 64, 128];
 export const RUNGS = RUNG_BUCKETS.length;
-/** Hosts whose cell positions share one array (see `HostRecord.posPool`). */
-const POS_POOL_HOSTS = 256;
+/**
+ * What the search reads of most hosts it does not settle by number sits in pools of
+ * 2^HOT_POOL_SHIFT hosts by number (see `ClusterIndex.hotPools`), HOT_WORDS doubles each: the usage
+ * at the present (`HostRecord.now`, `[from, to, u0..u3]`), then the all-time peak's core dims
+ * (HOT_PEAK on; `HostRecord.peakAll` mirrored). One or two cache lines, where the record and its
+ * two arrays are three misses.
+ */
+export const HOT_POOL_SHIFT = 8;
+export const HOT_WORDS = 2 + 2 * CORE_DIMS;
+export const HOT_PEAK = 2 + CORE_DIMS;
 /** Rungs whose windows lie within this many buckets after the present are shifted exactly. */
 const SHIFT_EXACT = 8;
 /**
@@ -205,11 +213,12 @@ export class HostClass {
   /** Per fine κ bin, a bit per column (FINE_MASK_WORDS words): whether that cell has hosts. */
   readonly fineMask = new Uint32Array(FINE_KAPPA * FINE_MASK_WORDS);
   /**
-   * Per cell slot (block variants, then rungs), per column, per κ bin: hosts. Made on first use at
-   * each level, so the collector traces only the columns that ever held hosts (a flat array per
-   * slot would be FINE_COLUMNS × FINE_KAPPA pointers, ~5 M per class over all slots).
+   * Per cell slot (block variants, then rungs), per column, per κ bin: host numbers
+   * (`HostRecord.num`), so the search screens a host from the index's arrays by number before it
+   * reads the record (see `Search.visit`). Made on first use at each level (a flat array per slot
+   * would be FINE_COLUMNS × FINE_KAPPA entries, ~5 M per class over all slots).
    */
-  readonly blockCells: (((HostRecord[] | undefined)[] | undefined)[] | undefined)[];
+  readonly blockCells: (((number[] | undefined)[] | undefined)[] | undefined)[];
   /** Per block slot, per fine κ bin, a bit per column: whether that block cell has hosts. */
   readonly blockMask: Uint32Array;
   /** Per block slot, per column: READY hosts filed there. */
@@ -298,6 +307,11 @@ export class Bin {
 /** @internal */
 export interface HostRecord {
   readonly id: string;
+  /**
+   * The host's number: its place in `ClusterIndex.hostAt`, `kappaAt` and `cellPos`, and in the
+   * usage summary (`sumAt` = num × stride). Numbers of removed hosts are reused.
+   */
+  readonly num: number;
   readonly spec: HostSpec;
   state: HostState;
   labels: Map<string, string>;
@@ -331,7 +345,8 @@ export interface HostRecord {
   readonly ringMax: Float64Array;
   /**
    * `[from, to, u0, u1, u2, u3]`: usage (core dims) on the timeline piece `[from, to)`; an empty
-   * piece is stale. One small array so a check touches one cache line.
+   * piece is stale. One small array so a check touches one cache line; a view of the host's
+   * place in `ClusterIndex.hotPools`.
    */
   readonly now: Float64Array;
   readonly holds: Set<HoldRecord>;
@@ -349,16 +364,11 @@ export interface HostRecord {
   readonly rungUb: Float64Array;
   /** The ring's base bucket `rungLb` / `rungUb` refer to (NaN: none). */
   rungBase: number;
-  /** Per block slot, then per rung: cell (-1: not filed) and position in it. */
-  readonly blockCell: Int32Array;
-  readonly blockPos: Int32Array;
   /**
-   * The array `blockPos` views (shared by POS_POOL_HOSTS hosts) and where the host's part starts:
-   * a swap-remove writes another host's position through it, one cache miss fewer than through
-   * that host's own view.
+   * Per block slot, then per rung: cell (-1: not filed). The position in it is in
+   * `ClusterIndex.cellPos`.
    */
-  readonly posPool: Int32Array;
-  readonly posAt: number;
+  readonly blockCell: Int32Array;
 }
 
 /** @internal */
@@ -460,9 +470,25 @@ export class ClusterIndex {
   readonly blockSlots: number;
   /** Cell slots: BLOCK_VARIANTS × blockSlots block cells, then RUNGS rung cells. */
   readonly cellSlots: number;
-  /** Cell positions of the hosts added last (see `HostRecord.posPool`); a removed host's stay. */
-  private posPool = new Int32Array(0);
-  private posUsed = 0;
+  /** @internal Hosts by number (`HostRecord.num`); undefined where a removed host's number is free. */
+  readonly hostAt: (HostRecord | undefined)[] = [];
+  /**
+   * @internal κ by host number (`HostRecord.kappa`): a cell walk prunes on it without reading the
+   * record (8 bytes a host, an array that stays in cache where the records do not).
+   */
+  kappaAt = new Float64Array(0);
+  /**
+   * Per host number, per cell slot: the host's position in its cell (-1: not filed). One array,
+   * so a swap-remove writes the moved host's position without reading its record.
+   */
+  private cellPos = new Int32Array(0);
+  private readonly freeNums: number[] = [];
+  /**
+   * @internal Per host number (see HOT_WORDS): pool num >> HOT_POOL_SHIFT, at
+   * `hotAt(num)`. Pools, not one growing array, so the records' `now` views stay valid as hosts
+   * are added.
+   */
+  readonly hotPools: Float64Array[] = [];
   /** Hosts to re-file in the fine cells when `now` reaches a time (see `fineCellOf`). */
   private readonly refileT: number[] = [];
   private readonly refileHost: HostRecord[] = [];
@@ -533,9 +559,10 @@ export class ClusterIndex {
       this.classes.set(key, cls);
       this.classList.push(cls);
     }
-    const [pos, at] = this.takePositions();
+    const num = this.takeNum();
     const host: HostRecord = {
       id: spec.id,
+      num,
       spec,
       state: spec.state,
       labels: new Map(Object.entries(spec.labels)),
@@ -548,7 +575,7 @@ export class ClusterIndex {
       peakAll: new Float64Array(dims),
       kappa: 0,
       cls,
-      sumAt: this.usageSummary.take(),
+      sumAt: this.usageSummary.take(num),
       bin: undefined,
       pos: -1,
       fineBin: -1,
@@ -557,7 +584,7 @@ export class ClusterIndex {
       colStamp: 0,
       ring: new Float64Array(this.ringSize * CORE_DIMS),
       ringMax: new Float64Array(this.ringSize * CORE_DIMS),
-      now: new Float64Array(2 + CORE_DIMS),
+      now: this.nowOf(num),
       holds: new Set(),
       blockMin: new Float64Array(this.blockSlots * CORE_DIMS),
       blockMax: new Float64Array(this.blockSlots * CORE_DIMS),
@@ -566,11 +593,10 @@ export class ClusterIndex {
       rungUb: new Float64Array(RUNGS * CORE_DIMS),
       rungBase: Number.NaN,
       blockCell: new Int32Array(this.cellSlots).fill(-1),
-      blockPos: pos.subarray(at, at + this.cellSlots),
-      posPool: pos,
-      posAt: at,
     };
     this.hostMap.set(spec.id, host);
+    this.hostAt[num] = host;
+    this.kappaAt[num] = 0;
     this.indexLabels(host);
     if (host.state === "READY") {
       this.enterBins(host);
@@ -579,15 +605,42 @@ export class ClusterIndex {
     this.version++;
   }
 
-  /** A host's cell positions (all -1) in the current pool, a new pool when it is full. */
-  private takePositions(): [Int32Array, number] {
-    if (this.posUsed + this.cellSlots > this.posPool.length) {
-      this.posPool = new Int32Array(POS_POOL_HOSTS * this.cellSlots).fill(-1);
-      this.posUsed = 0;
+  /**
+   * A number for a new host: a removed host's (its cell positions are all -1 again), else the
+   * next one, growing the arrays kept by number.
+   */
+  /** @internal The host's position in its cell of a slot (-1: not filed there). */
+  cellPosOf(host: HostRecord, slot: number): number {
+    return this.cellPos[host.num * this.cellSlots + slot] as number;
+  }
+
+  /** The host number's `now` view, its hot words zeroed (an empty piece: stale; no peak). */
+  private nowOf(num: number): Float64Array {
+    const pool = num >>> HOT_POOL_SHIFT;
+    while (this.hotPools.length <= pool) {
+      this.hotPools.push(new Float64Array(HOT_WORDS << HOT_POOL_SHIFT));
     }
-    const at = this.posUsed;
-    this.posUsed += this.cellSlots;
-    return [this.posPool, at];
+    const words = this.hotPools[pool] as Float64Array;
+    const at = hotAt(num);
+    words.fill(0, at, at + HOT_WORDS);
+    return words.subarray(at, at + HOT_PEAK);
+  }
+
+  private takeNum(): number {
+    const free = this.freeNums.pop();
+    if (free !== undefined) return free;
+    const num = this.hostAt.length;
+    if (num >= this.kappaAt.length) {
+      const cap = Math.max(64, this.kappaAt.length * 2);
+      const kappa = new Float64Array(cap);
+      kappa.set(this.kappaAt);
+      this.kappaAt = kappa;
+      const pos = new Int32Array(cap * this.cellSlots).fill(-1);
+      pos.set(this.cellPos);
+      this.cellPos = pos;
+    }
+    this.hostAt.push(undefined);
+    return num;
   }
 
   /** Remove a host and release its holds; returns the released hold ids. */
@@ -600,7 +653,9 @@ export class ClusterIndex {
     this.unindexLabels(host);
     this.notReady.delete(host);
     this.hostMap.delete(id);
-    this.usageSummary.release(host.sumAt);
+    this.hostAt[host.num] = undefined;
+    this.kappaAt[host.num] = 0;
+    this.freeNums.push(host.num);
     this.version++;
     return released;
   }
@@ -1538,18 +1593,21 @@ export class ClusterIndex {
       return;
     }
     const cls = host.cls;
-    const columns = cls.blockCells[slot] as (HostRecord[] | undefined)[][];
+    const columns = cls.blockCells[slot] as (number[] | undefined)[][];
     const oldCol = (filed / FINE_KAPPA) | 0;
     const oldKb = filed - oldCol * FINE_KAPPA;
     const col = (cell / FINE_KAPPA) | 0;
     const kb = cell - col * FINE_KAPPA;
     const maskAt = slot * FINE_KAPPA;
-    const list = (columns[oldCol] as (HostRecord[] | undefined)[])[oldKb] as HostRecord[];
-    const pos = host.blockPos[slot] as number;
-    const lastHost = list.pop() as HostRecord;
-    if (lastHost !== host) {
-      list[pos] = lastHost;
-      lastHost.posPool[lastHost.posAt + slot] = pos;
+    const list = (columns[oldCol] as (number[] | undefined)[])[oldKb] as number[];
+    const cellPos = this.cellPos;
+    const slots = this.cellSlots;
+    const num = host.num;
+    const pos = cellPos[num * slots + slot] as number;
+    const last = list.pop() as number;
+    if (last !== num) {
+      list[pos] = last;
+      cellPos[last * slots + slot] = pos;
     } else if (list.length === 0) {
       const w = (maskAt + oldKb) * FINE_MASK_WORDS + (oldCol >>> 5);
       cls.blockMask[w] = (cls.blockMask[w] as number) & ~(1 << (oldCol & 31));
@@ -1565,15 +1623,15 @@ export class ClusterIndex {
         columns[col] = bins;
       }
     }
-    const into = bins as (HostRecord[] | undefined)[];
+    const into = bins as (number[] | undefined)[];
     let target = into[kb];
     if (target === undefined) {
       target = [];
       into[kb] = target;
     }
     host.blockCell[slot] = cell;
-    host.blockPos[slot] = target.length;
-    target.push(host);
+    cellPos[num * slots + slot] = target.length;
+    target.push(num);
     if (target.length === 1) {
       const w = (maskAt + kb) * FINE_MASK_WORDS + (col >>> 5);
       cls.blockMask[w] = (cls.blockMask[w] as number) | (1 << (col & 31));
@@ -1599,8 +1657,8 @@ export class ClusterIndex {
       bins[cell % FINE_KAPPA] = list;
     }
     host.blockCell[slot] = cell;
-    host.blockPos[slot] = list.length;
-    list.push(host);
+    this.cellPos[host.num * this.cellSlots + slot] = list.length;
+    list.push(host.num);
     const cc = slot * FINE_COLUMNS + col;
     cls.blockColumnCount[cc] = (cls.blockColumnCount[cc] as number) + 1;
     if (list.length === 1) {
@@ -1615,12 +1673,15 @@ export class ClusterIndex {
     const cls = host.cls;
     const list = cls.blockCells[slot]?.[Math.floor(cell / FINE_KAPPA)]?.[
       cell % FINE_KAPPA
-    ] as HostRecord[];
-    const pos = host.blockPos[slot] as number;
-    const lastHost = list.pop() as HostRecord;
-    if (lastHost !== host) {
-      list[pos] = lastHost;
-      lastHost.posPool[lastHost.posAt + slot] = pos;
+    ] as number[];
+    const cellPos = this.cellPos;
+    const slots = this.cellSlots;
+    const at = host.num * slots + slot;
+    const pos = cellPos[at] as number;
+    const last = list.pop() as number;
+    if (last !== host.num) {
+      list[pos] = last;
+      cellPos[last * slots + slot] = pos;
     }
     const col = Math.floor(cell / FINE_KAPPA);
     const cc = slot * FINE_COLUMNS + col;
@@ -1630,7 +1691,7 @@ export class ClusterIndex {
       cls.blockMask[w] = (cls.blockMask[w] as number) & ~(1 << (col & 31));
     }
     host.blockCell[slot] = -1;
-    host.blockPos[slot] = -1;
+    cellPos[at] = -1;
   }
 
   // ---- internals used by the placer ---------------------------------------------------------
@@ -1930,6 +1991,9 @@ export class ClusterIndex {
     }
     // the exact all-time peak (a release may lower it, a commit raise it)
     host.timeline.peakAll(host.peakAll);
+    const hot = this.hotPools[host.num >>> HOT_POOL_SHIFT] as Float64Array;
+    const peakAt = hotAt(host.num) + HOT_PEAK;
+    for (let k = 0; k < CORE_DIMS; k++) hot[peakAt + k] = host.peakAll[k] as number;
     const binBefore = host.bin;
     const posBefore = host.pos;
     // A release that ended by the present (the common one) changes no usage from the present on:
@@ -2020,6 +2084,7 @@ export class ClusterIndex {
       if (w > 0) kappa += (w * (host.peakAll[k] as number)) / (cls.alloc[k] as number);
     }
     host.kappa = kappa;
+    this.kappaAt[host.num] = kappa;
     this.rebin(host, true, ended);
   }
 
@@ -2295,6 +2360,11 @@ export class ClusterIndex {
     host.cls.ready--;
     this.readyHosts--;
   }
+}
+
+/** @internal Where host number `num`'s words start in its hot pool (see HOT_WORDS). */
+export function hotAt(num: number): number {
+  return (num & ((1 << HOT_POOL_SHIFT) - 1)) * HOT_WORDS;
 }
 
 export function binOf(kappa: number): number {

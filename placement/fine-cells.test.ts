@@ -181,7 +181,7 @@ function checkBlockCells(index: ClusterIndex, changed: ReadonlySet<string>): voi
         const cell = h.blockCell[slot] as number;
         if (cell < 0) continue;
         const at = cls.blockCells[slot]?.[Math.floor(cell / FINE_KAPPA)]?.[cell % FINE_KAPPA];
-        if (at?.[h.blockPos[slot] as number] !== h) {
+        if (at?.[index.cellPosOf(h, slot)] !== h.num) {
           wrong.push(`${h.id} not at its place in slot ${slot}`);
         }
         const col = Math.floor(cell / FINE_KAPPA);

@@ -30,8 +30,11 @@ import {
   FINE_MASK_WORDS,
   FREE_BINS,
   fineUpper,
+  HOT_PEAK,
+  HOT_POOL_SHIFT,
   type HostClass,
   type HostRecord,
+  hotAt,
   KAPPA_BINS,
   RUNG_BUCKETS,
   RUNGS,
@@ -264,6 +267,12 @@ class Search {
    * most hosts at once).
    */
   readonly screened: boolean;
+  /**
+   * Whether `visit` may settle a host from arrays kept by number before reading its record:
+   * nothing `evaluate` does before its screens needs the record (no filter to count first, no
+   * affinity, no extended resource).
+   */
+  readonly byNumber: boolean;
   /** The largest summary byte per core dim with room for the demand, for class `roomOf`. */
   private roomOf: HostClass | undefined;
   private readonly room = new Int32Array(CORE_DIMS);
@@ -289,6 +298,7 @@ class Search {
     const filters = filterPlan(ctx.filters);
     this.resourcesAt = filters.resourcesAt;
     this.checks = filters.checks;
+    this.byNumber = this.checks.length === 0 && ctx.wAff === 0 && ctx.extNames.length === 0;
   }
 
   /** Sampled ring slots of the window (see `sampleSlots`). */
@@ -343,8 +353,14 @@ class Search {
       const ub = ctx.wFit * Math.min(1, host.kappa + this.share) + ctx.wFrag + ctx.wAff;
       if (ub + EPS < this.bestScore) return;
     }
+    this.screen(host, host.kappa);
+  }
+
+  /** `evaluate` after the κ prune (`kappa`: the host's). */
+  private screen(host: HostRecord, kappa: number): void {
+    const ctx = this.ctx;
     this.evaluated++;
-    const peak = host.dims <= this.peak.length ? this.peak : new Float64Array(host.dims);
+    const peak = this.peakFor(host);
     const checks = this.checks;
     for (let i = 0; i < checks.length; i++) {
       const c = checks[i] as (typeof checks)[number];
@@ -356,7 +372,7 @@ class Search {
     // κ first: it is on the host's record, read above; the timeline is another object (a cache
     // miss on most hosts a search visits)
     if (
-      host.kappa === 0 &&
+      kappa === 0 &&
       host.timeline.isEmpty() &&
       host.dims === CORE_DIMS &&
       ctx.extNames.length === 0
@@ -368,64 +384,119 @@ class Search {
     // bounds the window's peak (and so the binpack score) from above, its usage at the window's
     // start bounds it from below (and so rules out hosts too full at the start).
     const affinity = ctx.wAff > 0 ? ctx.wAff * affinityScorer.score(ctx, host, peak) : 0;
-    const binpack = ctx.fit === "binpack";
+    if (this.screened && this.settledBySummary(host.cls, host.sumAt, affinity)) return;
+    this.afterScreen(host.num, host.cls, affinity);
+  }
+
+  /**
+   * A host of a block or rung cell, by number (see `HostClass.blockCells`), decided as `evaluate`
+   * decides it, but from the index's arrays kept by number for as long as they settle it: κ
+   * (`kappaAt`), the summary words (windows `screened`), the usage at the start and the all-time
+   * peak (`hotPools`). Only a host they leave open is read: most hosts a walk visits are settled
+   * so, and a record and its arrays are cache misses each.
+   */
+  visit(num: number, cls: HostClass): void {
+    const ctx = this.ctx;
     const index = ctx.index;
-    if (this.screened && this.settledBySummary(host, affinity)) return;
-    const cached =
-      (ctx.start >= (host.now[0] as number) && ctx.start < (host.now[1] as number)) ||
-      Math.abs(ctx.start - index.now) <= index.bucketMs;
-    if (!cached) {
-      // a start away from the present: looking it up costs about what the exact check costs
-      if (binpack && this.best !== undefined) {
-        const ub = hostUb(ctx, host, host.peakAll, ZERO_PIECE, 2) + affinity;
-        if (ub + EPS < this.bestScore) return;
-      }
-      if (this.planned) this.byBounds(host, peak, affinity, ZERO_PIECE);
-      else this.scoreExactly(host, peak);
+    if (this.seen !== undefined) {
+      this.evaluate(index.hostAt[num] as HostRecord);
       return;
     }
-    const lo = this.usageAtStart(host);
-    // the class's allocatable is the host's core limits (the class is keyed on them), in an array
-    // every host of the class shares: no cache miss on the host's own
-    const lim = host.cls.alloc;
+    const kappa = index.kappaAt[num] as number;
+    if (this.kappaPrune && this.best !== undefined) {
+      if (cls !== this.shareOf) {
+        this.shareOf = cls;
+        this.share = demandShare(ctx, cls);
+      }
+      const ub = ctx.wFit * Math.min(1, kappa + this.share) + ctx.wFrag + ctx.wAff;
+      if (ub + EPS < this.bestScore) return;
+    }
+    // κ = 0: maybe an empty host, which `screen` offers from its class
+    if (kappa > 0 && this.byNumber) {
+      this.evaluated++;
+      if (this.screened && this.settledBySummary(cls, num * index.usageSummary.stride, 0)) return;
+      this.afterScreen(num, cls, 0);
+      return;
+    }
+    this.screen(index.hostAt[num] as HostRecord, kappa);
+  }
+
+  private peakFor(host: HostRecord): Float64Array {
+    return host.dims <= this.peak.length ? this.peak : new Float64Array(host.dims);
+  }
+
+  /**
+   * `evaluate` after the filters and the summary's screen, from the host's hot words (see
+   * HOT_WORDS) for as long as they settle it; the record is read for a host they leave open.
+   */
+  private afterScreen(num: number, cls: HostClass, affinity: number): void {
+    const ctx = this.ctx;
+    const binpack = ctx.fit === "binpack";
+    const index = ctx.index;
+    const hot = index.hotPools[num >>> HOT_POOL_SHIFT] as Float64Array;
+    const at = hotAt(num);
+    const pa = at + HOT_PEAK;
+    const t = ctx.start;
+    const inPiece = t >= (hot[at] as number) && t < (hot[at + 1] as number);
+    if (!inPiece && Math.abs(t - index.now) > index.bucketMs) {
+      // a start away from the present: looking it up costs about what the exact check costs
+      if (binpack && this.best !== undefined) {
+        const ub = hostUb(ctx, cls, hot, pa, ZERO_PIECE, 2) + affinity;
+        if (ub + EPS < this.bestScore) return;
+      }
+      const host = index.hostAt[num] as HostRecord;
+      if (this.planned) this.byBounds(host, affinity, ZERO_PIECE, 2, hot, pa);
+      else this.scoreExactly(host, this.peakFor(host));
+      return;
+    }
+    // the usage on the piece containing the start (the host's cache, refreshed if stale)
+    if (!inPiece) {
+      const host = index.hostAt[num] as HostRecord;
+      host.timeline.pieceAt(t, host.now);
+    }
+    const o = at + 2;
+    // the class's allocatable is the host's core limits (the class is keyed on them)
+    const lim = cls.alloc;
     const d = ctx.demandCore;
-    const o = 2;
     if (
-      (lo[o] as number) + (d[0] as number) > (lim[0] as number) ||
-      (lo[o + 1] as number) + (d[1] as number) > (lim[1] as number) ||
-      (lo[o + 2] as number) + (d[2] as number) > (lim[2] as number) ||
-      (lo[o + 3] as number) + (d[3] as number) > (lim[3] as number)
+      (hot[o] as number) + (d[0] as number) > (lim[0] as number) ||
+      (hot[o + 1] as number) + (d[1] as number) > (lim[1] as number) ||
+      (hot[o + 2] as number) + (d[2] as number) > (lim[2] as number) ||
+      (hot[o + 3] as number) + (d[3] as number) > (lim[3] as number)
     ) {
       this.counts[this.resourcesAt] = (this.counts[this.resourcesAt] as number) + 1;
       return;
     }
-    const pa = host.peakAll;
     if (
-      ctx.extNames.length === 0 &&
-      host.dims === CORE_DIMS &&
-      (pa[0] as number) === (lo[o] as number) &&
-      (pa[1] as number) === (lo[o + 1] as number) &&
-      (pa[2] as number) === (lo[o + 2] as number) &&
-      (pa[3] as number) === (lo[o + 3] as number)
+      (hot[pa] as number) === (hot[o] as number) &&
+      (hot[pa + 1] as number) === (hot[o + 1] as number) &&
+      (hot[pa + 2] as number) === (hot[o + 2] as number) &&
+      (hot[pa + 3] as number) === (hot[o + 3] as number) &&
+      ctx.extNames.length === 0
     ) {
-      // usage at the start ≤ peak over the window ≤ all-time peak: equal, so the peak is known
-      // exactly (the same values the timeline holds) and fits (checked above); its exact score
-      // costs what a bound of it would.
-      for (let k = 0; k < CORE_DIMS; k++) peak[k] = lo[o + k] as number;
-      this.offer(host, peak);
-      return;
+      const host = index.hostAt[num] as HostRecord;
+      if (host.dims === CORE_DIMS) {
+        // usage at the start ≤ peak over the window ≤ all-time peak: equal, so the peak is known
+        // exactly (the same values the timeline holds) and fits (checked above); its exact
+        // score costs what a bound of it would.
+        const peak = this.peak;
+        for (let k = 0; k < CORE_DIMS; k++) peak[k] = hot[o + k] as number;
+        this.offer(host, peak);
+        return;
+      }
     }
     if (binpack && this.best !== undefined) {
-      const ub = hostUb(ctx, host, pa, lo, o) + affinity;
+      const ub = hostUb(ctx, cls, hot, pa, hot, o) + affinity;
       if (ub + EPS < this.bestScore) return;
     }
-    if (this.planned) this.byBounds(host, peak, affinity, lo);
-    else this.scoreExactly(host, peak);
+    const host = index.hostAt[num] as HostRecord;
+    if (this.planned) this.byBounds(host, affinity, hot, o, hot, pa);
+    else this.scoreExactly(host, this.peakFor(host));
   }
 
   /** Whether `bySummary` settles the host (counted out if too full). */
-  settledBySummary(host: HostRecord, affinity: number): boolean {
-    const r = this.bySummary(host, affinity);
+  settledBySummary(cls: HostClass, sumAt: number, affinity: number): boolean {
+    const r = this.bySummary(cls, sumAt, affinity);
     if (r === SUMMARY_FULL) {
       this.counts[this.resourcesAt] = (this.counts[this.resourcesAt] as number) + 1;
       return true;
@@ -440,18 +511,17 @@ class Search {
    * bound of its peak (the maxima of everything the window touches) cannot beat the best,
    * SUMMARY_OPEN if neither (the exact bounds decide).
    */
-  bySummary(host: HostRecord, affinity: number): number {
-    const cls = host.cls;
+  bySummary(cls: HostClass, sumAt: number, affinity: number): number {
     if (cls !== this.roomOf) this.setRoom(cls);
     const q = SCRATCH_Q;
     const words = this.ctx.index.usageSummary.words;
-    if (!summaryBytes(this.plan, words, host.sumAt, this.room, q)) return SUMMARY_FULL;
+    if (!summaryBytes(this.plan, words, sumAt, this.room, q)) return SUMMARY_FULL;
     const ctx = this.ctx;
     if (ctx.fit !== "binpack" || this.best === undefined) return SUMMARY_OPEN;
     const hi = this.wub;
     const lo = this.wlb;
     summaryBounds(q, cls.alloc, lo, hi);
-    if (hostUb(ctx, host, hi, lo, 0) + affinity + EPS < this.bestScore) return SUMMARY_WORSE;
+    if (hostUb(ctx, cls, hi, 0, lo, 0) + affinity + EPS < this.bestScore) return SUMMARY_WORSE;
     return SUMMARY_OPEN;
   }
 
@@ -478,13 +548,13 @@ class Search {
    * Bounds of the host's peak over the window, into `wlb` / `wub` (core dims), from its bucket
    * and block bounds (`planned` only): the maximum of every bucket or block the window touches
    * bounds it from above; that of a bucket or block the window covers whole, or of a bucket where
-   * the usage is constant (minimum = maximum), from below; so does `lo[2..6)`, the usage at the
+   * the usage is constant (minimum = maximum), from below; so does `lo[loAt .. loAt + 4)`, the usage at the
    * window's start (zeros when unknown). Both start at 0, as the timeline's peak. Returns false,
    * as soon as the lower bound leaves no room for the demand (the bounds are then incomplete):
    * most hosts a future window visits and rules out are too full in the first hours it covers,
    * so they are settled without reading the rest.
    */
-  windowBounds(host: HostRecord, lo: Float64Array): boolean {
+  windowBounds(host: HostRecord, lo: Float64Array, loAt: number): boolean {
     const d = this.ctx.demandCore;
     const lim = host.cls.alloc; // the host's core limits (see `evaluate`)
     // compared as the exact check does (peak + d > limit), so the rounding is the same
@@ -496,10 +566,10 @@ class Search {
     const a1 = lim[1] as number;
     const a2 = lim[2] as number;
     const a3 = lim[3] as number;
-    let l0 = lo[2] as number;
-    let l1 = lo[3] as number;
-    let l2 = lo[4] as number;
-    let l3 = lo[5] as number;
+    let l0 = lo[loAt] as number;
+    let l1 = lo[loAt + 1] as number;
+    let l2 = lo[loAt + 2] as number;
+    let l3 = lo[loAt + 3] as number;
     let u0 = 0;
     let u1 = 0;
     let u2 = 0;
@@ -564,37 +634,45 @@ class Search {
   }
 
   /**
-   * Decide a host from its window bounds (tightened by `lo`, `[from, to, u0..u3]` usage at the
-   * start, and its all-time peak): counted out if the lower bound leaves no room, skipped if the
+   * Decide a host from its window bounds (tightened by `lo[loAt .. loAt + 4)`, its usage at the
+   * start, and `hot[pa .. pa + 4)`, its all-time peak): counted out if the lower bound leaves no room, skipped if the
    * upper bound cannot beat the best, scored from the bounds when they meet (the peak is then
    * exactly that, the same values the timeline holds), else its timeline is read.
    */
-  byBounds(host: HostRecord, peak: Float64Array, affinity: number, lo: Float64Array): void {
+  byBounds(
+    host: HostRecord,
+    affinity: number,
+    lo: Float64Array,
+    loAt: number,
+    hot: Float64Array,
+    pa: number,
+  ): void {
     const ctx = this.ctx;
     if (ctx.fit === "binpack" && this.best !== undefined) {
       // the suffix maximum from the start block bounds the peak too, in four reads
       const o = ctx.index.blockSlotOf(this.startBlock) * CORE_DIMS;
       const ub = this.wub;
-      const pa = host.peakAll;
       const suf = host.blockSuf;
-      for (let k = 0; k < CORE_DIMS; k++) ub[k] = Math.min(suf[o + k] as number, pa[k] as number);
-      if (hostUb(ctx, host, ub, lo, 2) + affinity + EPS < this.bestScore) return;
+      for (let k = 0; k < CORE_DIMS; k++) {
+        ub[k] = Math.min(suf[o + k] as number, hot[pa + k] as number);
+      }
+      if (hostUb(ctx, host.cls, ub, 0, lo, loAt) + affinity + EPS < this.bestScore) return;
     }
-    if (!this.windowBounds(host, lo)) {
+    if (!this.windowBounds(host, lo, loAt)) {
       this.counts[this.resourcesAt] = (this.counts[this.resourcesAt] as number) + 1;
       return;
     }
     const lb = this.wlb;
     const ub = this.wub;
-    const pa = host.peakAll;
     let exact = ctx.extNames.length === 0 && host.dims === CORE_DIMS;
     for (let k = 0; k < CORE_DIMS; k++) {
-      if ((pa[k] as number) < (ub[k] as number)) ub[k] = pa[k] as number;
+      if ((hot[pa + k] as number) < (ub[k] as number)) ub[k] = hot[pa + k] as number;
       if (lb[k] !== ub[k]) exact = false;
     }
     if (ctx.fit === "binpack" && this.best !== undefined) {
-      if (hostUb(ctx, host, ub, lb, 0) + affinity + EPS < this.bestScore) return;
+      if (hostUb(ctx, host.cls, ub, 0, lb, 0) + affinity + EPS < this.bestScore) return;
     }
+    const peak = this.peakFor(host);
     if (!exact) {
       this.scoreExactly(host, peak);
       return;
@@ -658,17 +736,6 @@ class Search {
       const best = this.bestPeak;
       for (let k = 0; k < dims; k++) best[k] = peak[k] as number;
     }
-  }
-
-  /**
-   * `[from, to, u0..u3]`: the host's usage on the timeline piece containing the window's start,
-   * from the host's cache (refreshed for starts near the present only, see `evaluate`).
-   */
-  usageAtStart(host: HostRecord): Float64Array {
-    const t = this.ctx.start;
-    const u = host.now;
-    if (!(t >= (u[0] as number) && t < (u[1] as number))) host.timeline.pieceAt(t, u);
-    return u;
   }
 
   /** Resource feasibility of a chunk at the sampled buckets; fills `lb` with a lower bound of the peak. */
@@ -1018,19 +1085,20 @@ function fitPlusFragmentationUb(
 
 /**
  * An upper bound of the binpack + fragmentation score (affinity excluded) of the host if the
- * lease fits it, given that the peak over the window is at most `hi` and at least
+ * lease fits it, given that the peak over the window is at most `hi[hiAt .. hiAt + 4)` and at least
  * `lo[off .. off + 4)`: Σ w_k·min(1, (min(hi_k, a_k − d_k) + d_k)/a_k) for the fit part (a feasible
  * host's peak is also ≤ a_k − d_k); fragmentation see `fitPlusFragmentationUb`.
  */
 function hostUb(
   ctx: RequestContext,
-  host: HostRecord,
+  cls: HostClass,
   hi: Float64Array,
+  hiAt: number,
   lo: Float64Array,
   off: number,
 ): number {
-  const wn = ctx.weightsFor(host.cls);
-  const a = host.cls.alloc; // the host's core limits (see `evaluate`)
+  const wn = ctx.weightsFor(cls);
+  const a = cls.alloc; // the host's core limits (see `evaluate`)
   const d = ctx.demandCore;
   let util = 0;
   let wsum = 0;
@@ -1040,7 +1108,7 @@ function hostUb(
     wsum += w;
     const ak = a[k] as number;
     const dk = d[k] as number;
-    util += w * Math.min(1, (Math.min(hi[k] as number, ak - dk) + dk) / ak);
+    util += w * Math.min(1, (Math.min(hi[hiAt + k] as number, ak - dk) + dk) / ak);
   }
   if (ctx.wFrag === 0) return ctx.wFit * util;
   if (util > 1) util = 1;
@@ -1106,7 +1174,13 @@ function searchFineCells(ctx: RequestContext, s: Search, restUb: number): void {
   for (const cls of ctx.index.classList) {
     const columns = feasibleColumns(ctx, s, cls, cls.fineColumnCount, 0);
     if (columns !== undefined) {
-      classes.push({ cells: cls.fine, mask: cls.fineMask, share: demandShare(ctx, cls), columns });
+      classes.push({
+        cells: cls.fine,
+        mask: cls.fineMask,
+        share: demandShare(ctx, cls),
+        columns,
+        cls,
+      });
     }
   }
   walkCells(ctx, s, restUb, classes);
@@ -1151,7 +1225,8 @@ function feasibleColumns(
 interface CellClass {
   /** Hosts by column·FINE_KAPPA + κ bin (fine cells), or by column then κ bin (block cells). */
   readonly cells?: (HostRecord[] | undefined)[];
-  readonly byColumn?: ((HostRecord[] | undefined)[] | undefined)[];
+  readonly byColumn?: ((number[] | undefined)[] | undefined)[];
+  readonly cls: HostClass;
   /** Per κ bin, a bit per column: whether that cell has hosts. */
   readonly mask: Uint32Array;
   /** The demand's share of a host of the class (see `demandShare`). */
@@ -1184,10 +1259,15 @@ function walkCells(
           const bit = 31 - Math.clz32(m);
           m = (m & ~(1 << bit)) >>> 0;
           const col = w * 32 + bit;
-          const hosts =
-            c.cells !== undefined ? c.cells[col * FINE_KAPPA + b] : c.byColumn?.[col]?.[b];
-          if (hosts === undefined) continue;
-          for (let i = 0; i < hosts.length; i++) s.evaluate(hosts[i] as HostRecord);
+          if (c.cells !== undefined) {
+            const hosts = c.cells[col * FINE_KAPPA + b];
+            if (hosts === undefined) continue;
+            for (let i = 0; i < hosts.length; i++) s.evaluate(hosts[i] as HostRecord);
+          } else {
+            const nums = c.byColumn?.[col]?.[b];
+            if (nums === undefined) continue;
+            for (let i = 0; i < nums.length; i++) s.visit(nums[i] as number, c.cls);
+          }
         }
       }
     }
@@ -1230,6 +1310,7 @@ function searchSlotCells(ctx: RequestContext, s: Search, restUb: number, slot: n
         ),
         share: demandShare(ctx, cls),
         columns,
+        cls,
       });
     }
   }

@@ -28,8 +28,6 @@ export class UsageSummary {
   /** Per host (at `HostRecord.sumAt`): `ringSize` bucket words, then `blockSlots` block words. */
   words: Uint32Array;
   readonly stride: number;
-  private used = 0;
-  private readonly free: number[] = [];
 
   constructor(
     readonly ringSize: number,
@@ -41,26 +39,18 @@ export class UsageSummary {
     this.words = new Uint32Array(this.stride * 64);
   }
 
-  /** A zeroed region for a new host (its usage is 0 everywhere); returns its first word. */
-  take(): number {
-    const at = this.free.pop();
-    if (at !== undefined) {
-      this.words.fill(0, at, at + this.stride);
-      return at;
-    }
-    if (this.used + this.stride > this.words.length) {
-      const next = new Uint32Array(Math.max(this.words.length * 2, this.used + this.stride));
+  /**
+   * The zeroed region of host number `num` (`HostRecord.num`; its usage is 0 everywhere): at
+   * num × stride, so the search can read a host's words from its number alone, without its record.
+   */
+  take(num: number): number {
+    const at = num * this.stride;
+    if (at + this.stride > this.words.length) {
+      const next = new Uint32Array(Math.max(this.words.length * 2, at + this.stride));
       next.set(this.words);
       this.words = next;
-    }
-    const out = this.used;
-    this.used += this.stride;
-    return out;
-  }
-
-  /** The region of a removed host, for the next host added. */
-  release(at: number): void {
-    this.free.push(at);
+    } else this.words.fill(0, at, at + this.stride);
+    return at;
   }
 
   /**
