@@ -213,12 +213,12 @@ export class HostClass {
   /** Per fine κ bin, a bit per column (FINE_MASK_WORDS words): whether that cell has hosts. */
   readonly fineMask = new Uint32Array(FINE_KAPPA * FINE_MASK_WORDS);
   /**
-   * Per cell slot (block variants, then rungs), per column, per κ bin: host numbers
-   * (`HostRecord.num`), so the search screens a host from the index's arrays by number before it
-   * reads the record (see `Search.visit`). Made on first use at each level (a flat array per slot
-   * would be FINE_COLUMNS × FINE_KAPPA entries, ~5 M per class over all slots).
+   * Per cell slot (block variants, then rungs), per cell (column·FINE_KAPPA + κ bin, as fine
+   * cells): host numbers (`HostRecord.num`), so the search screens a host from the index's arrays
+   * by number before it reads the record (see `Search.visit`). A slot's cells are made on its
+   * first use, a cell's list on its first host.
    */
-  readonly blockCells: (((number[] | undefined)[] | undefined)[] | undefined)[];
+  readonly blockCells: ((number[] | undefined)[] | undefined)[];
   /** Per block slot, per fine κ bin, a bit per column: whether that block cell has hosts. */
   readonly blockMask: Uint32Array;
   /** Per block slot, per column: READY hosts filed there. */
@@ -1593,13 +1593,13 @@ export class ClusterIndex {
       return;
     }
     const cls = host.cls;
-    const columns = cls.blockCells[slot] as (number[] | undefined)[][];
+    const cells = cls.blockCells[slot] as (number[] | undefined)[];
     const oldCol = (filed / FINE_KAPPA) | 0;
     const oldKb = filed - oldCol * FINE_KAPPA;
     const col = (cell / FINE_KAPPA) | 0;
     const kb = cell - col * FINE_KAPPA;
     const maskAt = slot * FINE_KAPPA;
-    const list = (columns[oldCol] as (number[] | undefined)[])[oldKb] as number[];
+    const list = cells[filed] as number[];
     const cellPos = this.cellPos;
     const slots = this.cellSlots;
     const num = host.num;
@@ -1612,22 +1612,16 @@ export class ClusterIndex {
       const w = (maskAt + oldKb) * FINE_MASK_WORDS + (oldCol >>> 5);
       cls.blockMask[w] = (cls.blockMask[w] as number) & ~(1 << (oldCol & 31));
     }
-    let bins = columns[col];
     if (col !== oldCol) {
       const counts = cls.blockColumnCount;
       const cc = slot * FINE_COLUMNS;
       counts[cc + oldCol] = (counts[cc + oldCol] as number) - 1;
       counts[cc + col] = (counts[cc + col] as number) + 1;
-      if (bins === undefined) {
-        bins = new Array(FINE_KAPPA).fill(undefined);
-        columns[col] = bins;
-      }
     }
-    const into = bins as (number[] | undefined)[];
-    let target = into[kb];
+    let target = cells[cell];
     if (target === undefined) {
       target = [];
-      into[kb] = target;
+      cells[cell] = target;
     }
     host.blockCell[slot] = cell;
     cellPos[num * slots + slot] = target.length;
@@ -1641,20 +1635,15 @@ export class ClusterIndex {
   private enterBlock(host: HostRecord, slot: number, cell: number): void {
     const cls = host.cls;
     const col = Math.floor(cell / FINE_KAPPA);
-    let columns = cls.blockCells[slot];
-    if (columns === undefined) {
-      columns = new Array(FINE_COLUMNS).fill(undefined);
-      cls.blockCells[slot] = columns;
+    let cells = cls.blockCells[slot];
+    if (cells === undefined) {
+      cells = new Array(FINE_COLUMNS * FINE_KAPPA).fill(undefined);
+      cls.blockCells[slot] = cells;
     }
-    let bins = columns[col];
-    if (bins === undefined) {
-      bins = new Array(FINE_KAPPA).fill(undefined);
-      columns[col] = bins;
-    }
-    let list = bins[cell % FINE_KAPPA];
+    let list = cells[cell];
     if (list === undefined) {
       list = [];
-      bins[cell % FINE_KAPPA] = list;
+      cells[cell] = list;
     }
     host.blockCell[slot] = cell;
     this.cellPos[host.num * this.cellSlots + slot] = list.length;
@@ -1671,9 +1660,7 @@ export class ClusterIndex {
     const cell = host.blockCell[slot] as number;
     if (cell < 0) return;
     const cls = host.cls;
-    const list = cls.blockCells[slot]?.[Math.floor(cell / FINE_KAPPA)]?.[
-      cell % FINE_KAPPA
-    ] as number[];
+    const list = cls.blockCells[slot]?.[cell] as number[];
     const cellPos = this.cellPos;
     const slots = this.cellSlots;
     const at = host.num * slots + slot;

@@ -180,7 +180,7 @@ function checkBlockCells(index: ClusterIndex, changed: ReadonlySet<string>): voi
       for (let slot = 0; slot < index.cellSlots; slot++) {
         const cell = h.blockCell[slot] as number;
         if (cell < 0) continue;
-        const at = cls.blockCells[slot]?.[Math.floor(cell / FINE_KAPPA)]?.[cell % FINE_KAPPA];
+        const at = cls.blockCells[slot]?.[cell];
         if (at?.[index.cellPosOf(h, slot)] !== h.num) {
           wrong.push(`${h.id} not at its place in slot ${slot}`);
         }
@@ -214,7 +214,7 @@ function checkBlockCells(index: ClusterIndex, changed: ReadonlySet<string>): voi
         const kb = Math.floor(w / FINE_MASK_WORDS);
         const slot = Math.floor(kb / FINE_KAPPA);
         const col = (w % FINE_MASK_WORDS) * 32 + bit;
-        listed += cls.blockCells[slot]?.[col]?.[kb % FINE_KAPPA]?.length ?? 0;
+        listed += cls.blockCells[slot]?.[col * FINE_KAPPA + (kb % FINE_KAPPA)]?.length ?? 0;
       }
     }
     expect(listed).toBe(filed.reduce((a, b) => a + b, 0));

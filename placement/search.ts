@@ -1223,9 +1223,9 @@ function feasibleColumns(
 
 /** A class's cells (fine or block) as the cell walk sees them. */
 interface CellClass {
-  /** Hosts by column·FINE_KAPPA + κ bin (fine cells), or by column then κ bin (block cells). */
+  /** By column·FINE_KAPPA + κ bin: hosts (fine cells), or host numbers (block and rung cells). */
   readonly cells?: (HostRecord[] | undefined)[];
-  readonly byColumn?: ((number[] | undefined)[] | undefined)[];
+  readonly byNumber?: (number[] | undefined)[];
   readonly cls: HostClass;
   /** Per κ bin, a bit per column: whether that cell has hosts. */
   readonly mask: Uint32Array;
@@ -1264,7 +1264,7 @@ function walkCells(
             if (hosts === undefined) continue;
             for (let i = 0; i < hosts.length; i++) s.evaluate(hosts[i] as HostRecord);
           } else {
-            const nums = c.byColumn?.[col]?.[b];
+            const nums = c.byNumber?.[col * FINE_KAPPA + b];
             if (nums === undefined) continue;
             for (let i = 0; i < nums.length; i++) s.visit(nums[i] as number, c.cls);
           }
@@ -1299,11 +1299,11 @@ function searchSlotCells(ctx: RequestContext, s: Search, restUb: number, slot: n
   const index = ctx.index;
   const classes: CellClass[] = [];
   for (const cls of index.classList) {
-    const byColumn = cls.blockCells[slot];
+    const byNumber = cls.blockCells[slot];
     const columns = feasibleColumns(ctx, s, cls, cls.blockColumnCount, slot * FINE_COLUMNS);
-    if (byColumn !== undefined && columns !== undefined) {
+    if (byNumber !== undefined && columns !== undefined) {
       classes.push({
-        byColumn,
+        byNumber,
         mask: cls.blockMask.subarray(
           slot * FINE_KAPPA * FINE_MASK_WORDS,
           (slot + 1) * FINE_KAPPA * FINE_MASK_WORDS,
