@@ -224,6 +224,12 @@ export class HostClass {
   /** Per block slot, per column: READY hosts filed there. */
   readonly blockColumnCount: Int32Array;
   ready = 0;
+  /**
+   * Empty READY hosts of the class by id, a min-heap with stale entries (see
+   * `ClusterIndex.firstEmpty`): a host is pushed when it becomes one and not taken out when it
+   * stops being one (`HostRecord.emptyQueued` says it is in the heap).
+   */
+  readonly empties: HostRecord[] = [];
   constructor(
     readonly key: string,
     alloc: Float64Array,
@@ -339,6 +345,8 @@ export interface HostRecord {
   /** Until when its fine column is exact, and which computation of it is current. */
   colUntil: number;
   colStamp: number;
+  /** Whether the host is in its class's `empties` heap (maybe no longer empty or READY). */
+  emptyQueued: boolean;
   /** Per ring slot, per core dim: minimum usage in the bucket. */
   readonly ring: Float64Array;
   /** Per ring slot, per core dim: maximum usage in the bucket. */
@@ -482,6 +490,11 @@ export class ClusterIndex {
    * so a swap-remove writes the moved host's position without reading its record.
    */
   private cellPos = new Int32Array(0);
+  /**
+   * @internal By host number: 1 if the host's timeline is empty and it has core dims only (the
+   * search's empty-host shortcut, see `Search.visit`).
+   */
+  emptyAt = new Uint8Array(0);
   private readonly freeNums: number[] = [];
   /**
    * @internal Per host number (see HOT_WORDS): pool num >> HOT_POOL_SHIFT, at
@@ -582,6 +595,7 @@ export class ClusterIndex {
       finePos: -1,
       colUntil: Number.NEGATIVE_INFINITY,
       colStamp: 0,
+      emptyQueued: false,
       ring: new Float64Array(this.ringSize * CORE_DIMS),
       ringMax: new Float64Array(this.ringSize * CORE_DIMS),
       now: this.nowOf(num),
@@ -597,10 +611,12 @@ export class ClusterIndex {
     this.hostMap.set(spec.id, host);
     this.hostAt[num] = host;
     this.kappaAt[num] = 0;
+    this.emptyAt[num] = dims === CORE_DIMS ? 1 : 0;
     this.indexLabels(host);
     if (host.state === "READY") {
       this.enterBins(host);
       this.fileBlocks(host);
+      this.queueEmpty(host);
     } else this.notReady.add(host);
     this.version++;
   }
@@ -609,6 +625,41 @@ export class ClusterIndex {
    * A number for a new host: a removed host's (its cell positions are all -1 again), else the
    * next one, growing the arrays kept by number.
    */
+  /**
+   * @internal The empty READY host of the class with the smallest id (see `HostClass.empties`),
+   * dropping stale entries from the heap's top; undefined if the class has none.
+   */
+  firstEmpty(cls: HostClass): HostRecord | undefined {
+    const heap = cls.empties;
+    for (;;) {
+      const top = heap[0];
+      if (top === undefined) return undefined;
+      if (top.state === "READY" && this.hostAt[top.num] === top && this.emptyAt[top.num] === 1) {
+        return top;
+      }
+      top.emptyQueued = false;
+      const last = heap.pop() as HostRecord;
+      if (heap.length > 0) siftDown(heap, last);
+    }
+  }
+
+  /** Push an empty READY host (dims: core only) on its class's heap, unless it is in it. */
+  private queueEmpty(host: HostRecord): void {
+    if (host.emptyQueued || this.emptyAt[host.num] !== 1) return;
+    host.emptyQueued = true;
+    const heap = host.cls.empties;
+    let i = heap.length;
+    heap.push(host);
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      const parent = heap[p] as HostRecord;
+      if (parent.id <= host.id) break;
+      heap[i] = parent;
+      i = p;
+    }
+    heap[i] = host;
+  }
+
   /** @internal The host's position in its cell of a slot (-1: not filed there). */
   cellPosOf(host: HostRecord, slot: number): number {
     return this.cellPos[host.num * this.cellSlots + slot] as number;
@@ -635,6 +686,9 @@ export class ClusterIndex {
       const kappa = new Float64Array(cap);
       kappa.set(this.kappaAt);
       this.kappaAt = kappa;
+      const empty = new Uint8Array(cap);
+      empty.set(this.emptyAt);
+      this.emptyAt = empty;
       const pos = new Int32Array(cap * this.cellSlots).fill(-1);
       pos.set(this.cellPos);
       this.cellPos = pos;
@@ -655,6 +709,7 @@ export class ClusterIndex {
     this.hostMap.delete(id);
     this.hostAt[host.num] = undefined;
     this.kappaAt[host.num] = 0;
+    this.emptyAt[host.num] = 0;
     this.freeNums.push(host.num);
     this.version++;
     return released;
@@ -673,6 +728,7 @@ export class ClusterIndex {
       this.enterBins(host);
       this.fileBlocks(host);
     }
+    if (state === "READY") this.queueEmpty(host);
     if (state !== "READY" && host.bin !== undefined) {
       this.leaveBins(host, true);
       this.unfileBlocks(host);
@@ -1949,6 +2005,9 @@ export class ClusterIndex {
    */
   private afterChange(host: HostRecord, start: number, end: number, grew: boolean): void {
     host.now[1] = Number.NEGATIVE_INFINITY;
+    const empty = host.dims === CORE_DIMS && host.timeline.isEmpty();
+    this.emptyAt[host.num] = empty ? 1 : 0;
+    if (empty && host.state === "READY") this.queueEmpty(host);
     if (host.bin !== undefined)
       host.bin.nowTo[Math.floor(host.pos / CHUNK_SIZE)] = Number.NEGATIVE_INFINITY;
     const ms = this.bucketMs;
@@ -2347,6 +2406,23 @@ export class ClusterIndex {
     host.cls.ready--;
     this.readyHosts--;
   }
+}
+
+/** Put `x` at the heap's root (its former place popped) and sift it down by id. */
+function siftDown(heap: HostRecord[], x: HostRecord): void {
+  let i = 0;
+  const n = heap.length;
+  for (;;) {
+    const l = 2 * i + 1;
+    if (l >= n) break;
+    const r = l + 1;
+    const c = r < n && (heap[r] as HostRecord).id < (heap[l] as HostRecord).id ? r : l;
+    const child = heap[c] as HostRecord;
+    if (child.id >= x.id) break;
+    heap[i] = child;
+    i = c;
+  }
+  heap[i] = x;
 }
 
 /** @internal Where host number `num`'s words start in its hot pool (see HOT_WORDS). */

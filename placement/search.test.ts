@@ -257,4 +257,61 @@ describe("indexed search among empty hosts", () => {
     expect(compared).toBeGreaterThan(40);
     expect(onEmpty).toBeGreaterThan(10);
   });
+
+  it("keeps the smallest-id empty host right as hosts fill, empty, change state, leave and come back", () => {
+    const rng = createRng(5);
+    const index = new ClusterIndex({ horizonBuckets: 48 });
+    const now = Date.UTC(2030, 0, 1);
+    index.advanceTo(now);
+    const ids = Array.from({ length: 40 }, (_, i) => `h${String(i).padStart(2, "0")}`);
+    const add = (id: string) =>
+      index.addHost({
+        id,
+        capacity: { cpuMillis: 16_000, memoryMib: 64 * GIB, diskGib: 500, gpus: 0 },
+        labels: {},
+        state: "READY",
+      });
+    for (const id of [...ids].reverse()) add(id);
+    let lease = 0;
+    let compared = 0;
+    let onEmpty = 0;
+    for (let step = 0; step < 300; step++) {
+      const id = rng.pick(ids);
+      const op = rng.int(0, 5);
+      if (op === 0 && index.host(id) !== undefined) {
+        index.commit(
+          `f${lease++}`,
+          id,
+          { start: now, end: now + rng.int(1, 40) * HOUR },
+          { cpuMillis: 2000, memoryMib: 4 * GIB, diskGib: 10, gpus: 0 },
+          { priority: 0, preemptible: false },
+        );
+      } else if (op === 1 && index.host(id) !== undefined) {
+        for (const hold of index.holdsOn(id)) index.release(hold.id);
+      } else if (op === 2 && index.host(id) !== undefined) {
+        index.setHostState(id, rng.pick(["READY", "CORDONED", "DOWN"] as const));
+      } else if (op === 3) {
+        // a removed host's number is given to the next one added
+        if (index.host(id) !== undefined) index.removeHost(id);
+        else add(id);
+      }
+      // a lease only an empty host takes, from the present (rung cells) or later (block cells)
+      const start = step % 2 === 0 ? now : now + rng.int(1, 30) * HOUR;
+      const req = {
+        leaseId: `q${step}`,
+        resources: { cpuMillis: 15_000, memoryMib: 60 * GIB, diskGib: 20, gpus: 0 },
+        window: { start, end: start + rng.int(1, 12) * HOUR },
+      };
+      const fast = place(index, req);
+      const slow = place(index, req, DEFAULT_PLACEMENT_POLICY, { explain: "exhaustive" });
+      expect(fast.ok).toBe(slow.ok);
+      if (fast.ok && slow.ok) {
+        expect(fast.hostId).toBe(slow.hostId);
+        if (index.holdsOn(fast.hostId).length === 0) onEmpty++;
+        compared++;
+      }
+    }
+    expect(compared).toBeGreaterThan(200);
+    expect(onEmpty).toBe(compared);
+  });
 });

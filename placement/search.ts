@@ -273,6 +273,8 @@ class Search {
    * affinity, no extended resource).
    */
   readonly byNumber: boolean;
+  /** Classes whose empty hosts `visit` has offered (by the one with the smallest id). */
+  private readonly emptiesOffered: HostClass[] = [];
   /** The largest summary byte per core dim with room for the demand, for class `roomOf`. */
   private roomOf: HostClass | undefined;
   private readonly room = new Int32Array(CORE_DIMS);
@@ -410,6 +412,17 @@ class Search {
       }
       const ub = ctx.wFit * Math.min(1, kappa + this.share) + ctx.wFrag + ctx.wAff;
       if (ub + EPS < this.bestScore) return;
+    }
+    if (kappa === 0 && this.byNumber && index.emptyAt[num] === 1) {
+      // Every empty READY host of the class is filed in this slot, free everywhere (so in a
+      // feasible column), in cells the walk reaches whenever an empty host can win (κ 0, or a
+      // κ left high by the clock), and scores the same: the first one met stands for all of
+      // them, as the one with the smallest id (the tie-break), and the others are not visited
+      // (thousands, for a lease only an empty host can take).
+      if (this.emptiesOffered.includes(cls)) return;
+      this.emptiesOffered.push(cls);
+      this.screen(index.firstEmpty(cls) ?? (index.hostAt[num] as HostRecord), 0);
+      return;
     }
     // κ = 0: maybe an empty host, which `screen` offers from its class
     if (kappa > 0 && this.byNumber) {
