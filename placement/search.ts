@@ -1675,7 +1675,8 @@ export function explainNoFit(ctx: RequestContext): NoFitExplanation {
   const shortOnExt = new Map<string, number>();
   let closest: HostRecord | undefined;
   let closestRel = Number.POSITIVE_INFINITY;
-  const deferred: { bin: Bin; chunk: number; lbRel: number }[] = [];
+  /** Chunks (or single hosts) surely short on one resource, for the closest host's search. */
+  const deferred: { bin: Bin; chunk: number; lbRel: number; host?: HostRecord }[] = [];
   const lo = new Float64Array(CORE_DIMS);
   const hi = new Float64Array(CORE_DIMS);
 
@@ -1730,6 +1731,33 @@ export function explainNoFit(ctx: RequestContext): NoFitExplanation {
   const infClasses: HostClass[] = [];
 
   const rel = new Float64Array(1);
+  const hostLo = new Float64Array(CORE_DIMS);
+  const hostHi = new Float64Array(CORE_DIMS);
+  /**
+   * Settle a host (core demand only) from its hot words (see HOT_WORDS) as a chunk is settled
+   * from its bounds, without its timeline: its usage at the start (where its cache holds it) and
+   * its all-time peak bound its peak over the window. False if they do not settle it.
+   */
+  const settledByHot = (h: HostRecord, bin: Bin, chunk: number): boolean => {
+    const hot = index.hotPools[h.num >>> HOT_POOL_SHIFT] as Float64Array;
+    const at = hotAt(h.num);
+    const t = ctx.start;
+    const inPiece = t >= (hot[at] as number) && t < (hot[at + 1] as number);
+    for (let k = 0; k < CORE_DIMS; k++) {
+      hostLo[k] = inPiece ? (hot[at + 2 + k] as number) : 0;
+      hostHi[k] = hot[at + HOT_PEAK + k] as number;
+    }
+    const sure = shortfallVerdict(hostLo, hostHi, d, h.cls.alloc, rel);
+    if (sure === UNSETTLED) return false;
+    if (sure === SURELY_FITS) {
+      fit++;
+      return true;
+    }
+    if (excluded?.has(h)) return true;
+    shortOn[sure] = (shortOn[sure] as number) + 1;
+    deferred.push({ bin, chunk, lbRel: rel[0] as number, host: h });
+    return true;
+  };
 
   for (const cls of index.classList) {
     if (cls.ready === 0) continue;
@@ -1753,8 +1781,15 @@ export function explainNoFit(ctx: RequestContext): NoFitExplanation {
       for (let c = 0; c < chunks; c++) {
         const first = c * CHUNK_SIZE;
         const end = Math.min(bin.hosts.length, first + CHUNK_SIZE);
-        if (!coreOnly || end - first < MIN_SETTLE_CHUNK || slots.length === 0) {
+        if (!coreOnly) {
           for (let p = first; p < end; p++) settleHost(bin.hosts[p] as HostRecord);
+          continue;
+        }
+        if (end - first < MIN_SETTLE_CHUNK || slots.length === 0) {
+          for (let p = first; p < end; p++) {
+            const h = bin.hosts[p] as HostRecord;
+            if (!settledByHot(h, bin, c)) settleHost(h);
+          }
           continue;
         }
         // Bounds of every host's peak over the window: [lo, hi] per core dim.
@@ -1777,7 +1812,10 @@ export function explainNoFit(ctx: RequestContext): NoFitExplanation {
           continue;
         }
         if (sure === UNSETTLED) {
-          for (let p = first; p < end; p++) settleHost(bin.hosts[p] as HostRecord);
+          for (let p = first; p < end; p++) {
+            const h = bin.hosts[p] as HostRecord;
+            if (!settledByHot(h, bin, c)) settleHost(h);
+          }
           continue;
         }
         let eligible = end - first;
@@ -1794,16 +1832,21 @@ export function explainNoFit(ctx: RequestContext): NoFitExplanation {
   // The closest host among settled chunks: visit them by their lower bound on the shortfall.
   if (deferred.length > 0) {
     deferred.sort((x, y) => x.lbRel - y.lbRel);
+    const fromBound = (h: HostRecord, lbRel: number): void => {
+      if (excluded?.has(h)) return;
+      // its shortfall is at least the bound: at best a tie, and ties go to the smallest id
+      if (closest !== undefined && lbRel >= closestRel && h.id > closest.id) return;
+      if (!exact(h) && hostDim >= 0) offerClosest(h, hostRel);
+    };
     for (const q of deferred) {
       if (closest !== undefined && q.lbRel > closestRel) break;
-      const end = Math.min(q.bin.hosts.length, (q.chunk + 1) * CHUNK_SIZE);
-      for (let p = q.chunk * CHUNK_SIZE; p < end; p++) {
-        const h = q.bin.hosts[p] as HostRecord;
-        if (excluded?.has(h)) continue;
-        // its shortfall is at least the chunk's bound: at best a tie, and ties go to the smallest id
-        if (closest !== undefined && q.lbRel >= closestRel && h.id > closest.id) continue;
-        if (!exact(h) && hostDim >= 0) offerClosest(h, hostRel);
+      if (q.host !== undefined) {
+        fromBound(q.host, q.lbRel);
+        continue;
       }
+      const end = Math.min(q.bin.hosts.length, (q.chunk + 1) * CHUNK_SIZE);
+      for (let p = q.chunk * CHUNK_SIZE; p < end; p++)
+        fromBound(q.bin.hosts[p] as HostRecord, q.lbRel);
     }
   }
   // Hosts at rel +∞ only matter when nothing is closer; then the smallest id wins.
