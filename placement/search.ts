@@ -661,8 +661,13 @@ class Search {
     pa: number,
   ): void {
     const ctx = this.ctx;
-    if (ctx.fit === "binpack" && this.best !== undefined) {
-      // the suffix maximum from the start block bounds the peak too, in four reads
+    // the suffix maximum from the start block bounds the peak too, in four reads (two cache
+    // misses); from the ring's first block it is the all-time peak, already tried
+    if (
+      ctx.fit === "binpack" &&
+      this.best !== undefined &&
+      this.startBlock !== ctx.index.firstBlock()
+    ) {
       const o = ctx.index.blockSlotOf(this.startBlock) * CORE_DIMS;
       const ub = this.wub;
       const suf = host.blockSuf;
