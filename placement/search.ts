@@ -648,9 +648,11 @@ class Search {
 
   /**
    * Decide a host from its window bounds (tightened by `lo[loAt .. loAt + 4)`, its usage at the
-   * start, and `hot[pa .. pa + 4)`, its all-time peak): counted out if the lower bound leaves no room, skipped if the
-   * upper bound cannot beat the best, scored from the bounds when they meet (the peak is then
-   * exactly that, the same values the timeline holds), else its timeline is read.
+   * start, and `hot[pa .. pa + 4)`, its all-time peak): counted out if the lower bound leaves no
+   * room, skipped if the upper bound cannot beat the best, scored from the bounds when they meet
+   * (the peak is then exactly that, the same values the timeline holds), else its timeline is
+   * read. (The block's suffix maximum, a bound the host's hot words and summary words both
+   * tighten, is not read: two cache misses that almost never prune.)
    */
   byBounds(
     host: HostRecord,
@@ -661,21 +663,6 @@ class Search {
     pa: number,
   ): void {
     const ctx = this.ctx;
-    // the suffix maximum from the start block bounds the peak too, in four reads (two cache
-    // misses); from the ring's first block it is the all-time peak, already tried
-    if (
-      ctx.fit === "binpack" &&
-      this.best !== undefined &&
-      this.startBlock !== ctx.index.firstBlock()
-    ) {
-      const o = ctx.index.blockSlotOf(this.startBlock) * CORE_DIMS;
-      const ub = this.wub;
-      const suf = host.blockSuf;
-      for (let k = 0; k < CORE_DIMS; k++) {
-        ub[k] = Math.min(suf[o + k] as number, hot[pa + k] as number);
-      }
-      if (hostUb(ctx, host.cls, ub, 0, lo, loAt) + affinity + EPS < this.bestScore) return;
-    }
     if (!this.windowBounds(host, lo, loAt)) {
       this.counts[this.resourcesAt] = (this.counts[this.resourcesAt] as number) + 1;
       return;
