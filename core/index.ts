@@ -49,4 +49,5 @@ export {
   type LogLevel,
   silentLogger,
 } from "./log.js";
+export { MinHeap } from "./min-heap.js";
 export { deriveSeed, type RandomSource, seededRandom } from "./random.js";

@@ -22,6 +22,7 @@
  *   whole columns too full for the demand and stops at the first κ bin that cannot win.
  */
 
+import { MinHeap } from "../core/min-heap.js";
 import {
   CapacityExceededError,
   DuplicateHoldError,
@@ -229,7 +230,7 @@ export class HostClass {
    * `ClusterIndex.firstEmpty`): a host is pushed when it becomes one and not taken out when it
    * stops being one (`HostRecord.emptyQueued` says it is in the heap).
    */
-  readonly empties: HostRecord[] = [];
+  readonly empties = new MinHeap<HostRecord>((a, b) => a.id < b.id);
   constructor(
     readonly key: string,
     alloc: Float64Array,
@@ -632,14 +633,13 @@ export class ClusterIndex {
   firstEmpty(cls: HostClass): HostRecord | undefined {
     const heap = cls.empties;
     for (;;) {
-      const top = heap[0];
+      const top = heap.peek();
       if (top === undefined) return undefined;
       if (top.state === "READY" && this.hostAt[top.num] === top && this.emptyAt[top.num] === 1) {
         return top;
       }
       top.emptyQueued = false;
-      const last = heap.pop() as HostRecord;
-      if (heap.length > 0) siftDown(heap, last);
+      heap.pop();
     }
   }
 
@@ -647,17 +647,7 @@ export class ClusterIndex {
   private queueEmpty(host: HostRecord): void {
     if (host.emptyQueued || this.emptyAt[host.num] !== 1) return;
     host.emptyQueued = true;
-    const heap = host.cls.empties;
-    let i = heap.length;
-    heap.push(host);
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      const parent = heap[p] as HostRecord;
-      if (parent.id <= host.id) break;
-      heap[i] = parent;
-      i = p;
-    }
-    heap[i] = host;
+    host.cls.empties.push(host);
   }
 
   /** @internal The host's position in its cell of a slot (-1: not filed there). */
@@ -2406,23 +2396,6 @@ export class ClusterIndex {
     host.cls.ready--;
     this.readyHosts--;
   }
-}
-
-/** Put `x` at the heap's root (its former place popped) and sift it down by id. */
-function siftDown(heap: HostRecord[], x: HostRecord): void {
-  let i = 0;
-  const n = heap.length;
-  for (;;) {
-    const l = 2 * i + 1;
-    if (l >= n) break;
-    const r = l + 1;
-    const c = r < n && (heap[r] as HostRecord).id < (heap[l] as HostRecord).id ? r : l;
-    const child = heap[c] as HostRecord;
-    if (child.id >= x.id) break;
-    heap[i] = child;
-    i = c;
-  }
-  heap[i] = x;
 }
 
 /** @internal Where host number `num`'s words start in its hot pool (see HOT_WORDS). */
