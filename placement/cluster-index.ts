@@ -479,11 +479,11 @@ export class ClusterIndex {
   readonly blockSlots: number;
   /** Cell slots: BLOCK_VARIANTS × blockSlots block cells, then RUNGS rung cells. */
   readonly cellSlots: number;
-  /** @internal Hosts by number (`HostRecord.num`); undefined where a removed host's number is free. */
+  /** @internal Hosts by number (`HostRecord.num`); undefined where a removed host's is free. */
   readonly hostAt: (HostRecord | undefined)[] = [];
   /**
    * @internal κ by host number (`HostRecord.kappa`): a cell walk prunes on it without reading the
-   * record (8 bytes a host, an array that stays in cache where the records do not).
+   * record (8 bytes a host, 80 KB at 10,000 hosts, where the record's κ is a boxed double).
    */
   kappaAt = new Float64Array(0);
   /**
@@ -623,10 +623,6 @@ export class ClusterIndex {
   }
 
   /**
-   * A number for a new host: a removed host's (its cell positions are all -1 again), else the
-   * next one, growing the arrays kept by number.
-   */
-  /**
    * @internal The empty READY host of the class with the smallest id (see `HostClass.empties`),
    * dropping stale entries from the heap's top; undefined if the class has none.
    */
@@ -667,6 +663,10 @@ export class ClusterIndex {
     return words.subarray(at, at + HOT_PEAK);
   }
 
+  /**
+   * A number for a new host: a removed host's (its cell positions are all -1 again), else the
+   * next one, growing the arrays kept by number.
+   */
   private takeNum(): number {
     const free = this.freeNums.pop();
     if (free !== undefined) return free;

@@ -561,11 +561,11 @@ class Search {
    * Bounds of the host's peak over the window, into `wlb` / `wub` (core dims), from its bucket
    * and block bounds (`planned` only): the maximum of every bucket or block the window touches
    * bounds it from above; that of a bucket or block the window covers whole, or of a bucket where
-   * the usage is constant (minimum = maximum), from below; so does `lo[loAt .. loAt + 4)`, the usage at the
-   * window's start (zeros when unknown). Both start at 0, as the timeline's peak. Returns false,
-   * as soon as the lower bound leaves no room for the demand (the bounds are then incomplete):
-   * most hosts a future window visits and rules out are too full in the first hours it covers,
-   * so they are settled without reading the rest.
+   * the usage is constant (minimum = maximum), from below; so does `lo[loAt .. loAt + 4)`, the
+   * usage at the window's start (zeros when unknown). Both start at 0, as the timeline's peak.
+   * Returns false as soon as the lower bound leaves no room for the demand (the bounds are then
+   * incomplete): most hosts a future window visits and rules out are too full in the first hours
+   * it covers, so they are settled without reading the rest.
    */
   windowBounds(host: HostRecord, lo: Float64Array, loAt: number): boolean {
     const d = this.ctx.demandCore;
@@ -1090,9 +1090,9 @@ function fitPlusFragmentationUb(
 
 /**
  * An upper bound of the binpack + fragmentation score (affinity excluded) of the host if the
- * lease fits it, given that the peak over the window is at most `hi[hiAt .. hiAt + 4)` and at least
- * `lo[off .. off + 4)`: Σ w_k·min(1, (min(hi_k, a_k − d_k) + d_k)/a_k) for the fit part (a feasible
- * host's peak is also ≤ a_k − d_k); fragmentation see `fitPlusFragmentationUb`.
+ * lease fits it, given that the peak over the window is at most `hi[hiAt .. hiAt + 4)` and at
+ * least `lo[off .. off + 4)`: Σ w_k·min(1, (min(hi_k, a_k − d_k) + d_k)/a_k) for the fit part (a
+ * feasible host's peak is also ≤ a_k − d_k); fragmentation see `fitPlusFragmentationUb`.
  */
 function hostUb(
   ctx: RequestContext,
