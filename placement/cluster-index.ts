@@ -316,7 +316,7 @@ export interface HostRecord {
   readonly id: string;
   /**
    * The host's number: its place in `ClusterIndex.hostAt`, `kappaAt` and `cellPos`, and in the
-   * usage summary (`sumAt` = num × stride). Numbers of removed hosts are reused.
+   * usage summary (`UsageSummary.regionOf`). Numbers of removed hosts are reused.
    */
   readonly num: number;
   readonly spec: HostSpec;
@@ -333,11 +333,6 @@ export interface HostRecord {
   readonly peakAll: Float64Array;
   kappa: number;
   readonly cls: HostClass;
-  /**
-   * First word of the host's region in `ClusterIndex.usageSummary` (next to `kappa` and `cls`:
-   * the search reads the three together, one cache line of the record).
-   */
-  readonly sumAt: number;
   bin: Bin | undefined;
   pos: number;
   /** Fine κ bin and position in it (-1 when not READY). */
@@ -574,6 +569,7 @@ export class ClusterIndex {
       this.classList.push(cls);
     }
     const num = this.takeNum();
+    this.usageSummary.take(num);
     const host: HostRecord = {
       id: spec.id,
       num,
@@ -589,7 +585,6 @@ export class ClusterIndex {
       peakAll: new Float64Array(dims),
       kappa: 0,
       cls,
-      sumAt: this.usageSummary.take(num),
       bin: undefined,
       pos: -1,
       fineBin: -1,

@@ -343,19 +343,24 @@ class Search {
       if (this.seen.has(host)) return;
       this.seen.add(host);
     }
-    const ctx = this.ctx;
-    if (this.kappaPrune && this.best !== undefined) {
-      // κ (utilisation at the all-time peak) + the demand's share bounds the fit score: a host
-      // that cannot beat the best with every other scorer at its maximum is not looked at
-      const cls = host.cls;
-      if (cls !== this.shareOf) {
-        this.shareOf = cls;
-        this.share = demandShare(ctx, cls);
-      }
-      const ub = ctx.wFit * Math.min(1, host.kappa + this.share) + ctx.wFrag + ctx.wAff;
-      if (ub + EPS < this.bestScore) return;
-    }
+    if (this.prunedOnKappa(host.cls, host.kappa)) return;
     this.screen(host, host.kappa);
+  }
+
+  /**
+   * Whether a host of class `cls` with κ `kappa` (utilisation at its all-time peak) cannot beat
+   * the best: κ + the demand's share bounds the fit score, and every other scorer is taken at its
+   * maximum.
+   */
+  private prunedOnKappa(cls: HostClass, kappa: number): boolean {
+    if (!this.kappaPrune || this.best === undefined) return false;
+    const ctx = this.ctx;
+    if (cls !== this.shareOf) {
+      this.shareOf = cls;
+      this.share = demandShare(ctx, cls);
+    }
+    const ub = ctx.wFit * Math.min(1, kappa + this.share) + ctx.wFrag + ctx.wAff;
+    return ub + EPS < this.bestScore;
   }
 
   /** `evaluate` after the κ prune (`kappa`: the host's). */
@@ -386,7 +391,8 @@ class Search {
     // bounds the window's peak (and so the binpack score) from above, its usage at the window's
     // start bounds it from below (and so rules out hosts too full at the start).
     const affinity = ctx.wAff > 0 ? ctx.wAff * affinityScorer.score(ctx, host, peak) : 0;
-    if (this.screened && this.settledBySummary(host.cls, host.sumAt, affinity)) return;
+    const summaryAt = ctx.index.usageSummary.regionOf(host.num);
+    if (this.screened && this.settledBySummary(host.cls, summaryAt, affinity)) return;
     this.afterScreen(host.num, host.cls, affinity);
   }
 
@@ -405,14 +411,7 @@ class Search {
       return;
     }
     const kappa = index.kappaAt[num] as number;
-    if (this.kappaPrune && this.best !== undefined) {
-      if (cls !== this.shareOf) {
-        this.shareOf = cls;
-        this.share = demandShare(ctx, cls);
-      }
-      const ub = ctx.wFit * Math.min(1, kappa + this.share) + ctx.wFrag + ctx.wAff;
-      if (ub + EPS < this.bestScore) return;
-    }
+    if (this.prunedOnKappa(cls, kappa)) return;
     if (kappa === 0 && this.byNumber && index.emptyAt[num] === 1) {
       // Every empty READY host of the class is filed in this slot, free everywhere (so in a
       // feasible column), in cells the walk reaches whenever an empty host can win (κ 0, or a
@@ -427,7 +426,8 @@ class Search {
     // κ = 0: maybe an empty host, which `screen` offers from its class
     if (kappa > 0 && this.byNumber) {
       this.evaluated++;
-      if (this.screened && this.settledBySummary(cls, num * index.usageSummary.stride, 0)) return;
+      const summaryAt = index.usageSummary.regionOf(num);
+      if (this.screened && this.settledBySummary(cls, summaryAt, 0)) return;
       this.afterScreen(num, cls, 0);
       return;
     }
@@ -508,8 +508,8 @@ class Search {
   }
 
   /** Whether `bySummary` settles the host (counted out if too full). */
-  settledBySummary(cls: HostClass, sumAt: number, affinity: number): boolean {
-    const r = this.bySummary(cls, sumAt, affinity);
+  settledBySummary(cls: HostClass, summaryAt: number, affinity: number): boolean {
+    const r = this.bySummary(cls, summaryAt, affinity);
     if (r === SUMMARY_FULL) {
       this.counts[this.resourcesAt] = (this.counts[this.resourcesAt] as number) + 1;
       return true;
@@ -524,11 +524,11 @@ class Search {
    * bound of its peak (the maxima of everything the window touches) cannot beat the best,
    * SUMMARY_OPEN if neither (the exact bounds decide).
    */
-  bySummary(cls: HostClass, sumAt: number, affinity: number): number {
+  bySummary(cls: HostClass, summaryAt: number, affinity: number): number {
     if (cls !== this.roomOf) this.setRoom(cls);
     const q = SCRATCH_Q;
     const words = this.ctx.index.usageSummary.words;
-    if (!summaryBytes(this.plan, words, sumAt, this.room, q)) return SUMMARY_FULL;
+    if (!summaryBytes(this.plan, words, summaryAt, this.room, q)) return SUMMARY_FULL;
     const ctx = this.ctx;
     if (ctx.fit !== "binpack" || this.best === undefined) return SUMMARY_OPEN;
     const hi = this.wub;

@@ -33,7 +33,7 @@ function checkSummary(index: ClusterIndex): number {
   for (const h of index.hostMap.values() as Iterable<HostRecord>) {
     for (let ab = index.ringBase; ab < index.ringBase + R; ab++) {
       const slot = index.slotOf(ab);
-      const got = lanes(s.words[h.sumAt + slot] as number);
+      const got = lanes(s.words[s.regionOf(h.num) + slot] as number);
       for (let k = 0; k < CORE_DIMS; k++) {
         const want = byteOf(h.ringMax[slot * CORE_DIMS + k] as number, h.limit[k] as number);
         if (got[k] !== want) {
@@ -46,10 +46,10 @@ function checkSummary(index: ClusterIndex): number {
       const lo = Math.max(b * BLOCK_BUCKETS, index.ringBase);
       const hi = Math.min((b + 1) * BLOCK_BUCKETS, index.ringBase + R);
       for (let ab = lo; ab < hi; ab++) {
-        const q = lanes(s.words[h.sumAt + index.slotOf(ab)] as number);
+        const q = lanes(s.words[s.regionOf(h.num) + index.slotOf(ab)] as number);
         for (let k = 0; k < CORE_DIMS; k++) want[k] = Math.max(want[k] as number, q[k] as number);
       }
-      const got = lanes(s.words[h.sumAt + R + index.blockSlotOf(b)] as number);
+      const got = lanes(s.words[s.regionOf(h.num) + R + index.blockSlotOf(b)] as number);
       for (let k = 0; k < CORE_DIMS; k++) {
         if ((want[k] as number) >= 128) high++;
         const inside = b > first && b < last;

@@ -25,7 +25,7 @@ export const SUMMARY_STEPS = 255;
 const LINE_WORDS = 16;
 
 export class UsageSummary {
-  /** Per host (at `HostRecord.sumAt`): `ringSize` bucket words, then `blockSlots` block words. */
+  /** Per host (at `regionOf(num)`): `ringSize` bucket words, then `blockSlots` block words. */
   words: Uint32Array;
   readonly stride: number;
 
@@ -40,17 +40,21 @@ export class UsageSummary {
   }
 
   /**
-   * The zeroed region of host number `num` (`HostRecord.num`; its usage is 0 everywhere): at
-   * num × stride, so the search can read a host's words from its number alone, without its record.
+   * First word of host number `num`'s region (`HostRecord.num`): num × stride, so the search
+   * reads a host's words from its number alone, without its record.
    */
-  take(num: number): number {
-    const at = num * this.stride;
+  regionOf(num: number): number {
+    return num * this.stride;
+  }
+
+  /** Zero host number `num`'s region for a new host (its usage is 0 everywhere). */
+  take(num: number): void {
+    const at = this.regionOf(num);
     if (at + this.stride > this.words.length) {
       const next = new Uint32Array(Math.max(this.words.length * 2, at + this.stride));
       next.set(this.words);
       this.words = next;
     } else this.words.fill(0, at, at + this.stride);
-    return at;
   }
 
   /**
@@ -59,7 +63,7 @@ export class UsageSummary {
    */
   refresh(index: ClusterIndex, host: HostRecord, from: number, to: number): void {
     const w = this.words;
-    const at = host.sumAt;
+    const at = this.regionOf(host.num);
     const x = host.ringMax;
     const a = host.limit;
     const s0 = scale(a[0] as number);
