@@ -23,6 +23,7 @@ import {
   EndQueue,
   MEAN_TIME_IN_SYSTEM,
   makeHosts,
+  PLACEMENT_WORKLOAD_FLAGS,
   survivorsAt,
 } from "./lib/workload.js";
 
@@ -33,15 +34,8 @@ const flags = parseFlags(
   {
     a: { kind: "string", default: "", help: "dist folder of build A (the baseline)" },
     b: { kind: "string", default: "", help: "dist folder of build B" },
-    seed: { kind: "number", default: 1, help: "workload seed" },
-    hosts: { kind: "number", default: 10_000, help: "hosts in the cluster" },
-    leases: { kind: "number", default: 100_000, help: "live leases in steady state" },
+    ...PLACEMENT_WORKLOAD_FLAGS,
     decisions: { kind: "number", default: 10_000, help: "decisions measured" },
-    "horizon-hours": {
-      kind: "number",
-      default: 384,
-      help: "hourly buckets of the index's time ring (as bench:placement)",
-    },
     json: { kind: "boolean", default: false, help: "print one JSON object instead of a table" },
   },
   process.argv.slice(2),

@@ -24,23 +24,17 @@ import {
   EndQueue,
   MEAN_TIME_IN_SYSTEM,
   makeHosts,
+  PLACEMENT_WORKLOAD_FLAGS,
   survivorsAt,
 } from "./lib/workload.js";
 
 const flags = parseFlags(
   "placement",
   {
-    seed: { kind: "number", default: 1, help: "workload seed" },
-    hosts: { kind: "number", default: 10_000, help: "hosts in the cluster" },
-    leases: { kind: "number", default: 100_000, help: "live leases in steady state" },
+    ...PLACEMENT_WORKLOAD_FLAGS,
     decisions: { kind: "number", default: 5_000, help: "decisions per repetition" },
     reps: { kind: "number", default: 3, help: "repetitions (medians are reported)" },
     "gang-reps": { kind: "number", default: 2, help: "repetitions of the anti-affinity run" },
-    "horizon-hours": {
-      kind: "number",
-      default: 384,
-      help: "hourly buckets of the index's time ring",
-    },
     "baseline-every": {
       kind: "number",
       default: 25,

@@ -78,6 +78,18 @@ export function vmSize(rng: Rng): Resources {
   };
 }
 
+/** The flags that shape the placement workload, shared by bench:placement and bench:placement-ab. */
+export const PLACEMENT_WORKLOAD_FLAGS = {
+  seed: { kind: "number", default: 1, help: "workload seed" },
+  hosts: { kind: "number", default: 10_000, help: "hosts in the cluster" },
+  leases: { kind: "number", default: 100_000, help: "live leases in steady state" },
+  "horizon-hours": {
+    kind: "number",
+    default: 384,
+    help: "hourly buckets of the index's time ring",
+  },
+} as const;
+
 /** Log-uniform duration between 1 hour and 7 days (mean ≈ 32.6 h). */
 export function duration(rng: Rng): number {
   return Math.round(HOUR * Math.exp(rng.next() * Math.log(168)));
