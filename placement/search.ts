@@ -262,9 +262,11 @@ class Search {
   readonly wlb = SCRATCH_WLB;
   readonly wub = SCRATCH_WUB;
   /**
-   * Whether `evaluate` screens hosts from the usage summary first: windows inside the ring that
-   * start after the present's bucket (near the present, the cached usage at the start decides
-   * most hosts at once).
+   * Whether `evaluate` screens hosts from the usage summary first: windows inside the ring
+   * without extended resources. Windows from the present too: the hosts their rung cells offer
+   * have room at the start (the column says so) and most of those a walk rules out are full later
+   * in the window (reservations), which the summary's one region shows for less than the host's
+   * bucket arrays.
    */
   readonly screened: boolean;
   /**
@@ -285,7 +287,6 @@ class Search {
   ) {
     this.seen = trackSeen ? new Set() : undefined;
     this.kappaPrune = ctx.fit === "binpack" && ctx.boundsValid;
-    const index = ctx.index;
     const plan = planWindow(ctx);
     this.plan = plan;
     this.planned = plan.planned;
@@ -294,8 +295,7 @@ class Search {
     this.hourFull = plan.hourFull;
     this.headHours = plan.headHours;
     this.blockSlots = plan.blockSlots;
-    this.screened =
-      this.planned && ctx.extNames.length === 0 && Math.abs(ctx.start - index.now) > index.bucketMs;
+    this.screened = this.planned && ctx.extNames.length === 0;
     this.counts = new Float64Array(ctx.filters.length);
     const filters = filterPlan(ctx.filters);
     this.resourcesAt = filters.resourcesAt;
