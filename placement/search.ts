@@ -1725,10 +1725,17 @@ export function explainNoFit(ctx: RequestContext): NoFitExplanation {
   const rel = new Float64Array(1);
   const hostLo = new Float64Array(CORE_DIMS);
   const hostHi = new Float64Array(CORE_DIMS);
+  const summaryLo = new Float64Array(CORE_DIMS);
+  const summaryHi = new Float64Array(CORE_DIMS);
+  const plan = planWindow(ctx);
+  const anyRoom = new Int32Array(CORE_DIMS).fill(SUMMARY_STEPS);
+  const q = new Int32Array(2 * CORE_DIMS);
   /**
-   * Settle a host (core demand only) from its hot words (see HOT_WORDS) as a chunk is settled
-   * from its bounds, without its timeline: its usage at the start (where its cache holds it) and
-   * its all-time peak bound its peak over the window. False if they do not settle it.
+   * Settle a host (core demand only) as a chunk is settled from its bounds, without its timeline:
+   * from its hot words (see HOT_WORDS), its usage at the start (where its cache holds it) and its
+   * all-time peak bound its peak over the window; if they leave it open and the ring covers the
+   * window, tightened by its summary words (the maxima of the buckets and blocks the window covers
+   * whole, and of all it touches). False if they do not settle it.
    */
   const settledByHot = (h: HostRecord, bin: Bin, chunk: number): boolean => {
     const hot = index.hotPools[h.num >>> HOT_POOL_SHIFT] as Float64Array;
@@ -1739,7 +1746,17 @@ export function explainNoFit(ctx: RequestContext): NoFitExplanation {
       hostLo[k] = inPiece ? (hot[at + 2 + k] as number) : 0;
       hostHi[k] = hot[at + HOT_PEAK + k] as number;
     }
-    const sure = shortfallVerdict(hostLo, hostHi, d, h.cls.alloc, rel);
+    const a = h.cls.alloc;
+    let sure = shortfallVerdict(hostLo, hostHi, d, a, rel);
+    if (sure === UNSETTLED && plan.planned) {
+      summaryBytes(plan, index.usageSummary.words, index.usageSummary.regionOf(h.num), anyRoom, q);
+      summaryBounds(q, a, summaryLo, summaryHi);
+      for (let k = 0; k < CORE_DIMS; k++) {
+        if ((summaryLo[k] as number) > (hostLo[k] as number)) hostLo[k] = summaryLo[k] as number;
+        if ((summaryHi[k] as number) < (hostHi[k] as number)) hostHi[k] = summaryHi[k] as number;
+      }
+      sure = shortfallVerdict(hostLo, hostHi, d, a, rel);
+    }
     if (sure === UNSETTLED) return false;
     if (sure === SURELY_FITS) {
       fit++;
