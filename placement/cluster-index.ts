@@ -62,8 +62,9 @@ export const BOUNDS_STALE = 0;
 export const BOUNDS_EXACT = 1;
 /**
  * A chunk slot's bounds: still a lower and an upper bound, but a host that held the minimum rose
- * (or held the maximum fell) since they were exact. Enough for a no-fit's counts, which need only
- * valid bounds, without recomputing the slot over the chunk's hosts on every decision.
+ * (or held the maximum fell) since they were exact. `chunkMinAt` recomputes them before use, as
+ * stale ones. (No-fit explanations read them as they were until the eleventh session; they now
+ * settle hosts one by one, and nothing reads loose bounds as such.)
  */
 export const BOUNDS_LOOSE = 2;
 const COLUMN_LOOSE_LIMIT = 16;
@@ -1785,16 +1786,6 @@ export class ClusterIndex {
     cx[off + 3] = x3;
     bin.valid[vi] = BOUNDS_EXACT;
     return off;
-  }
-
-  /**
-   * @internal Bounds for (bin, chunk, slot) that may be loose (valid, not tight), recomputed only
-   * if stale; returns their offset into `bin.chunkMin` / `bin.chunkMax`.
-   */
-  chunkBoundsAt(bin: Bin, chunk: number, slot: number): number {
-    const vi = chunk * this.ringSize + slot;
-    if (bin.valid[vi] !== BOUNDS_STALE) return vi * CORE_DIMS;
-    return this.chunkMinAt(bin, chunk, slot);
   }
 
   /**

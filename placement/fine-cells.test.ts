@@ -414,7 +414,7 @@ function checkChunkBounds(index: ClusterIndex, fill: boolean): number {
           let state = bin.valid[c * R + slot];
           if (state === BOUNDS_STALE) {
             if (!fill) continue;
-            expect(index.chunkBoundsAt(bin, c, slot)).toBe((c * R + slot) * CORE_DIMS);
+            expect(index.chunkMinAt(bin, c, slot)).toBe((c * R + slot) * CORE_DIMS);
             state = bin.valid[c * R + slot];
             expect(state).toBe(BOUNDS_EXACT);
           }

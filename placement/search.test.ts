@@ -315,3 +315,84 @@ describe("indexed search among empty hosts", () => {
     expect(onEmpty).toBe(compared);
   });
 });
+
+/**
+ * No-fit explanations of windows that reach past the bucket ring: no summary words there, so hosts
+ * are settled from their hot words and their timelines, on hosts in few load patterns (full bins).
+ */
+describe("no-fit explanations past the ring", () => {
+  const HOUR = 3_600_000;
+  const DAY = 24 * HOUR;
+  const GIB = 1024;
+
+  it("count every filter and find the binding resource as the exhaustive scan does", () => {
+    const rng = createRng(77);
+    // a ring of 12 hours: windows from the present that last longer reach past it
+    const index = new ClusterIndex({ horizonBuckets: 12 });
+    const ids: string[] = [];
+    for (let i = 0; i < 96; i++) {
+      const id = `h${String(i).padStart(3, "0")}`;
+      ids.push(id);
+      index.addHost({
+        id,
+        capacity: { cpuMillis: 32_000, memoryMib: 256 * GIB, diskGib: 2000, gpus: 2 },
+        labels: { zone: `z${i % 3}` },
+        state: i % 31 === 7 ? "CORDONED" : "READY",
+      });
+    }
+    const now = Date.UTC(2030, 0, 1);
+    index.advanceTo(now);
+    // every GPU taken for three days, next to some cpu and memory, in four patterns (so chunks of
+    // one bin hold many hosts)
+    ids.forEach((id, i) => {
+      const meta = { priority: 0, preemptible: false };
+      const p = i % 4;
+      index.commit(
+        `gpu-${i}`,
+        id,
+        { start: now, end: now + 3 * DAY },
+        { cpuMillis: 2000, memoryMib: 8 * GIB, diskGib: 20, gpus: p === 0 ? 1 : 2 },
+        meta,
+      );
+      const start = now + p * 8 * HOUR;
+      const vcpu = 4 * (p + 1);
+      index.commit(
+        `vm-${i}`,
+        id,
+        { start, end: start + (12 + 6 * p) * HOUR },
+        { cpuMillis: vcpu * 1000, memoryMib: vcpu * 8 * GIB, diskGib: 40, gpus: 0 },
+        meta,
+      );
+    });
+    let noFits = 0;
+    let fits = 0;
+    for (let k = 0; k < 80; k++) {
+      // starting inside the ring, ending past it
+      const start = now + rng.int(0, 10 * 60) * 60_000;
+      const end = start + rng.int(13, 60) * HOUR;
+      const vcpu = rng.pick([4, 8, 16, 24]);
+      const req = {
+        leaseId: `q${k}`,
+        resources: { cpuMillis: vcpu * 1000, memoryMib: vcpu * 8 * GIB, diskGib: 40, gpus: 0 },
+        window: { start, end },
+        ...(rng.next() < 0.2
+          ? { constraints: [{ key: "zone", op: "!=" as const, value: "z0" }] }
+          : {}),
+      };
+      if (rng.next() < 0.6) req.resources.gpus = rng.pick([1, 2]);
+      const fast = place(index, req);
+      const slow = place(index, req, DEFAULT_PLACEMENT_POLICY, { explain: "exhaustive" });
+      expect(fast.ok).toBe(slow.ok);
+      if (!fast.ok || !slow.ok) {
+        expect(fast.explanation.filters).toEqual(slow.explanation.filters);
+        expect(fast.explanation.binding).toEqual(slow.explanation.binding);
+        noFits++;
+      } else {
+        expect([fast.hostId, fast.score]).toEqual([slow.hostId, slow.score]);
+        fits++;
+      }
+    }
+    expect(noFits).toBeGreaterThan(20);
+    expect(fits).toBeGreaterThan(5);
+  });
+});

@@ -1556,9 +1556,6 @@ function shortfallVerdict(
   return sure;
 }
 
-/** Chunks smaller than this are settled host by host (reading their bounds costs as much). */
-const MIN_SETTLE_CHUNK = 4;
-
 /** How many hosts carry one of `values` under label `key`. */
 function labelCount(ctx: RequestContext, key: string, values: Iterable<string>): number {
   return postingsSize(ctx, key, values);
@@ -1591,9 +1588,10 @@ function nonResourceRemoved(ctx: RequestContext, f: FilterPlugin): number | unde
 /**
  * The explanation of a no-fit, equal to the exhaustive scan's (every filter counted on every host;
  * the binding resource of the closest host; per resource, how many otherwise eligible hosts it
- * binds on) without evaluating every host: a chunk whose bucket minima prove every host short on
- * one resource, and whose bucket maxima prove none short on any other, is settled whole; the
- * closest host is searched from the chunks with the smallest lower bound on the shortfall.
+ * binds on) without evaluating every host: a host whose bounds (hot words, then summary words)
+ * prove it short on one resource and not short on any other as much is settled without its
+ * timeline; so is a chunk by its bucket bounds, for windows the ring does not cover. The closest
+ * host is searched from the hosts and chunks with the smallest lower bound on the shortfall.
  */
 export function explainNoFit(ctx: RequestContext): NoFitExplanation {
   const index = ctx.index;
@@ -1659,18 +1657,14 @@ export function explainNoFit(ctx: RequestContext): NoFitExplanation {
     if (fitsExactly(ctx, h, h.dims <= peak.length ? peak : new Float64Array(h.dims))) fit++;
   }
 
-  const ws = windowSlots(ctx);
-  const slots = ws.slots;
   const coreOnly = ctx.extNames.length === 0;
   const d = ctx.demandCore;
   const shortOn = new Float64Array(CORE_DIMS);
   const shortOnExt = new Map<string, number>();
   let closest: HostRecord | undefined;
   let closestRel = Number.POSITIVE_INFINITY;
-  /** Chunks (or single hosts) surely short on one resource, for the closest host's search. */
-  const deferred: { bin: Bin; chunk: number; lbRel: number; host?: HostRecord }[] = [];
-  const lo = new Float64Array(CORE_DIMS);
-  const hi = new Float64Array(CORE_DIMS);
+  /** Hosts surely short on one resource, by at least `lbRel`, for the closest host's search. */
+  const deferred: { lbRel: number; host: HostRecord }[] = [];
 
   /** Exact, as `violationOf` ranks it: the host's worst relative shortfall and its resource. */
   let hostRel = 0;
@@ -1731,13 +1725,13 @@ export function explainNoFit(ctx: RequestContext): NoFitExplanation {
   const anyRoom = new Int32Array(CORE_DIMS).fill(SUMMARY_STEPS);
   const q = new Int32Array(2 * CORE_DIMS);
   /**
-   * Settle a host (core demand only) as a chunk is settled from its bounds, without its timeline:
-   * from its hot words (see HOT_WORDS), its usage at the start (where its cache holds it) and its
-   * all-time peak bound its peak over the window; if they leave it open and the ring covers the
-   * window, tightened by its summary words (the maxima of the buckets and blocks the window covers
-   * whole, and of all it touches). False if they do not settle it.
+   * Settle a host (core demand only) from bounds of its peak over the window, without its
+   * timeline: its hot words (see HOT_WORDS), its usage at the start (where its cache holds it)
+   * and its all-time peak; if they leave it open and the ring covers the window, tightened by its
+   * summary words (the maxima of the buckets and blocks the window covers whole, and of all it
+   * touches). False if they do not settle it.
    */
-  const settledByHot = (h: HostRecord, bin: Bin, chunk: number): boolean => {
+  const settledByBounds = (h: HostRecord): boolean => {
     const hot = index.hotPools[h.num >>> HOT_POOL_SHIFT] as Float64Array;
     const at = hotAt(h.num);
     const t = ctx.start;
@@ -1764,7 +1758,7 @@ export function explainNoFit(ctx: RequestContext): NoFitExplanation {
     }
     if (excluded?.has(h)) return true;
     shortOn[sure] = (shortOn[sure] as number) + 1;
-    deferred.push({ bin, chunk, lbRel: rel[0] as number, host: h });
+    deferred.push({ lbRel: rel[0] as number, host: h });
     return true;
   };
 
@@ -1784,78 +1778,21 @@ export function explainNoFit(ctx: RequestContext): NoFitExplanation {
         continue;
       }
     }
+    // (the bins hold the class's READY hosts)
     for (const bin of cls.bins) {
-      if (bin === undefined || bin.hosts.length === 0) continue;
-      const chunks = Math.ceil(bin.hosts.length / CHUNK_SIZE);
-      for (let c = 0; c < chunks; c++) {
-        const first = c * CHUNK_SIZE;
-        const end = Math.min(bin.hosts.length, first + CHUNK_SIZE);
-        if (!coreOnly) {
-          for (let p = first; p < end; p++) settleHost(bin.hosts[p] as HostRecord);
-          continue;
-        }
-        if (end - first < MIN_SETTLE_CHUNK || slots.length === 0) {
-          for (let p = first; p < end; p++) {
-            const h = bin.hosts[p] as HostRecord;
-            if (!settledByHot(h, bin, c)) settleHost(h);
-          }
-          continue;
-        }
-        // Bounds of every host's peak over the window: [lo, hi] per core dim.
-        lo.fill(0);
-        hi.fill(ws.covered ? 0 : Number.POSITIVE_INFINITY);
-        for (let i = 0; i < slots.length; i++) {
-          const off = index.chunkBoundsAt(bin, c, slots[i] as number);
-          for (let k = 0; k < CORE_DIMS; k++) {
-            const m = bin.chunkMin[off + k] as number;
-            if (m > (lo[k] as number)) lo[k] = m;
-            const x = bin.chunkMax[off + k] as number;
-            if (x > (hi[k] as number)) hi[k] = x;
-          }
-        }
-        const sure = shortfallVerdict(lo, hi, d, a, rel);
-        const sureRel = rel[0] as number;
-        if (sure === SURELY_FITS) {
-          // every host fits: counted, none eligible for the binding (they fail another filter)
-          fit += end - first;
-          continue;
-        }
-        if (sure === UNSETTLED) {
-          for (let p = first; p < end; p++) {
-            const h = bin.hosts[p] as HostRecord;
-            if (!settledByHot(h, bin, c)) settleHost(h);
-          }
-          continue;
-        }
-        let eligible = end - first;
-        if (excluded !== undefined && excluded.size > 0) {
-          for (let p = first; p < end; p++)
-            if (excluded.has(bin.hosts[p] as HostRecord)) eligible--;
-        }
-        shortOn[sure] = (shortOn[sure] as number) + eligible;
-        if (eligible > 0) deferred.push({ bin, chunk: c, lbRel: sureRel });
-      }
+      if (bin === undefined) continue;
+      for (const h of bin.hosts) if (!coreOnly || !settledByBounds(h)) settleHost(h);
     }
   }
 
-  // The closest host among settled chunks: visit them by their lower bound on the shortfall.
+  // The closest host among settled hosts: visit them by their lower bound on the shortfall.
   if (deferred.length > 0) {
     deferred.sort((x, y) => x.lbRel - y.lbRel);
-    const fromBound = (h: HostRecord, lbRel: number): void => {
-      if (excluded?.has(h)) return;
+    for (const { lbRel, host: h } of deferred) {
+      if (closest !== undefined && lbRel > closestRel) break;
       // its shortfall is at least the bound: at best a tie, and ties go to the smallest id
-      if (closest !== undefined && lbRel >= closestRel && h.id > closest.id) return;
+      if (closest !== undefined && lbRel >= closestRel && h.id > closest.id) continue;
       if (!exact(h) && hostDim >= 0) offerClosest(h, hostRel);
-    };
-    for (const q of deferred) {
-      if (closest !== undefined && q.lbRel > closestRel) break;
-      if (q.host !== undefined) {
-        fromBound(q.host, q.lbRel);
-        continue;
-      }
-      const end = Math.min(q.bin.hosts.length, (q.chunk + 1) * CHUNK_SIZE);
-      for (let p = q.chunk * CHUNK_SIZE; p < end; p++)
-        fromBound(q.bin.hosts[p] as HostRecord, q.lbRel);
     }
   }
   // Hosts at rel +∞ only matter when nothing is closer; then the smallest id wins.
