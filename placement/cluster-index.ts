@@ -60,13 +60,6 @@ const LOOSE_LIMIT = 4;
 export const BOUNDS_STALE = 0;
 /** A chunk slot's bounds: the exact minimum and maximum over the chunk's hosts. */
 export const BOUNDS_EXACT = 1;
-/**
- * A chunk slot's bounds: still a lower and an upper bound, but a host that held the minimum rose
- * (or held the maximum fell) since they were exact. `chunkMinAt` recomputes them before use, as
- * stale ones. (No-fit explanations read them as they were until the eleventh session; they now
- * settle hosts one by one, and nothing reads loose bounds as such.)
- */
-export const BOUNDS_LOOSE = 2;
 const COLUMN_LOOSE_LIMIT = 16;
 export const KAPPA_BINS = 32;
 /**
@@ -260,7 +253,7 @@ export class Bin {
   chunkMin: Float64Array;
   /** Same layout: max over the chunk's hosts of their bucket maximum (an upper bound, may be stale-high). */
   chunkMax: Float64Array;
-  /** Per chunk, per ring slot: BOUNDS_STALE, BOUNDS_EXACT or BOUNDS_LOOSE. */
+  /** Per chunk, per ring slot: BOUNDS_STALE or BOUNDS_EXACT. */
   valid: Uint8Array;
   /**
    * Per chunk: min over its hosts of their usage at one instant (per core dim), valid for any
@@ -2039,7 +2032,8 @@ export class ClusterIndex {
       const so = (ab - lo) * CORE_DIMS;
       const vi = chunk * R + slot;
       if (bin.valid[vi] !== BOUNDS_STALE) {
-        // every dim is folded in, so a slot that stops being exact still holds valid bounds
+        // a slot stays exact unless the host held an extreme and moved away from it: then its
+        // bounds are recomputed when read (`chunkMinAt`)
         const off = vi * CORE_DIMS;
         let loose = false;
         for (let k = 0; k < CORE_DIMS; k++) {
@@ -2054,7 +2048,7 @@ export class ClusterIndex {
           if (nx > d) cx[off + k] = nx;
           else if (nx < ox && ox >= d) loose = true;
         }
-        if (loose) bin.valid[vi] = BOUNDS_LOOSE;
+        if (loose) bin.valid[vi] = BOUNDS_STALE;
       }
       if (cls.colValid[colBase + slot] === 1) {
         // a column minimum that only stays low is still a valid bound
