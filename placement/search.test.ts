@@ -318,7 +318,7 @@ describe("indexed search among empty hosts", () => {
 
 /**
  * No-fit explanations of windows that reach past the bucket ring: no summary words there, so hosts
- * are settled from their hot words and their timelines, on hosts in few load patterns (full bins).
+ * are settled from their hot words and their timelines.
  */
 describe("no-fit explanations past the ring", () => {
   const HOUR = 3_600_000;
@@ -342,8 +342,8 @@ describe("no-fit explanations past the ring", () => {
     }
     const now = Date.UTC(2030, 0, 1);
     index.advanceTo(now);
-    // every GPU taken for three days, next to some cpu and memory, in four patterns (so chunks of
-    // one bin hold many hosts)
+    // every GPU taken for three days, next to some cpu and memory, in four patterns (many hosts
+    // short by the same amount: the closest host is the smallest id among them)
     ids.forEach((id, i) => {
       const meta = { priority: 0, preemptible: false };
       const p = i % 4;

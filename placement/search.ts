@@ -1588,10 +1588,10 @@ function nonResourceRemoved(ctx: RequestContext, f: FilterPlugin): number | unde
 /**
  * The explanation of a no-fit, equal to the exhaustive scan's (every filter counted on every host;
  * the binding resource of the closest host; per resource, how many otherwise eligible hosts it
- * binds on) without evaluating every host: a host whose bounds (hot words, then summary words)
- * prove it short on one resource and not short on any other as much is settled without its
- * timeline; so is a chunk by its bucket bounds, for windows the ring does not cover. The closest
- * host is searched from the hosts and chunks with the smallest lower bound on the shortfall.
+ * binds on) without evaluating every host: a host whose bounds (hot words, then summary words
+ * where the ring covers the window) prove it feasible, or short on one resource and not short on
+ * any other as much, is settled without its timeline. The closest host is searched from the
+ * settled hosts with the smallest lower bound on the shortfall.
  */
 export function explainNoFit(ctx: RequestContext): NoFitExplanation {
   const index = ctx.index;
