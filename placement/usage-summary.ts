@@ -1,13 +1,14 @@
 /**
- * A compact copy of every host's hourly maxima, for the search's per-host screen of windows that
- * start later than the present (reserved, flexible): per host, per ring bucket and per block, one
- * 32-bit word whose byte k is the bucket's (block's) maximum usage of core dim k as a fraction of
- * allocatable, rounded down to 1/255. All hosts share one array, a host's words are contiguous
- * and aligned to a cache line, so a window of a day is one or two cache lines of one array, where
- * the exact bounds (`HostRecord.ring`, `ringMax`, `blockMax`, `blockSuf`, `peakAll`) are a cache
- * miss or two each. A byte q bounds the usage u: q/255 ≤ u/a < (q + 1)/255 (q = 255: u/a ≥ 1 −
- * 1/255, no upper bound), so it can prove a host too full in the hours a window covers whole, or
- * unable to beat the best score, and leaves the rest to the exact bounds.
+ * A compact copy of every host's hourly maxima, for the search's per-host screen of windows inside
+ * the ring and for no-fit explanations (bounds of a host's peak without its timeline): per host,
+ * per ring bucket and per block, one 32-bit word whose byte k is the bucket's (block's) maximum
+ * usage of core dim k as a fraction of allocatable, rounded down to 1/255. All hosts share one
+ * array, a host's words are contiguous and aligned to a cache line, so a window of a day is one or
+ * two cache lines of one array, where the exact bounds (`HostRecord.ring`, `ringMax`, `blockMax`,
+ * `blockSuf`, `peakAll`) are a cache miss or two each. A byte q bounds the usage u: q/255 ≤ u/a <
+ * (q + 1)/255 (q = 255: u/a ≥ 1 − 1/255, no upper bound), so it can prove a host too full in the
+ * hours a window covers whole, or unable to beat the best score, and leaves the rest to the exact
+ * bounds.
  *
  * Kept by `ClusterIndex.fillRing` (the one place the bucket maxima are written): the buckets it
  * recomputed, and the blocks they belong to, from the buckets of the block inside the ring. The
