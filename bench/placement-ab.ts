@@ -5,7 +5,7 @@
  * ~30% between runs minutes apart; within one process both builds see the same speed, so the
  * ratio between them is what a change is worth (an A/A run stays within ~2%).
  *
- *   node dist/bench/placement-ab.js --a OLD_DIST --b NEW_DIST [--decisions N] [--json]
+ *   node dist/bench/placement-ab.js --a OLD_DIST --b NEW_DIST [--decisions N] [--anti-affinity] [--json]
  *
  * A build is a `dist` folder (`npm run build` in a checkout of that commit, e.g. a git worktree).
  * Both must decide the same: the run counts decisions where they differ (host or start).
@@ -19,6 +19,7 @@ import { parseFlags } from "./lib/args.js";
 import { fmt, percentile, table } from "./lib/stats.js";
 import {
   type Arrival,
+  antiAffinityGroup,
   arrival,
   EndQueue,
   MEAN_TIME_IN_SYSTEM,
@@ -36,6 +37,11 @@ const flags = parseFlags(
     b: { kind: "string", default: "", help: "dist folder of build B" },
     ...PLACEMENT_WORKLOAD_FLAGS,
     decisions: { kind: "number", default: 10_000, help: "decisions measured" },
+    "anti-affinity": {
+      kind: "boolean",
+      default: false,
+      help: "arrivals in hard anti-affinity groups of 10 (bench:placement's anti-affinity run)",
+    },
     json: { kind: "boolean", default: false, help: "print one JSON object instead of a table" },
   },
   process.argv.slice(2),
@@ -96,9 +102,11 @@ function same(x: PlacementDecision, y: PlacementDecision): boolean {
 
 function commit(s: Side, d: PlacementDecision, a: Arrival, id: string): void {
   if (!d.ok) return;
+  const group = a.request.group?.name;
   s.index.commit(id, d.hostId, { start: d.start, end: d.end }, a.request.resources, {
     priority: a.request.priority ?? 0,
     preemptible: a.request.preemptible ?? false,
+    ...(group === undefined ? {} : { group }),
   });
 }
 
@@ -128,9 +136,15 @@ while (ends.peekTime() <= now) {
 }
 
 // ---- steady state: each step on both builds, the first alternating ---------------------------
-for (let i = 0; i < flags.decisions; i++) {
-  const order = i % 2 === 0 ? [sideA, sideB] : [sideB, sideA];
-  now += dt;
+// A step is one arrival, or with --anti-affinity a group of 10 decided one after the other (each
+// member sees the ones before it), the clock moving as many arrivals' worth.
+let groups = 0;
+for (let i = 0, step = 0; i < flags.decisions; step++) {
+  const order = step % 2 === 0 ? [sideA, sideB] : [sideB, sideA];
+  const batch = flags["anti-affinity"]
+    ? antiAffinityGroup(rng, now + 10 * dt, `gang-${groups++}`)
+    : [arrival(rng, now + dt, `lease-${seq++}`)];
+  now += dt * batch.length;
   for (const s of order) {
     const t0 = performance.now();
     s.index.advanceTo(now);
@@ -146,31 +160,33 @@ for (let i = 0; i < flags.decisions; i++) {
     for (const id of ended) s.index.release(id);
     s.ms.release += performance.now() - t0;
   }
-  const a = arrival(rng, now, `lease-${seq++}`);
-  const decided = new Map<Side, PlacementDecision>();
-  for (const s of order) {
-    const t0 = performance.now();
-    const d = decide(s, a);
-    const took = performance.now() - t0;
-    s.latencies.push(took);
-    let k = s.byKind.get(a.kind);
-    if (k === undefined) {
-      k = [];
-      s.byKind.set(a.kind, k);
-    }
-    k.push(took);
-    decided.set(s, d);
-  }
-  const da = decided.get(sideA) as PlacementDecision;
-  if (!same(da, decided.get(sideB) as PlacementDecision)) disagree++;
-  if (da.ok) {
-    const id = a.request.leaseId ?? `lease-${seq++}`;
+  for (const a of batch) {
+    i++;
+    const decided = new Map<Side, PlacementDecision>();
     for (const s of order) {
       const t0 = performance.now();
-      commit(s, da, a, id);
-      s.ms.commit += performance.now() - t0;
+      const d = decide(s, a);
+      const took = performance.now() - t0;
+      s.latencies.push(took);
+      let k = s.byKind.get(a.kind);
+      if (k === undefined) {
+        k = [];
+        s.byKind.set(a.kind, k);
+      }
+      k.push(took);
+      decided.set(s, d);
     }
-    ends.push(da.end, id);
+    const da = decided.get(sideA) as PlacementDecision;
+    if (!same(da, decided.get(sideB) as PlacementDecision)) disagree++;
+    if (da.ok) {
+      const id = a.request.leaseId ?? `lease-${seq++}`;
+      for (const s of order) {
+        const t0 = performance.now();
+        commit(s, da, a, id);
+        s.ms.commit += performance.now() - t0;
+      }
+      ends.push(da.end, id);
+    }
   }
 }
 
@@ -179,13 +195,15 @@ const sum = (xs: readonly number[]) => xs.reduce((x, y) => x + y, 0);
 function figures(s: Side) {
   const decide = sum(s.latencies);
   const total = decide + s.ms.commit + s.ms.advance + s.ms.release;
-  const us = (ms: number) => round((ms / flags.decisions) * 1000, 1);
+  // (a group's members are all decided: a run may end up to 9 past --decisions)
+  const n = s.latencies.length;
+  const us = (ms: number) => round((ms / n) * 1000, 1);
   const sorted = [...s.latencies].sort((x, y) => x - y);
   const kinds = Object.fromEntries(
     [...s.byKind].map(([k, v]) => [k, round((sum(v) / v.length) * 1000, 1)]),
   );
   return {
-    placements_per_s: Math.round((flags.decisions / total) * 1000),
+    placements_per_s: Math.round((n / total) * 1000),
     decide_us_mean: us(decide),
     commit_us_mean: us(s.ms.commit),
     advance_us_mean: us(s.ms.advance),
@@ -201,7 +219,8 @@ const fb = figures(sideB);
 const out = {
   a: flags.a,
   b: flags.b,
-  decisions: flags.decisions,
+  decisions: sideA.latencies.length,
+  anti_affinity: flags["anti-affinity"],
   decisions_differing: disagree,
   placements_per_s_a: fa.placements_per_s,
   placements_per_s_b: fb.placements_per_s,

@@ -20,6 +20,7 @@ import { parseFlags } from "./lib/args.js";
 import { fmt, heapAfterGc, median, percentile, table } from "./lib/stats.js";
 import {
   type Arrival,
+  antiAffinityGroup,
   arrival,
   EndQueue,
   MEAN_TIME_IN_SYSTEM,
@@ -234,29 +235,7 @@ function realTimeRate(r: RunFigures): number {
 
 const single = () => [arrival(rng, now, `lease-${seq++}`)];
 let gang = 0;
-const gangOf10 = (): Arrival[] => {
-  const a = arrival(rng, now, "x");
-  const req =
-    a.kind === "flexible"
-      ? {
-          ...a.request,
-          window: { start: a.request.earliest, end: a.request.earliest + a.request.duration },
-        }
-      : a.request;
-  const name = `gang-${gang++}`;
-  const out: Arrival[] = [];
-  for (let i = 0; i < 10; i++) {
-    const r: PlacementRequest = {
-      leaseId: `${name}-${i}`,
-      resources: req.resources,
-      window: req.window,
-      ...(req.priority === undefined ? {} : { priority: req.priority }),
-      group: { name, kind: "anti-affinity", hard: true },
-    };
-    out.push({ kind: "immediate", request: r });
-  }
-  return out;
-};
+const gangOf10 = (): Arrival[] => antiAffinityGroup(rng, now, `gang-${gang++}`);
 
 const reps: RunFigures[] = [];
 for (let r = 0; r < flags.reps; r++) reps.push(run(flags.decisions, single, 1, true));

@@ -137,6 +137,34 @@ export function arrival(rng: Rng, now: number, leaseId: string): Arrival {
 }
 
 /**
+ * A hard anti-affinity group of `size` immediate leases named `name` (members `name-0` …), each
+ * the shape of one arrival at `now` (a flexible one from its earliest start): the anti-affinity run
+ * of bench:placement and bench:placement-ab.
+ */
+export function antiAffinityGroup(rng: Rng, now: number, name: string, size = 10): Arrival[] {
+  const a = arrival(rng, now, name);
+  const req =
+    a.kind === "flexible"
+      ? {
+          ...a.request,
+          window: { start: a.request.earliest, end: a.request.earliest + a.request.duration },
+        }
+      : a.request;
+  const out: Arrival[] = [];
+  for (let i = 0; i < size; i++) {
+    const r: PlacementRequest = {
+      leaseId: `${name}-${i}`,
+      resources: req.resources,
+      window: req.window,
+      ...(req.priority === undefined ? {} : { priority: req.priority }),
+      group: { name, kind: "anti-affinity", hard: true },
+    };
+    out.push({ kind: "immediate", request: r });
+  }
+  return out;
+}
+
+/**
  * The population a stationary arrival process has alive at `t0`: its arrivals over the 15 days
  * before `t0` (one every `dt`, ids from `nextId`) that still hold capacity at `t0`, in arrival
  * order.

@@ -58,3 +58,50 @@ describe("bench:placement --json", () => {
     expect(r.stderr).toContain("--hosts");
   });
 });
+
+describe("bench:placement-ab --json", () => {
+  const dist = join(REPO_ROOT, "dist");
+  const run = (...extra: string[]) =>
+    spawnSync(
+      process.execPath,
+      [
+        join(dist, "bench", "placement-ab.js"),
+        ...["--a", dist, "--b", dist, "--hosts", "200", "--leases", "2000"],
+        ...["--decisions", "200", "--json", ...extra],
+      ],
+      { encoding: "utf8", timeout: 120_000 },
+    );
+
+  it.each([{ extra: [] as string[] }, { extra: ["--anti-affinity"] }])(
+    "compares a build with itself (flags $extra)",
+    ({ extra }) => {
+      const r = run(...extra);
+      expect(r.status, r.stderr).toBe(0);
+      const lines = r.stdout.trim().split("\n");
+      expect(lines).toHaveLength(1);
+      const j = JSON.parse(lines[0] as string) as Record<string, unknown>;
+      expect(j.decisions).toBe(200);
+      expect(j.anti_affinity).toBe(extra.length > 0);
+      // the same build decides the same
+      expect(j.decisions_differing).toBe(0);
+      for (const key of ["placements_per_s_a", "placements_per_s_b", "ratio_b_over_a"]) {
+        expect(typeof j[key], key).toBe("number");
+        expect(j[key] as number, key).toBeGreaterThan(0);
+      }
+      const kinds = (j.build_a as { decide_us_mean_by_kind: Record<string, number> })
+        .decide_us_mean_by_kind;
+      // groups are immediate leases only
+      if (extra.length > 0) expect(Object.keys(kinds)).toEqual(["immediate"]);
+      else expect(Object.keys(kinds).sort()).toEqual(["flexible", "immediate", "reserved"]);
+    },
+  );
+
+  it("exits 2 without its two builds", () => {
+    const r = spawnSync(process.execPath, [join(dist, "bench", "placement-ab.js")], {
+      encoding: "utf8",
+      timeout: 30_000,
+    });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("--a");
+  });
+});
