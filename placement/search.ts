@@ -271,10 +271,16 @@ class Search {
   readonly screened: boolean;
   /**
    * Whether `visit` may settle a host from arrays kept by number before reading its record:
-   * nothing `evaluate` does before its screens needs the record (no filter to count first, no
-   * affinity, no extended resource).
+   * nothing `evaluate` does before its screens needs the record (no filter to count first but
+   * hard anti-affinity to hosts, no affinity, no extended resource).
    */
   readonly byNumber: boolean;
+  /**
+   * Hard anti-affinity to hosts (no topology key) as the only filter to count first: the numbers
+   * of the hosts holding members, and the filter's position (`visit` counts them out by number).
+   */
+  private readonly membersAt: ReadonlySet<number> | undefined;
+  private readonly antiAt: number;
   /** Classes whose empty hosts `visit` has offered (by the one with the smallest id). */
   private readonly emptiesOffered: HostClass[] = [];
   /** The largest summary byte per core dim with room for the demand, for class `roomOf`. */
@@ -300,7 +306,20 @@ class Search {
     const filters = filterPlan(ctx.filters);
     this.resourcesAt = filters.resourcesAt;
     this.checks = filters.checks;
-    this.byNumber = this.checks.length === 0 && ctx.wAff === 0 && ctx.extNames.length === 0;
+    const only = this.checks.length === 1 ? this.checks[0] : undefined;
+    const g = ctx.group;
+    if (only?.f === antiAffinityFilter && g !== undefined && g.spec.topologyKey === undefined) {
+      // the filter's test, `!g.hosts.has(host)`, by number
+      this.membersAt = new Set([...g.hosts].map((h) => h.num));
+      this.antiAt = only.at;
+    } else {
+      this.membersAt = undefined;
+      this.antiAt = -1;
+    }
+    this.byNumber =
+      (this.checks.length === 0 || this.membersAt !== undefined) &&
+      ctx.wAff === 0 &&
+      ctx.extNames.length === 0;
   }
 
   /** Sampled ring slots of the window (see `sampleSlots`). */
@@ -426,6 +445,10 @@ class Search {
     // κ = 0: maybe an empty host, which `screen` offers from its class
     if (kappa > 0 && this.byNumber) {
       this.evaluated++;
+      if (this.membersAt?.has(num) === true) {
+        this.counts[this.antiAt] = (this.counts[this.antiAt] as number) + 1;
+        return;
+      }
       const summaryAt = index.usageSummary.regionOf(num);
       if (this.screened && this.settledBySummary(cls, summaryAt, 0)) return;
       this.afterScreen(num, cls, 0);
