@@ -5,7 +5,8 @@
  * ~30% between runs minutes apart; within one process both builds see the same speed, so the
  * ratio between them is what a change is worth (an A/A run stays within ~2%).
  *
- *   node dist/bench/placement-ab.js --a OLD_DIST --b NEW_DIST [--decisions N] [--anti-affinity] [--json]
+ *   node dist/bench/placement-ab.js --a OLD_DIST --b NEW_DIST [--decisions N] [--anti-affinity]
+ *     [--json]
  *
  * A build is a `dist` folder (`npm run build` in a checkout of that commit, e.g. a git worktree).
  * Both must decide the same: the run counts decisions where they differ (host or start).

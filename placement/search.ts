@@ -279,7 +279,7 @@ class Search {
    * Hard anti-affinity to hosts (no topology key) as the only filter to count first: the numbers
    * of the hosts holding members, and the filter's position (`visit` counts them out by number).
    */
-  private readonly membersAt: ReadonlySet<number> | undefined;
+  private readonly memberNums: ReadonlySet<number> | undefined;
   private readonly antiAt: number;
   /** Classes whose empty hosts `visit` has offered (by the one with the smallest id). */
   private readonly emptiesOffered: HostClass[] = [];
@@ -310,14 +310,14 @@ class Search {
     const g = ctx.group;
     if (only?.f === antiAffinityFilter && g !== undefined && g.spec.topologyKey === undefined) {
       // the filter's test, `!g.hosts.has(host)`, by number
-      this.membersAt = new Set([...g.hosts].map((h) => h.num));
+      this.memberNums = new Set([...g.hosts].map((h) => h.num));
       this.antiAt = only.at;
     } else {
-      this.membersAt = undefined;
+      this.memberNums = undefined;
       this.antiAt = -1;
     }
     this.byNumber =
-      (this.checks.length === 0 || this.membersAt !== undefined) &&
+      (this.checks.length === 0 || this.memberNums !== undefined) &&
       ctx.wAff === 0 &&
       ctx.extNames.length === 0;
   }
@@ -445,7 +445,7 @@ class Search {
     // κ = 0: maybe an empty host, which `screen` offers from its class
     if (kappa > 0 && this.byNumber) {
       this.evaluated++;
-      if (this.membersAt?.has(num) === true) {
+      if (this.memberNums?.has(num) === true) {
         this.counts[this.antiAt] = (this.counts[this.antiAt] as number) + 1;
         return;
       }
