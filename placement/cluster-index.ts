@@ -1616,10 +1616,9 @@ export class ClusterIndex {
   }
 
   /**
-   * Move a host to another cell of a slot (or file it there if it was in none): `leaveBlock` then
-   * `enterBlock` with the lookups they share done once, and the column counts left alone when only
-   * the κ bin changes (most moves: a commit raises the suffix maxima of every block before its
-   * end).
+   * Move a host to another cell of a slot (or file it there if it was in none), the column counts
+   * left alone when only the κ bin changes (most moves: a commit raises the suffix maxima of every
+   * block before its end).
    */
   private moveCell(host: HostRecord, slot: number, cell: number): void {
     const filed = host.blockCell[slot] as number;
@@ -1629,91 +1628,90 @@ export class ClusterIndex {
     }
     const cls = host.cls;
     const cells = cls.blockCells[slot] as (number[] | undefined)[];
+    this.takeOutOfCell(cls, cells, slot, filed, host.num);
     const oldCol = (filed / FINE_KAPPA) | 0;
-    const oldKb = filed - oldCol * FINE_KAPPA;
     const col = (cell / FINE_KAPPA) | 0;
-    const kb = cell - col * FINE_KAPPA;
-    const maskAt = slot * FINE_KAPPA;
-    const list = cells[filed] as number[];
-    const cellPos = this.cellPos;
-    const slots = this.cellSlots;
-    const num = host.num;
-    const pos = cellPos[num * slots + slot] as number;
-    const last = list.pop() as number;
-    if (last !== num) {
-      list[pos] = last;
-      cellPos[last * slots + slot] = pos;
-    } else if (list.length === 0) {
-      const w = (maskAt + oldKb) * FINE_MASK_WORDS + (oldCol >>> 5);
-      cls.blockMask[w] = (cls.blockMask[w] as number) & ~(1 << (oldCol & 31));
-    }
     if (col !== oldCol) {
       const counts = cls.blockColumnCount;
       const cc = slot * FINE_COLUMNS;
       counts[cc + oldCol] = (counts[cc + oldCol] as number) - 1;
       counts[cc + col] = (counts[cc + col] as number) + 1;
     }
-    let target = cells[cell];
-    if (target === undefined) {
-      target = [];
-      cells[cell] = target;
-    }
+    this.putInCell(cls, cells, slot, cell, host.num);
     host.blockCell[slot] = cell;
-    cellPos[num * slots + slot] = target.length;
-    target.push(num);
-    if (target.length === 1) {
-      const w = (maskAt + kb) * FINE_MASK_WORDS + (col >>> 5);
-      cls.blockMask[w] = (cls.blockMask[w] as number) | (1 << (col & 31));
-    }
   }
 
   private enterBlock(host: HostRecord, slot: number, cell: number): void {
     const cls = host.cls;
-    const col = Math.floor(cell / FINE_KAPPA);
     let cells = cls.blockCells[slot];
     if (cells === undefined) {
       cells = new Array(FINE_COLUMNS * FINE_KAPPA).fill(undefined);
       cls.blockCells[slot] = cells;
     }
-    let list = cells[cell];
-    if (list === undefined) {
-      list = [];
-      cells[cell] = list;
-    }
-    host.blockCell[slot] = cell;
-    this.cellPos[host.num * this.cellSlots + slot] = list.length;
-    list.push(host.num);
-    const cc = slot * FINE_COLUMNS + col;
+    this.putInCell(cls, cells, slot, cell, host.num);
+    const cc = slot * FINE_COLUMNS + ((cell / FINE_KAPPA) | 0);
     cls.blockColumnCount[cc] = (cls.blockColumnCount[cc] as number) + 1;
-    if (list.length === 1) {
-      const w = (slot * FINE_KAPPA + (cell % FINE_KAPPA)) * FINE_MASK_WORDS + (col >>> 5);
-      cls.blockMask[w] = (cls.blockMask[w] as number) | (1 << (col & 31));
-    }
+    host.blockCell[slot] = cell;
   }
 
   private leaveBlock(host: HostRecord, slot: number): void {
     const cell = host.blockCell[slot] as number;
     if (cell < 0) return;
     const cls = host.cls;
-    const list = cls.blockCells[slot]?.[cell] as number[];
+    this.takeOutOfCell(cls, cls.blockCells[slot] as (number[] | undefined)[], slot, cell, host.num);
+    const cc = slot * FINE_COLUMNS + ((cell / FINE_KAPPA) | 0);
+    cls.blockColumnCount[cc] = (cls.blockColumnCount[cc] as number) - 1;
+    host.blockCell[slot] = -1;
+    this.cellPos[host.num * this.cellSlots + slot] = -1;
+  }
+
+  /**
+   * Swap-remove host number `num` from block or rung cell `cell` of a slot (`cells`: the slot's):
+   * the last host takes its place (and its position), and the cell's mask bit goes if it empties.
+   * The column counts and the host's own record are the caller's.
+   */
+  private takeOutOfCell(
+    cls: HostClass,
+    cells: (number[] | undefined)[],
+    slot: number,
+    cell: number,
+    num: number,
+  ): void {
+    const list = cells[cell] as number[];
     const cellPos = this.cellPos;
     const slots = this.cellSlots;
-    const at = host.num * slots + slot;
-    const pos = cellPos[at] as number;
     const last = list.pop() as number;
-    if (last !== host.num) {
+    if (last !== num) {
+      const pos = cellPos[num * slots + slot] as number;
       list[pos] = last;
       cellPos[last * slots + slot] = pos;
-    }
-    const col = Math.floor(cell / FINE_KAPPA);
-    const cc = slot * FINE_COLUMNS + col;
-    cls.blockColumnCount[cc] = (cls.blockColumnCount[cc] as number) - 1;
-    if (list.length === 0) {
-      const w = (slot * FINE_KAPPA + (cell % FINE_KAPPA)) * FINE_MASK_WORDS + (col >>> 5);
+    } else if (list.length === 0) {
+      const col = (cell / FINE_KAPPA) | 0;
+      const w = (slot * FINE_KAPPA + (cell - col * FINE_KAPPA)) * FINE_MASK_WORDS + (col >>> 5);
       cls.blockMask[w] = (cls.blockMask[w] as number) & ~(1 << (col & 31));
     }
-    host.blockCell[slot] = -1;
-    cellPos[at] = -1;
+  }
+
+  /** Append host number `num` to cell `cell` of a slot (made on its first host), with its mask bit. */
+  private putInCell(
+    cls: HostClass,
+    cells: (number[] | undefined)[],
+    slot: number,
+    cell: number,
+    num: number,
+  ): void {
+    let list = cells[cell];
+    if (list === undefined) {
+      list = [];
+      cells[cell] = list;
+    }
+    this.cellPos[num * this.cellSlots + slot] = list.length;
+    list.push(num);
+    if (list.length === 1) {
+      const col = (cell / FINE_KAPPA) | 0;
+      const w = (slot * FINE_KAPPA + (cell - col * FINE_KAPPA)) * FINE_MASK_WORDS + (col >>> 5);
+      cls.blockMask[w] = (cls.blockMask[w] as number) | (1 << (col & 31));
+    }
   }
 
   // ---- internals used by the placer ---------------------------------------------------------
