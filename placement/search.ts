@@ -410,8 +410,7 @@ class Search {
     // bounds the window's peak (and so the binpack score) from above, its usage at the window's
     // start bounds it from below (and so rules out hosts too full at the start).
     const affinity = ctx.wAff > 0 ? ctx.wAff * affinityScorer.score(ctx, host, peak) : 0;
-    const summaryAt = ctx.index.usageSummary.regionOf(host.num);
-    if (this.screened && this.settledBySummary(host.cls, summaryAt, affinity)) return;
+    if (this.screened && this.settledBySummary(host.cls, host.num, affinity)) return;
     this.afterScreen(host.num, host.cls, affinity);
   }
 
@@ -449,8 +448,7 @@ class Search {
         this.counts[this.antiAt] = (this.counts[this.antiAt] as number) + 1;
         return;
       }
-      const summaryAt = index.usageSummary.regionOf(num);
-      if (this.screened && this.settledBySummary(cls, summaryAt, 0)) return;
+      if (this.screened && this.settledBySummary(cls, num, 0)) return;
       this.afterScreen(num, cls, 0);
       return;
     }
@@ -531,8 +529,8 @@ class Search {
   }
 
   /** Whether `bySummary` settles the host (counted out if too full). */
-  settledBySummary(cls: HostClass, summaryAt: number, affinity: number): boolean {
-    const r = this.bySummary(cls, summaryAt, affinity);
+  settledBySummary(cls: HostClass, num: number, affinity: number): boolean {
+    const r = this.bySummary(cls, num, affinity);
     if (r === SUMMARY_FULL) {
       this.counts[this.resourcesAt] = (this.counts[this.resourcesAt] as number) + 1;
       return true;
@@ -541,17 +539,19 @@ class Search {
   }
 
   /**
-   * Screen the host from its summary words (see usage-summary.ts: one or two cache lines of one
+   * Screen host number `num` from its summary words (see usage-summary.ts: one or two cache lines of one
    * shared array, where the exact bounds are several arrays per host): SUMMARY_FULL if a bucket
    * or block the window covers whole leaves no room for the demand, SUMMARY_WORSE if the upper
    * bound of its peak (the maxima of everything the window touches) cannot beat the best,
    * SUMMARY_OPEN if neither (the exact bounds decide).
    */
-  bySummary(cls: HostClass, summaryAt: number, affinity: number): number {
+  bySummary(cls: HostClass, num: number, affinity: number): number {
     if (cls !== this.roomOf) this.setRoom(cls);
     const q = SCRATCH_Q;
-    const words = this.ctx.index.usageSummary.words;
-    if (!summaryBytes(this.plan, words, summaryAt, this.room, q)) return SUMMARY_FULL;
+    const summary = this.ctx.index.usageSummary;
+    if (!summaryBytes(this.plan, summary.words, summary.regionOf(num), this.room, q)) {
+      return SUMMARY_FULL;
+    }
     const ctx = this.ctx;
     if (ctx.fit !== "binpack" || this.best === undefined) return SUMMARY_OPEN;
     const hi = this.wub;
