@@ -2129,7 +2129,12 @@ export class ClusterIndex {
     return column * FINE_KAPPA + fineKappaOf(host.kappa);
   }
 
-  /** Queue a host to be re-filed at time t (a binary min-heap; stale entries are skipped). */
+  /**
+   * Queue a host to be re-filed at time t (a binary min-heap; stale entries are skipped). Three
+   * parallel arrays, not a `MinHeap` of entries: the heap holds every stale entry until it reaches
+   * the top, and sifting entry objects (a closure call and a cache miss per comparison) made the
+   * clock's advance ~30% slower (in-process A/B 0.945 and 0.90, eleventh session).
+   */
   private refileAt(t: number, host: HostRecord, stamp: number): void {
     const ts = this.refileT;
     const hs = this.refileHost;
