@@ -96,6 +96,28 @@ describe("bench:placement-ab --json", () => {
     },
   );
 
+  it("runs twice with the builds swapped the second time (--runs 2)", () => {
+    const r = run("--runs", "2");
+    expect(r.status, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split("\n");
+    expect(lines).toHaveLength(1);
+    const j = JSON.parse(lines[0] as string) as Record<string, unknown>;
+    expect(j.runs).toBe(2);
+    expect(j.decisions_differing).toBe(0);
+    const ratios = j.ratio_b_over_a_runs as number[];
+    expect(ratios).toHaveLength(2);
+    // the geometric mean of the runs' ratios
+    const mean = Math.sqrt((ratios[0] as number) * (ratios[1] as number));
+    expect(j.ratio_b_over_a as number).toBeCloseTo(mean, 2);
+    expect((j.build_b as { placements_per_s: number }).placements_per_s).toBeGreaterThan(0);
+  });
+
+  it("exits 2 on --runs 0", () => {
+    const r = run("--runs", "0");
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("--runs");
+  });
+
   it("exits 2 without its two builds", () => {
     const r = spawnSync(process.execPath, [join(dist, "bench", "placement-ab.js")], {
       encoding: "utf8",
