@@ -1031,6 +1031,12 @@ export class ClusterIndex {
     // predecessor's)
     const firstKept = oneBucket && target % BLOCK_BUCKETS === 0;
     for (const host of this.hostMap.values()) {
+      if (oneBucket && first <= oldLast && this.emptyAt[host.num] === 1 && host.bin !== undefined) {
+        if (host.rungBase === oldBase) {
+          this.stepEmpty(host, oldFirst, first, quietHead ? last : Number.NaN);
+          continue;
+        }
+      }
       // read before the new bucket takes the slot of the one that left
       const firstSame = firstKept || (oneBucket && this.firstBlockKeeps(host, oldBase, first));
       this.fillRing(host, from, to);
@@ -1062,6 +1068,21 @@ export class ClusterIndex {
         if (this.shiftRungs(host)) this.fileRungs(host);
       } else this.refileRungs(host);
     }
+  }
+
+  /**
+   * `advanceTo`'s one-bucket step for an empty READY host (no hold; core dims only), whose
+   * buckets, blocks and rung bounds are all 0 and stay so: the new bucket, its free bin, its
+   * first block and its rungs would be recomputed to what they are. Only the blocks change: those
+   * that left the ring are unfiled, a new last block (`newLast`, NaN if none) is filed. About a
+   * third of the bench's hosts are empty, and this pass runs over every host each hour.
+   */
+  private stepEmpty(host: HostRecord, oldFirst: number, first: number, newLast: number): void {
+    for (let b = oldFirst; b < first; b++) {
+      for (let v = 0; v < BLOCK_VARIANTS; v++) this.leaveBlock(host, this.cellSlot(v, b));
+    }
+    if (!Number.isNaN(newLast)) this.zeroBlock(host, newLast);
+    host.rungBase = this.ringBase;
   }
 
   /** Whether bucket ab holds no usage on the host and the block `last` has a minimum of 0. */

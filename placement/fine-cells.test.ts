@@ -566,8 +566,10 @@ describe("fine cells", () => {
     const internals = index as unknown as {
       zeroBlock(host: HostRecord, b: number): void;
       firstBlockKeeps(host: HostRecord, left: number, first: number): boolean;
+      stepEmpty(host: HostRecord, oldFirst: number, first: number, newLast: number): void;
     };
     const zeroBlock = vi.spyOn(internals, "zeroBlock");
+    const stepEmpty = vi.spyOn(internals, "stepEmpty");
     const keeps = vi.spyOn(internals, "firstBlockKeeps");
     const ids = index.hosts().map((h) => h.id);
     let now = 1_000_000;
@@ -592,6 +594,11 @@ describe("fine cells", () => {
       checkBlockCells(index, new Set());
     }
     expect(zeroBlock.mock.calls.length).toBeGreaterThan(100);
+    // empty hosts take their own step, some of them across block starts
+    const steps = stepEmpty.mock.calls;
+    expect(steps.length).toBeGreaterThan(50);
+    expect(steps.filter((c) => !Number.isNaN(c[3])).length).toBeGreaterThan(5);
+    expect(steps.filter((c) => c[2] > c[1]).length).toBeGreaterThan(5);
     const kept = keeps.mock.results.filter((r) => r.value === true).length;
     expect(kept).toBeGreaterThan(100);
     expect(keeps.mock.results.length - kept).toBeGreaterThan(10);
