@@ -6,7 +6,7 @@
  * ratio between them is what a change is worth (an A/A run stays within ~2%).
  *
  *   node dist/bench/placement-ab.js --a OLD_DIST --b NEW_DIST [--decisions N] [--anti-affinity]
- *     [--runs N] [--json]
+ *     [--labels] [--runs N] [--json]
  *
  * Within one process the two builds are not quite equal: an A/A run (a build against a copy of
  * itself) has given anything from 0.94 to 1.02, the same side ahead for a whole run. `--runs N`
@@ -33,6 +33,7 @@ import {
   makeHosts,
   PLACEMENT_WORKLOAD_FLAGS,
   survivorsAt,
+  withLabelConstraint,
 } from "./lib/workload.js";
 
 type PlacementModule = typeof import("../placement/index.js");
@@ -48,6 +49,11 @@ const flags = parseFlags(
       kind: "boolean",
       default: false,
       help: "arrivals in hard anti-affinity groups of 10 (bench:placement's anti-affinity run)",
+    },
+    labels: {
+      kind: "boolean",
+      default: false,
+      help: "every arrival with a label constraint (zone, generation, rack, shape)",
     },
     runs: {
       kind: "number",
@@ -118,6 +124,7 @@ async function runOnce(): Promise<void> {
   }));
   const [sideA, sideB] = sides as [Side, Side];
   const rng = sideA.p.createRng(flags.seed);
+  const labelRng = sideA.p.createRng(flags.seed ^ 0x1abe1);
   for (const spec of makeHosts(rng, flags.hosts)) for (const s of sides) s.index.addHost(spec);
   const ends = new EndQueue();
   const dt = MEAN_TIME_IN_SYSTEM / Math.max(1, flags.leases);
@@ -175,9 +182,10 @@ async function runOnce(): Promise<void> {
   let groups = 0;
   for (let i = 0, step = 0; i < flags.decisions; step++) {
     const order = step % 2 === 0 ? [sideA, sideB] : [sideB, sideA];
-    const batch = flags["anti-affinity"]
+    const arrived = flags["anti-affinity"]
       ? antiAffinityGroup(rng, now + 10 * dt, `gang-${groups++}`)
       : [arrival(rng, now + dt, `lease-${seq++}`)];
+    const batch = flags.labels ? withLabelConstraint(labelRng, arrived) : arrived;
     now += dt * batch.length;
     for (const s of order) {
       const t0 = performance.now();
@@ -253,6 +261,7 @@ async function runOnce(): Promise<void> {
     b: flags.b,
     decisions: sideA.latencies.length,
     anti_affinity: flags["anti-affinity"],
+    labels: flags.labels,
     decisions_differing: disagree,
     placements_per_s_a: fa.placements_per_s,
     placements_per_s_b: fb.placements_per_s,
@@ -340,6 +349,7 @@ function repeatRuns(): void {
       args.push(`--${name}`, String(flags[name]));
     }
     if (flags["anti-affinity"]) args.push("--anti-affinity");
+    if (flags.labels) args.push("--labels");
     args.push("--json");
     const res = spawnSync(process.execPath, args, {
       encoding: "utf8",
@@ -365,6 +375,7 @@ function repeatRuns(): void {
     runs: flags.runs,
     decisions: (runs[0] as RunOutput).decisions,
     anti_affinity: flags["anti-affinity"],
+    labels: flags.labels,
     decisions_differing: differing,
     placements_per_s_a: fa.placements_per_s,
     placements_per_s_b: fb.placements_per_s,

@@ -7,6 +7,7 @@
 import type {
   HostSpec,
   PlacementRequest,
+  Requirement,
   Resources,
   Rng,
   SlotRequest,
@@ -162,6 +163,41 @@ export function antiAffinityGroup(rng: Rng, now: number, name: string, size = 10
     out.push({ kind: "immediate", request: r });
   }
   return out;
+}
+
+/**
+ * Label selectors as a platform team writes them, one per lease, on the labels `makeHosts` gives:
+ * a zone, all zones but one, newer generations, a rack range left out. GPU leases are not pinned
+ * to the CPU-only shapes (they would never fit).
+ */
+const LABEL_CONSTRAINTS: readonly (readonly Requirement[])[] = [
+  [{ key: "zone", op: "=", value: "z1" }],
+  [{ key: "zone", op: "!=", value: "z0" }],
+  [{ key: "gen", op: ">", value: 2 }],
+  [{ key: "zone", op: "in", values: ["z0", "z2"] }],
+  [{ key: "rack", op: "notin", values: ["r000", "r001", "r002"] }],
+  [
+    { key: "gen", op: ">", value: 1 },
+    { key: "zone", op: "!=", value: "z2" },
+  ],
+];
+const CPU_ONLY: readonly Requirement[] = [{ key: "type", op: "in", values: ["m48", "m64"] }];
+
+/**
+ * The arrivals (one lease, or a group's members) with one of LABEL_CONSTRAINTS drawn from `rng`
+ * (a stream of its own, so the arrivals themselves are those of a run without constraints);
+ * CPU-only leases sometimes also ask for the CPU-only shapes.
+ */
+export function withLabelConstraint(rng: Rng, batch: readonly Arrival[]): Arrival[] {
+  let constraints = LABEL_CONSTRAINTS[rng.int(0, LABEL_CONSTRAINTS.length - 1)] as Requirement[];
+  const cpuOnly = batch.every((a) => (a.request.resources.gpus ?? 0) === 0);
+  if (rng.next() < 0.25 && cpuOnly) constraints = [...constraints, ...CPU_ONLY];
+  // (per kind: the request types differ)
+  return batch.map((a) =>
+    a.kind === "flexible"
+      ? { kind: a.kind, request: { ...a.request, constraints } }
+      : { kind: a.kind, request: { ...a.request, constraints } },
+  );
 }
 
 /**

@@ -72,7 +72,7 @@ describe("bench:placement-ab --json", () => {
       { encoding: "utf8", timeout: 120_000 },
     );
 
-  it.each([{ extra: [] as string[] }, { extra: ["--anti-affinity"] }])(
+  it.each([{ extra: [] as string[] }, { extra: ["--anti-affinity"] }, { extra: ["--labels"] }])(
     "compares a build with itself (flags $extra)",
     ({ extra }) => {
       const r = run(...extra);
@@ -81,7 +81,9 @@ describe("bench:placement-ab --json", () => {
       expect(lines).toHaveLength(1);
       const j = JSON.parse(lines[0] as string) as Record<string, unknown>;
       expect(j.decisions).toBe(200);
-      expect(j.anti_affinity).toBe(extra.length > 0);
+      const groups = extra.includes("--anti-affinity");
+      expect(j.anti_affinity).toBe(groups);
+      expect(j.labels).toBe(extra.includes("--labels"));
       // the same build decides the same
       expect(j.decisions_differing).toBe(0);
       for (const key of ["placements_per_s_a", "placements_per_s_b", "ratio_b_over_a"]) {
@@ -91,7 +93,7 @@ describe("bench:placement-ab --json", () => {
       const kinds = (j.build_a as { decide_us_mean_by_kind: Record<string, number> })
         .decide_us_mean_by_kind;
       // groups are immediate leases only
-      if (extra.length > 0) expect(Object.keys(kinds)).toEqual(["immediate"]);
+      if (groups) expect(Object.keys(kinds)).toEqual(["immediate"]);
       else expect(Object.keys(kinds).sort()).toEqual(["flexible", "immediate", "reserved"]);
     },
   );
