@@ -31,6 +31,7 @@ import {
   UnknownHoldError,
   UnknownHostError,
 } from "./errors.js";
+import { LabelMatches } from "./label-matches.js";
 import { DEFAULT_RESOURCE_WEIGHTS, type ResourceWeights } from "./policy.js";
 import {
   allocatable,
@@ -447,6 +448,8 @@ export class ClusterIndex {
   /** @internal */ readonly groups = new Map<string, Set<HoldRecord>>();
   /** @internal label key → value → hosts */
   readonly labelIndex = new Map<string, Map<string, Set<HostRecord>>>();
+  /** @internal Per label selector, the hosts it matches by number, as searches learn them. */
+  readonly labelMatches = new LabelMatches();
   /** @internal */ readonly classes = new Map<string, HostClass>();
   /** @internal Hosts not READY (explanations test them one by one; READY hosts sit in bins). */
   readonly notReady = new Set<HostRecord>();
@@ -1916,6 +1919,7 @@ export class ClusterIndex {
   }
 
   private indexLabels(host: HostRecord): void {
+    this.labelMatches.forget(host.num);
     for (const [k, v] of host.labels) {
       let byValue = this.labelIndex.get(k);
       if (byValue === undefined) {

@@ -396,3 +396,101 @@ describe("no-fit explanations past the ring", () => {
     expect(fits).toBeGreaterThan(5);
   });
 });
+
+/**
+ * Label constraints are tested by host number from the index's bytes per selector (learnt from
+ * the records): the answers stay the exhaustive scan's as hosts are relabelled, leave, and give
+ * their numbers to new hosts with other labels.
+ */
+describe("label constraints by host number", () => {
+  const HOUR = 3_600_000;
+  const GIB = 1024;
+  const SELECTORS = [
+    [{ key: "zone", op: "=" as const, value: "z1" }],
+    [{ key: "zone", op: "!=" as const, value: "z0" }],
+    [{ key: "gen", op: ">" as const, value: 2 }],
+    [
+      { key: "zone", op: "in" as const, values: ["z0", "z2"] },
+      { key: "gen", op: "exists" as const },
+    ],
+  ];
+
+  it("keeps the exhaustive scan's answers as hosts are relabelled, leave and come back", () => {
+    const rng = createRng(404);
+    const index = new ClusterIndex({ horizonBuckets: 96 });
+    const labelsOf = () => ({
+      zone: `z${rng.int(0, 2)}`,
+      ...(rng.next() < 0.8 ? { gen: String(rng.int(1, 4)) } : {}),
+    });
+    const add = (id: string) =>
+      index.addHost({
+        id,
+        capacity: { cpuMillis: 32_000, memoryMib: 256 * GIB, diskGib: 2000, gpus: 0 },
+        labels: labelsOf(),
+        state: "READY",
+      });
+    const ids = Array.from({ length: 48 }, (_, i) => `h${String(i).padStart(2, "0")}`);
+    for (const id of ids) add(id);
+    let now = Date.UTC(2030, 0, 1);
+    index.advanceTo(now);
+    let lease = 0;
+    let compared = 0;
+    let noFits = 0;
+    let relabelled = 0;
+    let reused = 0;
+    for (let step = 0; step < 600; step++) {
+      now += rng.int(0, 20 * 60_000);
+      index.advanceTo(now);
+      const id = rng.pick(ids);
+      const op = rng.int(0, 9);
+      if (op === 0 && index.host(id) !== undefined) {
+        index.setHostLabels(id, labelsOf());
+        relabelled++;
+      } else if (op === 1) {
+        // a removed host's number goes to the next host added, with other labels
+        if (index.host(id) !== undefined) index.removeHost(id);
+        else {
+          add(id);
+          reused++;
+        }
+      }
+      const start = step % 3 === 0 ? now + rng.int(1, 40) * HOUR : now;
+      const req = {
+        leaseId: `l${lease}`,
+        resources: {
+          cpuMillis: rng.pick([1000, 4000, 16_000]),
+          memoryMib: rng.pick([2, 16, 64, 128]) * GIB,
+          diskGib: 20,
+          gpus: 0,
+        },
+        window: { start, end: start + rng.int(1, 30) * HOUR },
+        constraints: rng.pick(SELECTORS),
+        ...(step % 4 === 1
+          ? { group: { name: `g${rng.int(0, 2)}`, kind: "anti-affinity" as const, hard: true } }
+          : {}),
+      };
+      const fast = place(index, req);
+      const slow = place(index, req, DEFAULT_PLACEMENT_POLICY, { explain: "exhaustive" });
+      expect(fast.ok).toBe(slow.ok);
+      compared++;
+      if (!fast.ok || !slow.ok) {
+        expect(fast.explanation.filters).toEqual(slow.explanation.filters);
+        noFits++;
+        continue;
+      }
+      expect([fast.hostId, fast.score]).toEqual([slow.hostId, slow.score]);
+      index.commit(`l${lease++}`, fast.hostId, req.window, req.resources, {
+        priority: 0,
+        preemptible: false,
+        ...(req.group === undefined ? {} : { group: req.group.name }),
+      });
+    }
+    expect(compared).toBe(600);
+    expect(lease).toBeGreaterThan(300);
+    expect(noFits).toBeGreaterThan(5);
+    expect(relabelled).toBeGreaterThan(30);
+    expect(reused).toBeGreaterThan(10);
+    // the walks learnt the selectors by number
+    expect(index.labelMatches.size).toBe(SELECTORS.length);
+  });
+});

@@ -40,6 +40,7 @@ import {
   RUNGS,
 } from "./cluster-index.js";
 import { violationOf } from "./exhaustive.js";
+import { MATCH_NO, MATCH_UNKNOWN, MATCH_YES } from "./label-matches.js";
 import {
   affinityFilter,
   affinityScorer,
@@ -218,6 +219,58 @@ const SCRATCH_UB = new Float64Array(CORE_DIMS);
 const SCRATCH_WLB = new Float64Array(CORE_DIMS);
 const SCRATCH_WUB = new Float64Array(CORE_DIMS);
 
+/** A filter tested by host number, without the host's record (see `Search.visit`). */
+interface NumberCheck {
+  /** The filter's position in the request's filters. */
+  readonly at: number;
+  passes(num: number): boolean;
+}
+
+/** Label constraints, from the index's bytes for the selector (tested on the record once). */
+class LabelCheck implements NumberCheck {
+  private readonly bytes: Uint8Array;
+  constructor(
+    private readonly ctx: RequestContext,
+    readonly at: number,
+  ) {
+    this.bytes = ctx.index.labelMatches.bytesFor(ctx.constraints, ctx.index.hostAt.length);
+  }
+
+  passes(num: number): boolean {
+    const m = this.bytes[num] as number;
+    if (m !== MATCH_UNKNOWN) return m === MATCH_YES;
+    const host = this.ctx.index.hostAt[num] as HostRecord;
+    const ok = labelsFilter.test(this.ctx, host, SCRATCH_PEAK);
+    this.bytes[num] = ok ? MATCH_YES : MATCH_NO;
+    return ok;
+  }
+}
+
+/** Hard anti-affinity to hosts (no topology key): `!g.hosts.has(host)`, by number. */
+class MemberCheck implements NumberCheck {
+  private readonly nums: ReadonlySet<number>;
+  constructor(
+    hosts: ReadonlySet<HostRecord>,
+    readonly at: number,
+  ) {
+    this.nums = new Set([...hosts].map((h) => h.num));
+  }
+
+  passes(num: number): boolean {
+    return !this.nums.has(num);
+  }
+}
+
+/** The filter as a NumberCheck, or undefined if it needs the host's record. */
+function numberCheck(ctx: RequestContext, f: FilterPlugin, at: number): NumberCheck | undefined {
+  if (f === labelsFilter) return new LabelCheck(ctx, at);
+  const g = ctx.group;
+  if (f === antiAffinityFilter && g !== undefined && g.spec.topologyKey === undefined) {
+    return new MemberCheck(g.hosts, at);
+  }
+  return undefined;
+}
+
 class Search {
   readonly peak = SCRATCH_PEAK;
   /** The best host's peak over the window (its dims; grown for hosts with extended resources). */
@@ -276,11 +329,12 @@ class Search {
    */
   readonly byNumber: boolean;
   /**
-   * Hard anti-affinity to hosts (no topology key) as the only filter to count first: the numbers
-   * of the hosts holding members, and the filter's position (`visit` counts them out by number).
+   * The filters `visit` applies by host number, in the filters' order (empty unless `byNumber`):
+   * label constraints and hard anti-affinity to hosts (no topology key).
    */
-  private readonly memberNums: ReadonlySet<number> | undefined;
-  private readonly antiAt: number;
+  private readonly numberChecks: readonly NumberCheck[];
+  /** Whether every empty READY host of a class passes the filters (see `visit`). */
+  private readonly emptiesAlike: boolean;
   /** Classes whose empty hosts `visit` has offered (by the one with the smallest id). */
   private readonly emptiesOffered: HostClass[] = [];
   /** The largest summary byte per core dim with room for the demand, for class `roomOf`. */
@@ -306,20 +360,12 @@ class Search {
     const filters = filterPlan(ctx.filters);
     this.resourcesAt = filters.resourcesAt;
     this.checks = filters.checks;
-    const only = this.checks.length === 1 ? this.checks[0] : undefined;
-    const g = ctx.group;
-    if (only?.f === antiAffinityFilter && g !== undefined && g.spec.topologyKey === undefined) {
-      // the filter's test, `!g.hosts.has(host)`, by number
-      this.memberNums = new Set([...g.hosts].map((h) => h.num));
-      this.antiAt = only.at;
-    } else {
-      this.memberNums = undefined;
-      this.antiAt = -1;
-    }
+    const numberChecks = this.checks.map((c) => numberCheck(ctx, c.f, c.at));
     this.byNumber =
-      (this.checks.length === 0 || this.memberNums !== undefined) &&
-      ctx.wAff === 0 &&
-      ctx.extNames.length === 0;
+      numberChecks.every((c) => c !== undefined) && ctx.wAff === 0 && ctx.extNames.length === 0;
+    this.numberChecks = this.byNumber ? (numberChecks as NumberCheck[]) : [];
+    // (hosts holding members are not empty; labels differ from host to host)
+    this.emptiesAlike = this.numberChecks.every((c) => c instanceof MemberCheck);
   }
 
   /** Sampled ring slots of the window (see `sampleSlots`). */
@@ -386,15 +432,39 @@ class Search {
   private screen(host: HostRecord, kappa: number): void {
     const ctx = this.ctx;
     this.evaluated++;
-    const peak = this.peakFor(host);
-    const checks = this.checks;
-    for (let i = 0; i < checks.length; i++) {
-      const c = checks[i] as (typeof checks)[number];
-      if (!c.f.test(ctx, host, peak)) {
-        this.counts[c.at] = (this.counts[c.at] as number) + 1;
-        return;
+    if (this.byNumber) {
+      if (this.failsByNumber(host.num)) return;
+    } else {
+      const peak = this.peakFor(host);
+      const checks = this.checks;
+      for (let i = 0; i < checks.length; i++) {
+        const c = checks[i] as (typeof checks)[number];
+        if (!c.f.test(ctx, host, peak)) {
+          this.counts[c.at] = (this.counts[c.at] as number) + 1;
+          return;
+        }
       }
     }
+    this.screenPassed(host, kappa);
+  }
+
+  /** Whether a `numberChecks` filter rules the host out (counted on the first that does). */
+  private failsByNumber(num: number): boolean {
+    const checks = this.numberChecks;
+    for (let i = 0; i < checks.length; i++) {
+      const c = checks[i] as NumberCheck;
+      if (!c.passes(num)) {
+        this.counts[c.at] = (this.counts[c.at] as number) + 1;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** `screen` after the filters other than resources (the host passed them). */
+  private screenPassed(host: HostRecord, kappa: number): void {
+    const ctx = this.ctx;
+    const peak = this.peakFor(host);
     // κ first: it is on the host's record, read above; the timeline is another object (a cache
     // miss on most hosts a search visits)
     if (
@@ -430,7 +500,7 @@ class Search {
     }
     const kappa = index.kappaAt[num] as number;
     if (this.prunedOnKappa(cls, kappa)) return;
-    if (kappa === 0 && this.byNumber && index.emptyAt[num] === 1) {
+    if (kappa === 0 && this.byNumber && index.emptyAt[num] === 1 && this.emptiesAlike) {
       // Every empty READY host of the class is filed in this slot, free everywhere (so in a
       // feasible column), in cells the walk reaches whenever an empty host can win (κ 0, or a
       // κ left high by the clock), and scores the same: the first one met stands for all of
@@ -441,18 +511,19 @@ class Search {
       this.screen(index.firstEmpty(cls) ?? (index.hostAt[num] as HostRecord), 0);
       return;
     }
-    // κ = 0: maybe an empty host, which `screen` offers from its class
-    if (kappa > 0 && this.byNumber) {
-      this.evaluated++;
-      if (this.memberNums?.has(num) === true) {
-        this.counts[this.antiAt] = (this.counts[this.antiAt] as number) + 1;
-        return;
-      }
-      if (this.screened && this.settledBySummary(cls, num, 0)) return;
-      this.afterScreen(num, cls, 0);
+    if (!this.byNumber) {
+      this.screen(index.hostAt[num] as HostRecord, kappa);
       return;
     }
-    this.screen(index.hostAt[num] as HostRecord, kappa);
+    this.evaluated++;
+    if (this.failsByNumber(num)) return;
+    if (kappa === 0) {
+      // maybe an empty host, which `screenPassed` offers from its class
+      this.screenPassed(index.hostAt[num] as HostRecord, kappa);
+      return;
+    }
+    if (this.screened && this.settledBySummary(cls, num, 0)) return;
+    this.afterScreen(num, cls, 0);
   }
 
   private peakFor(host: HostRecord): Float64Array {
@@ -1645,10 +1716,15 @@ export function explainNoFit(ctx: RequestContext): NoFitExplanation {
     } else {
       excluded = new Set<HostRecord>();
       const genericCounts = new Float64Array(generic.length);
+      // label constraints from the index's bytes for the selector (see LabelCheck)
+      const labelsAt = ctx.filters.indexOf(labelsFilter);
+      const labels = labelsAt >= 0 ? new LabelCheck(ctx, labelsAt) : undefined;
+      const test = (f: FilterPlugin, h: HostRecord): boolean =>
+        f === labelsFilter && labels !== undefined ? labels.passes(h.num) : f.test(ctx, h, scratch);
       for (const h of index.hostMap.values()) {
         let out = false;
         for (let i = 0; i < generic.length; i++) {
-          if (!(generic[i] as FilterPlugin).test(ctx, h, scratch)) {
+          if (!test(generic[i] as FilterPlugin, h)) {
             genericCounts[i] = (genericCounts[i] as number) + 1;
             out = true;
           }
@@ -1657,7 +1733,7 @@ export function explainNoFit(ctx: RequestContext): NoFitExplanation {
         if (!out) {
           for (const f of others) {
             if (generic.includes(f)) continue;
-            if (!f.test(ctx, h, scratch)) {
+            if (!test(f, h)) {
               out = true;
               break;
             }
