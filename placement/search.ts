@@ -1701,7 +1701,14 @@ export function explainNoFit(ctx: RequestContext): NoFitExplanation {
   const scratch = new Float64Array(64);
   // READY hosts failing some non-resource filter: not eligible for the binding resource.
   const others = ctx.filters.filter((f) => f !== resourcesFilter && f !== hostStateFilter);
-  let excluded: Set<HostRecord> | undefined;
+  // by host number (a set of records cost more than the rest of the explanation), with the count
+  // per class
+  let excluded: Uint8Array | undefined;
+  const excludedIn = new Map<HostClass, number>();
+  const exclude = (h: HostRecord, marks: Uint8Array): void => {
+    marks[h.num] = 1;
+    excludedIn.set(h.cls, (excludedIn.get(h.cls) ?? 0) + 1);
+  };
   if (generic.length > 0 || others.length > 0) {
     const g = ctx.group;
     const onlyHostAnti =
@@ -1710,11 +1717,11 @@ export function explainNoFit(ctx: RequestContext): NoFitExplanation {
       others[0] === antiAffinityFilter &&
       g !== undefined &&
       g.spec.topologyKey === undefined;
+    const marks = new Uint8Array(index.hostAt.length);
+    excluded = marks;
     if (onlyHostAnti && g !== undefined) {
-      excluded = new Set<HostRecord>();
-      for (const h of g.hosts) if (h.state === "READY") excluded.add(h);
+      for (const h of g.hosts) if (h.state === "READY") exclude(h, marks);
     } else {
-      excluded = new Set<HostRecord>();
       const genericCounts = new Float64Array(generic.length);
       // label constraints from the index's bytes for the selector (see LabelCheck)
       const labelsAt = ctx.filters.indexOf(labelsFilter);
@@ -1739,7 +1746,7 @@ export function explainNoFit(ctx: RequestContext): NoFitExplanation {
             }
           }
         }
-        if (out) excluded.add(h);
+        if (out) exclude(h, marks);
       }
       generic.forEach((f, i) => {
         counts.set(f.name, genericCounts[i] as number);
@@ -1807,7 +1814,7 @@ export function explainNoFit(ctx: RequestContext): NoFitExplanation {
       fit++;
       return;
     }
-    if (hostDim < 0 || excluded?.has(h)) return;
+    if (hostDim < 0 || excluded?.[h.num] === 1) return;
     if (hostDim < CORE_DIMS) shortOn[hostDim] = (shortOn[hostDim] as number) + 1;
     else shortOnExt.set(hostResource, (shortOnExt.get(hostResource) ?? 0) + 1);
     offerClosest(h, hostRel);
@@ -1855,7 +1862,7 @@ export function explainNoFit(ctx: RequestContext): NoFitExplanation {
       fit++;
       return true;
     }
-    if (excluded?.has(h)) return true;
+    if (excluded?.[h.num] === 1) return true;
     shortOn[sure] = (shortOn[sure] as number) + 1;
     deferred.push({ lbRel: rel[0] as number, host: h });
     return true;
@@ -1870,9 +1877,7 @@ export function explainNoFit(ctx: RequestContext): NoFitExplanation {
         if ((a[k] as number) === 0 && (d[k] as number) > 0) infDim = k;
       }
       if (infDim >= 0) {
-        let eligible = cls.ready;
-        if (excluded !== undefined) for (const h of excluded) if (h.cls === cls) eligible--;
-        shortOn[infDim] = (shortOn[infDim] as number) + eligible;
+        shortOn[infDim] = (shortOn[infDim] as number) + cls.ready - (excludedIn.get(cls) ?? 0);
         infClasses.push(cls);
         continue;
       }
@@ -1899,7 +1904,9 @@ export function explainNoFit(ctx: RequestContext): NoFitExplanation {
     for (const cls of infClasses) {
       for (const bin of cls.bins) {
         if (bin === undefined) continue;
-        for (const h of bin.hosts) if (!excluded?.has(h)) offerClosest(h, Number.POSITIVE_INFINITY);
+        for (const h of bin.hosts) {
+          if (excluded?.[h.num] !== 1) offerClosest(h, Number.POSITIVE_INFINITY);
+        }
       }
     }
   }
