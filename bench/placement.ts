@@ -4,6 +4,9 @@
  * new ones arrive), against the naive baseline (linear scan, first fit) on the same cluster states.
  *
  *   node dist/bench/placement.js [--seed N] [--hosts N] [--leases N] [--decisions N] [--reps N] [--json]
+ *
+ * Then the same with arrivals in hard anti-affinity groups of 10 (`--gang-reps`), and with a label
+ * selector on every lease (`--labels-reps`).
  */
 
 import { performance } from "node:perf_hooks";
@@ -27,6 +30,7 @@ import {
   makeHosts,
   PLACEMENT_WORKLOAD_FLAGS,
   survivorsAt,
+  withLabelConstraint,
 } from "./lib/workload.js";
 
 const flags = parseFlags(
@@ -36,6 +40,11 @@ const flags = parseFlags(
     decisions: { kind: "number", default: 5_000, help: "decisions per repetition" },
     reps: { kind: "number", default: 3, help: "repetitions (medians are reported)" },
     "gang-reps": { kind: "number", default: 2, help: "repetitions of the anti-affinity run" },
+    "labels-reps": {
+      kind: "number",
+      default: 1,
+      help: "repetitions of the run where every lease has a label selector",
+    },
     "baseline-every": {
       kind: "number",
       default: 25,
@@ -236,15 +245,22 @@ function realTimeRate(r: RunFigures): number {
 const single = () => [arrival(rng, now, `lease-${seq++}`)];
 let gang = 0;
 const gangOf10 = (): Arrival[] => antiAffinityGroup(rng, now, `gang-${gang++}`);
+// selectors from a stream of their own (see `withLabelConstraint`)
+const labelRng = createRng(flags.seed ^ 0x1abe1);
+const labelled = (): Arrival[] => withLabelConstraint(labelRng, single());
 
 const reps: RunFigures[] = [];
 for (let r = 0; r < flags.reps; r++) reps.push(run(flags.decisions, single, 1, true));
 const gangReps: RunFigures[] = [];
 for (let r = 0; r < flags["gang-reps"]; r++)
   gangReps.push(run(Math.max(10, Math.floor(flags.decisions / 2)), gangOf10, 10, false));
+const labelReps: RunFigures[] = [];
+for (let r = 0; r < flags["labels-reps"]; r++)
+  labelReps.push(run(Math.max(10, Math.floor(flags.decisions / 2)), labelled, 1, false));
 
 const all = reps.flatMap((r) => r.latencies).sort((a, b) => a - b);
 const gangAll = gangReps.flatMap((r) => r.latencies).sort((a, b) => a - b);
+const labelAll = labelReps.flatMap((r) => r.latencies).sort((a, b) => a - b);
 const decisionsTotal = all.length;
 const baselineTime = reps.reduce((s, r) => s + r.baselineTime, 0);
 const baselineCount = reps.reduce((s, r) => s + r.baselineCount, 0);
@@ -319,6 +335,12 @@ const figures = {
     gangReps.reduce((s, r) => s + r.noFit, 0) / Math.max(1, gangAll.length),
     5,
   ),
+  labels_placements_per_s: Math.round(median(labelReps.map((r) => r.perSecond))),
+  labels_p99_ms: round(percentile(labelAll, 99), 4),
+  labels_no_fit_rate: round(
+    labelReps.reduce((s, r) => s + r.noFit, 0) / Math.max(1, labelAll.length),
+    5,
+  ),
 };
 
 if (flags.json) {
@@ -359,6 +381,8 @@ if (flags.json) {
     ["speedup vs baseline", `${fmt(figures.speedup_vs_baseline, 1)}x`],
     ["anti-affinity (groups of 10) placements/s", fmt(figures.anti_affinity_placements_per_s)],
     ["anti-affinity p99 decision ms", figures.anti_affinity_p99_ms.toFixed(4)],
+    ["with label selectors: placements/s", fmt(figures.labels_placements_per_s)],
+    ["with label selectors: p99 decision ms", figures.labels_p99_ms.toFixed(4)],
   ];
   for (const [kind, k] of Object.entries(kinds)) {
     rows.push([

@@ -32,6 +32,8 @@ describe("bench:placement --json", () => {
       "baseline_placements_per_s",
       "speedup_vs_baseline",
       "anti_affinity_placements_per_s",
+      "labels_placements_per_s",
+      "labels_p99_ms",
       "commit_us_mean",
       "advance_us_mean",
       "release_us_mean",
