@@ -288,47 +288,19 @@ interface RunOutput {
 
 /** Per figure, its median over the runs. */
 function medianFigures(runs: readonly Figures[]): Figures {
-  const first = runs[0] as Figures;
-  const kinds = Object.keys(first.decide_us_mean_by_kind);
-  const of = (f: (x: Figures) => number) => median(runs.map(f));
+  const kinds = Object.keys((runs[0] as Figures).decide_us_mean_by_kind);
+  const of = (f: (x: Figures) => number, digits: number) => round(median(runs.map(f)), digits);
   return {
-    placements_per_s: Math.round(of((x) => x.placements_per_s)),
-    decide_us_mean: round(
-      of((x) => x.decide_us_mean),
-      1,
-    ),
-    commit_us_mean: round(
-      of((x) => x.commit_us_mean),
-      1,
-    ),
-    advance_us_mean: round(
-      of((x) => x.advance_us_mean),
-      1,
-    ),
-    release_us_mean: round(
-      of((x) => x.release_us_mean),
-      1,
-    ),
-    p50_ms: round(
-      of((x) => x.p50_ms),
-      4,
-    ),
-    p99_ms: round(
-      of((x) => x.p99_ms),
-      4,
-    ),
-    max_ms: round(
-      of((x) => x.max_ms),
-      4,
-    ),
+    placements_per_s: of((x) => x.placements_per_s, 0),
+    decide_us_mean: of((x) => x.decide_us_mean, 1),
+    commit_us_mean: of((x) => x.commit_us_mean, 1),
+    advance_us_mean: of((x) => x.advance_us_mean, 1),
+    release_us_mean: of((x) => x.release_us_mean, 1),
+    p50_ms: of((x) => x.p50_ms, 4),
+    p99_ms: of((x) => x.p99_ms, 4),
+    max_ms: of((x) => x.max_ms, 4),
     decide_us_mean_by_kind: Object.fromEntries(
-      kinds.map((k) => [
-        k,
-        round(
-          of((x) => x.decide_us_mean_by_kind[k] ?? 0),
-          1,
-        ),
-      ]),
+      kinds.map((k) => [k, of((x) => x.decide_us_mean_by_kind[k] ?? 0, 1)]),
     ),
   };
 }
