@@ -400,7 +400,8 @@ describe("no-fit explanations past the ring", () => {
 /**
  * Label constraints are tested by host number from the index's bytes per selector (learnt from
  * the records): the answers stay the exhaustive scan's as hosts are relabelled, leave, and give
- * their numbers to new hosts with other labels.
+ * their numbers to new hosts with other labels. Hard anti-affinity and soft affinity to hosts
+ * are taken by number too.
  */
 describe("label constraints by host number", () => {
   const HOUR = 3_600_000;
@@ -415,7 +416,7 @@ describe("label constraints by host number", () => {
     ],
   ];
 
-  it("keeps the exhaustive scan's answers as hosts are relabelled, leave and come back", () => {
+  it("keeps the exhaustive scan's answers as hosts are relabelled, leave and come back, with groups", () => {
     const rng = createRng(404);
     const index = new ClusterIndex({ horizonBuckets: 96 });
     const labelsOf = () => ({
@@ -459,7 +460,8 @@ describe("label constraints by host number", () => {
         leaseId: `l${lease}`,
         resources: {
           cpuMillis: rng.pick([1000, 4000, 16_000]),
-          memoryMib: rng.pick([2, 16, 64, 128]) * GIB,
+          // (the largest fits only an empty host: no-fits to explain)
+          memoryMib: rng.pick([2, 16, 64, 128, 250]) * GIB,
           diskGib: 20,
           gpus: 0,
         },
@@ -467,6 +469,16 @@ describe("label constraints by host number", () => {
         constraints: rng.pick(SELECTORS),
         ...(step % 4 === 1
           ? { group: { name: `g${rng.int(0, 2)}`, kind: "anti-affinity" as const, hard: true } }
+          : {}),
+        // soft affinity and anti-affinity to hosts, scored by number as well
+        ...(step % 4 === 3
+          ? {
+              group: {
+                name: `s${rng.int(0, 2)}`,
+                kind: rng.pick(["affinity", "anti-affinity"] as const),
+                hard: false,
+              },
+            }
           : {}),
       };
       const fast = place(index, req);

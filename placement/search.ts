@@ -253,12 +253,16 @@ class MemberCheck implements NumberCheck {
     hosts: ReadonlySet<HostRecord>,
     readonly at: number,
   ) {
-    this.nums = new Set([...hosts].map((h) => h.num));
+    this.nums = hostNumbers(hosts);
   }
 
   passes(num: number): boolean {
     return !this.nums.has(num);
   }
+}
+
+function hostNumbers(hosts: ReadonlySet<HostRecord>): ReadonlySet<number> {
+  return new Set([...hosts].map((h) => h.num));
 }
 
 /** The filter as a NumberCheck, or undefined if it needs the host's record. */
@@ -283,7 +287,8 @@ class Search {
   readonly counts: Float64Array;
   readonly resourcesAt: number;
   readonly checks: FilterPlan["checks"];
-  readonly seen: Set<HostRecord> | undefined;
+  /** Host numbers already evaluated (the members of a soft host affinity group, first). */
+  readonly seen: Set<number> | undefined;
   /** The chunk path's slots, made on first use (the cell walks do not read them). */
   private sampled: number[] | undefined;
   private touched: { slots: Int32Array; covered: boolean } | undefined;
@@ -335,6 +340,12 @@ class Search {
   private readonly numberChecks: readonly NumberCheck[];
   /** Whether every empty READY host of a class passes the filters (see `visit`). */
   private readonly emptiesAlike: boolean;
+  /**
+   * Soft affinity to hosts: the numbers of the hosts holding members, and whether the lease is
+   * drawn to them (affinity) or away (anti-affinity). See `affinityAt`.
+   */
+  private readonly affinityNums: ReadonlySet<number> | undefined;
+  private readonly towardMembers: boolean = false;
   /** Classes whose empty hosts `visit` has offered (by the one with the smallest id). */
   private readonly emptiesOffered: HostClass[] = [];
   /** The largest summary byte per core dim with room for the demand, for class `roomOf`. */
@@ -361,8 +372,16 @@ class Search {
     this.resourcesAt = filters.resourcesAt;
     this.checks = filters.checks;
     const numberChecks = this.checks.map((c) => numberCheck(ctx, c.f, c.at));
+    // soft affinity or anti-affinity to hosts (no topology key) scores by number too
+    const g = ctx.group;
+    if (ctx.wAff > 0 && g !== undefined && g.spec.topologyKey === undefined) {
+      this.affinityNums = hostNumbers(g.hosts);
+      this.towardMembers = g.spec.kind === "affinity";
+    }
     this.byNumber =
-      numberChecks.every((c) => c !== undefined) && ctx.wAff === 0 && ctx.extNames.length === 0;
+      numberChecks.every((c) => c !== undefined) &&
+      (ctx.wAff === 0 || this.affinityNums !== undefined) &&
+      ctx.extNames.length === 0;
     this.numberChecks = this.byNumber ? (numberChecks as NumberCheck[]) : [];
     // (hosts holding members are not empty; labels differ from host to host)
     this.emptiesAlike = this.numberChecks.every((c) => c instanceof MemberCheck);
@@ -405,8 +424,8 @@ class Search {
 
   evaluate(host: HostRecord): void {
     if (this.seen !== undefined) {
-      if (this.seen.has(host)) return;
-      this.seen.add(host);
+      if (this.seen.has(host.num)) return;
+      this.seen.add(host.num);
     }
     if (this.prunedOnKappa(host.cls, host.kappa)) return;
     this.screen(host, host.kappa);
@@ -494,10 +513,8 @@ class Search {
   visit(num: number, cls: HostClass): void {
     const ctx = this.ctx;
     const index = ctx.index;
-    if (this.seen !== undefined) {
-      this.evaluate(index.hostAt[num] as HostRecord);
-      return;
-    }
+    // (a walk meets a host once: only the hosts evaluated before it can have been seen)
+    if (this.seen?.has(num) === true) return;
     const kappa = index.kappaAt[num] as number;
     if (this.prunedOnKappa(cls, kappa)) return;
     if (kappa === 0 && this.byNumber && index.emptyAt[num] === 1 && this.emptiesAlike) {
@@ -522,8 +539,16 @@ class Search {
       this.screenPassed(index.hostAt[num] as HostRecord, kappa);
       return;
     }
-    if (this.screened && this.settledBySummary(cls, num, 0)) return;
-    this.afterScreen(num, cls, 0);
+    const affinity = this.affinityAt(num);
+    if (this.screened && this.settledBySummary(cls, num, affinity)) return;
+    this.afterScreen(num, cls, affinity);
+  }
+
+  /** The weighted soft-affinity score of host number `num` (`affinityScorer`'s, by number). */
+  private affinityAt(num: number): number {
+    const nums = this.affinityNums;
+    if (nums === undefined) return 0;
+    return nums.has(num) === this.towardMembers ? this.ctx.wAff : 0;
   }
 
   private peakFor(host: HostRecord): Float64Array {
