@@ -5,8 +5,8 @@
  * ~30% between runs minutes apart; within one process both builds see the same speed, so the
  * ratio between them is what a change is worth (an A/A run stays within ~2%).
  *
- *   node dist/bench/placement-ab.js --a OLD_DIST --b NEW_DIST [--decisions N] [--anti-affinity]
- *     [--labels] [--runs N] [--json]
+ *   node dist/bench/placement-ab.js --a OLD_DIST --b NEW_DIST [--decisions N]
+ *     [--anti-affinity | --soft-anti-affinity | --soft-affinity] [--labels] [--runs N] [--json]
  *
  * Within one process the two builds are not quite equal: an A/A run (a build against a copy of
  * itself) has given anything from 0.94 to 1.02, the same side ahead for a whole run. `--runs N`
@@ -29,6 +29,7 @@ import {
   antiAffinityGroup,
   arrival,
   EndQueue,
+  GROUP_KINDS,
   MEAN_TIME_IN_SYSTEM,
   makeHosts,
   PLACEMENT_WORKLOAD_FLAGS,
@@ -50,6 +51,16 @@ const flags = parseFlags(
       default: false,
       help: "arrivals in hard anti-affinity groups of 10 (bench:placement's anti-affinity run)",
     },
+    "soft-anti-affinity": {
+      kind: "boolean",
+      default: false,
+      help: "arrivals in soft anti-affinity groups of 10",
+    },
+    "soft-affinity": {
+      kind: "boolean",
+      default: false,
+      help: "arrivals in soft affinity groups of 10",
+    },
     labels: {
       kind: "boolean",
       default: false,
@@ -68,6 +79,17 @@ if (flags.a === "" || flags.b === "") {
   process.stderr.write("placement-ab: --a and --b (dist folders of the two builds) are required\n");
   process.exit(2);
 }
+const groupFlags = (Object.keys(GROUP_KINDS) as (keyof typeof GROUP_KINDS)[]).filter(
+  (k) => flags[k],
+);
+if (groupFlags.length > 1) {
+  process.stderr.write(
+    `placement-ab: --${groupFlags.join(" and --")}: one kind of group at a time\n`,
+  );
+  process.exit(2);
+}
+/** The kind of group the arrivals come in, if any. */
+const groupKind = groupFlags[0];
 if (flags.runs < 1) {
   process.stderr.write("placement-ab: --runs must be at least 1\n");
   process.exit(2);
@@ -177,14 +199,15 @@ async function runOnce(): Promise<void> {
   }
 
   // ---- steady state: each step on both builds, the first alternating ---------------------------
-  // A step is one arrival, or with --anti-affinity a group of 10 decided one after the other (each
+  // A step is one arrival, or with a group flag a group of 10 decided one after the other (each
   // member sees the ones before it), the clock moving as many arrivals' worth.
   let groups = 0;
   for (let i = 0, step = 0; i < flags.decisions; step++) {
     const order = step % 2 === 0 ? [sideA, sideB] : [sideB, sideA];
-    const arrived = flags["anti-affinity"]
-      ? antiAffinityGroup(rng, now + 10 * dt, `gang-${groups++}`)
-      : [arrival(rng, now + dt, `lease-${seq++}`)];
+    const arrived =
+      groupKind !== undefined
+        ? antiAffinityGroup(rng, now + 10 * dt, `gang-${groups++}`, 10, GROUP_KINDS[groupKind])
+        : [arrival(rng, now + dt, `lease-${seq++}`)];
     const batch = flags.labels ? withLabelConstraint(labelRng, arrived) : arrived;
     now += dt * batch.length;
     for (const s of order) {
@@ -261,6 +284,7 @@ async function runOnce(): Promise<void> {
     b: flags.b,
     decisions: sideA.latencies.length,
     anti_affinity: flags["anti-affinity"],
+    group: groupKind ?? "none",
     labels: flags.labels,
     decisions_differing: disagree,
     placements_per_s_a: fa.placements_per_s,
@@ -320,7 +344,7 @@ function repeatRuns(): void {
     ) as (keyof typeof PLACEMENT_WORKLOAD_FLAGS)[]) {
       args.push(`--${name}`, String(flags[name]));
     }
-    if (flags["anti-affinity"]) args.push("--anti-affinity");
+    if (groupKind !== undefined) args.push(`--${groupKind}`);
     if (flags.labels) args.push("--labels");
     args.push("--json");
     const res = spawnSync(process.execPath, args, {
@@ -347,6 +371,7 @@ function repeatRuns(): void {
     runs: flags.runs,
     decisions: (runs[0] as RunOutput).decisions,
     anti_affinity: flags["anti-affinity"],
+    group: groupKind ?? "none",
     labels: flags.labels,
     decisions_differing: differing,
     placements_per_s_a: fa.placements_per_s,

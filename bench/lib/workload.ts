@@ -5,6 +5,7 @@
  */
 
 import type {
+  GroupSpec,
   HostSpec,
   PlacementRequest,
   Requirement,
@@ -137,12 +138,25 @@ export function arrival(rng: Rng, now: number, leaseId: string): Arrival {
   };
 }
 
+/** The kinds of group bench:placement-ab places (`--anti-affinity` and its soft variants). */
+export const GROUP_KINDS = {
+  "anti-affinity": { kind: "anti-affinity", hard: true },
+  "soft-anti-affinity": { kind: "anti-affinity", hard: false },
+  "soft-affinity": { kind: "affinity", hard: false },
+} as const satisfies Record<string, Pick<GroupSpec, "kind" | "hard">>;
+
 /**
- * A hard anti-affinity group of `size` immediate leases named `name` (members `name-0` …), each
- * the shape of one arrival at `now` (a flexible one from its earliest start): the anti-affinity run
- * of bench:placement and bench:placement-ab.
+ * A group of `size` immediate leases named `name` (members `name-0` …), each the shape of one
+ * arrival at `now` (a flexible one from its earliest start), hard anti-affinity to hosts unless
+ * `spec` says otherwise: the anti-affinity run of bench:placement and bench:placement-ab.
  */
-export function antiAffinityGroup(rng: Rng, now: number, name: string, size = 10): Arrival[] {
+export function antiAffinityGroup(
+  rng: Rng,
+  now: number,
+  name: string,
+  size = 10,
+  spec: Pick<GroupSpec, "kind" | "hard"> = GROUP_KINDS["anti-affinity"],
+): Arrival[] {
   const a = arrival(rng, now, name);
   const req =
     a.kind === "flexible"
@@ -158,7 +172,7 @@ export function antiAffinityGroup(rng: Rng, now: number, name: string, size = 10
       resources: req.resources,
       window: req.window,
       ...(req.priority === undefined ? {} : { priority: req.priority }),
-      group: { name, kind: "anti-affinity", hard: true },
+      group: { name, kind: spec.kind, hard: spec.hard },
     };
     out.push({ kind: "immediate", request: r });
   }

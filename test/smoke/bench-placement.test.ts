@@ -74,31 +74,34 @@ describe("bench:placement-ab --json", () => {
       { encoding: "utf8", timeout: 120_000 },
     );
 
-  it.each([{ extra: [] as string[] }, { extra: ["--anti-affinity"] }, { extra: ["--labels"] }])(
-    "compares a build with itself (flags $extra)",
-    ({ extra }) => {
-      const r = run(...extra);
-      expect(r.status, r.stderr).toBe(0);
-      const lines = r.stdout.trim().split("\n");
-      expect(lines).toHaveLength(1);
-      const j = JSON.parse(lines[0] as string) as Record<string, unknown>;
-      expect(j.decisions).toBe(200);
-      const groups = extra.includes("--anti-affinity");
-      expect(j.anti_affinity).toBe(groups);
-      expect(j.labels).toBe(extra.includes("--labels"));
-      // the same build decides the same
-      expect(j.decisions_differing).toBe(0);
-      for (const key of ["placements_per_s_a", "placements_per_s_b", "ratio_b_over_a"]) {
-        expect(typeof j[key], key).toBe("number");
-        expect(j[key] as number, key).toBeGreaterThan(0);
-      }
-      const kinds = (j.build_a as { decide_us_mean_by_kind: Record<string, number> })
-        .decide_us_mean_by_kind;
-      // groups are immediate leases only
-      if (groups) expect(Object.keys(kinds)).toEqual(["immediate"]);
-      else expect(Object.keys(kinds).sort()).toEqual(["flexible", "immediate", "reserved"]);
-    },
-  );
+  it.each([
+    { extra: [] as string[] },
+    { extra: ["--anti-affinity"] },
+    { extra: ["--soft-affinity"] },
+    { extra: ["--labels"] },
+  ])("compares a build with itself (flags $extra)", ({ extra }) => {
+    const r = run(...extra);
+    expect(r.status, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split("\n");
+    expect(lines).toHaveLength(1);
+    const j = JSON.parse(lines[0] as string) as Record<string, unknown>;
+    expect(j.decisions).toBe(200);
+    const groups = extra.some((e) => e.endsWith("affinity"));
+    expect(j.anti_affinity).toBe(extra.includes("--anti-affinity"));
+    expect(j.group).toBe(groups ? (extra[0] as string).slice(2) : "none");
+    expect(j.labels).toBe(extra.includes("--labels"));
+    // the same build decides the same
+    expect(j.decisions_differing).toBe(0);
+    for (const key of ["placements_per_s_a", "placements_per_s_b", "ratio_b_over_a"]) {
+      expect(typeof j[key], key).toBe("number");
+      expect(j[key] as number, key).toBeGreaterThan(0);
+    }
+    const kinds = (j.build_a as { decide_us_mean_by_kind: Record<string, number> })
+      .decide_us_mean_by_kind;
+    // groups are immediate leases only
+    if (groups) expect(Object.keys(kinds)).toEqual(["immediate"]);
+    else expect(Object.keys(kinds).sort()).toEqual(["flexible", "immediate", "reserved"]);
+  });
 
   it("runs twice with the builds swapped the second time (--runs 2)", () => {
     const r = run("--runs", "2");
@@ -114,6 +117,12 @@ describe("bench:placement-ab --json", () => {
     const mean = Math.sqrt((ratios[0] as number) * (ratios[1] as number));
     expect(j.ratio_b_over_a as number).toBeCloseTo(mean, 2);
     expect((j.build_b as { placements_per_s: number }).placements_per_s).toBeGreaterThan(0);
+  });
+
+  it("exits 2 on two kinds of group at once", () => {
+    const r = run("--anti-affinity", "--soft-affinity");
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("one kind of group");
   });
 
   it("exits 2 on --runs 0", () => {
