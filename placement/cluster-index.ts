@@ -2441,6 +2441,15 @@ function freeLevelNear(a: number, used: number, guess: number): number {
   return l;
 }
 
+/**
+ * A lower bound of the usage of a dimension with allocatable `a` at free level `level` (see
+ * `freeLevel`): below the top level, less than FINE_FREE_EDGES[level] of it is free.
+ */
+export function usageBelowLevel(a: number, level: number): number {
+  if (!(a > 0) || level >= FINE_FREE_EDGES.length) return 0;
+  return a * (1 - (FINE_FREE_EDGES[level] as number));
+}
+
 export function freeLevel(a: number, used: number): number {
   if (!(a > 0)) return FINE_LEVELS - 1;
   const f = (a - used) / a;

@@ -28,6 +28,7 @@ import {
   type HostRecord,
   RUNG_BUCKETS,
   RUNGS,
+  usageBelowLevel,
 } from "./cluster-index.js";
 import { CapacityExceededError } from "./errors.js";
 import { place } from "./place.js";
@@ -675,5 +676,23 @@ describe("fine cells", () => {
     }
     expect(compared).toBe(6 * 300);
     expect(pruned).toBeGreaterThan(500);
+  });
+});
+
+describe("usageBelowLevel", () => {
+  it("bounds the usage of every free level from below, within one level's width", () => {
+    const rng = createRng(99);
+    for (let i = 0; i < 20_000; i++) {
+      const a = rng.pick([1, 48_000, 393_216, 8]);
+      const used = rng.next() < 0.1 ? a : rng.next() * a;
+      const level = freeLevel(a, used);
+      const lb = usageBelowLevel(a, level);
+      expect(lb).toBeLessThanOrEqual(used);
+      // and tight: less than the level's edge below the usage (the top level bounds nothing)
+      if (level < FINE_FREE_EDGES.length)
+        expect(used - lb).toBeLessThanOrEqual(a * (FINE_FREE_EDGES[level] as number));
+    }
+    expect(usageBelowLevel(0, 0)).toBe(0);
+    expect(usageBelowLevel(100, FINE_LEVELS - 1)).toBe(0);
   });
 });

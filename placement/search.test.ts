@@ -506,3 +506,114 @@ describe("label constraints by host number", () => {
     expect(index.labelMatches.size).toBe(SELECTORS.length);
   });
 });
+
+/**
+ * Spread walks the block and rung cells by the columns' bound on the score (their free levels
+ * bound the usage from below), most free first: the same host and score as the exhaustive scan.
+ */
+describe("spread over block and rung cells", () => {
+  const HOUR = 3_600_000;
+  const DAY = 24 * HOUR;
+  const GIB = 1024;
+
+  it("returns the exhaustive scan's host, score and no-fit explanation", () => {
+    const rng = createRng(2027);
+    const index = new ClusterIndex({ horizonBuckets: 96 });
+    for (let i = 0; i < 64; i++) {
+      index.addHost({
+        id: `s${String(i).padStart(2, "0")}`,
+        capacity: {
+          cpuMillis: 32_000,
+          memoryMib: (i % 3 === 0 ? 128 : 256) * GIB,
+          diskGib: 2000,
+          gpus: i % 8 === 0 ? 2 : 0,
+        },
+        labels: { zone: `z${i % 3}` },
+        state: "READY",
+      });
+    }
+    let now = Date.UTC(2030, 0, 1);
+    index.advanceTo(now);
+    // three hosts in four more than half full for the whole run: the best host is often in a
+    // column below the top free level, where the column's bound decides what is walked
+    for (let i = 0; i < 64; i++) {
+      if (i % 4 === 0) continue;
+      const host = `s${String(i).padStart(2, "0")}`;
+      const mem = (i % 3 === 0 ? 128 : 256) * GIB;
+      index.commit(
+        `base-${i}`,
+        host,
+        { start: now - HOUR, end: now + 30 * DAY },
+        {
+          cpuMillis: rng.int(4, 24) * 1000,
+          memoryMib: Math.round(mem * (0.5 + rng.next() * 0.3)),
+          diskGib: 100,
+          gpus: 0,
+        },
+        { priority: 0, preemptible: false },
+      );
+    }
+    const ends: { end: number; id: string }[] = [];
+    let compared = 0;
+    let noFits = 0;
+    let onEmpty = 0;
+    let belowTop = 0;
+    for (let step = 0; step < 700; step++) {
+      now += rng.int(0, 10 * 60_000);
+      index.advanceTo(now);
+      for (let i = ends.length - 1; i >= 0; i--) {
+        const e = ends[i] as { end: number; id: string };
+        if (e.end <= now) {
+          index.release(e.id);
+          ends.splice(i, 1);
+        }
+      }
+      const start = step % 3 === 0 ? now + rng.int(1, 3 * DAY) : now;
+      const id = `p${step}`;
+      const req = {
+        leaseId: id,
+        // binpack leases fill hosts unevenly; spread ones are the ones compared
+        ...(step % 4 === 0 ? {} : { policy: "spread" as const }),
+        resources: {
+          cpuMillis: rng.pick([1000, 4000, 16_000, 30_000]),
+          memoryMib: rng.pick([2, 16, 64, 120, 250]) * GIB,
+          diskGib: 20,
+          gpus: rng.next() < 0.05 ? 1 : 0,
+        },
+        window: { start, end: start + Math.round(HOUR * Math.exp(rng.next() * Math.log(120))) },
+        ...(step % 5 === 1
+          ? { constraints: [{ key: "zone", op: "!=" as const, value: "z0" }] }
+          : {}),
+      };
+      const fast = place(index, req);
+      const slow = place(index, req, DEFAULT_PLACEMENT_POLICY, { explain: "exhaustive" });
+      expect(fast.ok).toBe(slow.ok);
+      if (!fast.ok || !slow.ok) {
+        expect(fast.explanation.filters).toEqual(slow.explanation.filters);
+        expect(fast.explanation.binding).toEqual(slow.explanation.binding);
+        noFits++;
+        continue;
+      }
+      expect([fast.hostId, fast.score]).toEqual([slow.hostId, slow.score]);
+      if (req.policy === "spread") {
+        compared++;
+        if (index.holdsOn(fast.hostId).length === 0) onEmpty++;
+        // the chosen host had less than half of its memory free over the window
+        const free = index.freeOver(fast.hostId, req.window).memoryMib;
+        const mem = index.host(fast.hostId)?.allocatable.memoryMib ?? 0;
+        if (free < mem / 2) belowTop++;
+      }
+      index.commit(id, fast.hostId, req.window, req.resources, {
+        priority: 0,
+        preemptible: false,
+      });
+      ends.push({ end: req.window.end, id });
+    }
+    expect(compared).toBeGreaterThan(300);
+    // both empty hosts and used ones win
+    expect(onEmpty).toBeGreaterThan(10);
+    expect(compared - onEmpty).toBeGreaterThan(100);
+    expect(belowTop).toBeGreaterThan(50);
+    expect(noFits).toBeGreaterThan(5);
+  });
+});

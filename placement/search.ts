@@ -38,6 +38,7 @@ import {
   KAPPA_BINS,
   RUNG_BUCKETS,
   RUNGS,
+  usageBelowLevel,
 } from "./cluster-index.js";
 import { violationOf } from "./exhaustive.js";
 import { MATCH_NO, MATCH_UNKNOWN, MATCH_YES } from "./label-matches.js";
@@ -615,8 +616,10 @@ class Search {
         return;
       }
     }
-    if (binpack && this.best !== undefined) {
-      const ub = hostUb(ctx, cls, hot, pa, hot, o) + affinity;
+    if (this.best !== undefined) {
+      // (spread: the usage at the start bounds the window's peak from below)
+      const ub =
+        (binpack ? hostUb(ctx, cls, hot, pa, hot, o) : spreadUb(ctx, cls, hot, o)) + affinity;
       if (ub + EPS < this.bestScore) return;
     }
     const host = index.hostAt[num] as HostRecord;
@@ -649,11 +652,12 @@ class Search {
       return SUMMARY_FULL;
     }
     const ctx = this.ctx;
-    if (ctx.fit !== "binpack" || this.best === undefined) return SUMMARY_OPEN;
+    if (this.best === undefined) return SUMMARY_OPEN;
     const hi = this.wub;
     const lo = this.wlb;
     summaryBounds(q, cls.alloc, lo, hi);
-    if (hostUb(ctx, cls, hi, 0, lo, 0) + affinity + EPS < this.bestScore) return SUMMARY_WORSE;
+    const ub = ctx.fit === "binpack" ? hostUb(ctx, cls, hi, 0, lo, 0) : spreadUb(ctx, cls, lo, 0);
+    if (ub + affinity + EPS < this.bestScore) return SUMMARY_WORSE;
     return SUMMARY_OPEN;
   }
 
@@ -793,8 +797,12 @@ class Search {
       if ((hot[pa + k] as number) < (ub[k] as number)) ub[k] = hot[pa + k] as number;
       if (lb[k] !== ub[k]) exact = false;
     }
-    if (ctx.fit === "binpack" && this.best !== undefined) {
-      if (hostUb(ctx, host.cls, ub, 0, lb, 0) + affinity + EPS < this.bestScore) return;
+    if (this.best !== undefined) {
+      const bound =
+        ctx.fit === "binpack"
+          ? hostUb(ctx, host.cls, ub, 0, lb, 0)
+          : spreadUb(ctx, host.cls, lb, 0);
+      if (bound + affinity + EPS < this.bestScore) return;
     }
     const peak = this.peakFor(host);
     if (!exact) {
@@ -1267,6 +1275,14 @@ function affinityBound(ctx: RequestContext): number {
   return g.spec.kind === "affinity" ? 0 : 1;
 }
 
+/** The widest block variant whose reach (buckets after the start block) the window covers whole. */
+function blockVariantOf(ctx: RequestContext, s: Search): number {
+  const covered = Math.ceil(ctx.end / ctx.index.bucketMs) - 1 - (s.startBlock + 1) * BLOCK_BUCKETS;
+  let v = 0;
+  while (v + 1 < BLOCK_VARIANTS && (BLOCK_REACH[v + 1] as number) <= covered) v++;
+  return v;
+}
+
 /** Whether the window starts where the fine cells' free levels are exact (see `fineCellOf`). */
 function startsInPresent(ctx: RequestContext): boolean {
   const index = ctx.index;
@@ -1441,6 +1457,60 @@ function searchSlotCells(ctx: RequestContext, s: Search, restUb: number, slot: n
   walkCells(ctx, s, restUb, classes);
 }
 
+/**
+ * An upper bound of the spread + fragmentation score (affinity excluded) of a host of class `cls`
+ * whose peak over the window is at least `lo[off .. off + 4)`: the fit part falls as usage rises,
+ * fragmentation is at most 1.
+ */
+function spreadUb(ctx: RequestContext, cls: HostClass, lo: Float64Array, off: number): number {
+  const wn = ctx.weightsFor(cls);
+  const a = cls.alloc;
+  const d = ctx.demandCore;
+  let util = 0;
+  for (let k = 0; k < CORE_DIMS; k++) {
+    const w = wn[k] as number;
+    if (w === 0) continue;
+    util += w * Math.min(1, ((lo[off + k] as number) + (d[k] as number)) / (a[k] as number));
+  }
+  return ctx.wFit * (1 - util) + ctx.wFrag;
+}
+
+/**
+ * Spread over the block or rung cells of `slot`: a column's free levels bound its hosts' usage over
+ * the window from below (a host filed at free level l < top has less than FINE_FREE_EDGES[l] of
+ * it free there), so the columns are visited by that bound of the score, best first, until the
+ * bound cannot beat the best; in a column, lower κ (less used) first. Empty hosts, the best a
+ * class can offer, are met in the top column, the class's smallest id standing for all.
+ */
+function spreadSlotCells(ctx: RequestContext, s: Search, restUb: number, slot: number): void {
+  const index = ctx.index;
+  const lo = new Float64Array(CORE_DIMS);
+  const order: { cls: HostClass; cells: (number[] | undefined)[]; col: number; ub: number }[] = [];
+  for (const cls of index.classList) {
+    const cells = cls.blockCells[slot];
+    const columns = feasibleColumns(ctx, s, cls, cls.blockColumnCount, slot * FINE_COLUMNS);
+    if (cells === undefined || columns === undefined) continue;
+    const counts = cls.blockColumnCount;
+    for (let col = 0; col < FINE_COLUMNS; col++) {
+      if (((columns[col >>> 5] as number) & (1 << (col & 31))) === 0) continue;
+      if ((counts[slot * FINE_COLUMNS + col] as number) === 0) continue;
+      const g0 = (col / FINE_LEVELS) | 0;
+      lo[0] = usageBelowLevel(cls.alloc[0] as number, g0);
+      lo[1] = usageBelowLevel(cls.alloc[1] as number, col - g0 * FINE_LEVELS);
+      order.push({ cls, cells, col, ub: spreadUb(ctx, cls, lo, 0) + restUb });
+    }
+  }
+  order.sort((x, y) => y.ub - x.ub);
+  for (const o of order) {
+    if (o.ub + EPS < s.bestScore) break;
+    for (let b = 0; b < FINE_KAPPA; b++) {
+      const nums = o.cells[o.col * FINE_KAPPA + b];
+      if (nums === undefined) continue;
+      for (let i = 0; i < nums.length; i++) s.visit(nums[i] as number, o.cls);
+    }
+  }
+}
+
 export function searchIndexed(ctx: RequestContext): SearchResult {
   const g = ctx.group;
   const softHostAffinity =
@@ -1492,11 +1562,7 @@ export function searchIndexed(ctx: RequestContext): SearchResult {
     return finish();
   }
   if (ctx.fit === "binpack" && ctx.boundsValid && s.planned) {
-    // the widest variant whose reach (buckets after the start block) the window covers whole
-    const covered = Math.ceil(ctx.end / index.bucketMs) - 1 - (s.startBlock + 1) * BLOCK_BUCKETS;
-    let v = 0;
-    while (v + 1 < BLOCK_VARIANTS && (BLOCK_REACH[v + 1] as number) <= covered) v++;
-    searchSlotCells(ctx, s, restUb, index.cellSlot(v, s.startBlock));
+    searchSlotCells(ctx, s, restUb, index.cellSlot(blockVariantOf(ctx, s), s.startBlock));
     return finish();
   }
 
@@ -1559,6 +1625,18 @@ export function searchIndexed(ctx: RequestContext): SearchResult {
     return finish();
   }
 
+  if (ctx.fit === "spread" && ctx.boundsValid && s.planned) {
+    // the cells binpack would walk (see above), if the window has them
+    const slot = startsInPresent(ctx)
+      ? rungOf(ctx) >= 0
+        ? index.rungSlot(rungOf(ctx))
+        : -1
+      : index.cellSlot(blockVariantOf(ctx, s), s.startBlock);
+    if (slot >= 0) {
+      spreadSlotCells(ctx, s, restUb, slot);
+      return finish();
+    }
+  }
   if (ctx.fit === "spread") {
     // Bound every chunk from its time buckets, then visit the best bounds first.
     const queue: { bin: Bin; chunk: number; ub: number }[] = [];
