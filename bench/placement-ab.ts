@@ -6,7 +6,8 @@
  * ratio between them is what a change is worth (an A/A run stays within ~2%).
  *
  *   node dist/bench/placement-ab.js --a OLD_DIST --b NEW_DIST [--decisions N]
- *     [--anti-affinity | --soft-anti-affinity | --soft-affinity] [--labels] [--runs N] [--json]
+ *     [--anti-affinity | --soft-anti-affinity | --soft-affinity] [--labels] [--spread] [--runs N]
+ *     [--json]
  *
  * Within one process the two builds are not quite equal: an A/A run (a build against a copy of
  * itself) has given anything from 0.94 to 1.02, the same side ahead for a whole run. `--runs N`
@@ -35,6 +36,7 @@ import {
   PLACEMENT_WORKLOAD_FLAGS,
   survivorsAt,
   withLabelConstraint,
+  withSpreadPolicy,
 } from "./lib/workload.js";
 
 type PlacementModule = typeof import("../placement/index.js");
@@ -65,6 +67,11 @@ const flags = parseFlags(
       kind: "boolean",
       default: false,
       help: "every arrival with a label constraint (zone, generation, rack, shape)",
+    },
+    spread: {
+      kind: "boolean",
+      default: false,
+      help: "every arrival with the spread policy (the warm-up's stay binpack)",
     },
     runs: {
       kind: "number",
@@ -208,7 +215,8 @@ async function runOnce(): Promise<void> {
       groupKind !== undefined
         ? antiAffinityGroup(rng, now + 10 * dt, `gang-${groups++}`, 10, GROUP_KINDS[groupKind])
         : [arrival(rng, now + dt, `lease-${seq++}`)];
-    const batch = flags.labels ? withLabelConstraint(labelRng, arrived) : arrived;
+    const labelled = flags.labels ? withLabelConstraint(labelRng, arrived) : arrived;
+    const batch = flags.spread ? withSpreadPolicy(labelled) : labelled;
     now += dt * batch.length;
     for (const s of order) {
       const t0 = performance.now();
@@ -286,6 +294,7 @@ async function runOnce(): Promise<void> {
     anti_affinity: flags["anti-affinity"],
     group: groupKind ?? "none",
     labels: flags.labels,
+    spread: flags.spread,
     decisions_differing: disagree,
     placements_per_s_a: fa.placements_per_s,
     placements_per_s_b: fb.placements_per_s,
@@ -346,6 +355,7 @@ function repeatRuns(): void {
     }
     if (groupKind !== undefined) args.push(`--${groupKind}`);
     if (flags.labels) args.push("--labels");
+    if (flags.spread) args.push("--spread");
     args.push("--json");
     const res = spawnSync(process.execPath, args, {
       encoding: "utf8",
@@ -373,6 +383,7 @@ function repeatRuns(): void {
     anti_affinity: flags["anti-affinity"],
     group: groupKind ?? "none",
     labels: flags.labels,
+    spread: flags.spread,
     decisions_differing: differing,
     placements_per_s_a: fa.placements_per_s,
     placements_per_s_b: fb.placements_per_s,

@@ -214,6 +214,16 @@ export function withLabelConstraint(rng: Rng, batch: readonly Arrival[]): Arriva
   );
 }
 
+/** The arrivals with the spread policy (least loaded host first) instead of the cluster's. */
+export function withSpreadPolicy(batch: readonly Arrival[]): Arrival[] {
+  // (per kind: the request types differ)
+  return batch.map((a) =>
+    a.kind === "flexible"
+      ? { kind: a.kind, request: { ...a.request, policy: "spread" as const } }
+      : { kind: a.kind, request: { ...a.request, policy: "spread" as const } },
+  );
+}
+
 /**
  * The population a stationary arrival process has alive at `t0`: its arrivals over the 15 days
  * before `t0` (one every `dt`, ids from `nextId`) that still hold capacity at `t0`, in arrival

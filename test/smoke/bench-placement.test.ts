@@ -79,6 +79,7 @@ describe("bench:placement-ab --json", () => {
     { extra: ["--anti-affinity"] },
     { extra: ["--soft-affinity"] },
     { extra: ["--labels"] },
+    { extra: ["--spread"] },
   ])("compares a build with itself (flags $extra)", ({ extra }) => {
     const r = run(...extra);
     expect(r.status, r.stderr).toBe(0);
@@ -90,6 +91,7 @@ describe("bench:placement-ab --json", () => {
     expect(j.anti_affinity).toBe(extra.includes("--anti-affinity"));
     expect(j.group).toBe(groups ? (extra[0] as string).slice(2) : "none");
     expect(j.labels).toBe(extra.includes("--labels"));
+    expect(j.spread).toBe(extra.includes("--spread"));
     // the same build decides the same
     expect(j.decisions_differing).toBe(0);
     for (const key of ["placements_per_s_a", "placements_per_s_b", "ratio_b_over_a"]) {
