@@ -1490,10 +1490,9 @@ function spreadSlotCells(ctx: RequestContext, s: Search, restUb: number, slot: n
     const cells = cls.blockCells[slot];
     const columns = feasibleColumns(ctx, s, cls, cls.blockColumnCount, slot * FINE_COLUMNS);
     if (cells === undefined || columns === undefined) continue;
-    const counts = cls.blockColumnCount;
+    // (the feasible columns that hold hosts)
     for (let col = 0; col < FINE_COLUMNS; col++) {
       if (((columns[col >>> 5] as number) & (1 << (col & 31))) === 0) continue;
-      if ((counts[slot * FINE_COLUMNS + col] as number) === 0) continue;
       const g0 = (col / FINE_LEVELS) | 0;
       lo[0] = usageBelowLevel(cls.alloc[0] as number, g0);
       lo[1] = usageBelowLevel(cls.alloc[1] as number, col - g0 * FINE_LEVELS);
@@ -1627,11 +1626,13 @@ export function searchIndexed(ctx: RequestContext): SearchResult {
 
   if (ctx.fit === "spread" && ctx.boundsValid && s.planned) {
     // the cells binpack would walk (see above), if the window has them
-    const slot = startsInPresent(ctx)
-      ? rungOf(ctx) >= 0
-        ? index.rungSlot(rungOf(ctx))
-        : -1
-      : index.cellSlot(blockVariantOf(ctx, s), s.startBlock);
+    const present = startsInPresent(ctx);
+    const rung = present ? rungOf(ctx) : -1;
+    const slot = !present
+      ? index.cellSlot(blockVariantOf(ctx, s), s.startBlock)
+      : rung >= 0
+        ? index.rungSlot(rung)
+        : -1;
     if (slot >= 0) {
       spreadSlotCells(ctx, s, restUb, slot);
       return finish();
