@@ -501,6 +501,10 @@ export class ClusterIndex {
   private readonly refileStamp: number[] = [];
   /** Bumped on every change; lets callers cache derived data. */
   version = 0;
+  /** Counts host additions and removals (for `idRanks`). */
+  private hostsChanged = 0;
+  private ranks = new Int32Array(0);
+  private rankedAt = -1;
   /** @internal Hosts' bucket and block maxima in bytes, for the search's screen (see its file). */
   readonly usageSummary: UsageSummary;
 
@@ -611,7 +615,27 @@ export class ClusterIndex {
       this.fileBlocks(host);
       this.queueEmpty(host);
     } else this.notReady.add(host);
+    this.hostsChanged++;
     this.version++;
+  }
+
+  /**
+   * @internal Per host number, the rank of the host's id among all hosts' ids (as strings
+   * compare): the tie-break by id without the record. Sorted again after hosts come or go.
+   */
+  idRanks(): Int32Array {
+    if (this.rankedAt !== this.hostsChanged) {
+      const hosts = [...this.hostMap.values()].sort((x, y) =>
+        x.id < y.id ? -1 : x.id > y.id ? 1 : 0,
+      );
+      const ranks = new Int32Array(this.hostAt.length);
+      hosts.forEach((h, i) => {
+        ranks[h.num] = i;
+      });
+      this.ranks = ranks;
+      this.rankedAt = this.hostsChanged;
+    }
+    return this.ranks;
   }
 
   /**
@@ -693,6 +717,7 @@ export class ClusterIndex {
     this.kappaAt[host.num] = 0;
     this.emptyAt[host.num] = 0;
     this.freeNums.push(host.num);
+    this.hostsChanged++;
     this.version++;
     return released;
   }

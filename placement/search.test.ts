@@ -617,3 +617,24 @@ describe("spread over block and rung cells", () => {
     expect(noFits).toBeGreaterThan(5);
   });
 });
+
+describe("ClusterIndex.idRanks", () => {
+  it("ranks hosts by id, by number, again after hosts come and go", () => {
+    const index = new ClusterIndex();
+    const add = (id: string) =>
+      index.addHost({
+        id,
+        capacity: { cpuMillis: 1000, memoryMib: 1024, diskGib: 10, gpus: 0 },
+        labels: {},
+        state: "READY",
+      });
+    for (const id of ["c", "a", "d", "b"]) add(id);
+    const rankOf = (id: string) => index.idRanks()[index.hostMap.get(id)?.num ?? -1];
+    expect(["a", "b", "c", "d"].map(rankOf)).toEqual([0, 1, 2, 3]);
+    // "a" leaves; "bb" takes its number and ranks second
+    index.removeHost("a");
+    add("bb");
+    expect(index.hostMap.get("bb")?.num).toBe(1);
+    expect(["b", "bb", "c", "d"].map(rankOf)).toEqual([0, 1, 2, 3]);
+  });
+});

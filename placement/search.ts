@@ -347,6 +347,15 @@ class Search {
    */
   private readonly affinityNums: ReadonlySet<number> | undefined;
   private readonly towardMembers: boolean = false;
+  /**
+   * Spread without affinity: the class whose most a host can score the best host scores (an
+   * empty host, or one with no usage over the window), and that host's id rank. No host of the
+   * class can beat it, only tie, and a tie goes to the smaller id: `visit` drops the class's
+   * hosts of a larger rank without their records (see `noteBest`).
+   */
+  private tieCls: HostClass | undefined;
+  private tieRank = 0;
+  private ranks: Int32Array | undefined;
   /** Classes whose empty hosts `visit` has offered (by the one with the smallest id). */
   private readonly emptiesOffered: HostClass[] = [];
   /** The largest summary byte per core dim with room for the demand, for class `roomOf`. */
@@ -518,6 +527,7 @@ class Search {
     if (this.seen?.has(num) === true) return;
     const kappa = index.kappaAt[num] as number;
     if (this.prunedOnKappa(cls, kappa)) return;
+    if (cls === this.tieCls && ((this.ranks as Int32Array)[num] as number) > this.tieRank) return;
     if (kappa === 0 && this.byNumber && index.emptyAt[num] === 1 && this.emptiesAlike) {
       // Every empty READY host of the class is filed in this slot, free everywhere (so in a
       // feasible column), in cells the walk reaches whenever an empty host can win (κ 0, or a
@@ -843,7 +853,20 @@ class Search {
       this.best = host;
       this.bestScore = s;
       this.bestPeak.fill(0);
+      this.noteBest(host, s);
     }
+  }
+
+  /** After a new best: whether it scores the most a host of its class can (see `tieCls`). */
+  private noteBest(host: HostRecord, s: number): void {
+    const ctx = this.ctx;
+    this.tieCls = undefined;
+    if (ctx.fit !== "spread" || ctx.wAff > 0) return;
+    // (every host of the class scores at most this, by the same operations: see spreadUb)
+    if (s !== spreadUb(ctx, host.cls, ZERO_PEAK, 0)) return;
+    this.ranks ??= ctx.index.idRanks();
+    this.tieCls = host.cls;
+    this.tieRank = this.ranks[host.num] as number;
   }
 
   /** Read the host's timeline: count it out if the lease does not fit, else offer its score. */
@@ -867,6 +890,7 @@ class Search {
       if (this.bestPeak.length < dims) this.bestPeak = new Float64Array(dims);
       const best = this.bestPeak;
       for (let k = 0; k < dims; k++) best[k] = peak[k] as number;
+      this.noteBest(host, s);
     }
   }
 
