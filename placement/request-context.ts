@@ -152,14 +152,29 @@ export function utilisationAfter(
   host: HostRecord,
   peak: Float64Array,
 ): number {
-  const wn = ctx.weightsFor(host.cls);
-  const a = host.limit;
+  // (the class is keyed on the host's core limits)
+  return classUtilisationAfter(ctx, host.cls, peak, 0);
+}
+
+/**
+ * `utilisationAfter` for a host of class `cls` whose peak is `peak[off .. off + 4)`: the search's
+ * bounds call it with bounds of the peak, so a bound and a score come from the same operations
+ * (equal inputs give bit-identical results; larger usage never a larger score).
+ */
+export function classUtilisationAfter(
+  ctx: RequestContext,
+  cls: HostClass,
+  peak: Float64Array,
+  off: number,
+): number {
+  const wn = ctx.weightsFor(cls);
+  const a = cls.alloc;
   const d = ctx.demandCore;
   let util = 0;
   for (let k = 0; k < CORE_DIMS; k++) {
     const w = wn[k] as number;
     if (w === 0) continue;
-    const u = ((peak[k] as number) + (d[k] as number)) / (a[k] as number);
+    const u = ((peak[off + k] as number) + (d[k] as number)) / (a[k] as number);
     util += w * Math.min(u, 1);
   }
   return util;

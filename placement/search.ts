@@ -46,6 +46,7 @@ import {
   affinityFilter,
   affinityScorer,
   antiAffinityFilter,
+  classUtilisationAfter,
   type FilterPlugin,
   fitsExactly,
   hostStateFilter,
@@ -862,7 +863,8 @@ class Search {
     const ctx = this.ctx;
     this.tieCls = undefined;
     if (ctx.fit !== "spread" || ctx.wAff > 0) return;
-    // (every host of the class scores at most this, by the same operations: see spreadUb)
+    // (every host of the class scores at most this: `totalScore` takes its utilisation from the
+    // same function, with usage ≥ 0)
     if (s !== spreadUb(ctx, host.cls, ZERO_PEAK, 0)) return;
     this.ranks ??= ctx.index.idRanks();
     this.tieCls = host.cls;
@@ -1487,16 +1489,7 @@ function searchSlotCells(ctx: RequestContext, s: Search, restUb: number, slot: n
  * fragmentation is at most 1.
  */
 function spreadUb(ctx: RequestContext, cls: HostClass, lo: Float64Array, off: number): number {
-  const wn = ctx.weightsFor(cls);
-  const a = cls.alloc;
-  const d = ctx.demandCore;
-  let util = 0;
-  for (let k = 0; k < CORE_DIMS; k++) {
-    const w = wn[k] as number;
-    if (w === 0) continue;
-    util += w * Math.min(1, ((lo[off + k] as number) + (d[k] as number)) / (a[k] as number));
-  }
-  return ctx.wFit * (1 - util) + ctx.wFrag;
+  return ctx.wFit * (1 - classUtilisationAfter(ctx, cls, lo, off)) + ctx.wFrag;
 }
 
 /**
