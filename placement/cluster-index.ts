@@ -1059,11 +1059,15 @@ export class ClusterIndex {
     // predecessor's)
     const firstKept = oneBucket && target % BLOCK_BUCKETS === 0;
     for (const host of this.hostMap.values()) {
-      if (oneBucket && first <= oldLast && this.emptyAt[host.num] === 1 && host.bin !== undefined) {
-        if (host.rungBase === oldBase) {
-          this.stepEmpty(host, oldFirst, first, quietHead ? last : Number.NaN);
-          continue;
-        }
+      if (
+        oneBucket &&
+        first <= oldLast &&
+        this.emptyAt[host.num] === 1 &&
+        host.bin !== undefined &&
+        host.rungBase === oldBase
+      ) {
+        this.stepEmpty(host, oldFirst, first, quietHead ? last : Number.NaN);
+        continue;
       }
       // read before the new bucket takes the slot of the one that left
       const firstSame = firstKept || (oneBucket && this.firstBlockKeeps(host, oldBase, first));
