@@ -558,6 +558,7 @@ describe("spread over block and rung cells", () => {
     let noFits = 0;
     let onEmpty = 0;
     let belowTop = 0;
+    let evaluated = 0;
     for (let step = 0; step < 700; step++) {
       now += rng.int(0, 10 * 60_000);
       index.advanceTo(now);
@@ -597,6 +598,7 @@ describe("spread over block and rung cells", () => {
       expect([fast.hostId, fast.score]).toEqual([slow.hostId, slow.score]);
       if (req.policy === "spread") {
         compared++;
+        evaluated += fast.explanation.hostsEvaluated;
         if (index.holdsOn(fast.hostId).length === 0) onEmpty++;
         // the chosen host had less than half of its memory free over the window
         const free = index.freeOver(fast.hostId, req.window).memoryMib;
@@ -614,6 +616,9 @@ describe("spread over block and rung cells", () => {
     expect(onEmpty).toBeGreaterThan(10);
     expect(compared - onEmpty).toBeGreaterThan(100);
     expect(belowTop).toBeGreaterThan(50);
+    // the columns' bound stops the walk: a decision evaluates ~19 of the 64 hosts (~40 with the
+    // bound loosened by the fragmentation weight counted twice)
+    expect(evaluated / compared).toBeLessThan(25);
     expect(noFits).toBeGreaterThan(5);
   });
 });

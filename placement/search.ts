@@ -1497,9 +1497,10 @@ function spreadUb(ctx: RequestContext, cls: HostClass, lo: Float64Array, off: nu
  * the window from below (a host filed at free level l < top has less than FINE_FREE_EDGES[l] of
  * it free there), so the columns are visited by that bound of the score, best first, until the
  * bound cannot beat the best; in a column, lower κ (less used) first. Empty hosts, the best a
- * class can offer, are met in the top column, the class's smallest id standing for all.
+ * class can offer, are met in the top column, the class's smallest id standing for all. `affUb`:
+ * the most soft affinity can add.
  */
-function spreadSlotCells(ctx: RequestContext, s: Search, restUb: number, slot: number): void {
+function spreadSlotCells(ctx: RequestContext, s: Search, affUb: number, slot: number): void {
   const index = ctx.index;
   const lo = new Float64Array(CORE_DIMS);
   const order: { cls: HostClass; cells: (number[] | undefined)[]; col: number; ub: number }[] = [];
@@ -1513,7 +1514,8 @@ function spreadSlotCells(ctx: RequestContext, s: Search, restUb: number, slot: n
       const g0 = (col / FINE_LEVELS) | 0;
       lo[0] = usageBelowLevel(cls.alloc[0] as number, g0);
       lo[1] = usageBelowLevel(cls.alloc[1] as number, col - g0 * FINE_LEVELS);
-      order.push({ cls, cells, col, ub: spreadUb(ctx, cls, lo, 0) + restUb });
+      // (spreadUb takes fragmentation at its most already)
+      order.push({ cls, cells, col, ub: spreadUb(ctx, cls, lo, 0) + affUb });
     }
   }
   order.sort((x, y) => y.ub - x.ub);
@@ -1651,7 +1653,7 @@ export function searchIndexed(ctx: RequestContext): SearchResult {
         ? index.rungSlot(rung)
         : -1;
     if (slot >= 0) {
-      spreadSlotCells(ctx, s, restUb, slot);
+      spreadSlotCells(ctx, s, affUb, slot);
       return finish();
     }
   }
