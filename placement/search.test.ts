@@ -7,6 +7,26 @@ import type { Resources } from "./resources.js";
 import { randomCluster, randomRequest } from "./test-support.js";
 import type { PlacementDecision } from "./types.js";
 
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const GIB = 1024;
+
+interface Ending {
+  readonly end: number;
+  readonly id: string;
+}
+
+/** Release the holds in `ends` that ended by `now`, and drop them from it. */
+function releaseEnded(index: ClusterIndex, ends: Ending[], now: number): void {
+  for (let i = ends.length - 1; i >= 0; i--) {
+    const e = ends[i] as Ending;
+    if (e.end <= now) {
+      index.release(e.id);
+      ends.splice(i, 1);
+    }
+  }
+}
+
 describe("indexed search", () => {
   it("returns exactly the exhaustive scan's host and score on seeded random clusters", () => {
     let compared = 0;
@@ -59,9 +79,6 @@ describe("indexed search", () => {
 
 /** A fuller, bench-like cluster: hour buckets, windows inside and beyond the ring, near-full hosts. */
 describe("indexed search on near-full clusters with time-aware bounds", () => {
-  const HOUR = 3_600_000;
-  const DAY = 24 * HOUR;
-  const GIB = 1024;
   const sizes = [1, 2, 4, 8, 16, 32];
 
   function shape(rng: ReturnType<typeof createRng>): Resources {
@@ -99,18 +116,12 @@ describe("indexed search on near-full clusters with time-aware bounds", () => {
       }
       let now = Date.UTC(2030, 0, 1) + 1234;
       index.advanceTo(now);
-      const ends: { end: number; id: string }[] = [];
+      const ends: Ending[] = [];
       let lease = 0;
       for (let step = 0; step < 700; step++) {
         now += rng.int(0, 4 * 60_000);
         index.advanceTo(now);
-        for (let i = ends.length - 1; i >= 0; i--) {
-          const e = ends[i] as { end: number; id: string };
-          if (e.end <= now) {
-            index.release(e.id);
-            ends.splice(i, 1);
-          }
-        }
+        releaseEnded(index, ends, now);
         const id = `m${lease}`;
         const r = rng.next();
         const duration = Math.round(HOUR * Math.exp(rng.next() * Math.log(168)));
@@ -170,9 +181,6 @@ describe("indexed search on near-full clusters with time-aware bounds", () => {
 
 /** Empty hosts of a class all score alike: the tie goes to the smallest id, as in the scan. */
 describe("indexed search among empty hosts", () => {
-  const HOUR = 3_600_000;
-  const GIB = 1024;
-
   it("chooses the smallest-id empty host that passes the filters, as the exhaustive scan does", () => {
     const rng = createRng(77);
     const index = new ClusterIndex({ horizonBuckets: 48 });
@@ -321,10 +329,6 @@ describe("indexed search among empty hosts", () => {
  * are settled from their hot words and their timelines.
  */
 describe("no-fit explanations past the ring", () => {
-  const HOUR = 3_600_000;
-  const DAY = 24 * HOUR;
-  const GIB = 1024;
-
   it("count every filter and find the binding resource as the exhaustive scan does", () => {
     const rng = createRng(77);
     // a ring of 12 hours: windows from the present that last longer reach past it
@@ -404,8 +408,6 @@ describe("no-fit explanations past the ring", () => {
  * are taken by number too.
  */
 describe("label constraints by host number", () => {
-  const HOUR = 3_600_000;
-  const GIB = 1024;
   const SELECTORS = [
     [{ key: "zone", op: "=" as const, value: "z1" }],
     [{ key: "zone", op: "!=" as const, value: "z0" }],
@@ -512,10 +514,6 @@ describe("label constraints by host number", () => {
  * bound the usage from below), most free first: the same host and score as the exhaustive scan.
  */
 describe("spread over block and rung cells", () => {
-  const HOUR = 3_600_000;
-  const DAY = 24 * HOUR;
-  const GIB = 1024;
-
   it("returns the exhaustive scan's host, score and no-fit explanation", () => {
     const rng = createRng(2027);
     const index = new ClusterIndex({ horizonBuckets: 96 });
@@ -553,7 +551,7 @@ describe("spread over block and rung cells", () => {
         { priority: 0, preemptible: false },
       );
     }
-    const ends: { end: number; id: string }[] = [];
+    const ends: Ending[] = [];
     let compared = 0;
     let noFits = 0;
     let onEmpty = 0;
@@ -562,13 +560,7 @@ describe("spread over block and rung cells", () => {
     for (let step = 0; step < 700; step++) {
       now += rng.int(0, 10 * 60_000);
       index.advanceTo(now);
-      for (let i = ends.length - 1; i >= 0; i--) {
-        const e = ends[i] as { end: number; id: string };
-        if (e.end <= now) {
-          index.release(e.id);
-          ends.splice(i, 1);
-        }
-      }
+      releaseEnded(index, ends, now);
       const start = step % 3 === 0 ? now + rng.int(1, 3 * DAY) : now;
       const id = `p${step}`;
       const req = {
