@@ -31,6 +31,7 @@ import {
   arrival,
   EndQueue,
   GROUP_KINDS,
+  LABEL_SEED_SALT,
   MEAN_TIME_IN_SYSTEM,
   makeHosts,
   PLACEMENT_WORKLOAD_FLAGS,
@@ -153,7 +154,7 @@ async function runOnce(): Promise<void> {
   }));
   const [sideA, sideB] = sides as [Side, Side];
   const rng = sideA.p.createRng(flags.seed);
-  const labelRng = sideA.p.createRng(flags.seed ^ 0x1abe1);
+  const labelRng = sideA.p.createRng(flags.seed ^ LABEL_SEED_SALT);
   for (const spec of makeHosts(rng, flags.hosts)) for (const s of sides) s.index.addHost(spec);
   const ends = new EndQueue();
   const dt = MEAN_TIME_IN_SYSTEM / Math.max(1, flags.leases);

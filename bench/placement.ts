@@ -26,6 +26,7 @@ import {
   antiAffinityGroup,
   arrival,
   EndQueue,
+  LABEL_SEED_SALT,
   MEAN_TIME_IN_SYSTEM,
   makeHosts,
   PLACEMENT_WORKLOAD_FLAGS,
@@ -246,7 +247,7 @@ const single = () => [arrival(rng, now, `lease-${seq++}`)];
 let gang = 0;
 const gangOf10 = (): Arrival[] => antiAffinityGroup(rng, now, `gang-${gang++}`);
 // selectors from a stream of their own (see `withLabelConstraint`)
-const labelRng = createRng(flags.seed ^ 0x1abe1);
+const labelRng = createRng(flags.seed ^ LABEL_SEED_SALT);
 const labelled = (): Arrival[] => withLabelConstraint(labelRng, single());
 
 const reps: RunFigures[] = [];

@@ -206,21 +206,30 @@ export function withLabelConstraint(rng: Rng, batch: readonly Arrival[]): Arriva
   let constraints = LABEL_CONSTRAINTS[rng.int(0, LABEL_CONSTRAINTS.length - 1)] as Requirement[];
   const cpuOnly = batch.every((a) => (a.request.resources.gpus ?? 0) === 0);
   if (rng.next() < 0.25 && cpuOnly) constraints = [...constraints, ...CPU_ONLY];
-  // (per kind: the request types differ)
-  return batch.map((a) =>
-    a.kind === "flexible"
-      ? { kind: a.kind, request: { ...a.request, constraints } }
-      : { kind: a.kind, request: { ...a.request, constraints } },
-  );
+  return withRequestFields(batch, { constraints });
 }
+
+/**
+ * Mixed into the workload seed for the stream `withLabelConstraint` draws from, in every bench
+ * that uses it (so they draw the same selectors).
+ */
+export const LABEL_SEED_SALT = 0x1abe1;
 
 /** The arrivals with the spread policy (least loaded host first) instead of the cluster's. */
 export function withSpreadPolicy(batch: readonly Arrival[]): Arrival[] {
+  return withRequestFields(batch, { policy: "spread" });
+}
+
+/** The arrivals with `fields` set on their requests. */
+function withRequestFields(
+  batch: readonly Arrival[],
+  fields: Pick<PlacementRequest, "constraints" | "policy">,
+): Arrival[] {
   // (per kind: the request types differ)
   return batch.map((a) =>
     a.kind === "flexible"
-      ? { kind: a.kind, request: { ...a.request, policy: "spread" as const } }
-      : { kind: a.kind, request: { ...a.request, policy: "spread" as const } },
+      ? { kind: a.kind, request: { ...a.request, ...fields } }
+      : { kind: a.kind, request: { ...a.request, ...fields } },
   );
 }
 
