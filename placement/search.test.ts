@@ -613,6 +613,34 @@ describe("spread over block and rung cells", () => {
     expect(evaluated / compared).toBeLessThan(25);
     expect(noFits).toBeGreaterThan(5);
   });
+
+  it("does not rule a host out by its usage at the present when the window starts after that usage ends", () => {
+    const index = new ClusterIndex({ horizonBuckets: 48 });
+    const capacity = { cpuMillis: 32_000, memoryMib: 256 * GIB, diskGib: 2000, gpus: 0 };
+    for (const id of ["a", "z"]) index.addHost({ id, capacity, labels: {}, state: "READY" });
+    const now = Date.UTC(2030, 0, 1) + 5 * 60_000;
+    index.advanceTo(now);
+    // "a" is in use until 10 minutes from now; "z" is empty
+    index.commit(
+      "busy",
+      "a",
+      { start: now - HOUR, end: now + 10 * 60_000 },
+      { cpuMillis: 16_000, memoryMib: 128 * GIB, diskGib: 100, gpus: 0 },
+      { priority: 0, preemptible: false },
+    );
+    // a window in the present hour, after "a"'s usage ends: both are idle over it and tie, and
+    // the smaller id wins (its usage at the present says nothing of the window)
+    const start = now + 20 * 60_000;
+    const req = {
+      policy: "spread" as const,
+      resources: { cpuMillis: 1000, memoryMib: 2 * GIB, diskGib: 20, gpus: 0 },
+      window: { start, end: start + HOUR },
+    };
+    const slow = place(index, req, DEFAULT_PLACEMENT_POLICY, { explain: "exhaustive" });
+    const fast = place(index, req);
+    expect(slow.ok && slow.hostId).toBe("a");
+    expect(fast.ok && [fast.hostId, fast.score]).toEqual(slow.ok && [slow.hostId, slow.score]);
+  });
 });
 
 describe("ClusterIndex.idRanks", () => {

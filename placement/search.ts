@@ -312,6 +312,8 @@ class Search {
   readonly startBlock: number;
   /** Whether `evaluate` may skip hosts on their κ alone (binpack under the index's weights). */
   readonly kappaPrune: boolean;
+  /** Whether `visit` screens by the usage at the start first (spread, windows from the present). */
+  private readonly spreadAtStart: boolean;
   /** The demand's share of a host of class `shareOf` (a one-entry cache). */
   private shareOf: HostClass | undefined;
   private share = 0;
@@ -369,6 +371,9 @@ class Search {
   ) {
     this.seen = trackSeen ? new Set() : undefined;
     this.kappaPrune = ctx.fit === "binpack" && ctx.boundsValid;
+    // (a start within the present bucket: the hot words hold the piece containing the present)
+    this.spreadAtStart =
+      ctx.fit === "spread" && Math.abs(ctx.start - ctx.index.now) <= ctx.index.bucketMs;
     const plan = planWindow(ctx);
     this.plan = plan;
     this.planned = plan.planned;
@@ -552,8 +557,24 @@ class Search {
       return;
     }
     const affinity = this.affinityAt(num);
+    if (this.spreadAtStart && this.worseAtStart(num, cls, affinity)) return;
     if (this.screened && this.settledBySummary(cls, num, affinity)) return;
     this.afterScreen(num, cls, affinity);
+  }
+
+  /**
+   * Spread: whether the usage at the window's start, when the host's hot words hold it (its piece
+   * contains the start), leaves no score that can beat the best. One cache line, where the summary
+   * is several: most hosts a spread walk meets once the best is an empty host are in use now, and
+   * were ruled out by the summary after all.
+   */
+  private worseAtStart(num: number, cls: HostClass, affinity: number): boolean {
+    if (this.best === undefined) return false;
+    const hot = this.ctx.index.hotPools[num >>> HOT_POOL_SHIFT] as Float64Array;
+    const at = hotAt(num);
+    const t = this.ctx.start;
+    if (!(t >= (hot[at] as number) && t < (hot[at + 1] as number))) return false;
+    return spreadUb(this.ctx, cls, hot, at + 2) + affinity + EPS < this.bestScore;
   }
 
   /** The weighted soft-affinity score of host number `num` (`affinityScorer`'s, by number). */
