@@ -35,6 +35,7 @@ import {
   MEAN_TIME_IN_SYSTEM,
   makeHosts,
   PLACEMENT_WORKLOAD_FLAGS,
+  settleArrivals,
   survivorsAt,
   withLabelConstraint,
   withSpreadPolicy,
@@ -208,9 +209,23 @@ async function runOnce(): Promise<void> {
 
   // ---- steady state: each step on both builds, the first alternating ---------------------------
   // A step is one arrival, or with a group flag a group of 10 decided one after the other (each
-  // member sees the ones before it), the clock moving as many arrivals' worth.
+  // member sees the ones before it), the clock moving as many arrivals' worth. The first `settle`
+  // arrivals are placed but not timed (see `settleArrivals`).
+  const settle = settleArrivals(flags["settle-hours"], dt);
   let groups = 0;
-  for (let i = 0, step = 0; i < flags.decisions; step++) {
+  let timing = settle === 0;
+  for (let i = 0, step = 0; i < settle + flags.decisions; step++) {
+    if (!timing && i >= settle) {
+      // settled: what was timed so far is dropped
+      timing = true;
+      for (const s of sides) {
+        s.ms.commit = 0;
+        s.ms.advance = 0;
+        s.ms.release = 0;
+        s.latencies.length = 0;
+        s.byKind.clear();
+      }
+    }
     const order = step % 2 === 0 ? [sideA, sideB] : [sideB, sideA];
     const arrived =
       groupKind !== undefined
@@ -292,6 +307,7 @@ async function runOnce(): Promise<void> {
     a: flags.a,
     b: flags.b,
     decisions: sideA.latencies.length,
+    settled_arrivals: settle,
     anti_affinity: flags["anti-affinity"],
     group: groupKind ?? "none",
     labels: flags.labels,

@@ -44,6 +44,8 @@ describe("bench:placement --json", () => {
     }
     expect(j.hosts).toBe(200);
     expect(j.decisions).toBe(300);
+    // 15 simulated hours of arrivals at 2,000 live leases (one per ~91 s) before the measured ones
+    expect(j.settled_arrivals).toBeGreaterThan(500);
     // the rate without the clock's per-decision share is never below the rate with it
     expect(j.placements_per_s_real_time_clock as number).toBeGreaterThanOrEqual(
       (j.placements_per_s as number) * 0.99,
@@ -87,6 +89,7 @@ describe("bench:placement-ab --json", () => {
     expect(lines).toHaveLength(1);
     const j = JSON.parse(lines[0] as string) as Record<string, unknown>;
     expect(j.decisions).toBe(200);
+    expect(j.settled_arrivals).toBeGreaterThan(500);
     const groups = extra.some((e) => e.endsWith("affinity"));
     expect(j.anti_affinity).toBe(extra.includes("--anti-affinity"));
     expect(j.group).toBe(groups ? (extra[0] as string).slice(2) : "none");
