@@ -331,6 +331,7 @@ async function runOnce(): Promise<void> {
 /** The figures one `--json` process prints. */
 interface RunOutput {
   decisions: number;
+  settled_arrivals: number;
   decisions_differing: number;
   build_a: Figures;
   build_b: Figures;
@@ -397,6 +398,7 @@ function repeatRuns(): void {
     b: flags.b,
     runs: flags.runs,
     decisions: (runs[0] as RunOutput).decisions,
+    settled_arrivals: (runs[0] as RunOutput).settled_arrivals,
     anti_affinity: flags["anti-affinity"],
     group: groupKind ?? "none",
     labels: flags.labels,

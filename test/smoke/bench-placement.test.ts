@@ -115,6 +115,7 @@ describe("bench:placement-ab --json", () => {
     expect(lines).toHaveLength(1);
     const j = JSON.parse(lines[0] as string) as Record<string, unknown>;
     expect(j.runs).toBe(2);
+    expect(j.settled_arrivals).toBeGreaterThan(500);
     expect(j.decisions_differing).toBe(0);
     const ratios = j.ratio_b_over_a_runs as number[];
     expect(ratios).toHaveLength(2);
