@@ -565,8 +565,8 @@ class Search {
   /**
    * Spread: whether the usage at the window's start, when the host's hot words hold it (its piece
    * contains the start), leaves no score that can beat the best. One cache line, where the summary
-   * is several: most hosts a spread walk meets once the best is an empty host are in use now, and
-   * were ruled out by the summary after all.
+   * is several: most hosts a spread walk meets are in use now, and the summary ruled them out
+   * after all.
    */
   private worseAtStart(num: number, cls: HostClass, affinity: number): boolean {
     if (this.best === undefined) return false;
