@@ -1,10 +1,18 @@
 /** `bench:placement --json` through the built script: the keys tools read are there and sane. */
-import { spawnSync } from "node:child_process";
+import { type SpawnSyncReturns, spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { buildAgent, REPO_ROOT } from "../agent/agent-process.js";
 
 beforeAll(() => buildAgent());
+
+/** A `--json` run's output: it exited 0 and printed exactly one JSON object. */
+function oneJsonObject(r: SpawnSyncReturns<string>): Record<string, unknown> {
+  expect(r.status, r.stderr).toBe(0);
+  const lines = r.stdout.trim().split("\n");
+  expect(lines).toHaveLength(1);
+  return JSON.parse(lines[0] as string) as Record<string, unknown>;
+}
 
 describe("bench:placement --json", () => {
   it("prints one JSON object with the placement figures, on a small cluster", () => {
@@ -17,10 +25,7 @@ describe("bench:placement --json", () => {
       ],
       { encoding: "utf8", timeout: 120_000 },
     );
-    expect(r.status, r.stderr).toBe(0);
-    const lines = r.stdout.trim().split("\n");
-    expect(lines).toHaveLength(1);
-    const j = JSON.parse(lines[0] as string) as Record<string, unknown>;
+    const j = oneJsonObject(r);
     for (const key of [
       "placements_per_s",
       "placements_per_s_real_time_clock",
@@ -84,10 +89,7 @@ describe("bench:placement-ab --json", () => {
     { extra: ["--spread"] },
   ])("compares a build with itself (flags $extra)", ({ extra }) => {
     const r = run(...extra);
-    expect(r.status, r.stderr).toBe(0);
-    const lines = r.stdout.trim().split("\n");
-    expect(lines).toHaveLength(1);
-    const j = JSON.parse(lines[0] as string) as Record<string, unknown>;
+    const j = oneJsonObject(r);
     expect(j.decisions).toBe(200);
     expect(j.settled_arrivals).toBeGreaterThan(500);
     const groups = extra.some((e) => e.endsWith("affinity"));
@@ -110,10 +112,7 @@ describe("bench:placement-ab --json", () => {
 
   it("runs twice with the builds swapped the second time (--runs 2)", () => {
     const r = run("--runs", "2");
-    expect(r.status, r.stderr).toBe(0);
-    const lines = r.stdout.trim().split("\n");
-    expect(lines).toHaveLength(1);
-    const j = JSON.parse(lines[0] as string) as Record<string, unknown>;
+    const j = oneJsonObject(r);
     expect(j.runs).toBe(2);
     expect(j.settled_arrivals).toBeGreaterThan(500);
     expect(j.decisions_differing).toBe(0);
