@@ -2462,14 +2462,20 @@ function suffixKappaBin(host: HostRecord, o: number): number {
   return fineKappaOf(kappa);
 }
 
-/** Free level (see FINE_FREE_EDGES) of a dimension with allocatable `a` and usage `used`. */
 /** `freeLevel(a, used)`, searched from the level `guess` (cheaper when it is close). */
 function freeLevelNear(a: number, used: number, guess: number): number {
   if (!(a > 0)) return FINE_LEVELS - 1;
   const f = (a - used) / a;
-  const n = FINE_FREE_EDGES.length;
   if (!(f >= (FINE_FREE_EDGES[0] as number))) return 0;
-  let l = guess;
+  return settleLevel(f, guess);
+}
+
+/**
+ * The count of free-level edges ≤ `f` (at least the first edge), searched from level `l` with
+ * the same comparisons as a linear scan.
+ */
+function settleLevel(f: number, l: number): number {
+  const n = FINE_FREE_EDGES.length;
   while (l < n && f >= (FINE_FREE_EDGES[l] as number)) l++;
   while (l > 0 && f < (FINE_FREE_EDGES[l - 1] as number)) l--;
   return l;
@@ -2484,17 +2490,13 @@ export function usageBelowLevel(a: number, level: number): number {
   return a * (1 - (FINE_FREE_EDGES[level] as number));
 }
 
+/** Free level (see FINE_FREE_EDGES) of a dimension with allocatable `a` and usage `used`. */
 export function freeLevel(a: number, used: number): number {
   if (!(a > 0)) return FINE_LEVELS - 1;
   const f = (a - used) / a;
-  const n = FINE_FREE_EDGES.length;
   if (!(f >= (FINE_FREE_EDGES[0] as number))) return 0;
-  // the edges up to 1/2 are 2^(−9 + i): estimate from the logarithm, then settle on the exact
-  // count of edges ≤ f with the same comparisons as a linear scan
-  let l = Math.min(n, Math.floor(Math.log2(f) + 9) + 1);
-  while (l < n && f >= (FINE_FREE_EDGES[l] as number)) l++;
-  while (l > 0 && f < (FINE_FREE_EDGES[l - 1] as number)) l--;
-  return l;
+  // the edges up to 1/2 are 2^(−9 + i): start from the logarithm's estimate
+  return settleLevel(f, Math.min(FINE_FREE_EDGES.length, Math.floor(Math.log2(f) + 9) + 1));
 }
 
 /**
