@@ -75,18 +75,23 @@ export const KAPPA_BINS = 32;
 export const FINE_KAPPA = 8;
 /**
  * Edges of the free levels, as fractions of allocatable: octaves from 1/512 to 1/2, so a demand
- * never shares a level with hosts that have less than half of it free, then 3/4 and 7/8, so that
- * spread, which bounds a column's score by the usage its levels imply, can tell a host an eighth
- * or a quarter used from an idle one (one level for the upper half left spread walking nearly
- * every host of the top column once the steady state had few idle ones: 3/4 and 7/8 measured
- * 1.525× spread placements/s, 0.976× binpack, for the moves between more levels). (Half octaves
- * until the ninth session: twice the column moves per commit and more, emptier cells to walk, for
- * fewer hosts screened out one by one; octaves measured 5–8% more placements/s, in-process A/B.)
+ * never shares a level with hosts that have less than half of it free, then 3/4, 13/16, 7/8, 15/16
+ * and 31/32, so that spread, which bounds a column's score by the usage its levels imply, can tell
+ * a host a sixteenth or an eighth used from an idle one. With the cpu allocation ratio at 4, nearly
+ * half the hosts of a settled spread run have 3/4 to 9/10 of their cpu free, and a spread walk
+ * visits every host of a column whose bound beats the best. (3/4 and 7/8: 1.525× spread
+ * placements/s, 0.976× binpack; 13/16, 15/16 and 31/32 on top: 1.215× spread, p99 1.08 → 0.58
+ * ms, 0.991× binpack; 5/8 added nothing. Half octaves until the ninth session: twice the column
+ * moves per commit and more, emptier cells to walk, for fewer hosts screened out one by one;
+ * octaves measured 5–8% more placements/s, in-process A/B.)
  */
 export const FINE_FREE_EDGES: readonly number[] = [
   ...Array.from({ length: 9 }, (_, i) => 2 ** (-9 + i)),
   0.75,
+  0.8125,
   0.875,
+  0.9375,
+  0.96875,
 ];
 export const FINE_LEVELS = FINE_FREE_EDGES.length + 1;
 /** Columns: free cpu level × free memory level. */
