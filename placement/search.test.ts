@@ -27,6 +27,25 @@ function releaseEnded(index: ClusterIndex, ends: Ending[], now: number): void {
   }
 }
 
+/**
+ * The indexed decision agrees with the exhaustive scan's: for a fit, the same host, start and
+ * score; for a no-fit, the same counts per filter and the same binding resource. Returns whether
+ * it fits.
+ */
+function expectSameAsExhaustive(
+  fast: PlacementDecision,
+  slow: PlacementDecision,
+): fast is Extract<PlacementDecision, { ok: true }> {
+  expect(fast.ok).toBe(slow.ok);
+  if (!fast.ok || !slow.ok) {
+    expect(fast.explanation.filters).toEqual(slow.explanation.filters);
+    expect(fast.explanation.binding).toEqual(slow.explanation.binding);
+    return false;
+  }
+  expect([fast.hostId, fast.start, fast.score]).toEqual([slow.hostId, slow.start, slow.score]);
+  return true;
+}
+
 describe("indexed search", () => {
   it("returns exactly the exhaustive scan's host and score on seeded random clusters", () => {
     let compared = 0;
@@ -52,15 +71,8 @@ describe("indexed search", () => {
         const fast = place(index, req, DEFAULT_PLACEMENT_POLICY);
         const slow = place(index, req, DEFAULT_PLACEMENT_POLICY, { explain: "exhaustive" });
         compared++;
-        expect(fast.ok).toBe(slow.ok);
-        if (!fast.ok) {
-          expect(fast.explanation.filters).toEqual(slow.explanation.filters);
-          expect(fast.explanation.binding).toEqual(slow.explanation.binding);
-          noFits++;
-        }
-        if (fast.ok && slow.ok) {
-          expect(fast.hostId).toBe(slow.hostId);
-          expect(fast.score).toBe(slow.score);
+        if (!expectSameAsExhaustive(fast, slow)) noFits++;
+        else {
           placed++;
           index.commit(`l${lease}`, fast.hostId, req.window, req.resources, {
             priority: req.priority ?? 0,
@@ -152,18 +164,10 @@ describe("indexed search on near-full clusters with time-aware bounds", () => {
           slow = place(index, req, DEFAULT_PLACEMENT_POLICY, { explain: "exhaustive" });
         }
         compared++;
-        expect(fast.ok).toBe(slow.ok);
-        if (!fast.ok || !slow.ok) {
-          expect(fast.explanation.filters).toEqual(slow.explanation.filters);
-          expect(fast.explanation.binding).toEqual(slow.explanation.binding);
+        if (!expectSameAsExhaustive(fast, slow)) {
           noFits++;
           continue;
         }
-        expect([fast.hostId, fast.start, fast.score]).toEqual([
-          slow.hostId,
-          slow.start,
-          slow.score,
-        ]);
         index.commit(id, fast.hostId, { start: fast.start, end: fast.end }, base.resources, {
           priority: 0,
           preemptible: false,
@@ -386,15 +390,8 @@ describe("no-fit explanations past the ring", () => {
       if (rng.next() < 0.6) req.resources.gpus = rng.pick([1, 2]);
       const fast = place(index, req);
       const slow = place(index, req, DEFAULT_PLACEMENT_POLICY, { explain: "exhaustive" });
-      expect(fast.ok).toBe(slow.ok);
-      if (!fast.ok || !slow.ok) {
-        expect(fast.explanation.filters).toEqual(slow.explanation.filters);
-        expect(fast.explanation.binding).toEqual(slow.explanation.binding);
-        noFits++;
-      } else {
-        expect([fast.hostId, fast.score]).toEqual([slow.hostId, slow.score]);
-        fits++;
-      }
+      if (expectSameAsExhaustive(fast, slow)) fits++;
+      else noFits++;
     }
     expect(noFits).toBeGreaterThan(20);
     expect(fits).toBeGreaterThan(5);
@@ -580,14 +577,10 @@ describe("spread over block and rung cells", () => {
       };
       const fast = place(index, req);
       const slow = place(index, req, DEFAULT_PLACEMENT_POLICY, { explain: "exhaustive" });
-      expect(fast.ok).toBe(slow.ok);
-      if (!fast.ok || !slow.ok) {
-        expect(fast.explanation.filters).toEqual(slow.explanation.filters);
-        expect(fast.explanation.binding).toEqual(slow.explanation.binding);
+      if (!expectSameAsExhaustive(fast, slow)) {
         noFits++;
         continue;
       }
-      expect([fast.hostId, fast.score]).toEqual([slow.hostId, slow.score]);
       if (req.policy === "spread") {
         compared++;
         evaluated += fast.explanation.hostsEvaluated;
